@@ -1,0 +1,94 @@
+//! Who is calling: the admin (every site) or a site's API key (that site only).
+//!
+//! Tokens are compared by their SHA-256: the admin token's hash lives in memory, API
+//! keys are looked up by hash, and no token is ever stored in clear. A key used on
+//! another site's path gets 404, as if the site did not exist, so keys cannot probe
+//! for other tenants.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::domain::ids::SiteId;
+
+/// Prefix of site API key tokens, so a leaked one is recognisable in a scan.
+pub const API_KEY_PREFIX: &str = "fk_";
+/// Prefix of generated admin tokens.
+pub const ADMIN_TOKEN_PREFIX: &str = "fadm_";
+
+/// The authenticated caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The admin token: every route, every site.
+    Admin,
+    /// A site API key: only that site's routes.
+    Site(SiteId),
+}
+
+impl Caller {
+    /// Allows the admin and the site's own keys; another site's key gets 404.
+    pub fn require_site(self, site: SiteId) -> Result<(), ApiError> {
+        match self {
+            Self::Admin => Ok(()),
+            Self::Site(own) if own == site => Ok(()),
+            Self::Site(_) => Err(ApiError::not_found(format!("site {site}"))),
+        }
+    }
+
+    /// Allows only the admin (creating sites, API keys).
+    pub fn require_admin(self) -> Result<(), ApiError> {
+        match self {
+            Self::Admin => Ok(()),
+            Self::Site(_) => Err(ApiError::forbidden(
+                "this route needs the admin token; a site API key cannot use it",
+            )),
+        }
+    }
+}
+
+/// SHA-256 of a token, the only form in which tokens are kept.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// A new random token with `prefix` (32 bytes from the OS CSPRNG, URL-safe base64).
+pub fn generate_token(prefix: &str) -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("`Authorization` must be `Bearer <token>`"))?;
+        let hash = hash_token(token);
+        if bool::from(hash.ct_eq(&state.admin_token_hash)) {
+            return Ok(Self::Admin);
+        }
+        if token.starts_with(API_KEY_PREFIX) {
+            if let Some(key) = state.store.find_api_key(&hash).await? {
+                return Ok(Self::Site(key.site_id));
+            }
+        }
+        Err(ApiError::unauthorized("the token is not valid"))
+    }
+}

@@ -1,0 +1,208 @@
+//! Deliveries (one per event and webhook), their attempt logs, and manual retry.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiQuery;
+use super::sites::load_site;
+use super::{AppState, ListResponse, PageParams, parse_time, path_id};
+use crate::domain::clock::format_rfc3339;
+use crate::domain::ids::{AttemptId, DeliveryId, EventId, WebhookId};
+use crate::domain::models::{Attempt, Delivery, DeliveryState, ErrorKind};
+use crate::store::DeliveryFilter;
+
+/// A delivery.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveryResponse {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The event delivered.
+    pub event_id: EventId,
+    /// The webhook delivered to.
+    pub webhook_id: WebhookId,
+    /// `pending`, `succeeded`, `failed` or `cancelled`.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempt_count: u32,
+    /// RFC 3339 time of the next attempt (pending only).
+    pub next_attempt_at: Option<String>,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// RFC 3339 time of the last change.
+    pub updated_at: String,
+}
+
+impl From<Delivery> for DeliveryResponse {
+    fn from(d: Delivery) -> Self {
+        let pending = d.state == DeliveryState::Pending;
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            webhook_id: d.webhook_id,
+            state: d.state,
+            attempt_count: d.attempt_count,
+            next_attempt_at: d.next_attempt_at.filter(|_| pending).map(format_rfc3339),
+            created_at: format_rfc3339(d.created_at),
+            updated_at: format_rfc3339(d.updated_at),
+        }
+    }
+}
+
+/// One attempt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AttemptResponse {
+    /// Its id.
+    pub id: AttemptId,
+    /// Its delivery.
+    pub delivery_id: DeliveryId,
+    /// 1 for the first attempt.
+    pub attempt_number: u32,
+    /// RFC 3339 start time.
+    pub created_at: String,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// The receiver's HTTP status, when it answered.
+    pub status_code: Option<u16>,
+    /// How it failed: `timeout`, `connect`, `dns`, `tls`, `redirect`, `status`, `blocked`, `other`.
+    pub error_kind: Option<ErrorKind>,
+    /// Details of the failure.
+    pub error_message: Option<String>,
+    /// The first 4 KiB of the response body.
+    pub response_body: String,
+}
+
+impl From<Attempt> for AttemptResponse {
+    fn from(a: Attempt) -> Self {
+        Self {
+            id: a.id,
+            delivery_id: a.delivery_id,
+            attempt_number: a.attempt_number,
+            created_at: format_rfc3339(a.started_at),
+            duration_ms: a.duration_ms,
+            status_code: a.status_code,
+            error_kind: a.error_kind,
+            error_message: a.error_message,
+            response_body: a.response_body,
+        }
+    }
+}
+
+/// `GET …/deliveries` filters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryListParams {
+    /// Only this event's deliveries.
+    pub event_id: Option<String>,
+    /// Only this webhook's deliveries.
+    pub webhook_id: Option<String>,
+    /// `pending`, `succeeded`, `failed` or `cancelled`.
+    pub state: Option<String>,
+    /// RFC 3339: created at or after.
+    pub since: Option<String>,
+    /// RFC 3339: created before.
+    pub until: Option<String>,
+    /// Page size, 1 to 250.
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+impl DeliveryListParams {
+    fn filter(&self) -> Result<DeliveryFilter, ApiError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| ApiError::bad_request(format!("{what}: {e}"));
+        Ok(DeliveryFilter {
+            event_id: self.event_id.as_deref().map(EventId::parse).transpose().map_err(|e| bad("event_id", &e))?,
+            webhook_id: self.webhook_id.as_deref().map(WebhookId::parse).transpose().map_err(|e| bad("webhook_id", &e))?,
+            state: self
+                .state
+                .as_deref()
+                .map(|s| {
+                    DeliveryState::parse(s).ok_or_else(|| {
+                        ApiError::bad_request("state must be pending, succeeded, failed or cancelled")
+                    })
+                })
+                .transpose()?,
+            since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
+            until: self.until.as_deref().map(|t| parse_time("until", t)).transpose()?,
+        })
+    }
+}
+
+/// Lists a site's deliveries.
+#[utoipa::path(get, path = "/v1/sites/{site_id}/deliveries", tag = "deliveries", params(DeliveryListParams),
+    responses((status = 200, body = ListResponse<DeliveryResponse>), (status = 400, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    ApiQuery(q): ApiQuery<DeliveryListParams>,
+) -> Result<Json<ListResponse<DeliveryResponse>>, ApiError> {
+    let site = load_site(&state, caller, &site_id).await?;
+    let page = PageParams { limit: q.limit, cursor: q.cursor.clone() }.to_request()?;
+    let page = state.store.list_deliveries(site.id, &q.filter()?, &page).await?;
+    Ok(Json(ListResponse::from_page(page, DeliveryResponse::from)))
+}
+
+async fn load_delivery(state: &AppState, caller: Caller, site: &str, id: &str) -> Result<Delivery, ApiError> {
+    let site = load_site(state, caller, site).await?;
+    let id = path_id(id, "delivery", DeliveryId::parse)?;
+    state
+        .store
+        .get_delivery(site.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("delivery {id}")))
+}
+
+/// Gets a delivery.
+#[utoipa::path(get, path = "/v1/sites/{site_id}/deliveries/{delivery_id}", tag = "deliveries",
+    responses((status = 200, body = DeliveryResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((site_id, delivery_id)): Path<(String, String)>,
+) -> Result<Json<DeliveryResponse>, ApiError> {
+    Ok(Json(load_delivery(&state, caller, &site_id, &delivery_id).await?.into()))
+}
+
+/// Attempts a delivery again now, whatever its state (a replay when it had succeeded).
+#[utoipa::path(post, path = "/v1/sites/{site_id}/deliveries/{delivery_id}/retry", tag = "deliveries",
+    responses((status = 202, body = DeliveryResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((site_id, delivery_id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<DeliveryResponse>), ApiError> {
+    let delivery = load_delivery(&state, caller, &site_id, &delivery_id).await?;
+    let now = state.clock.now_ms();
+    let delivery = state
+        .store
+        .retry_delivery(delivery.site_id, delivery.id, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("delivery {}", delivery.id)))?;
+    state.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(delivery.into())))
+}
+
+/// Lists a delivery's attempts, newest first.
+#[utoipa::path(get, path = "/v1/sites/{site_id}/deliveries/{delivery_id}/attempts", tag = "deliveries",
+    params(PageParams),
+    responses((status = 200, body = ListResponse<AttemptResponse>), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn attempts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((site_id, delivery_id)): Path<(String, String)>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<ListResponse<AttemptResponse>>, ApiError> {
+    let delivery = load_delivery(&state, caller, &site_id, &delivery_id).await?;
+    let page = state
+        .store
+        .list_attempts(delivery.site_id, delivery.id, &page.to_request()?)
+        .await?;
+    Ok(Json(ListResponse::from_page(page, AttemptResponse::from)))
+}

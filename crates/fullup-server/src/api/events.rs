@@ -1,0 +1,233 @@
+//! Event ingest and the event log.
+//!
+//! Ingest answers 202 only after the event and every delivery row it fans out to are
+//! committed in one transaction: there is no second write a crash could lose.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiQuery, parse_json};
+use super::sites::load_site;
+use super::{AppState, ListResponse, PageParams, parse_time, path_id};
+use crate::domain::canonical_json::{CanonicalJson, canonicalize};
+use crate::domain::clock::format_rfc3339;
+use crate::domain::envelope::envelope;
+use crate::domain::event_type::EventType;
+use crate::domain::ids::{EventId, SiteId, WebhookId};
+use crate::domain::models::Event;
+use crate::store::{EventFilterQuery, IngestOutcome, NewEvent};
+
+/// The header that makes retried ingest requests safe.
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// `POST /v1/sites/{site_id}/events` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEvent {
+    /// The event type, such as `form.submitted`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Any JSON value. Integers must stay within ±(2^53−1) (send larger ones as strings).
+    #[schema(value_type = Object)]
+    pub data: Box<RawValue>,
+}
+
+/// `POST …/events` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedEvent {
+    /// The event's id (the same on an idempotent retry).
+    pub id: EventId,
+}
+
+/// An event as stored.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventResponse {
+    /// Its id.
+    pub id: EventId,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// RFC 3339 time it was accepted.
+    pub created_at: String,
+    /// The idempotency key it was sent with.
+    pub idempotency_key: Option<String>,
+    /// The exact body its deliveries carry: `{"id","type","created_at","data"}`.
+    #[schema(value_type = Object)]
+    pub payload: Box<RawValue>,
+}
+
+impl TryFrom<Event> for EventResponse {
+    type Error = ApiError;
+
+    fn try_from(e: Event) -> Result<Self, ApiError> {
+        let payload = RawValue::from_string(e.payload).map_err(|err| ApiError::internal(&err))?;
+        Ok(Self {
+            id: e.id,
+            event_type: e.event_type,
+            created_at: format_rfc3339(e.created_at),
+            idempotency_key: e.idempotency_key,
+            payload,
+        })
+    }
+}
+
+/// `GET …/events` filters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventListParams {
+    /// Only this exact type.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// RFC 3339: created at or after.
+    pub since: Option<String>,
+    /// RFC 3339: created before.
+    pub until: Option<String>,
+    /// Page size, 1 to 250.
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// What [`ingest`] stores.
+#[derive(Debug)]
+pub struct IngestRequest<'a> {
+    /// The site.
+    pub site: SiteId,
+    /// A validated event type.
+    pub event_type: &'a str,
+    /// The canonical data.
+    pub data: &'a CanonicalJson,
+    /// The client's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Deliver to this webhook only (test pings).
+    pub only_webhook: Option<WebhookId>,
+}
+
+/// Stores an event with its deliveries and wakes the dispatcher.
+pub async fn ingest(state: &AppState, req: IngestRequest<'_>) -> Result<EventId, ApiError> {
+    let now = state.clock.now_ms();
+    let id = EventId::new(now);
+    let mut hasher = Sha256::new();
+    hasher.update(req.event_type.as_bytes());
+    hasher.update([0]);
+    hasher.update(req.data.as_bytes());
+    let new = NewEvent {
+        event: Event {
+            id,
+            site_id: req.site,
+            event_type: req.event_type.to_owned(),
+            payload: envelope(id, req.event_type, now, req.data),
+            created_at: now,
+            idempotency_key: req.idempotency_key,
+        },
+        request_hash: hasher.finalize().into(),
+        only_webhook: req.only_webhook,
+    };
+    match state.store.ingest(&new).await? {
+        IngestOutcome::Created { event_id, deliveries } => {
+            if deliveries > 0 {
+                state.wake.notify_one();
+            }
+            Ok(event_id)
+        }
+        IngestOutcome::Duplicate { event_id, same_request: true } => Ok(event_id),
+        IngestOutcome::Duplicate { event_id, same_request: false } => Err(ApiError::invalid(
+            "idempotency_key_reused",
+            format!("this Idempotency-Key was used for event {event_id} with a different type or data; use a new key"),
+        )),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    let key = value.to_str().ok().map(str::trim).unwrap_or_default();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+        )));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// Accepts an event: 202 once it and its deliveries are durably stored.
+#[utoipa::path(post, path = "/v1/sites/{site_id}/events", tag = "events", request_body = CreateEvent,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: same answer, no new event; same key, other body: 422")),
+    responses((status = 202, body = CreatedEvent), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, Json<CreatedEvent>), ApiError> {
+    let site = load_site(&state, caller, &site_id).await?;
+    let body = body.map_err(super::extract::body_rejection)?;
+    let req: CreateEvent = parse_json(&body)?;
+    let event_type = EventType::parse(&req.event_type)
+        .map_err(|e| ApiError::invalid("invalid_event_type", e.to_string()))?;
+    let data = canonicalize(req.data.get().as_bytes())
+        .map_err(|e| ApiError::invalid("invalid_data", e.with_path_prefix("data").to_string()))?;
+    let id = ingest(
+        &state,
+        IngestRequest {
+            site: site.id,
+            event_type: event_type.as_str(),
+            data: &data,
+            idempotency_key: idempotency_key(&headers)?,
+            only_webhook: None,
+        },
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(CreatedEvent { id })))
+}
+
+/// Lists a site's events.
+#[utoipa::path(get, path = "/v1/sites/{site_id}/events", tag = "events", params(EventListParams),
+    responses((status = 200, body = ListResponse<EventResponse>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(site_id): Path<String>,
+    ApiQuery(q): ApiQuery<EventListParams>,
+) -> Result<Json<ListResponse<EventResponse>>, ApiError> {
+    let site = load_site(&state, caller, &site_id).await?;
+    let page = PageParams { limit: q.limit, cursor: q.cursor }.to_request()?;
+    let filter = EventFilterQuery {
+        event_type: q.event_type,
+        since: q.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
+        until: q.until.as_deref().map(|t| parse_time("until", t)).transpose()?,
+    };
+    let page = state.store.list_events(site.id, &filter, &page).await?;
+    let data = page.items.into_iter().map(EventResponse::try_from).collect::<Result<_, _>>()?;
+    Ok(Json(ListResponse { data, next_cursor: page.next_cursor }))
+}
+
+/// Gets an event with its payload.
+#[utoipa::path(get, path = "/v1/sites/{site_id}/events/{event_id}", tag = "events",
+    responses((status = 200, body = EventResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((site_id, event_id)): Path<(String, String)>,
+) -> Result<Json<EventResponse>, ApiError> {
+    let site = load_site(&state, caller, &site_id).await?;
+    let id = path_id(&event_id, "event", EventId::parse)?;
+    let event = state
+        .store
+        .get_event(site.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("event {id}")))?;
+    Ok(Json(event.try_into()?))
+}

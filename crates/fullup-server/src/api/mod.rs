@@ -1,0 +1,173 @@
+//! The management API under `/v1`: sites, API keys, webhooks, events, deliveries and
+//! attempts, plus `/openapi.json` and `/health`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tokio::sync::Notify;
+
+use crate::domain::clock::Clock;
+use crate::store::{PageRequest, Store};
+
+pub mod auth;
+pub mod deliveries;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod openapi;
+pub mod sites;
+pub mod webhooks;
+
+use error::ApiError;
+
+/// Default page size of list routes.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Largest page a client may ask for; bigger pages cost the server memory per request.
+pub const MAX_PAGE_SIZE: u32 = 250;
+/// Body limit of every route but ingest: management requests are small.
+pub const MANAGEMENT_BODY_LIMIT: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+    /// Woken after ingest so the dispatcher claims at once.
+    pub wake: Arc<Notify>,
+    /// SHA-256 of the admin token.
+    pub admin_token_hash: [u8; 32],
+    /// Largest accepted event request body.
+    pub max_event_bytes: usize,
+}
+
+/// The API router.
+pub fn router(state: AppState) -> Router {
+    let ingest_limit = state.max_event_bytes;
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/openapi.json", get(openapi::serve))
+        .route("/v1/sites", post(sites::create).get(sites::list))
+        .route(
+            "/v1/sites/{site_id}",
+            get(sites::get).patch(sites::update).delete(sites::delete),
+        )
+        .route(
+            "/v1/sites/{site_id}/api-keys",
+            post(sites::create_key).get(sites::list_keys),
+        )
+        .route(
+            "/v1/sites/{site_id}/api-keys/{key_id}",
+            axum::routing::delete(sites::delete_key),
+        )
+        .route(
+            "/v1/sites/{site_id}/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/v1/sites/{site_id}/webhooks/{webhook_id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/v1/sites/{site_id}/webhooks/{webhook_id}/secret",
+            get(webhooks::secret),
+        )
+        .route(
+            "/v1/sites/{site_id}/webhooks/{webhook_id}/recover",
+            post(webhooks::recover),
+        )
+        .route(
+            "/v1/sites/{site_id}/webhooks/{webhook_id}/test",
+            post(webhooks::test),
+        )
+        .route(
+            "/v1/sites/{site_id}/events",
+            post(events::create)
+                .layer(DefaultBodyLimit::max(ingest_limit))
+                .get(events::list),
+        )
+        .route("/v1/sites/{site_id}/events/{event_id}", get(events::get))
+        .route("/v1/sites/{site_id}/deliveries", get(deliveries::list))
+        .route(
+            "/v1/sites/{site_id}/deliveries/{delivery_id}",
+            get(deliveries::get),
+        )
+        .route(
+            "/v1/sites/{site_id}/deliveries/{delivery_id}/retry",
+            post(deliveries::retry),
+        )
+        .route(
+            "/v1/sites/{site_id}/deliveries/{delivery_id}/attempts",
+            get(deliveries::attempts),
+        )
+        .layer(DefaultBodyLimit::max(MANAGEMENT_BODY_LIMIT))
+        .fallback(|| async { ApiError::not_found("this route") })
+        .with_state(state)
+}
+
+/// `?limit=&cursor=` of list routes.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size, 1 to 250 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    /// Validates into a store page request.
+    pub fn to_request(&self) -> Result<PageRequest, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit must be between 1 and {MAX_PAGE_SIZE}"
+            )));
+        }
+        Ok(PageRequest {
+            limit,
+            before: self.cursor.clone(),
+        })
+    }
+}
+
+/// Parses an RFC 3339 time from a query or body into Unix ms.
+pub fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "{field} must be an RFC 3339 time such as 2026-01-31T12:00:00Z"
+            ))
+        })
+}
+
+/// Parses an id from a path segment, answering 404 (ids that cannot exist do not exist).
+pub fn path_id<T, E>(raw: &str, what: &str, parse: fn(&str) -> Result<T, E>) -> Result<T, ApiError> {
+    parse(raw).map_err(|_| ApiError::not_found(format!("{what} {raw}")))
+}
+
+/// A list response: `{"data": [...], "next_cursor": ...}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ListResponse<T> {
+    /// This page's items, newest first.
+    pub data: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> ListResponse<T> {
+    /// Maps a store page.
+    pub fn from_page<U>(page: crate::store::Page<U>, f: impl FnMut(U) -> T) -> Self {
+        Self {
+            data: page.items.into_iter().map(f).collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}

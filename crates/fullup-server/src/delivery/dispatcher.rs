@@ -1,0 +1,211 @@
+//! The delivery loop: claim due deliveries, run their attempts concurrently, record the
+//! outcomes.
+//!
+//! Isolation: at most `workers` attempts run at once, and at most
+//! `per_webhook_concurrency` to one webhook, so a receiver that hangs until the timeout
+//! holds a few workers, not all of them. Claims are leases: a delivery whose attempt
+//! never reports (crash) becomes claimable again when its lease ends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::sender::{AttemptResult, Sender};
+use crate::config::DeliveryConfig;
+use crate::domain::clock::Clock;
+use crate::domain::ids::{AttemptId, DeliveryId, WebhookId};
+use crate::domain::models::Attempt;
+use crate::store::{ClaimedDelivery, Completion, NextStep, Store, WebhookEffect};
+
+/// Extra time granted at shutdown, beyond the request timeout, to record outcomes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Wait after a store error before claiming again.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+type InFlight = Arc<Mutex<HashMap<WebhookId, usize>>>;
+
+/// Claims and runs deliveries until cancelled.
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: DeliveryConfig,
+    sender: Sender,
+    wake: Arc<Notify>,
+    in_flight: InFlight,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store`, woken early by `wake`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: DeliveryConfig,
+        wake: Arc<Notify>,
+    ) -> reqwest::Result<Self> {
+        Ok(Self {
+            sender: Sender::new(&config)?,
+            store,
+            clock,
+            config,
+            wake,
+            in_flight: Arc::default(),
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops claiming and waits (at most the
+    /// request timeout plus a few seconds) for attempts in flight to be recorded.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tasks = JoinSet::new();
+        while !shutdown.is_cancelled() {
+            while tasks.try_join_next().is_some() {}
+            let free = self.config.workers.saturating_sub(tasks.len());
+            let want = u32::try_from(free).unwrap_or(u32::MAX).min(self.config.claim_batch);
+            let started = if want == 0 {
+                0
+            } else {
+                match self.claim_and_start(want, &mut tasks).await {
+                    Ok(n) => n,
+                    Err(err) => {
+                        tracing::error!(error = %err, "claiming deliveries failed");
+                        tokio::time::sleep(ERROR_BACKOFF).await;
+                        0
+                    }
+                }
+            };
+            if want > 0 && started == want {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.config.request_timeout + SHUTDOWN_GRACE, drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!("attempts still running at shutdown; their leases will expire and they will be retried");
+        }
+    }
+
+    /// Claims up to `want` due deliveries and starts their attempts; returns how many
+    /// were claimed.
+    async fn claim_and_start(&self, want: u32, tasks: &mut JoinSet<()>) -> crate::store::StoreResult<u32> {
+        let now = self.clock.now_ms();
+        let lease_ms = i64::try_from(self.config.lease().as_millis()).unwrap_or(i64::MAX);
+        let saturated = self.saturated_webhooks();
+        let claimed = self
+            .store
+            .claim_due(now, now.saturating_add(lease_ms), want, &saturated)
+            .await?;
+        let count = u32::try_from(claimed.len()).unwrap_or(u32::MAX);
+        let mut release: Vec<DeliveryId> = Vec::new();
+        for delivery in claimed {
+            if self.try_reserve(delivery.webhook.id) {
+                let this = self.clone();
+                tasks.spawn(async move { this.attempt(delivery).await });
+            } else {
+                release.push(delivery.delivery_id);
+            }
+        }
+        if !release.is_empty() {
+            self.store.release_claims(&release).await?;
+        }
+        Ok(count)
+    }
+
+    fn saturated_webhooks(&self) -> Vec<WebhookId> {
+        let map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        map.iter()
+            .filter(|&(_, &n)| n >= self.config.per_webhook_concurrency)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn try_reserve(&self, webhook: WebhookId) -> bool {
+        let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = map.entry(webhook).or_insert(0);
+        if *n >= self.config.per_webhook_concurrency {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn unreserve(&self, webhook: WebhookId) {
+        let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&webhook) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&webhook);
+            }
+        }
+    }
+
+    async fn attempt(&self, delivery: ClaimedDelivery) {
+        let webhook = delivery.webhook.id;
+        let number = delivery.attempt_count.saturating_add(1);
+        let started_at = self.clock.now_ms();
+        let result = self.sender.send(&delivery, number, started_at).await;
+        let completion = self.completion(&delivery, number, started_at, result);
+        let now = self.clock.now_ms();
+        if let Err(err) = self.store.complete(&completion, now).await {
+            tracing::error!(error = %err, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
+        }
+        self.unreserve(webhook);
+        self.wake.notify_one();
+    }
+
+    /// Decides what an attempt's result means for its delivery and webhook.
+    fn completion(&self, d: &ClaimedDelivery, number: u32, started_at: i64, r: AttemptResult) -> Completion {
+        let now = self.clock.now_ms();
+        let (next, webhook) = if r.succeeded() {
+            (NextStep::Succeeded, WebhookEffect::Healthy)
+        } else if r.status == Some(410) {
+            (
+                NextStep::Failed,
+                WebhookEffect::Disable("the receiver answered 410 Gone".to_owned()),
+            )
+        } else {
+            let next = match self.config.retry.next_delay(number, r.retry_after) {
+                Some(delay) => NextStep::RetryAt(now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))),
+                None => NextStep::Failed,
+            };
+            let window = i64::try_from(self.config.disable_after.as_millis()).unwrap_or(i64::MAX);
+            (
+                next,
+                WebhookEffect::Failing {
+                    disable_if_failing_since: now.saturating_sub(window),
+                },
+            )
+        };
+        if !r.succeeded() {
+            tracing::info!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
+                status = ?r.status, error = ?r.error_kind, "delivery attempt failed");
+        }
+        Completion {
+            attempt: Attempt {
+                id: AttemptId::new(started_at),
+                delivery_id: d.delivery_id,
+                webhook_id: d.webhook.id,
+                attempt_number: number,
+                started_at,
+                duration_ms: i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX),
+                status_code: r.status,
+                error_kind: r.error_kind,
+                error_message: r.error_message,
+                response_body: r.response_body,
+            },
+            next,
+            webhook,
+        }
+    }
+}

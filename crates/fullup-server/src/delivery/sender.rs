@@ -1,0 +1,178 @@
+//! One signed HTTP attempt.
+//!
+//! Redirects are never followed (a 3xx is a failure), no proxy is taken from the
+//! environment, and at most 4 KiB of the answer is read.
+
+use std::time::{Duration, Instant};
+
+use fullup_signature::Signer;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
+
+use crate::config::DeliveryConfig;
+use crate::domain::models::ErrorKind;
+use crate::domain::retry::parse_retry_after;
+use crate::store::ClaimedDelivery;
+
+/// The most of a response body kept in the attempt log.
+pub const MAX_RESPONSE_BODY: usize = 4096;
+/// `user-agent` of every delivery.
+pub const USER_AGENT_VALUE: &str = concat!("fullup-webhooks/", env!("CARGO_PKG_VERSION"));
+
+/// What an attempt found out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptResult {
+    /// The receiver's status, when it answered.
+    pub status: Option<u16>,
+    /// How it failed, if it did.
+    pub error_kind: Option<ErrorKind>,
+    /// A short description of the failure.
+    pub error_message: Option<String>,
+    /// Up to 4 KiB of the answer.
+    pub response_body: String,
+    /// The receiver's `Retry-After` in seconds, if it sent one.
+    pub retry_after: Option<Duration>,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+impl AttemptResult {
+    /// Whether the receiver took the delivery (any 2xx).
+    pub fn succeeded(&self) -> bool {
+        self.error_kind.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Sends deliveries over one shared connection pool.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+}
+
+impl Sender {
+    /// A sender with the configured timeouts, no redirects and no proxy.
+    pub fn new(config: &DeliveryConfig) -> reqwest::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(Self { client })
+    }
+
+    /// Makes attempt number `attempt` (1-based) of `delivery` at `now_ms`.
+    pub async fn send(&self, delivery: &ClaimedDelivery, attempt: u32, now_ms: i64) -> AttemptResult {
+        let started = Instant::now();
+        let headers = signed_headers(delivery, attempt, now_ms);
+        let request = self
+            .client
+            .post(&delivery.webhook.url)
+            .headers(headers)
+            .body(delivery.payload.clone());
+        let mut result = match request.send().await {
+            Ok(response) => read_response(response).await,
+            Err(err) => AttemptResult {
+                status: None,
+                error_kind: Some(classify(&err)),
+                error_message: Some(error_chain(&err)),
+                response_body: String::new(),
+                retry_after: None,
+                duration: Duration::ZERO,
+            },
+        };
+        result.duration = started.elapsed();
+        result
+    }
+}
+
+/// The delivery headers: both signature schemes and the event's metadata.
+pub fn signed_headers(delivery: &ClaimedDelivery, attempt: u32, now_ms: i64) -> HeaderMap {
+    let signer = Signer::new(&delivery.webhook.secret);
+    let body = delivery.payload.as_bytes();
+    let timestamp = now_ms.div_euclid(1000);
+    let event_id = delivery.event_id.to_string();
+    let mut h = HeaderMap::with_capacity(10);
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    put("fullup-signature", signer.sign(body).to_string());
+    put("fullup-event-id", event_id.clone());
+    put("fullup-event-type", delivery.event_type.clone());
+    put("fullup-timestamp", timestamp.to_string());
+    put("fullup-attempt", attempt.to_string());
+    put("webhook-signature", signer.sign_standard(&event_id, timestamp, body));
+    put("webhook-id", event_id);
+    put("webhook-timestamp", timestamp.to_string());
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    h
+}
+
+async fn read_response(mut response: reqwest::Response) -> AttemptResult {
+    let status = response.status().as_u16();
+    let retry_after = if status == 429 || status == 503 {
+        response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after)
+    } else {
+        None
+    };
+    let mut body = Vec::new();
+    while body.len() < MAX_RESPONSE_BODY {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_RESPONSE_BODY - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let (error_kind, error_message) = match status {
+        200..=299 => (None, None),
+        300..=399 => (
+            Some(ErrorKind::Redirect),
+            Some(format!("answered {status}; redirects are not followed: register the final URL")),
+        ),
+        _ => (Some(ErrorKind::Status), Some(format!("answered {status}"))),
+    };
+    AttemptResult {
+        status: Some(status),
+        error_kind,
+        error_message,
+        response_body: String::from_utf8_lossy(&body).into_owned(),
+        retry_after,
+        duration: Duration::ZERO,
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn classify(err: &reqwest::Error) -> ErrorKind {
+    if err.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    let chain = error_chain(err).to_ascii_lowercase();
+    if chain.contains("dns error") || chain.contains("failed to lookup") {
+        ErrorKind::Dns
+    } else if chain.contains("tls") || chain.contains("certificate") || chain.contains("handshake") {
+        ErrorKind::Tls
+    } else if err.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Other
+    }
+}

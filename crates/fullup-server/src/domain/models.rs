@@ -1,0 +1,229 @@
+//! The records the service keeps: sites, API keys, webhooks, events, deliveries, attempts.
+//!
+//! Times are Unix milliseconds (`i64`) everywhere inside; the API formats them.
+
+use fullup_signature::Secret;
+
+use super::event_type::EventFilter;
+use super::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
+
+/// A tenant: owns webhooks, events and API keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// Its id.
+    pub id: SiteId,
+    /// A human name, 1 to 200 characters.
+    pub name: String,
+    /// When it was created.
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+}
+
+/// A site-scoped API key. Only the SHA-256 of the token is kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Its id.
+    pub id: ApiKeyId,
+    /// The only site it may touch.
+    pub site_id: SiteId,
+    /// A human label.
+    pub name: String,
+    /// SHA-256 of the token; the token itself is shown once and never stored.
+    pub token_hash: [u8; 32],
+    /// When it was created.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("site_id", &self.site_id)
+            .field("name", &self.name)
+            .field("token_hash", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A receiver: where to deliver, what to deliver, and the secret that signs it.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// Its id.
+    pub id: WebhookId,
+    /// The site it belongs to.
+    pub site_id: SiteId,
+    /// The receiver URL as registered (re-vetted at every delivery).
+    pub url: String,
+    /// Which event types it receives; at least one.
+    pub event_types: Vec<EventFilter>,
+    /// Free text for humans.
+    pub description: String,
+    /// Disabled webhooks get no new deliveries; their pending ones wait.
+    pub enabled: bool,
+    /// Why it was disabled, when it was.
+    pub disabled_reason: Option<String>,
+    /// The signing secret (Debug prints `[redacted]`).
+    pub secret: Secret,
+    /// When it was created.
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+    /// Since when every attempt has failed, if the last one failed.
+    pub failing_since: Option<i64>,
+}
+
+/// An accepted event, with the exact body every receiver of it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Its id, also the envelope's `id` and the `webhook-id` header.
+    pub id: EventId,
+    /// The site it was sent to.
+    pub site_id: SiteId,
+    /// Its type, such as `form.submitted`.
+    pub event_type: String,
+    /// The JavaScript-canonical envelope `{"id","type","created_at","data"}`.
+    pub payload: String,
+    /// When it was accepted.
+    pub created_at: i64,
+    /// The client's `Idempotency-Key`, if it sent one.
+    pub idempotency_key: Option<String>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A 2xx answer was received.
+    Succeeded,
+    /// Every scheduled attempt failed, or the webhook answered 410.
+    Failed,
+    /// Will not be attempted again (its webhook was deleted).
+    Cancelled,
+}
+
+impl DeliveryState {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a stored or query-string name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// One event's delivery to one webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Its id.
+    pub id: DeliveryId,
+    /// The site both belong to.
+    pub site_id: SiteId,
+    /// The event delivered.
+    pub event_id: EventId,
+    /// The webhook delivered to.
+    pub webhook_id: WebhookId,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made so far.
+    pub attempt_count: u32,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<i64>,
+    /// When it was created.
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+}
+
+/// How an attempt failed, for the attempt log and for filtering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No complete answer within the request timeout.
+    Timeout,
+    /// The connection could not be made.
+    Connect,
+    /// The host name did not resolve.
+    Dns,
+    /// The TLS handshake failed.
+    Tls,
+    /// The receiver answered 3xx; redirects are never followed.
+    Redirect,
+    /// The receiver answered with a status outside 2xx and 3xx.
+    Status,
+    /// The URL is not allowed (refused before connecting).
+    Blocked,
+    /// Anything else (the message says what).
+    Other,
+}
+
+impl ErrorKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+            Self::Redirect => "redirect",
+            Self::Status => "status",
+            Self::Blocked => "blocked",
+            Self::Other => "other",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "timeout" => Self::Timeout,
+            "connect" => Self::Connect,
+            "dns" => Self::Dns,
+            "tls" => Self::Tls,
+            "redirect" => Self::Redirect,
+            "status" => Self::Status,
+            "blocked" => Self::Blocked,
+            "other" => Self::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// Its id.
+    pub id: AttemptId,
+    /// The delivery it belongs to.
+    pub delivery_id: DeliveryId,
+    /// The webhook it went to.
+    pub webhook_id: WebhookId,
+    /// 1 for the first attempt.
+    pub attempt_number: u32,
+    /// When it started.
+    pub started_at: i64,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// The receiver's status, when it answered.
+    pub status_code: Option<u16>,
+    /// How it failed, when it did.
+    pub error_kind: Option<ErrorKind>,
+    /// A short description of the failure.
+    pub error_message: Option<String>,
+    /// The first 4 KiB of the response body, decoded lossily as UTF-8.
+    pub response_body: String,
+}

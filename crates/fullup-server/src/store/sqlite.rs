@@ -1,0 +1,675 @@
+//! The embedded store: one SQLite file, so `fullup serve` runs with no other server.
+//!
+//! Writes go through a pool of exactly one connection, so they queue in-process instead
+//! of failing with `SQLITE_BUSY`; reads use a separate pool and see WAL snapshots.
+//! `synchronous=FULL`: an event is on disk before ingest answers 202.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{
+    ClaimedDelivery, Completion, DeliveryFilter, EventFilterQuery, IngestOutcome, NewEvent,
+    NextStep, Page, PageRequest, Store, StoreError, StoreResult, WebhookEffect,
+};
+use crate::domain::event_type::{EventFilter, any_matches};
+use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
+use crate::domain::models::{
+    ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, Site, Webhook,
+};
+use fullup_signature::Secret;
+
+/// How long a connection waits for a lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Readers: enough for the API's concurrent queries; SQLite reads do not block writes in WAL.
+const READ_CONNECTIONS: u32 = 4;
+
+/// The SQLite implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path` or
+    /// `sqlite:path`) and runs migrations.
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+}
+
+fn page_of<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(id)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn parse_id<T, E: std::fmt::Display>(row: &SqliteRow, col: &str, parse: fn(&str) -> Result<T, E>) -> StoreResult<T> {
+    let text: String = row.try_get(col)?;
+    parse(&text).map_err(corrupt)
+}
+
+fn site_from_row(row: &SqliteRow) -> StoreResult<Site> {
+    Ok(Site {
+        id: parse_id(row, "id", SiteId::parse)?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn api_key_from_row(row: &SqliteRow) -> StoreResult<ApiKey> {
+    let hash: Vec<u8> = row.try_get("token_hash")?;
+    Ok(ApiKey {
+        id: parse_id(row, "id", ApiKeyId::parse)?,
+        site_id: parse_id(row, "site_id", SiteId::parse)?,
+        name: row.try_get("name")?,
+        token_hash: hash.try_into().map_err(|_| corrupt("token hash is not 32 bytes"))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
+    let filters: String = row.try_get("event_types")?;
+    let secret: String = row.try_get("secret")?;
+    Ok(Webhook {
+        id: parse_id(row, "id", WebhookId::parse)?,
+        site_id: parse_id(row, "site_id", SiteId::parse)?,
+        url: row.try_get("url")?,
+        event_types: serde_json::from_str::<Vec<EventFilter>>(&filters).map_err(corrupt)?,
+        description: row.try_get("description")?,
+        enabled: row.try_get("enabled")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        secret: Secret::parse(&secret).map_err(corrupt)?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        failing_since: row.try_get("failing_since")?,
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> StoreResult<Event> {
+    Ok(Event {
+        id: parse_id(row, "id", EventId::parse)?,
+        site_id: parse_id(row, "site_id", SiteId::parse)?,
+        event_type: row.try_get("type")?,
+        payload: row.try_get("payload")?,
+        created_at: row.try_get("created_at")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+    })
+}
+
+fn delivery_from_row(row: &SqliteRow) -> StoreResult<Delivery> {
+    let state: String = row.try_get("state")?;
+    let attempts: i64 = row.try_get("attempt_count")?;
+    Ok(Delivery {
+        id: parse_id(row, "id", DeliveryId::parse)?,
+        site_id: parse_id(row, "site_id", SiteId::parse)?,
+        event_id: parse_id(row, "event_id", EventId::parse)?,
+        webhook_id: parse_id(row, "webhook_id", WebhookId::parse)?,
+        state: DeliveryState::parse(&state).ok_or_else(|| corrupt(format!("delivery state {state}")))?,
+        attempt_count: u32::try_from(attempts).map_err(corrupt)?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn attempt_from_row(row: &SqliteRow) -> StoreResult<Attempt> {
+    let number: i64 = row.try_get("attempt_number")?;
+    let status: Option<i64> = row.try_get("status_code")?;
+    let kind: Option<String> = row.try_get("error_kind")?;
+    Ok(Attempt {
+        id: parse_id(row, "id", AttemptId::parse)?,
+        delivery_id: parse_id(row, "delivery_id", DeliveryId::parse)?,
+        webhook_id: parse_id(row, "webhook_id", WebhookId::parse)?,
+        attempt_number: u32::try_from(number).map_err(corrupt)?,
+        started_at: row.try_get("started_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        status_code: status.map(u16::try_from).transpose().map_err(corrupt)?,
+        error_kind: kind
+            .map(|k| ErrorKind::parse(&k).ok_or_else(|| corrupt(format!("error kind {k}"))))
+            .transpose()?,
+        error_message: row.try_get("error_message")?,
+        response_body: row.try_get("response_body")?,
+    })
+}
+
+/// Appends `AND id < cursor ORDER BY id DESC LIMIT n+1` (the extra row tells whether a
+/// next page exists).
+fn push_page(q: &mut QueryBuilder<'_, Sqlite>, page: &PageRequest, id_col: &str) {
+    if let Some(before) = &page.before {
+        q.push(format!(" AND {id_col} < ")).push_bind(before.clone());
+    }
+    q.push(format!(" ORDER BY {id_col} DESC LIMIT "))
+        .push_bind(i64::from(page.limit) + 1);
+}
+
+fn filters_json(filters: &[EventFilter]) -> String {
+    serde_json::to_string(filters).unwrap_or_else(|_| "[]".to_owned())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_site(&self, site: &Site) -> StoreResult<()> {
+        sqlx::query("INSERT INTO sites (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)")
+            .bind(site.id.to_string())
+            .bind(&site.name)
+            .bind(site.created_at)
+            .bind(site.updated_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_site(&self, id: SiteId) -> StoreResult<Option<Site>> {
+        sqlx::query("SELECT * FROM sites WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(site_from_row)
+            .transpose()
+    }
+
+    async fn list_sites(&self, page: &PageRequest) -> StoreResult<Page<Site>> {
+        let mut q = QueryBuilder::new("SELECT * FROM sites WHERE 1 = 1");
+        push_page(&mut q, page, "id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        let items = rows.iter().map(site_from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |s| s.id.to_string()))
+    }
+
+    async fn rename_site(&self, id: SiteId, name: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE sites SET name = ?, updated_at = ? WHERE id = ?")
+            .bind(name)
+            .bind(now)
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_site(&self, id: SiteId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sites WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        sqlx::query("INSERT INTO api_keys (id, site_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(key.id.to_string())
+            .bind(key.site_id.to_string())
+            .bind(&key.name)
+            .bind(&key.token_hash[..])
+            .bind(key.created_at)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_api_key(&self, token_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>> {
+        sqlx::query("SELECT * FROM api_keys WHERE token_hash = ?")
+            .bind(&token_hash[..])
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(api_key_from_row)
+            .transpose()
+    }
+
+    async fn list_api_keys(&self, site: SiteId, page: &PageRequest) -> StoreResult<Page<ApiKey>> {
+        let mut q = QueryBuilder::new("SELECT * FROM api_keys WHERE site_id = ");
+        q.push_bind(site.to_string());
+        push_page(&mut q, page, "id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        let items = rows.iter().map(api_key_from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |k| k.id.to_string()))
+    }
+
+    async fn delete_api_key(&self, site: SiteId, id: ApiKeyId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = ? AND site_id = ?")
+            .bind(id.to_string())
+            .bind(site.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO webhooks (id, site_id, url, event_types, description, enabled, disabled_reason, secret, failing_since, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(w.id.to_string())
+        .bind(w.site_id.to_string())
+        .bind(&w.url)
+        .bind(filters_json(&w.event_types))
+        .bind(&w.description)
+        .bind(w.enabled)
+        .bind(&w.disabled_reason)
+        .bind(w.secret.expose())
+        .bind(w.failing_since)
+        .bind(w.created_at)
+        .bind(w.updated_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<Option<Webhook>> {
+        sqlx::query("SELECT * FROM webhooks WHERE id = ? AND site_id = ?")
+            .bind(id.to_string())
+            .bind(site.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(webhook_from_row)
+            .transpose()
+    }
+
+    async fn list_webhooks(&self, site: SiteId, page: &PageRequest) -> StoreResult<Page<Webhook>> {
+        let mut q = QueryBuilder::new("SELECT * FROM webhooks WHERE site_id = ");
+        q.push_bind(site.to_string());
+        push_page(&mut q, page, "id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        let items = rows.iter().map(webhook_from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |w| w.id.to_string()))
+    }
+
+    async fn count_webhooks(&self, site: SiteId) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE site_id = ?")
+            .bind(site.to_string())
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE webhooks SET url = ?, event_types = ?, description = ?, enabled = ?, disabled_reason = ?, \
+             secret = ?, failing_since = ?, updated_at = ? WHERE id = ? AND site_id = ?",
+        )
+        .bind(&w.url)
+        .bind(filters_json(&w.event_types))
+        .bind(&w.description)
+        .bind(w.enabled)
+        .bind(&w.disabled_reason)
+        .bind(w.secret.expose())
+        .bind(w.failing_since)
+        .bind(w.updated_at)
+        .bind(w.id.to_string())
+        .bind(w.site_id.to_string())
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM webhooks WHERE id = ? AND site_id = ?")
+            .bind(id.to_string())
+            .bind(site.to_string())
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome> {
+        let event = &new.event;
+        let mut tx = self.writer.begin().await?;
+        if let Some(key) = &event.idempotency_key {
+            let earlier = sqlx::query("SELECT id, request_hash FROM events WHERE site_id = ? AND idempotency_key = ?")
+                .bind(event.site_id.to_string())
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = earlier {
+                let hash: Vec<u8> = row.try_get("request_hash")?;
+                return Ok(IngestOutcome::Duplicate {
+                    event_id: parse_id(&row, "id", EventId::parse)?,
+                    same_request: hash == new.request_hash,
+                });
+            }
+        }
+        sqlx::query("INSERT INTO events (id, site_id, type, payload, created_at, idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(event.id.to_string())
+            .bind(event.site_id.to_string())
+            .bind(&event.event_type)
+            .bind(&event.payload)
+            .bind(event.created_at)
+            .bind(&event.idempotency_key)
+            .bind(&new.request_hash[..])
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query("SELECT id, event_types FROM webhooks WHERE site_id = ? AND enabled = 1")
+            .bind(event.site_id.to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut deliveries = 0u32;
+        for row in rows {
+            let id = parse_id(&row, "id", WebhookId::parse)?;
+            let wanted = match new.only_webhook {
+                Some(only) => only == id,
+                None => {
+                    let filters: String = row.try_get("event_types")?;
+                    let filters: Vec<EventFilter> = serde_json::from_str(&filters).map_err(corrupt)?;
+                    any_matches(&filters, &event.event_type)
+                }
+            };
+            if !wanted {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, next_attempt_at, lease_until, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, ?, ?)",
+            )
+            .bind(DeliveryId::new(event.created_at).to_string())
+            .bind(event.site_id.to_string())
+            .bind(event.id.to_string())
+            .bind(id.to_string())
+            .bind(event.created_at)
+            .bind(event.created_at)
+            .bind(event.created_at)
+            .execute(&mut *tx)
+            .await?;
+            deliveries += 1;
+        }
+        tx.commit().await?;
+        Ok(IngestOutcome::Created {
+            event_id: event.id,
+            deliveries,
+        })
+    }
+
+    async fn get_event(&self, site: SiteId, id: EventId) -> StoreResult<Option<Event>> {
+        sqlx::query("SELECT * FROM events WHERE id = ? AND site_id = ?")
+            .bind(id.to_string())
+            .bind(site.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(event_from_row)
+            .transpose()
+    }
+
+    async fn list_events(&self, site: SiteId, f: &EventFilterQuery, page: &PageRequest) -> StoreResult<Page<Event>> {
+        let mut q = QueryBuilder::new("SELECT * FROM events WHERE site_id = ");
+        q.push_bind(site.to_string());
+        if let Some(t) = &f.event_type {
+            q.push(" AND type = ").push_bind(t.clone());
+        }
+        if let Some(since) = f.since {
+            q.push(" AND created_at >= ").push_bind(since);
+        }
+        if let Some(until) = f.until {
+            q.push(" AND created_at < ").push_bind(until);
+        }
+        push_page(&mut q, page, "id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        let items = rows.iter().map(event_from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |e| e.id.to_string()))
+    }
+
+    async fn get_delivery(&self, site: SiteId, id: DeliveryId) -> StoreResult<Option<Delivery>> {
+        sqlx::query("SELECT * FROM deliveries WHERE id = ? AND site_id = ?")
+            .bind(id.to_string())
+            .bind(site.to_string())
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(delivery_from_row)
+            .transpose()
+    }
+
+    async fn list_deliveries(&self, site: SiteId, f: &DeliveryFilter, page: &PageRequest) -> StoreResult<Page<Delivery>> {
+        let mut q = QueryBuilder::new("SELECT * FROM deliveries WHERE site_id = ");
+        q.push_bind(site.to_string());
+        if let Some(e) = f.event_id {
+            q.push(" AND event_id = ").push_bind(e.to_string());
+        }
+        if let Some(w) = f.webhook_id {
+            q.push(" AND webhook_id = ").push_bind(w.to_string());
+        }
+        if let Some(s) = f.state {
+            q.push(" AND state = ").push_bind(s.as_str());
+        }
+        if let Some(since) = f.since {
+            q.push(" AND created_at >= ").push_bind(since);
+        }
+        if let Some(until) = f.until {
+            q.push(" AND created_at < ").push_bind(until);
+        }
+        push_page(&mut q, page, "id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        let items = rows.iter().map(delivery_from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |d| d.id.to_string()))
+    }
+
+    async fn retry_delivery(&self, site: SiteId, id: DeliveryId, now: i64) -> StoreResult<Option<Delivery>> {
+        sqlx::query(
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, updated_at = ? \
+             WHERE id = ? AND site_id = ? RETURNING *",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id.to_string())
+        .bind(site.to_string())
+        .fetch_optional(&self.writer)
+        .await?
+        .as_ref()
+        .map(delivery_from_row)
+        .transpose()
+    }
+
+    async fn recover_deliveries(&self, site: SiteId, webhook: WebhookId, since: i64, until: i64, now: i64) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, updated_at = ? \
+             WHERE site_id = ? AND webhook_id = ? AND state = 'failed' AND created_at >= ? AND created_at < ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(site.to_string())
+        .bind(webhook.to_string())
+        .bind(since)
+        .bind(until)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn list_attempts(&self, site: SiteId, delivery: DeliveryId, page: &PageRequest) -> StoreResult<Page<Attempt>> {
+        let mut q = QueryBuilder::new(
+            "SELECT a.* FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.site_id = ",
+        );
+        q.push_bind(site.to_string())
+            .push(" AND a.delivery_id = ")
+            .push_bind(delivery.to_string());
+        push_page(&mut q, page, "a.id");
+        let rows = q.build().fetch_all(&self.reader).await?;
+        let items = rows.iter().map(attempt_from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_of(items, page.limit, |a| a.id.to_string()))
+    }
+
+    async fn claim_due(&self, now: i64, lease_until: i64, limit: u32, skip: &[WebhookId]) -> StoreResult<Vec<ClaimedDelivery>> {
+        let skip = serde_json::to_string(&skip.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .map_err(corrupt)?;
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
+                SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                WHERE d.state = 'pending' AND d.next_attempt_at <= ?2 \
+                  AND (d.lease_until IS NULL OR d.lease_until <= ?2) AND w.enabled = 1 \
+                  AND d.webhook_id NOT IN (SELECT value FROM json_each(?3)) \
+                ORDER BY d.next_attempt_at LIMIT ?4) RETURNING id",
+        )
+        .bind(lease_until)
+        .bind(now)
+        .bind(skip)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.type AS event_type, e.payload, w.* \
+             FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at",
+        )
+        .bind(serde_json::to_string(&ids).map_err(corrupt)?)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                let attempts: i64 = row.try_get("attempt_count")?;
+                Ok(ClaimedDelivery {
+                    delivery_id: parse_id(row, "delivery_id", DeliveryId::parse)?,
+                    attempt_count: u32::try_from(attempts).map_err(corrupt)?,
+                    event_id: parse_id(row, "event_id", EventId::parse)?,
+                    event_type: row.try_get("event_type")?,
+                    payload: row.try_get("payload")?,
+                    webhook: webhook_from_row(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn complete(&self, c: &Completion, now: i64) -> StoreResult<()> {
+        let a = &c.attempt;
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, status_code, error_kind, error_message, response_body) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.id.to_string())
+        .bind(a.delivery_id.to_string())
+        .bind(a.webhook_id.to_string())
+        .bind(i64::from(a.attempt_number))
+        .bind(a.started_at)
+        .bind(a.duration_ms)
+        .bind(a.status_code.map(i64::from))
+        .bind(a.error_kind.map(ErrorKind::as_str))
+        .bind(&a.error_message)
+        .bind(&a.response_body)
+        .execute(&mut *tx)
+        .await?;
+        let (state, next_at) = match c.next {
+            NextStep::Succeeded => (DeliveryState::Succeeded, None),
+            NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
+            NextStep::Failed => (DeliveryState::Failed, None),
+        };
+        sqlx::query(
+            "UPDATE deliveries SET state = ?, attempt_count = ?, next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(state.as_str())
+        .bind(i64::from(a.attempt_number))
+        .bind(next_at)
+        .bind(now)
+        .bind(a.delivery_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let webhook = a.webhook_id.to_string();
+        match &c.webhook {
+            WebhookEffect::Healthy => {
+                sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL")
+                    .bind(&webhook)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            WebhookEffect::Failing { disable_if_failing_since } => {
+                sqlx::query("UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?")
+                    .bind(a.started_at)
+                    .bind(&webhook)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE webhooks SET enabled = 0, updated_at = ?, disabled_reason = 'every attempt failed since ' || \
+                     strftime('%Y-%m-%dT%H:%M:%SZ', failing_since / 1000, 'unixepoch') \
+                     WHERE id = ? AND enabled = 1 AND failing_since <= ?",
+                )
+                .bind(now)
+                .bind(&webhook)
+                .bind(disable_if_failing_since)
+                .execute(&mut *tx)
+                .await?;
+            }
+            WebhookEffect::Disable(reason) => {
+                sqlx::query("UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?")
+                    .bind(reason)
+                    .bind(now)
+                    .bind(&webhook)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()> {
+        let ids = serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
+            .map_err(corrupt)?;
+        sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(ids)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn recover_after_restart(&self) -> StoreResult<u64> {
+        let done = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND state = 'pending'")
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
