@@ -1,12 +1,142 @@
-//! Placeholder until this subcommand lands.
+//! `fullup serve`: the webhook service (API and delivery workers) in one process.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Arguments of this subcommand.
+use anyhow::Context as _;
+use fullup_server::app::Application;
+use fullup_server::config::{
+    Config, DEFAULT_DATABASE_URL, DEFAULT_MAX_EVENT_BYTES, DeliveryConfig,
+};
+use fullup_server::domain::clock::SystemClock;
+use fullup_server::domain::retry::{DEFAULT_JITTER, RetrySchedule};
+use fullup_signature::Secret;
+
+/// Environment variable holding the admin token (never a flag: argv is visible to every
+/// user of the machine).
+const ADMIN_TOKEN_ENV: &str = "FULLUP_ADMIN_TOKEN";
+
+/// Arguments of `fullup serve`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Database URL: `sqlite://PATH` (created if missing).
+    #[arg(long, env = "FULLUP_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    database_url: String,
+    /// Address the API listens on.
+    #[arg(long, env = "FULLUP_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Delays between attempts after the first failure, comma-separated.
+    #[arg(
+        long,
+        env = "FULLUP_RETRY_SCHEDULE",
+        default_value = "5s,5m,30m,2h,5h,10h,10h"
+    )]
+    retry_schedule: String,
+    /// Time allowed to connect to a receiver.
+    #[arg(long, env = "FULLUP_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    connect_timeout: Duration,
+    /// Time allowed for a whole delivery request, answer included.
+    #[arg(long, env = "FULLUP_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// Attempts in flight at once, over all webhooks.
+    #[arg(long, env = "FULLUP_WORKERS", default_value_t = 256)]
+    workers: usize,
+    /// Attempts in flight at once to one webhook.
+    #[arg(long, env = "FULLUP_PER_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    per_webhook_concurrency: usize,
+    /// Disable a webhook after it has failed without one success for this long.
+    #[arg(long, env = "FULLUP_DISABLE_AFTER", default_value = "5days", value_parser = humantime::parse_duration)]
+    disable_after: Duration,
+    /// Largest accepted event request body, in bytes.
+    #[arg(long, env = "FULLUP_MAX_EVENT_BYTES", default_value_t = DEFAULT_MAX_EVENT_BYTES)]
+    max_event_bytes: usize,
+}
 
-/// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+impl Args {
+    fn config(self) -> anyhow::Result<Config> {
+        let delays = self
+            .retry_schedule
+            .split(',')
+            .map(|d| humantime::parse_duration(d.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .context("--retry-schedule must be durations such as `5s,5m,30m`")?;
+        anyhow::ensure!(self.workers > 0, "--workers must be at least 1");
+        anyhow::ensure!(
+            self.per_webhook_concurrency > 0,
+            "--per-webhook-concurrency must be at least 1"
+        );
+        let admin_token = match std::env::var(ADMIN_TOKEN_ENV) {
+            Ok(token) => Some(
+                Secret::parse(&token)
+                    .with_context(|| format!("{ADMIN_TOKEN_ENV} is not usable"))?,
+            ),
+            Err(_) => None,
+        };
+        Ok(Config {
+            database_url: self.database_url,
+            admin_token,
+            max_event_bytes: self.max_event_bytes,
+            delivery: DeliveryConfig {
+                connect_timeout: self.connect_timeout,
+                request_timeout: self.request_timeout,
+                retry: RetrySchedule::new(delays, DEFAULT_JITTER),
+                workers: self.workers,
+                per_webhook_concurrency: self.per_webhook_concurrency,
+                disable_after: self.disable_after,
+                ..DeliveryConfig::default()
+            },
+            clock: Arc::new(SystemClock),
+        })
+    }
+}
+
+/// Runs the service until SIGINT or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let listen = args.listen;
+    let config = args.config()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| {
+                format!("cannot listen on {listen}; choose another address with --listen")
+            })?;
+        let app = Application::build(config, listener).await?;
+        if let Some(token) = app.generated_admin_token() {
+            println!("Generated an admin token (shown once; only its hash is stored):");
+            println!("  export {ADMIN_TOKEN_ENV}={token}");
+        }
+        let addr = app.local_addr()?;
+        println!("fullup serve: listening on http://{addr}");
+        app.run(shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down: finishing attempts in flight");
 }

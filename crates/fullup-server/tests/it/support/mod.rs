@@ -1,0 +1,7 @@
+//! Test harness: the real service on port 0 and real receivers on port 0.
+
+pub mod receiver;
+pub mod server;
+
+pub use receiver::{Received, TestReceiver};
+pub use server::TestServer;

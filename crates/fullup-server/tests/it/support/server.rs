@@ -1,0 +1,188 @@
+//! The real service (`Application`) on 127.0.0.1:0 with a temporary SQLite file, and a
+//! small JSON client for its API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fullup_server::app::Application;
+use fullup_server::config::Config;
+use fullup_server::domain::clock::ManualClock;
+use fullup_server::domain::retry::RetrySchedule;
+use fullup_signature::Secret;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The admin token every test server uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running service.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The database folder, kept as long as the server lives.
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+/// Settings tests change most.
+pub fn test_config(dir: &tempfile::TempDir) -> Config {
+    let mut config = Config {
+        database_url: format!("sqlite://{}", dir.path().join("fullup.db").display()),
+        admin_token: Some(Secret::parse(ADMIN_TOKEN).expect("token")),
+        ..Config::default()
+    };
+    config.delivery.poll_interval = Duration::from_millis(20);
+    config.delivery.request_timeout = Duration::from_secs(5);
+    config.delivery.connect_timeout = Duration::from_secs(2);
+    config
+}
+
+/// A manual clock at a fixed, recent time.
+pub fn manual_clock() -> Arc<ManualClock> {
+    ManualClock::new(1_800_000_000_000)
+}
+
+/// A retry schedule without jitter: 5 s, 5 min, 30 min.
+pub fn short_schedule() -> RetrySchedule {
+    RetrySchedule::new(
+        vec![Duration::from_secs(5), Duration::from_secs(300), Duration::from_secs(1800)],
+        0.0,
+    )
+}
+
+impl TestServer {
+    /// Starts with the default test settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with settings changed by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let mut config = test_config(&dir);
+        tweak(&mut config);
+        Self::start_in(dir, config).await
+    }
+
+    /// Starts on an existing folder (a restart) with `config`.
+    pub async fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let app = Application::build(config, listener).await.expect("build app");
+        let base = format!("http://{}", app.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task: Some(task),
+            dir,
+        }
+    }
+
+    /// Stops gracefully and waits.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server result");
+        }
+    }
+
+    /// A request with the admin token (or `token`), returning status and JSON (Null if none).
+    pub async fn call_as(&self, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// A request as admin.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(Some(ADMIN_TOKEN), method, path, body).await
+    }
+
+    /// Creates a site, returning its id.
+    pub async fn create_site(&self) -> String {
+        let (status, body) = self.call(Method::POST, "/v1/sites", Some(json!({"name": "test site"}))).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("site id").to_owned()
+    }
+
+    /// Creates a webhook, returning its id and secret.
+    pub async fn create_webhook(&self, site: &str, url: &str, event_types: &[&str]) -> (String, Secret) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/sites/{site}/webhooks"),
+                Some(json!({"url": url, "event_types": event_types, "description": "test"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let secret = Secret::parse(body["secret"].as_str().expect("secret")).expect("valid secret");
+        (body["id"].as_str().expect("webhook id").to_owned(), secret)
+    }
+
+    /// Sends an event, returning its id.
+    pub async fn send_event(&self, site: &str, event_type: &str, data: Value) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                &format!("/v1/sites/{site}/events"),
+                Some(json!({"type": event_type, "data": data})),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        body["id"].as_str().expect("event id").to_owned()
+    }
+
+    /// The deliveries matching `query` (such as `event_id=…`).
+    pub async fn deliveries(&self, site: &str, query: &str) -> Vec<Value> {
+        let (status, body) = self
+            .call(Method::GET, &format!("/v1/sites/{site}/deliveries?{query}"), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"].as_array().expect("data").clone()
+    }
+
+    /// Polls until the delivery of `event` to its webhook reaches `state`; returns it.
+    pub async fn wait_for_state(&self, site: &str, event: &str, state: &str) -> Value {
+        for _ in 0..500 {
+            let found = self.deliveries(site, &format!("event_id={event}")).await;
+            if let Some(d) = found.into_iter().find(|d| d["state"] == state) {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("delivery of {event} never became {state}");
+    }
+
+    /// A delivery's attempts, newest first.
+    pub async fn attempts(&self, site: &str, delivery: &str) -> Vec<Value> {
+        let (status, body) = self
+            .call(Method::GET, &format!("/v1/sites/{site}/deliveries/{delivery}/attempts"), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"].as_array().expect("data").clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
