@@ -5,7 +5,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use super::error::ApiError;
 
@@ -36,12 +36,17 @@ pub fn body_rejection(rejection: BytesRejection) -> ApiError {
 }
 
 /// Parses a JSON body: syntax errors are 400, shape errors (missing or mistyped fields) 422.
+///
+/// serde stops at the first problem it meets, so a body that is both mistyped early and
+/// malformed later would look like a shape error; such bodies are checked for syntax
+/// first, so that the client fixes the JSON before the fields.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|err| {
-        if err.is_data() {
-            ApiError::invalid("invalid_body", format!("request body: {err}"))
+        let syntax = serde_json::from_slice::<IgnoredAny>(bytes).err().unwrap_or(err);
+        if syntax.is_data() {
+            ApiError::invalid("invalid_body", format!("request body: {syntax}"))
         } else {
-            ApiError::bad_request(format!("request body is not valid JSON: {err}"))
+            ApiError::bad_request(format!("request body is not valid JSON: {syntax}"))
         }
     })
 }

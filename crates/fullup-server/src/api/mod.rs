@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::Notify;
@@ -49,7 +50,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let ingest_limit = state.max_event_bytes;
     Router::new()
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(health))
         .route("/openapi.json", get(openapi::serve))
         .route("/v1/sites", post(sites::create).get(sites::list))
         .route(
@@ -108,7 +109,17 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(MANAGEMENT_BODY_LIMIT))
         .fallback(|| async { ApiError::not_found("this route") })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::method_not_allowed(&method)
+        })
         .with_state(state)
+}
+
+/// Liveness: answers `ok` while the process serves requests.
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses((status = 200, description = "The service is up", body = String, content_type = "text/plain")))]
+pub async fn health() -> &'static str {
+    "ok"
 }
 
 /// `?limit=&cursor=` of list routes.

@@ -11,6 +11,7 @@ use super::{deliveries, error, events, sites, webhooks};
 #[openapi(
     info(title = "Fullup webhooks API", description = "Manage sites, webhooks and events; inspect deliveries and attempts."),
     paths(
+        super::health, serve,
         sites::create, sites::list, sites::get, sites::update, sites::delete,
         sites::create_key, sites::list_keys, sites::delete_key,
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
@@ -37,7 +38,9 @@ pub fn document() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default()
 }
 
-/// `GET /openapi.json`.
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "The OpenAPI 3.1 description of this API", body = Object)))]
 pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

@@ -171,7 +171,7 @@ fn parse_secret(raw: Option<String>) -> Result<Secret, ApiError> {
     let Some(raw) = raw else {
         return Ok(Secret::generate());
     };
-    if raw.len() < MIN_CHOSEN_SECRET_LEN {
+    if raw.chars().count() < MIN_CHOSEN_SECRET_LEN {
         return Err(ApiError::invalid(
             "invalid_secret",
             format!("secret must be at least {MIN_CHOSEN_SECRET_LEN} characters; omit it to get a generated one"),

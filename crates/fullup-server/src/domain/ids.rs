@@ -21,6 +21,20 @@ pub struct IdError {
     pub value: String,
 }
 
+/// One generator for the process: within a millisecond it increments the random part
+/// instead of drawing a new one, so "newest first" is creation order.
+static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+
+fn next_ulid(unix_ms: i64) -> Ulid {
+    let ms = u64::try_from(unix_ms).unwrap_or(0);
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .generate_from_datetime(time)
+        .unwrap_or_else(|_| Ulid::from_parts(ms, rand::random()))
+}
+
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
         $(#[$doc])*
@@ -31,10 +45,10 @@ macro_rules! prefixed_id {
             /// The prefix this kind of id carries.
             pub const PREFIX: &'static str = $prefix;
 
-            /// A new id for something created at `unix_ms`.
+            /// A new id for something created at `unix_ms`; ids made in one
+            /// millisecond by this process still sort in creation order.
             pub fn new(unix_ms: i64) -> Self {
-                let ms = u64::try_from(unix_ms).unwrap_or(0);
-                Self(Ulid::from_parts(ms, rand::random()))
+                Self(next_ulid(unix_ms))
             }
 
             /// Parses `site_01J…`-style text.
@@ -132,6 +146,8 @@ mod tests {
         assert!(a < b);
         assert!(a.to_string().starts_with("evt_"));
         assert_eq!(EventId::parse(&a.to_string()), Ok(a));
+        let same_ms: Vec<EventId> = (0..100).map(|_| EventId::new(5_000)).collect();
+        assert!(same_ms.windows(2).all(|w| w[0] < w[1]), "ids of one millisecond sort in creation order");
     }
 
     #[test]
