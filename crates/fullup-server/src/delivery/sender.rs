@@ -62,7 +62,12 @@ impl Sender {
     }
 
     /// Makes attempt number `attempt` (1-based) of `delivery` at `now_ms`.
-    pub async fn send(&self, delivery: &ClaimedDelivery, attempt: u32, now_ms: i64) -> AttemptResult {
+    pub async fn send(
+        &self,
+        delivery: &ClaimedDelivery,
+        attempt: u32,
+        now_ms: i64,
+    ) -> AttemptResult {
         let started = Instant::now();
         let headers = signed_headers(delivery, attempt, now_ms);
         let request = self
@@ -103,7 +108,10 @@ pub fn signed_headers(delivery: &ClaimedDelivery, attempt: u32, now_ms: i64) -> 
     put("fullup-event-type", delivery.event_type.clone());
     put("fullup-timestamp", timestamp.to_string());
     put("fullup-attempt", attempt.to_string());
-    put("webhook-signature", signer.sign_standard(&event_id, timestamp, body));
+    put(
+        "webhook-signature",
+        signer.sign_standard(&event_id, timestamp, body),
+    );
     put("webhook-id", event_id);
     put("webhook-timestamp", timestamp.to_string());
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -136,7 +144,9 @@ async fn read_response(mut response: reqwest::Response) -> AttemptResult {
         200..=299 => (None, None),
         300..=399 => (
             Some(ErrorKind::Redirect),
-            Some(format!("answered {status}; redirects are not followed: register the final URL")),
+            Some(format!(
+                "answered {status}; redirects are not followed: register the final URL"
+            )),
         ),
         _ => (Some(ErrorKind::Status), Some(format!("answered {status}"))),
     };
@@ -165,10 +175,16 @@ fn classify(err: &reqwest::Error) -> ErrorKind {
     if err.is_timeout() {
         return ErrorKind::Timeout;
     }
-    let chain = error_chain(err).to_ascii_lowercase();
+    // Only the causes: the top-level message names the URL, whose words must not
+    // decide the kind (a refused `…/tls-setup` endpoint is not a TLS failure).
+    let chain = std::error::Error::source(err)
+        .map(error_chain)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if chain.contains("dns error") || chain.contains("failed to lookup") {
         ErrorKind::Dns
-    } else if chain.contains("tls") || chain.contains("certificate") || chain.contains("handshake") {
+    } else if chain.contains("tls") || chain.contains("certificate") || chain.contains("handshake")
+    {
         ErrorKind::Tls
     } else if err.is_connect() {
         ErrorKind::Connect

@@ -494,11 +494,13 @@ impl Store for SqliteStore {
     }
 
     async fn retry_delivery(&self, site: SiteId, id: DeliveryId, now: i64) -> StoreResult<Option<Delivery>> {
+        // A live lease stays: the attempt in flight decides what happens next, and no
+        // second attempt of the same delivery runs beside it.
         sqlx::query(
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, updated_at = ? \
-             WHERE id = ? AND site_id = ? RETURNING *",
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, updated_at = ?1, \
+             lease_until = CASE WHEN lease_until > ?1 THEN lease_until END \
+             WHERE id = ?2 AND site_id = ?3 RETURNING *",
         )
-        .bind(now)
         .bind(now)
         .bind(id.to_string())
         .bind(site.to_string())

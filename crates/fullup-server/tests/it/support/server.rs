@@ -177,6 +177,37 @@ impl TestServer {
         assert_eq!(status, 200, "{body}");
         body["data"].as_array().expect("data").clone()
     }
+
+    /// Polls until a delivery of `event` satisfies `done`; returns it.
+    pub async fn wait_for_delivery(&self, site: &str, event: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..500 {
+            let found = self.deliveries(site, &format!("event_id={event}")).await;
+            if let Some(d) = found.into_iter().find(|d| done(d)) {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let last = self.deliveries(site, &format!("event_id={event}")).await;
+        panic!("no delivery of {event} reached the awaited condition; last seen: {last:?}");
+    }
+
+    /// Sends an event whose request body is exactly `body` (key order and number
+    /// spellings as written), returning its id.
+    pub async fn send_raw_event(&self, site: &str, body: &str) -> String {
+        let resp = self
+            .client
+            .post(format!("{}/v1/sites/{site}/events", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let answer: Value = resp.json().await.expect("JSON answer");
+        assert_eq!(status, 202, "{body} → {answer}");
+        answer["id"].as_str().expect("event id").to_owned()
+    }
 }
 
 impl Drop for TestServer {
