@@ -171,13 +171,21 @@ pub async fn get(
 
 /// Attempts a delivery again now, whatever its state (a replay when it had succeeded).
 #[utoipa::path(post, path = "/v1/sites/{site_id}/deliveries/{delivery_id}/retry", tag = "deliveries",
-    responses((status = 202, body = DeliveryResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 202, body = DeliveryResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
     Path((site_id, delivery_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<DeliveryResponse>), ApiError> {
     let delivery = load_delivery(&state, caller, &site_id, &delivery_id).await?;
+    if let Some(webhook) = state
+        .store
+        .get_webhook(delivery.site_id, delivery.webhook_id)
+        .await?
+    {
+        super::webhooks::require_enabled(&webhook)?;
+    }
     let now = state.clock.now_ms();
     let delivery = state
         .store

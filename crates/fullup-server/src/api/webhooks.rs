@@ -180,6 +180,20 @@ fn parse_secret(raw: Option<String>) -> Result<Secret, ApiError> {
     Secret::parse(&raw).map_err(|e| ApiError::invalid("invalid_secret", e.to_string()))
 }
 
+/// Refuses work that a disabled webhook would never carry out.
+pub fn require_enabled(webhook: &Webhook) -> Result<(), ApiError> {
+    if webhook.enabled {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "webhook_disabled",
+        format!(
+            "webhook {} is disabled; enable it (PATCH enabled=true) first",
+            webhook.id
+        ),
+    ))
+}
+
 async fn load_webhook(state: &AppState, caller: Caller, site: &str, id: &str) -> Result<(Site, Webhook), ApiError> {
     let site = load_site(state, caller, site).await?;
     let id = path_id(id, "webhook", WebhookId::parse)?;
@@ -357,12 +371,7 @@ pub async fn test(
     Path((site_id, webhook_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<TestResponse>), ApiError> {
     let (site, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
-    if !webhook.enabled {
-        return Err(ApiError::conflict(
-            "webhook_disabled",
-            "the webhook is disabled; enable it (PATCH enabled=true) before testing",
-        ));
-    }
+    require_enabled(&webhook)?;
     let data = serde_json::json!({ "webhook_id": webhook.id.to_string() }).to_string();
     let data = canonicalize(data.as_bytes()).map_err(|e| ApiError::invalid("invalid_data", e.to_string()))?;
     let event_id = ingest(

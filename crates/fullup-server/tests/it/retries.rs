@@ -271,6 +271,33 @@ async fn a_manual_retry_replays_a_succeeded_delivery() {
 }
 
 #[tokio::test]
+async fn a_manual_retry_of_a_disabled_webhooks_delivery_is_refused() {
+    let (_clock, server, mut receiver) = setup(short_schedule()).await;
+    let (site, webhook) = subscribe(&server, &receiver).await;
+    let event = server
+        .send_event(&site, "form.submitted", json!({"n": 1}))
+        .await;
+    next_attempt(&mut receiver, 1).await;
+    let delivery = server.wait_for_state(&site, &event, "succeeded").await;
+    let id = delivery["id"].as_str().expect("id");
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            &format!("/v1/sites/{site}/webhooks/{webhook}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = server
+        .call(Method::POST, &format!("/v1/sites/{site}/deliveries/{id}/retry"), None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "webhook_disabled");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_webhook_failing_for_longer_than_disable_after_is_disabled() {
     let step = Duration::from_secs(40 * 60);
     let clock = manual_clock();
