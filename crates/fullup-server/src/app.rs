@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -15,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::auth::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
 use crate::api::{AppState, router};
 use crate::config::Config;
+use crate::crypto::{MainKey, default_key_file};
 use crate::delivery::dispatcher::Dispatcher;
+use crate::delivery::guard::OutboundGuard;
 use crate::store::Store;
 use crate::store::sqlite::SqliteStore;
 
@@ -29,24 +32,33 @@ pub struct Application {
     state: AppState,
     dispatcher: Dispatcher,
     generated_admin_token: Option<String>,
+    created_main_key_file: Option<PathBuf>,
 }
 
 impl Application {
     /// Opens the store (running migrations), settles the admin token and prepares the
     /// dispatcher.
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
-        let store: Arc<dyn Store> = Arc::new(
-            open_store(&config.database_url)
-                .await
-                .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?,
-        );
+        let (store, created_main_key_file) = open_store(&config)
+            .await
+            .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
+        let store: Arc<dyn Store> = Arc::new(store);
         let released = store.recover_after_restart().await?;
         if released > 0 {
             tracing::info!(deliveries = released, "re-queued deliveries left in flight by the previous run");
         }
         let (admin_token_hash, generated_admin_token) = admin_token(&*store, &config).await?;
         let wake = Arc::new(Notify::new());
-        let dispatcher = Dispatcher::new(store.clone(), config.clock.clone(), config.delivery.clone(), wake.clone())
+        let mut network = config.network.clone();
+        network.own_address = Some(listener.local_addr()?);
+        let guard = OutboundGuard::new(network, config.lookup.clone());
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            config.clock.clone(),
+            config.delivery.clone(),
+            wake.clone(),
+            guard.clone(),
+        )
             .context("building the HTTP client")?;
         let state = AppState {
             store,
@@ -54,18 +66,26 @@ impl Application {
             wake,
             admin_token_hash,
             max_event_bytes: config.max_event_bytes,
+            limits: config.limits.clone(),
+            guard,
         };
         Ok(Self {
             listener,
             state,
             dispatcher,
             generated_admin_token,
+            created_main_key_file,
         })
     }
 
     /// The address the API listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The main key file created on this first start, to show the operator once.
+    pub fn created_main_key_file(&self) -> Option<&Path> {
+        self.created_main_key_file.as_deref()
     }
 
     /// The admin token generated on this first start, to show the operator once.
@@ -93,11 +113,35 @@ impl Application {
     }
 }
 
-async fn open_store(url: &str) -> anyhow::Result<SqliteStore> {
-    if url.starts_with("sqlite:") {
-        Ok(SqliteStore::open(url).await?)
-    } else {
-        anyhow::bail!("unsupported --database-url scheme: use sqlite://PATH (PostgreSQL support is coming)")
+/// Opens the store under the main key: the configured one, else the key file, which
+/// is created on first start (and removed again if the database refuses it). Returns
+/// the created key file's path.
+async fn open_store(config: &Config) -> anyhow::Result<(SqliteStore, Option<PathBuf>)> {
+    let url = &config.database_url;
+    anyhow::ensure!(
+        url.starts_with("sqlite:"),
+        "unsupported --database-url scheme: use sqlite://PATH (PostgreSQL support is coming)"
+    );
+    if let Some(key) = &config.main_key {
+        return Ok((SqliteStore::open(url, key.clone()).await?, None));
+    }
+    let path = config
+        .main_key_file
+        .clone()
+        .or_else(|| default_key_file(url))
+        .context("no main key: set FULLUP_MAIN_KEY or --main-key-file")?;
+    if path.exists() {
+        let key = MainKey::read_file(&path)?;
+        return Ok((SqliteStore::open(url, key).await?, None));
+    }
+    let key = MainKey::generate();
+    key.write_new_file(&path)?;
+    match SqliteStore::open(url, key).await {
+        Ok(store) => Ok((store, Some(path))),
+        Err(err) => {
+            let _ = std::fs::remove_file(&path);
+            Err(err.into())
+        }
     }
 }
 

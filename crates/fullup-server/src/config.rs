@@ -1,10 +1,14 @@
 //! The service's settings, with the defaults `fullup serve` starts with.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use fullup_signature::Secret;
 
+use crate::crypto::MainKey;
+use crate::delivery::guard::{Lookup, SystemLookup};
+use crate::delivery::ssrf::NetworkPolicy;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::retry::RetrySchedule;
 
@@ -26,6 +30,18 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// The time source (tests inject a manual clock).
     pub clock: Arc<dyn Clock>,
+    /// Which destinations webhooks may reach.
+    pub network: NetworkPolicy,
+    /// How host names are resolved (tests inject their own).
+    pub lookup: Arc<dyn Lookup>,
+    /// Rate limits and timeouts of the API.
+    pub limits: ApiLimits,
+    /// The key sealing webhook secrets at rest (`FULLUP_MAIN_KEY`); when absent, it is
+    /// read from `main_key_file`, which is created on first start.
+    pub main_key: Option<MainKey>,
+    /// Where the main key is kept when `main_key` is absent; default `fullup.key` next
+    /// to the SQLite database.
+    pub main_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -36,6 +52,42 @@ impl Default for Config {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             delivery: DeliveryConfig::default(),
             clock: Arc::new(SystemClock),
+            network: NetworkPolicy::default(),
+            lookup: Arc::new(SystemLookup),
+            limits: ApiLimits::default(),
+            main_key: None,
+            main_key_file: None,
+        }
+    }
+}
+
+/// Default sustained ingest rate per caller (events per second): far above what one
+/// site's traffic needs, low enough that one runaway client cannot fill the disk.
+pub const DEFAULT_INGEST_RATE: u32 = 1000;
+/// Default ingest burst per caller: two seconds' worth at the default rate.
+pub const DEFAULT_INGEST_BURST: u32 = 2000;
+/// Default time a management or ingest request may take, body upload included.
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one API caller may ask of the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Sustained events per second accepted per caller (the admin token is one caller,
+    /// each site API key another); `0` disables the limit.
+    pub ingest_rate: u32,
+    /// Events a caller may send at once above the sustained rate (at least 1 when the
+    /// rate is on).
+    pub ingest_burst: u32,
+    /// A request not answered within this gets 503 `timeout`.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            ingest_rate: DEFAULT_INGEST_RATE,
+            ingest_burst: DEFAULT_INGEST_BURST,
+            request_timeout: DEFAULT_API_TIMEOUT,
         }
     }
 }

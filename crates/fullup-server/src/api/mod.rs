@@ -4,12 +4,15 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::Method;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use tokio::sync::Notify;
 
+use crate::config::ApiLimits;
 use crate::domain::clock::Clock;
 use crate::store::{PageRequest, Store};
 
@@ -19,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod openapi;
+pub mod ratelimit;
 pub mod sites;
 pub mod webhooks;
 
@@ -32,7 +36,7 @@ pub const MAX_PAGE_SIZE: u32 = 250;
 pub const MANAGEMENT_BODY_LIMIT: usize = 64 * 1024;
 
 /// What every handler can reach.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     /// The store.
     pub store: Arc<dyn Store>,
@@ -44,11 +48,28 @@ pub struct AppState {
     pub admin_token_hash: [u8; 32],
     /// Largest accepted event request body.
     pub max_event_bytes: usize,
+    /// Judges webhook URLs at registration, as the sender does at delivery.
+    pub guard: crate::delivery::guard::OutboundGuard,
+    /// Rate limits and timeouts of the API.
+    pub limits: ApiLimits,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("admin_token_hash", &"[redacted]")
+            .field("max_event_bytes", &self.max_event_bytes)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The API router.
 pub fn router(state: AppState) -> Router {
     let ingest_limit = state.max_event_bytes;
+    let ingest_rate = (state.clone(), ratelimit::IngestLimiter::new(&state.limits));
+    let api_timeout = state.limits.request_timeout;
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi::serve))
@@ -80,6 +101,10 @@ pub fn router(state: AppState) -> Router {
             get(webhooks::secret),
         )
         .route(
+            "/v1/sites/{site_id}/webhooks/{webhook_id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
             "/v1/sites/{site_id}/webhooks/{webhook_id}/recover",
             post(webhooks::recover),
         )
@@ -91,6 +116,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/sites/{site_id}/events",
             post(events::create)
                 .layer(DefaultBodyLimit::max(ingest_limit))
+                .layer(from_fn_with_state(ingest_rate, ratelimit::limit_ingest))
                 .get(events::list),
         )
         .route("/v1/sites/{site_id}/events/{event_id}", get(events::get))
@@ -112,7 +138,27 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::method_not_allowed(&method)
         })
+        .layer(from_fn_with_state(api_timeout, time_limit))
         .with_state(state)
+}
+
+/// Answers 503 `timeout` when a request takes longer than `limit`, reading its body
+/// included, so a client trickling a body cannot hold a connection and a task forever.
+/// (tower-http's `TimeoutLayer` answers with an empty body; this keeps the API's error
+/// shape.) Dropping the handler rolls back any transaction it had open.
+async fn time_limit(State(limit): State<std::time::Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request did not complete within {} s; retry it (ingest: with the same Idempotency-Key)",
+                limit.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// Liveness: answers `ok` while the process serves requests.

@@ -17,6 +17,7 @@ use crate::domain::clock::format_rfc3339;
 use crate::domain::event_type::EventFilter;
 use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::models::{Site, Webhook};
+use crate::domain::rotation::{DEFAULT_GRACE_SECS, MAX_GRACE_SECS};
 use crate::domain::webhook_url::WebhookUrl;
 
 /// A site may hold at most this many webhooks; fan-out cost grows with each.
@@ -113,6 +114,32 @@ pub struct SecretResponse {
     pub secret: String,
 }
 
+/// `POST …/rotate-secret` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretRequest {
+    /// Seconds the replaced secret keeps signing: default 86400 (a day), at most
+    /// 604800 (a week); 0 retires it at once.
+    #[serde(default)]
+    pub grace_period_secs: Option<u64>,
+    /// Bring your own new secret (at least 16 characters); by default a `whsec_`
+    /// secret is generated.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// `POST …/rotate-secret` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RotateSecretResponse {
+    /// The new secret; `webhook-signature` carries its signature from now on.
+    pub secret: String,
+    /// RFC 3339: until then the replaced secret also signs `webhook-signature`.
+    pub previous_secret_valid_until: String,
+    /// RFC 3339: `fullup-signature` is keyed with the replaced secret (the oldest one
+    /// still valid, after several rotations) until this time, with the new one after.
+    pub fullup_signature_switches_at: String,
+}
+
 /// `POST …/recover` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -137,10 +164,15 @@ pub struct TestResponse {
     pub event_id: EventId,
 }
 
-fn parse_url(url: &str) -> Result<String, ApiError> {
-    WebhookUrl::parse(url)
-        .map(|u| u.to_string())
-        .map_err(|e| ApiError::invalid("invalid_url", e.to_string()))
+/// Parses and vets a receiver URL as a delivery would (the same guard, one lookup).
+async fn parse_url(state: &AppState, url: &str) -> Result<String, ApiError> {
+    let url = WebhookUrl::parse(url).map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
+    state
+        .guard
+        .vet(url.as_url())
+        .await
+        .map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
+    Ok(url.to_string())
 }
 
 fn parse_filters(raw: Option<Vec<String>>) -> Result<Vec<EventFilter>, ApiError> {
@@ -216,7 +248,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookResponse>), ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
-    let url = parse_url(&req.url)?;
+    let url = parse_url(&state, &req.url).await?;
     let event_types = parse_filters(req.event_types)?;
     let description = parse_description(req.description)?;
     let secret = parse_secret(req.secret)?;
@@ -236,6 +268,7 @@ pub async fn create(
         enabled: req.enabled.unwrap_or(true),
         disabled_reason: None,
         secret,
+        old_secrets: Vec::new(),
         created_at: now,
         updated_at: now,
         failing_since: None,
@@ -298,7 +331,7 @@ pub async fn update(
 ) -> Result<Json<WebhookResponse>, ApiError> {
     let (_, mut webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     if let Some(url) = req.url {
-        webhook.url = parse_url(&url)?;
+        webhook.url = parse_url(&state, &url).await?;
     }
     if req.event_types.is_some() {
         webhook.event_types = parse_filters(req.event_types)?;
@@ -335,6 +368,47 @@ pub async fn delete(
     let (site, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     state.store.delete_webhook(site.id, webhook.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the webhook's secret; the replaced one keeps signing for a grace period so
+/// receivers can switch without a failed delivery.
+#[utoipa::path(post, path = "/v1/sites/{site_id}/webhooks/{webhook_id}/rotate-secret", tag = "webhooks",
+    request_body = RotateSecretRequest,
+    responses((status = 200, body = RotateSecretResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((site_id, webhook_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<RotateSecretRequest>,
+) -> Result<Json<RotateSecretResponse>, ApiError> {
+    let (site, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
+    let grace_secs = req.grace_period_secs.unwrap_or(DEFAULT_GRACE_SECS);
+    if grace_secs > MAX_GRACE_SECS {
+        return Err(ApiError::invalid(
+            "invalid_grace_period",
+            format!("grace_period_secs must be at most {MAX_GRACE_SECS} (7 days)"),
+        ));
+    }
+    let new = parse_secret(req.secret)?;
+    let now = state.clock.now_ms();
+    if webhook.standard_signing_secrets(now).contains(&&new) {
+        return Err(ApiError::invalid(
+            "invalid_secret",
+            "the new secret is already in use by this webhook; choose another or omit it",
+        ));
+    }
+    let grace_ms = i64::try_from(grace_secs * 1000).unwrap_or(i64::MAX);
+    let rotated = state
+        .store
+        .rotate_webhook_secret(site.id, webhook.id, new, grace_ms, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("webhook {}", webhook.id)))?;
+    Ok(Json(RotateSecretResponse {
+        secret: rotated.secret.expose().to_owned(),
+        previous_secret_valid_until: format_rfc3339(now.saturating_add(grace_ms)),
+        fullup_signature_switches_at: format_rfc3339(rotated.fullup_signature_switches_at(now)),
+    }))
 }
 
 /// Makes the webhook's failed deliveries created in a time range pending again.

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::guard::OutboundGuard;
 use super::sender::{AttemptResult, Sender};
 use crate::config::DeliveryConfig;
 use crate::domain::clock::Clock;
@@ -40,15 +41,16 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher over `store`, woken early by `wake`.
+    /// A dispatcher over `store`, woken early by `wake`, reaching only what `guard` allows.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         config: DeliveryConfig,
         wake: Arc<Notify>,
+        guard: OutboundGuard,
     ) -> reqwest::Result<Self> {
         Ok(Self {
-            sender: Sender::new(&config)?,
+            sender: Sender::new(&config, guard)?,
             store,
             clock,
             config,

@@ -5,12 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use fullup_signature::Signer;
+use fullup_signature::{sign, sign_standard};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use crate::config::DeliveryConfig;
 use crate::domain::models::ErrorKind;
 use crate::domain::retry::parse_retry_after;
+use super::guard::{GuardError, OutboundGuard, PinnedClients};
 use crate::store::ClaimedDelivery;
 
 /// The most of a response body kept in the attempt log.
@@ -42,23 +43,40 @@ impl AttemptResult {
     }
 }
 
-/// Sends deliveries over one shared connection pool.
+/// Sends deliveries, vetting every destination first.
 #[derive(Debug, Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    guard: OutboundGuard,
+    clients: PinnedClients,
 }
 
 impl Sender {
-    /// A sender with the configured timeouts, no redirects and no proxy.
-    pub fn new(config: &DeliveryConfig) -> reqwest::Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
-        Ok(Self { client })
+    /// A sender with the configured timeouts that reaches only what `guard` allows.
+    pub fn new(config: &DeliveryConfig, guard: OutboundGuard) -> reqwest::Result<Self> {
+        Ok(Self {
+            guard,
+            clients: PinnedClients::new(config.connect_timeout, config.request_timeout)?,
+        })
+    }
+
+    /// Vets the URL and returns the client pinned to its vetted addresses.
+    async fn client_for(&self, url: &str) -> Result<reqwest::Client, AttemptResult> {
+        let refused = |kind, message: String| AttemptResult {
+            status: None,
+            error_kind: Some(kind),
+            error_message: Some(message),
+            response_body: String::new(),
+            retry_after: None,
+            duration: Duration::ZERO,
+        };
+        let parsed = url::Url::parse(url).map_err(|e| refused(ErrorKind::Blocked, format!("url is not valid: {e}")))?;
+        let vetted = self.guard.vet(&parsed).await.map_err(|e| match e {
+            GuardError::Dns { .. } => refused(ErrorKind::Dns, e.to_string()),
+            other => refused(ErrorKind::Blocked, other.to_string()),
+        })?;
+        self.clients
+            .client_for(&vetted)
+            .map_err(|e| refused(ErrorKind::Other, error_chain(&e)))
     }
 
     /// Makes attempt number `attempt` (1-based) of `delivery` at `now_ms`.
@@ -69,9 +87,15 @@ impl Sender {
         now_ms: i64,
     ) -> AttemptResult {
         let started = Instant::now();
+        let client = match self.client_for(&delivery.webhook.url).await {
+            Ok(client) => client,
+            Err(mut refused) => {
+                refused.duration = started.elapsed();
+                return refused;
+            }
+        };
         let headers = signed_headers(delivery, attempt, now_ms);
-        let request = self
-            .client
+        let request = client
             .post(&delivery.webhook.url)
             .headers(headers)
             .body(delivery.payload.clone());
@@ -91,27 +115,31 @@ impl Sender {
     }
 }
 
-/// The delivery headers: both signature schemes and the event's metadata.
+/// The delivery headers: both signature schemes and the event's metadata. During a
+/// secret rotation's grace period `webhook-signature` holds one signature per valid
+/// secret and `fullup-signature` the old secret's (see [`crate::domain::rotation`]).
 pub fn signed_headers(delivery: &ClaimedDelivery, attempt: u32, now_ms: i64) -> HeaderMap {
-    let signer = Signer::new(&delivery.webhook.secret);
+    let webhook = &delivery.webhook;
     let body = delivery.payload.as_bytes();
     let timestamp = now_ms.div_euclid(1000);
     let event_id = delivery.event_id.to_string();
+    let standard: Vec<String> = webhook
+        .standard_signing_secrets(now_ms)
+        .into_iter()
+        .map(|secret| sign_standard(secret, &event_id, timestamp, body))
+        .collect();
     let mut h = HeaderMap::with_capacity(10);
     let mut put = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(name, v);
         }
     };
-    put("fullup-signature", signer.sign(body).to_string());
+    put("fullup-signature", sign(webhook.fullup_signing_secret(now_ms), body).to_string());
     put("fullup-event-id", event_id.clone());
     put("fullup-event-type", delivery.event_type.clone());
     put("fullup-timestamp", timestamp.to_string());
     put("fullup-attempt", attempt.to_string());
-    put(
-        "webhook-signature",
-        signer.sign_standard(&event_id, timestamp, body),
-    );
+    put("webhook-signature", standard.join(" "));
     put("webhook-id", event_id);
     put("webhook-timestamp", timestamp.to_string());
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -216,4 +216,48 @@ mod tests {
         assert!(NetworkPolicy::default().check_scheme("http").is_ok());
         assert!(NetworkPolicy::default().check_scheme("gopher").is_err());
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn in_v4_range(index: usize, offset: u32) -> Ipv4Addr {
+            let (net, len, _) = DENIED_V4[index];
+            let host_bits = 32 - u32::from(len);
+            let mask = if host_bits == 32 { u32::MAX } else { (1u32 << host_bits) - 1 };
+            Ipv4Addr::from(u32::from(net) | (offset & mask))
+        }
+
+        fn in_v6_range(index: usize, offset: u128) -> Ipv6Addr {
+            let (net, len, _) = DENIED_V6[index];
+            let host_bits = 128 - u32::from(len);
+            let mask = if host_bits == 128 { u128::MAX } else if host_bits == 0 { 0 } else { (1u128 << host_bits) - 1 };
+            Ipv6Addr::from(u128::from(net) | (offset & mask))
+        }
+
+        proptest! {
+            #[test]
+            fn every_address_of_every_denied_v4_range_is_denied_in_every_spelling(
+                index in 0..DENIED_V4.len(),
+                offset in any::<u32>(),
+            ) {
+                let v4 = in_v4_range(index, offset);
+                prop_assert!(denied_range(IpAddr::V4(v4)).is_some(), "{v4}");
+                prop_assert!(denied_range(IpAddr::V6(v4.to_ipv6_mapped())).is_some(), "mapped {v4}");
+                prop_assert!(denied_range(IpAddr::V6(v4.to_ipv6_compatible())).is_some(), "compatible {v4}");
+                let policy = NetworkPolicy::default();
+                prop_assert!(policy.check(SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), 443)).is_err());
+            }
+
+            #[test]
+            fn every_address_of_every_denied_v6_range_is_denied(
+                index in 0..DENIED_V6.len(),
+                offset in any::<u128>(),
+            ) {
+                let v6 = in_v6_range(index, offset);
+                prop_assert!(denied_range(IpAddr::V6(v6)).is_some(), "{v6}");
+                prop_assert!(NetworkPolicy::default().check(SocketAddr::new(IpAddr::V6(v6), 80)).is_err());
+            }
+        }
+    }
 }

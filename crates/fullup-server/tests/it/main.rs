@@ -6,4 +6,5 @@ mod delivery;
 mod openapi;
 mod retries;
 mod seed;
+mod ssrf;
 mod support;

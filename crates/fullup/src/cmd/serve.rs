@@ -8,8 +8,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use fullup_server::app::Application;
 use fullup_server::config::{
-    Config, DEFAULT_DATABASE_URL, DEFAULT_MAX_EVENT_BYTES, DeliveryConfig,
+    ApiLimits, Config, DEFAULT_DATABASE_URL, DEFAULT_INGEST_BURST, DEFAULT_INGEST_RATE,
+    DEFAULT_MAX_EVENT_BYTES, DeliveryConfig,
 };
+use fullup_server::delivery::ssrf::NetworkPolicy;
 use fullup_server::domain::clock::SystemClock;
 use fullup_server::domain::retry::{DEFAULT_JITTER, RetrySchedule};
 use fullup_signature::Secret;
@@ -49,9 +51,25 @@ pub struct Args {
     /// Disable a webhook after it has failed without one success for this long.
     #[arg(long, env = "FULLUP_DISABLE_AFTER", default_value = "5days", value_parser = humantime::parse_duration)]
     disable_after: Duration,
+    /// Open a special-purpose range (loopback, private, ...) to webhooks, such as
+    /// `127.0.0.0/8` for a local receiver. Repeatable; comma-separated in the variable.
+    #[arg(long = "allow-network", env = "FULLUP_ALLOW_NETWORK", value_name = "CIDR", value_delimiter = ',')]
+    allow_network: Vec<ipnet::IpNet>,
+    /// Refuse webhook URLs that are not https.
+    #[arg(long, env = "FULLUP_REQUIRE_HTTPS")]
+    require_https: bool,
     /// Largest accepted event request body, in bytes.
     #[arg(long, env = "FULLUP_MAX_EVENT_BYTES", default_value_t = DEFAULT_MAX_EVENT_BYTES)]
     max_event_bytes: usize,
+    /// Events per second each credential (admin token, site API key) may ingest; 0 disables.
+    #[arg(long, env = "FULLUP_INGEST_RATE_LIMIT", default_value_t = DEFAULT_INGEST_RATE)]
+    ingest_rate_limit: u32,
+    /// Events a credential may send at once above its rate.
+    #[arg(long, env = "FULLUP_INGEST_BURST", default_value_t = DEFAULT_INGEST_BURST)]
+    ingest_burst: u32,
+    /// Time allowed for an API request, body upload included (then 503 `timeout`).
+    #[arg(long, env = "FULLUP_API_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    api_timeout: Duration,
 }
 
 impl Args {
@@ -67,6 +85,11 @@ impl Args {
             self.per_webhook_concurrency > 0,
             "--per-webhook-concurrency must be at least 1"
         );
+        anyhow::ensure!(
+            self.ingest_rate_limit == 0 || self.ingest_burst > 0,
+            "--ingest-burst must be at least 1 while --ingest-rate-limit is on"
+        );
+        anyhow::ensure!(!self.api_timeout.is_zero(), "--api-timeout must be more than 0s");
         let admin_token = match std::env::var(ADMIN_TOKEN_ENV) {
             Ok(token) => Some(
                 Secret::parse(&token)
@@ -88,6 +111,17 @@ impl Args {
                 ..DeliveryConfig::default()
             },
             clock: Arc::new(SystemClock),
+            network: NetworkPolicy {
+                allow: self.allow_network,
+                own_address: None,
+                require_https: self.require_https,
+            },
+            limits: ApiLimits {
+                ingest_rate: self.ingest_rate_limit,
+                ingest_burst: self.ingest_burst,
+                request_timeout: self.api_timeout,
+            },
+            ..Config::default()
         })
     }
 }

@@ -52,6 +52,7 @@ impl Server {
                 "127.0.0.1:0",
             ])
             .args(["--retry-schedule", "1s,1s,1s,1s,1s"])
+            .args(["--allow-network", "127.0.0.0/8"])
             // Leases last connect + request timeout + 30 s. A 5-minute request timeout
             // makes them outlast the whole test, so only the restart's release of the
             // dead process's leases can get its claimed deliveries out in time.

@@ -45,6 +45,7 @@ struct Shared {
     tx: mpsc::UnboundedSender<Received>,
     status: Arc<AtomicU16>,
     hang: Arc<AtomicBool>,
+    body: Arc<Mutex<String>>,
     extra_headers: Arc<Mutex<Vec<(String, String)>>>,
     secrets: Arc<Mutex<Vec<Secret>>>,
     clock: Arc<Mutex<Arc<dyn Clock>>>,
@@ -59,13 +60,22 @@ pub struct TestReceiver {
 }
 
 impl TestReceiver {
-    /// Starts answering 200 on every path.
+    /// Starts answering 200 on every path, on 127.0.0.1:0.
     pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        Self::start_on(listener).await
+    }
+
+    /// Starts answering 200 on every path, on `listener`.
+    pub async fn start_on(listener: tokio::net::TcpListener) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Shared {
             tx,
             status: Arc::new(AtomicU16::new(200)),
             hang: Arc::new(AtomicBool::new(false)),
+            body: Arc::new(Mutex::new("receiver says hello".to_owned())),
             extra_headers: Arc::default(),
             secrets: Arc::default(),
             clock: Arc::new(Mutex::new(Arc::new(SystemClock))),
@@ -73,7 +83,6 @@ impl TestReceiver {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind receiver");
         let addr = listener.local_addr().expect("receiver address");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -100,6 +109,11 @@ impl TestReceiver {
     /// The status to answer from now on.
     pub fn set_status(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
+    }
+
+    /// The body to answer with from now on (default `receiver says hello`).
+    pub fn set_body(&self, body: &str) {
+        *self.shared.body.lock().expect("lock") = body.to_owned();
     }
 
     /// A header to add to every answer from now on.
@@ -150,7 +164,8 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
         std::future::pending::<()>().await;
     }
     let status = StatusCode::from_u16(s.status.load(Ordering::SeqCst)).expect("valid status");
-    let mut response = (status, "receiver says hello").into_response();
+    let body = s.body.lock().expect("lock").clone();
+    let mut response = (status, body).into_response();
     for (name, value) in s.extra_headers.lock().expect("lock").iter() {
         response.headers_mut().insert(
             axum::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),

@@ -33,6 +33,8 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
         admin_token: Some(Secret::parse(ADMIN_TOKEN).expect("token")),
         ..Config::default()
     };
+    // Receivers in tests live on loopback, which the guard denies by default.
+    config.network.allow = vec!["127.0.0.0/8".parse().expect("net")];
     config.delivery.poll_interval = Duration::from_millis(20);
     config.delivery.request_timeout = Duration::from_secs(5);
     config.delivery.connect_timeout = Duration::from_secs(2);
