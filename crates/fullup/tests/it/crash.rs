@@ -8,15 +8,13 @@
 //! no other id: at-least-once, nothing lost, nothing invented.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use fullup_signature::Secret;
 use serde_json::{Value, json};
 
 use crate::support_receiver::RecordingReceiver;
+use crate::support_server::{ADMIN_TOKEN, Server, create_site_and_webhook};
 
 /// Events to deliver, as the acceptance criterion says.
 const EVENTS: usize = 2_000;
@@ -24,82 +22,10 @@ const EVENTS: usize = 2_000;
 const CLIENTS: usize = 16;
 /// Accepted events before the kill is allowed, so there is a backlog to lose.
 const KILL_AFTER_ACCEPTED: usize = 500;
-const ADMIN_TOKEN: &str = "crash-test-admin-token-0123456789";
-/// A debug build on a busy 2-core machine can take a while to open the database.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on waiting for the moment to kill.
 const KILL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on waiting for every accepted event to arrive after the restart.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(90);
-const LISTENING_PREFIX: &str = "fullup serve: listening on http://";
-
-/// A running `fullup serve`; killed (SIGKILL) and reaped when dropped, so no exit path
-/// of the test leaves it running.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    /// Starts the binary on `database_url` and port 0, and reads the address it prints.
-    async fn start(database_url: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fullup"))
-            .args([
-                "serve",
-                "--database-url",
-                database_url,
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--retry-schedule", "1s,1s,1s,1s,1s"])
-            .args(["--allow-network", "127.0.0.0/8"])
-            // Leases last connect + request timeout + 30 s. A 5-minute request timeout
-            // makes them outlast the whole test, so only the restart's release of the
-            // dead process's leases can get its claimed deliveries out in time.
-            .args(["--request-timeout", "5m"])
-            .env("FULLUP_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn `fullup serve`");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut server = Server {
-            child,
-            base: String::new(),
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            // Keep reading to the end so the child never writes into a closed pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let (Some(addr), Some(tx)) = (line.strip_prefix(LISTENING_PREFIX), tx.take()) {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-        });
-        let addr = tokio::time::timeout(START_TIMEOUT, rx)
-            .await
-            .expect("`fullup serve` prints its address within the start timeout")
-            .expect("`fullup serve` prints its address before exiting");
-        server.base = format!("http://{addr}");
-        server
-    }
-
-    /// Sends SIGKILL and waits until the process is gone.
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL `fullup serve`");
-        self.child.wait().expect("reap `fullup serve`");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The events still to be accepted and the ids of those that were, shared by the
 /// ingest clients.
@@ -197,47 +123,6 @@ async fn join_clients(clients: Vec<tokio::task::JoinHandle<bool>>) -> usize {
     stopped
 }
 
-/// An admin API call that must answer `expected`; returns the JSON answer.
-async fn call(client: &reqwest::Client, url: String, body: Value, expected: u16) -> Value {
-    let response = client
-        .post(&url)
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .expect("the API answers");
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("the API answers JSON");
-    assert_eq!(status, expected, "POST {url}: {body}");
-    body
-}
-
-/// Creates a site with a webhook to `receiver`; returns the site id.
-async fn create_site_and_webhook(
-    client: &reqwest::Client,
-    base: &str,
-    receiver: &RecordingReceiver,
-) -> String {
-    let site = call(
-        client,
-        format!("{base}/v1/sites"),
-        json!({"name": "crash"}),
-        201,
-    )
-    .await;
-    let site = site["id"].as_str().expect("a site id").to_owned();
-    let webhook = call(
-        client,
-        format!("{base}/v1/sites/{site}/webhooks"),
-        json!({"url": receiver.url(), "event_types": ["*"], "description": "crash test"}),
-        201,
-    )
-    .await;
-    let secret = webhook["secret"].as_str().expect("the webhook's secret");
-    receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
-    site
-}
-
 /// Waits until enough events are accepted and some delivered with attempts in flight,
 /// then SIGKILLs the server; returns the ids the receiver had verified by then.
 async fn kill_mid_delivery(
@@ -303,7 +188,7 @@ async fn sigkill_during_delivery_loses_no_accepted_event() {
         .build()
         .expect("an HTTP client");
 
-    let mut server = Server::start(&database_url).await;
+    let mut server = Server::start(&database_url, &[], &[]).await;
     let site = create_site_and_webhook(&client, &server.base, &receiver).await;
     let ingest = Ingest::new(client, site);
     let clients = spawn_clients(&ingest, &server.base);
@@ -320,7 +205,7 @@ async fn sigkill_during_delivery_loses_no_accepted_event() {
         "every accepted event was already delivered at the kill; nothing was at risk"
     );
 
-    let server = Server::start(&database_url).await;
+    let server = Server::start(&database_url, &[], &[]).await;
     let stopped = join_clients(spawn_clients(&ingest, &server.base)).await;
     assert_eq!(stopped, 0, "ingest failed after the restart");
     let accepted = ingest.accepted_ids();

@@ -1,0 +1,9 @@
+//! Integration tests of the `fullup` binary and of the wire format against real receivers.
+
+mod cli_sign;
+mod crash;
+mod listen;
+mod proxy;
+mod seed_receivers;
+mod support_receiver;
+mod support_server;

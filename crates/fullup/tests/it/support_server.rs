@@ -1,0 +1,131 @@
+//! `fullup serve` as a child process, and the admin calls tests make against it.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fullup_signature::Secret;
+use serde_json::{Value, json};
+
+use crate::support_receiver::RecordingReceiver;
+
+/// The admin token the child runs with.
+pub const ADMIN_TOKEN: &str = "crash-test-admin-token-0123456789";
+/// A debug build on a busy 2-core machine can take a while to open the database.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+const LISTENING_PREFIX: &str = "fullup serve: listening on http://";
+
+/// A running `fullup serve`; killed (SIGKILL) and reaped when dropped, so no exit path
+/// of the test leaves it running.
+pub struct Server {
+    child: Child,
+    /// `http://ADDR` of its API.
+    pub base: String,
+}
+
+impl Server {
+    /// Starts the binary on `database_url` and port 0, and reads the address it prints.
+    pub async fn start(database_url: &str, extra_args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fullup"))
+            .args([
+                "serve",
+                "--database-url",
+                database_url,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--retry-schedule", "1s,1s,1s,1s,1s"])
+            .args(["--allow-network", "127.0.0.0/8"])
+            // Leases last connect + request timeout + 30 s. A 5-minute request timeout
+            // makes them outlast the whole test, so only the restart's release of the
+            // dead process's leases can get its claimed deliveries out in time.
+            .args(["--request-timeout", "5m"])
+            .args(extra_args)
+            .envs(envs.iter().copied())
+            .env("FULLUP_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn `fullup serve`");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut server = Server {
+            child,
+            base: String::new(),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            // Keep reading to the end so the child never writes into a closed pipe.
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix(LISTENING_PREFIX) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.to_owned());
+                    }
+                }
+            }
+        });
+        let addr = tokio::time::timeout(START_TIMEOUT, rx)
+            .await
+            .expect("`fullup serve` prints its address within the start timeout")
+            .expect("`fullup serve` prints its address before exiting");
+        server.base = format!("http://{addr}");
+        server
+    }
+
+    /// Sends SIGKILL and waits until the process is gone.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL `fullup serve`");
+        self.child.wait().expect("reap `fullup serve`");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An admin API call that must answer `expected`; returns the JSON answer.
+pub async fn call(client: &reqwest::Client, url: String, body: Value, expected: u16) -> Value {
+    let response = client
+        .post(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("the API answers");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("the API answers JSON");
+    assert_eq!(status, expected, "POST {url}: {body}");
+    body
+}
+
+/// Creates a site with a webhook to `receiver`; returns the site id.
+pub async fn create_site_and_webhook(
+    client: &reqwest::Client,
+    base: &str,
+    receiver: &RecordingReceiver,
+) -> String {
+    let site = call(
+        client,
+        format!("{base}/v1/sites"),
+        json!({"name": "crash"}),
+        201,
+    )
+    .await;
+    let site = site["id"].as_str().expect("a site id").to_owned();
+    let webhook = call(
+        client,
+        format!("{base}/v1/sites/{site}/webhooks"),
+        json!({"url": receiver.url(), "event_types": ["*"], "description": "crash test"}),
+        201,
+    )
+    .await;
+    let secret = webhook["secret"].as_str().expect("the webhook's secret");
+    receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
+    site
+}
+
