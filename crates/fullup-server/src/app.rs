@@ -39,13 +39,16 @@ impl Application {
     /// Opens the store (running migrations), settles the admin token and prepares the
     /// dispatcher.
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
-        let (store, created_main_key_file) = open_store(&config)
-            .await
-            .with_context(|| format!("opening the database {}", redact_url(&config.database_url)))?;
+        let (store, created_main_key_file) = open_store(&config).await.with_context(|| {
+            format!("opening the database {}", redact_url(&config.database_url))
+        })?;
         let store: Arc<dyn Store> = Arc::new(store);
         let released = store.recover_after_restart().await?;
         if released > 0 {
-            tracing::info!(deliveries = released, "re-queued deliveries left in flight by the previous run");
+            tracing::info!(
+                deliveries = released,
+                "re-queued deliveries left in flight by the previous run"
+            );
         }
         let (admin_token_hash, generated_admin_token) = admin_token(&*store, &config).await?;
         let wake = Arc::new(Notify::new());
@@ -59,7 +62,7 @@ impl Application {
             wake.clone(),
             guard.clone(),
         )
-            .context("building the HTTP client")?;
+        .context("building the HTTP client")?;
         let state = AppState {
             store,
             clock: config.clock.clone(),
@@ -95,7 +98,10 @@ impl Application {
 
     /// Serves the API and runs deliveries until `shutdown` completes; then stops
     /// accepting, stops claiming, and waits for attempts in flight (bounded).
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let dispatcher = tokio::spawn(self.dispatcher.run(cancel.clone()));
         let stop = cancel.clone();
@@ -157,7 +163,10 @@ fn redact_url(url: &str) -> String {
 }
 
 /// The admin token's hash: from config, else stored, else a new token (returned once).
-async fn admin_token(store: &dyn Store, config: &Config) -> anyhow::Result<([u8; 32], Option<String>)> {
+async fn admin_token(
+    store: &dyn Store,
+    config: &Config,
+) -> anyhow::Result<([u8; 32], Option<String>)> {
     if let Some(token) = &config.admin_token {
         return Ok((hash_token(token.expose()), None));
     }

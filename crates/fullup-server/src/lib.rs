@@ -5,6 +5,8 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod crypto;
 pub mod delivery;
 pub mod domain;
+pub mod rekey;
 pub mod store;

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::ids::SiteId;
+use crate::domain::ids::{ApiKeyId, SiteId};
 
 /// Prefix of site API key tokens, so a leaked one is recognisable in a scan.
 pub const API_KEY_PREFIX: &str = "fk_";
@@ -65,32 +65,78 @@ pub fn generate_token(prefix: &str) -> String {
     )
 }
 
+/// Which credential a request used: what the ingest rate limit counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// The admin token.
+    Admin,
+    /// A site API key.
+    ApiKey(ApiKeyId),
+}
+
+/// The outcome of authentication, kept in the request's extensions so that a layer
+/// (the rate limiter) and the handler check the token once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticated {
+    /// What the caller may reach.
+    pub caller: Caller,
+    /// The credential it presented.
+    pub credential: Credential,
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(known) = parts.extensions.get::<Self>() {
+            return Ok(*known);
+        }
+        let auth = authenticate(parts, state).await?;
+        parts.extensions.insert(auth);
+        Ok(auth)
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
-        // The scheme is case-insensitive (RFC 7235 §2.1): `bearer x` is as good as `Bearer x`.
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("`Authorization` must be `Bearer <token>`"))?;
-        let hash = hash_token(token);
-        if bool::from(hash.ct_eq(&state.admin_token_hash)) {
-            return Ok(Self::Admin);
-        }
-        if token.starts_with(API_KEY_PREFIX) {
-            if let Some(key) = state.store.find_api_key(&hash).await? {
-                return Ok(Self::Site(key.site_id));
-            }
-        }
-        Err(ApiError::unauthorized("the token is not valid"))
+        Ok(Authenticated::from_request_parts(parts, state)
+            .await?
+            .caller)
     }
+}
+
+/// Checks the bearer token. Messages never repeat the token: it may be a real secret
+/// sent to the wrong place.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
+    // The scheme is case-insensitive (RFC 7235 §2.1): `bearer x` is as good as `Bearer x`.
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("`Authorization` must be `Bearer <token>`"))?;
+    let hash = hash_token(token);
+    if bool::from(hash.ct_eq(&state.admin_token_hash)) {
+        return Ok(Authenticated {
+            caller: Caller::Admin,
+            credential: Credential::Admin,
+        });
+    }
+    if token.starts_with(API_KEY_PREFIX) {
+        if let Some(key) = state.store.find_api_key(&hash).await? {
+            return Ok(Authenticated {
+                caller: Caller::Site(key.site_id),
+                credential: Credential::ApiKey(key.id),
+            });
+        }
+    }
+    Err(ApiError::unauthorized("the token is not valid"))
 }

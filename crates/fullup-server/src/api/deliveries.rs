@@ -113,21 +113,42 @@ pub struct DeliveryListParams {
 
 impl DeliveryListParams {
     fn filter(&self) -> Result<DeliveryFilter, ApiError> {
-        let bad = |what: &str, e: &dyn std::fmt::Display| ApiError::bad_request(format!("{what}: {e}"));
+        let bad =
+            |what: &str, e: &dyn std::fmt::Display| ApiError::bad_request(format!("{what}: {e}"));
         Ok(DeliveryFilter {
-            event_id: self.event_id.as_deref().map(EventId::parse).transpose().map_err(|e| bad("event_id", &e))?,
-            webhook_id: self.webhook_id.as_deref().map(WebhookId::parse).transpose().map_err(|e| bad("webhook_id", &e))?,
+            event_id: self
+                .event_id
+                .as_deref()
+                .map(EventId::parse)
+                .transpose()
+                .map_err(|e| bad("event_id", &e))?,
+            webhook_id: self
+                .webhook_id
+                .as_deref()
+                .map(WebhookId::parse)
+                .transpose()
+                .map_err(|e| bad("webhook_id", &e))?,
             state: self
                 .state
                 .as_deref()
                 .map(|s| {
                     DeliveryState::parse(s).ok_or_else(|| {
-                        ApiError::bad_request("state must be pending, succeeded, failed or cancelled")
+                        ApiError::bad_request(
+                            "state must be pending, succeeded, failed or cancelled",
+                        )
                     })
                 })
                 .transpose()?,
-            since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
-            until: self.until.as_deref().map(|t| parse_time("until", t)).transpose()?,
+            since: self
+                .since
+                .as_deref()
+                .map(|t| parse_time("since", t))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|t| parse_time("until", t))
+                .transpose()?,
         })
     }
 }
@@ -143,12 +164,24 @@ pub async fn list(
     ApiQuery(q): ApiQuery<DeliveryListParams>,
 ) -> Result<Json<ListResponse<DeliveryResponse>>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
-    let page = PageParams { limit: q.limit, cursor: q.cursor.clone() }.to_request()?;
-    let page = state.store.list_deliveries(site.id, &q.filter()?, &page).await?;
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    }
+    .to_request()?;
+    let page = state
+        .store
+        .list_deliveries(site.id, &q.filter()?, &page)
+        .await?;
     Ok(Json(ListResponse::from_page(page, DeliveryResponse::from)))
 }
 
-async fn load_delivery(state: &AppState, caller: Caller, site: &str, id: &str) -> Result<Delivery, ApiError> {
+async fn load_delivery(
+    state: &AppState,
+    caller: Caller,
+    site: &str,
+    id: &str,
+) -> Result<Delivery, ApiError> {
     let site = load_site(state, caller, site).await?;
     let id = path_id(id, "delivery", DeliveryId::parse)?;
     state
@@ -166,7 +199,11 @@ pub async fn get(
     caller: Caller,
     Path((site_id, delivery_id)): Path<(String, String)>,
 ) -> Result<Json<DeliveryResponse>, ApiError> {
-    Ok(Json(load_delivery(&state, caller, &site_id, &delivery_id).await?.into()))
+    Ok(Json(
+        load_delivery(&state, caller, &site_id, &delivery_id)
+            .await?
+            .into(),
+    ))
 }
 
 /// Attempts a delivery again now, whatever its state (a replay when it had succeeded).

@@ -59,7 +59,11 @@ impl ApiError {
 
     /// 404 for `what` (such as "site site_01…").
     pub fn not_found(what: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} does not exist"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} does not exist"),
+        )
     }
 
     /// 401: no usable credentials.
@@ -77,7 +81,9 @@ impl ApiError {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("{method} is not allowed on this path; GET /openapi.json lists each path's methods"),
+            format!(
+                "{method} is not allowed on this path; GET /openapi.json lists each path's methods"
+            ),
         )
     }
 

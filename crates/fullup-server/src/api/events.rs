@@ -133,16 +133,27 @@ pub async fn ingest(state: &AppState, req: IngestRequest<'_>) -> Result<EventId,
         only_webhook: req.only_webhook,
     };
     match state.store.ingest(&new).await? {
-        IngestOutcome::Created { event_id, deliveries } => {
+        IngestOutcome::Created {
+            event_id,
+            deliveries,
+        } => {
             if deliveries > 0 {
                 state.wake.notify_one();
             }
             Ok(event_id)
         }
-        IngestOutcome::Duplicate { event_id, same_request: true } => Ok(event_id),
-        IngestOutcome::Duplicate { event_id, same_request: false } => Err(ApiError::invalid(
+        IngestOutcome::Duplicate {
+            event_id,
+            same_request: true,
+        } => Ok(event_id),
+        IngestOutcome::Duplicate {
+            event_id,
+            same_request: false,
+        } => Err(ApiError::invalid(
             "idempotency_key_reused",
-            format!("this Idempotency-Key was used for event {event_id} with a different type or data; use a new key"),
+            format!(
+                "this Idempotency-Key was used for event {event_id} with a different type or data; use a new key"
+            ),
         )),
     }
 }
@@ -152,7 +163,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     let key = value.to_str().ok().map(str::trim).unwrap_or_default();
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
         return Err(ApiError::bad_request(format!(
             "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
         )));
@@ -203,15 +217,34 @@ pub async fn list(
     ApiQuery(q): ApiQuery<EventListParams>,
 ) -> Result<Json<ListResponse<EventResponse>>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
-    let page = PageParams { limit: q.limit, cursor: q.cursor }.to_request()?;
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .to_request()?;
     let filter = EventFilterQuery {
         event_type: q.event_type,
-        since: q.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
-        until: q.until.as_deref().map(|t| parse_time("until", t)).transpose()?,
+        since: q
+            .since
+            .as_deref()
+            .map(|t| parse_time("since", t))
+            .transpose()?,
+        until: q
+            .until
+            .as_deref()
+            .map(|t| parse_time("until", t))
+            .transpose()?,
     };
     let page = state.store.list_events(site.id, &filter, &page).await?;
-    let data = page.items.into_iter().map(EventResponse::try_from).collect::<Result<_, _>>()?;
-    Ok(Json(ListResponse { data, next_cursor: page.next_cursor }))
+    let data = page
+        .items
+        .into_iter()
+        .map(EventResponse::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(ListResponse {
+        data,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Gets an event with its payload.

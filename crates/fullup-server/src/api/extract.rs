@@ -17,7 +17,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(body_rejection)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
         parse_json(&bytes).map(ApiJson)
     }
 }
@@ -42,7 +44,9 @@ pub fn body_rejection(rejection: BytesRejection) -> ApiError {
 /// first, so that the client fixes the JSON before the fields.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|err| {
-        let syntax = serde_json::from_slice::<IgnoredAny>(bytes).err().unwrap_or(err);
+        let syntax = serde_json::from_slice::<IgnoredAny>(bytes)
+            .err()
+            .unwrap_or(err);
         if syntax.is_data() {
             ApiError::invalid("invalid_body", format!("request body: {syntax}"))
         } else {

@@ -146,7 +146,11 @@ pub fn router(state: AppState) -> Router {
 /// included, so a client trickling a body cannot hold a connection and a task forever.
 /// (tower-http's `TimeoutLayer` answers with an empty body; this keeps the API's error
 /// shape.) Dropping the handler rolls back any transaction it had open.
-async fn time_limit(State(limit): State<std::time::Duration>, request: Request, next: Next) -> Response {
+async fn time_limit(
+    State(limit): State<std::time::Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -206,7 +210,11 @@ pub fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {
 }
 
 /// Parses an id from a path segment, answering 404 (ids that cannot exist do not exist).
-pub fn path_id<T, E>(raw: &str, what: &str, parse: fn(&str) -> Result<T, E>) -> Result<T, ApiError> {
+pub fn path_id<T, E>(
+    raw: &str,
+    what: &str,
+    parse: fn(&str) -> Result<T, E>,
+) -> Result<T, ApiError> {
     parse(raw).map_err(|_| ApiError::not_found(format!("{what} {raw}")))
 }
 

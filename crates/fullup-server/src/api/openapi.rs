@@ -15,7 +15,7 @@ use super::{deliveries, error, events, sites, webhooks};
         sites::create, sites::list, sites::get, sites::update, sites::delete,
         sites::create_key, sites::list_keys, sites::delete_key,
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
-        webhooks::secret, webhooks::recover, webhooks::test,
+        webhooks::secret, webhooks::rotate_secret, webhooks::recover, webhooks::test,
         events::create, events::list, events::get,
         deliveries::list, deliveries::get, deliveries::retry, deliveries::attempts,
     ),
@@ -29,7 +29,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 

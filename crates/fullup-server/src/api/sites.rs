@@ -163,7 +163,10 @@ pub async fn update(
     let mut site = load_site(&state, caller, &site_id).await?;
     site.name = valid_name(&req.name)?;
     site.updated_at = state.clock.now_ms();
-    state.store.rename_site(site.id, &site.name, site.updated_at).await?;
+    state
+        .store
+        .rename_site(site.id, &site.name, site.updated_at)
+        .await?;
     Ok(Json(site.into()))
 }
 
@@ -217,7 +220,10 @@ pub async fn list_keys(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<ApiKeyResponse>>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
-    let page = state.store.list_api_keys(site.id, &page.to_request()?).await?;
+    let page = state
+        .store
+        .list_api_keys(site.id, &page.to_request()?)
+        .await?;
     Ok(Json(ListResponse::from_page(page, ApiKeyResponse::from)))
 }
 

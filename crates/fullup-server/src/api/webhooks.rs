@@ -18,6 +18,7 @@ use crate::domain::event_type::EventFilter;
 use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::models::{Site, Webhook};
 use crate::domain::rotation::{DEFAULT_GRACE_SECS, MAX_GRACE_SECS};
+use crate::delivery::guard::GuardError;
 use crate::domain::webhook_url::WebhookUrl;
 
 /// A site may hold at most this many webhooks; fan-out cost grows with each.
@@ -165,14 +166,16 @@ pub struct TestResponse {
 }
 
 /// Parses and vets a receiver URL as a delivery would (the same guard, one lookup).
+///
+/// A name that does not resolve yet is accepted (its DNS may be set up after the
+/// webhook): nothing is connected to here, and every delivery vets it again.
 async fn parse_url(state: &AppState, url: &str) -> Result<String, ApiError> {
-    let url = WebhookUrl::parse(url).map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
-    state
-        .guard
-        .vet(url.as_url())
-        .await
-        .map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
-    Ok(url.to_string())
+    let url =
+        WebhookUrl::parse(url).map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
+    match state.guard.vet(url.as_url()).await {
+        Ok(_) | Err(GuardError::Dns { .. }) => Ok(url.to_string()),
+        Err(e) => Err(ApiError::invalid("invalid_url", e.to_string())),
+    }
 }
 
 fn parse_filters(raw: Option<Vec<String>>) -> Result<Vec<EventFilter>, ApiError> {
@@ -184,7 +187,10 @@ fn parse_filters(raw: Option<Vec<String>>) -> Result<Vec<EventFilter>, ApiError>
         ));
     }
     raw.iter()
-        .map(|f| EventFilter::parse(f).map_err(|e| ApiError::invalid("invalid_event_types", e.to_string())))
+        .map(|f| {
+            EventFilter::parse(f)
+                .map_err(|e| ApiError::invalid("invalid_event_types", e.to_string()))
+        })
         .collect()
 }
 
@@ -206,7 +212,9 @@ fn parse_secret(raw: Option<String>) -> Result<Secret, ApiError> {
     if raw.chars().count() < MIN_CHOSEN_SECRET_LEN {
         return Err(ApiError::invalid(
             "invalid_secret",
-            format!("secret must be at least {MIN_CHOSEN_SECRET_LEN} characters; omit it to get a generated one"),
+            format!(
+                "secret must be at least {MIN_CHOSEN_SECRET_LEN} characters; omit it to get a generated one"
+            ),
         ));
     }
     Secret::parse(&raw).map_err(|e| ApiError::invalid("invalid_secret", e.to_string()))
@@ -226,7 +234,12 @@ pub fn require_enabled(webhook: &Webhook) -> Result<(), ApiError> {
     ))
 }
 
-async fn load_webhook(state: &AppState, caller: Caller, site: &str, id: &str) -> Result<(Site, Webhook), ApiError> {
+async fn load_webhook(
+    state: &AppState,
+    caller: Caller,
+    site: &str,
+    id: &str,
+) -> Result<(Site, Webhook), ApiError> {
     let site = load_site(state, caller, site).await?;
     let id = path_id(id, "webhook", WebhookId::parse)?;
     let webhook = state
@@ -289,8 +302,13 @@ pub async fn list(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<WebhookResponse>>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
-    let page = state.store.list_webhooks(site.id, &page.to_request()?).await?;
-    Ok(Json(ListResponse::from_page(page, |w| WebhookResponse::from(&w))))
+    let page = state
+        .store
+        .list_webhooks(site.id, &page.to_request()?)
+        .await?;
+    Ok(Json(ListResponse::from_page(page, |w| {
+        WebhookResponse::from(&w)
+    })))
 }
 
 /// Gets a webhook (without its secret).
@@ -424,7 +442,12 @@ pub async fn recover(
     let (site, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     let now = state.clock.now_ms();
     let since = parse_time("since", &req.since)?;
-    let until = req.until.as_deref().map(|u| parse_time("until", u)).transpose()?.unwrap_or(now + 1);
+    let until = req
+        .until
+        .as_deref()
+        .map(|u| parse_time("until", u))
+        .transpose()?
+        .unwrap_or(now + 1);
     if since >= until {
         return Err(ApiError::bad_request("since must be before until"));
     }
@@ -447,7 +470,8 @@ pub async fn test(
     let (site, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     require_enabled(&webhook)?;
     let data = serde_json::json!({ "webhook_id": webhook.id.to_string() }).to_string();
-    let data = canonicalize(data.as_bytes()).map_err(|e| ApiError::invalid("invalid_data", e.to_string()))?;
+    let data = canonicalize(data.as_bytes())
+        .map_err(|e| ApiError::invalid("invalid_data", e.to_string()))?;
     let event_id = ingest(
         &state,
         IngestRequest {

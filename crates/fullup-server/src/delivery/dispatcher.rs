@@ -66,7 +66,9 @@ impl Dispatcher {
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
             let free = self.config.workers.saturating_sub(tasks.len());
-            let want = u32::try_from(free).unwrap_or(u32::MAX).min(self.config.claim_batch);
+            let want = u32::try_from(free)
+                .unwrap_or(u32::MAX)
+                .min(self.config.claim_batch);
             let started = if want == 0 {
                 0
             } else {
@@ -94,13 +96,19 @@ impl Dispatcher {
             .await
             .is_err()
         {
-            tracing::warn!("attempts still running at shutdown; their leases will expire and they will be retried");
+            tracing::warn!(
+                "attempts still running at shutdown; their leases will expire and they will be retried"
+            );
         }
     }
 
     /// Claims up to `want` due deliveries and starts their attempts; returns how many
     /// were claimed.
-    async fn claim_and_start(&self, want: u32, tasks: &mut JoinSet<()>) -> crate::store::StoreResult<u32> {
+    async fn claim_and_start(
+        &self,
+        want: u32,
+        tasks: &mut JoinSet<()>,
+    ) -> crate::store::StoreResult<u32> {
         let now = self.clock.now_ms();
         let lease_ms = i64::try_from(self.config.lease().as_millis()).unwrap_or(i64::MAX);
         let saturated = self.saturated_webhooks();
@@ -125,7 +133,10 @@ impl Dispatcher {
     }
 
     fn saturated_webhooks(&self) -> Vec<WebhookId> {
-        let map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         map.iter()
             .filter(|&(_, &n)| n >= self.config.per_webhook_concurrency)
             .map(|(id, _)| *id)
@@ -133,7 +144,10 @@ impl Dispatcher {
     }
 
     fn try_reserve(&self, webhook: WebhookId) -> bool {
-        let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let n = map.entry(webhook).or_insert(0);
         if *n >= self.config.per_webhook_concurrency {
             return false;
@@ -143,7 +157,10 @@ impl Dispatcher {
     }
 
     fn unreserve(&self, webhook: WebhookId) {
-        let mut map = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(n) = map.get_mut(&webhook) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -167,7 +184,13 @@ impl Dispatcher {
     }
 
     /// Decides what an attempt's result means for its delivery and webhook.
-    fn completion(&self, d: &ClaimedDelivery, number: u32, started_at: i64, r: AttemptResult) -> Completion {
+    fn completion(
+        &self,
+        d: &ClaimedDelivery,
+        number: u32,
+        started_at: i64,
+        r: AttemptResult,
+    ) -> Completion {
         let now = self.clock.now_ms();
         let (next, webhook) = if r.succeeded() {
             (NextStep::Succeeded, WebhookEffect::Healthy)
@@ -178,7 +201,9 @@ impl Dispatcher {
             )
         } else {
             let next = match self.config.retry.next_delay(number, r.retry_after) {
-                Some(delay) => NextStep::RetryAt(now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX))),
+                Some(delay) => NextStep::RetryAt(
+                    now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+                ),
                 None => NextStep::Failed,
             };
             let window = i64::try_from(self.config.disable_after.as_millis()).unwrap_or(i64::MAX);

@@ -29,7 +29,10 @@ pub struct SystemLookup;
 #[async_trait]
 impl Lookup for SystemLookup {
     async fn lookup(&self, host: &str) -> std::io::Result<Vec<IpAddr>> {
-        Ok(tokio::net::lookup_host((host, 0)).await?.map(|a| a.ip()).collect())
+        Ok(tokio::net::lookup_host((host, 0))
+            .await?
+            .map(|a| a.ip())
+            .collect())
     }
 }
 
@@ -106,14 +109,21 @@ impl OutboundGuard {
     }
 
     async fn vet_name(&self, name: &str, port: u16) -> Result<Vetted, GuardError> {
-        let ips = self.lookup.lookup(name).await.map_err(|e| GuardError::Dns {
-            host: name.to_owned(),
-            message: e.to_string(),
-        })?;
+        let ips = self
+            .lookup
+            .lookup(name)
+            .await
+            .map_err(|e| GuardError::Dns {
+                host: name.to_owned(),
+                message: e.to_string(),
+            })?;
         if ips.is_empty() {
             return Err(Blocked::NoAddress(name.to_owned()).into());
         }
-        let addrs: Vec<SocketAddr> = ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect();
+        let addrs: Vec<SocketAddr> = ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect();
         for addr in &addrs {
             self.policy.check(*addr)?;
         }
@@ -132,11 +142,12 @@ struct RefuseLookups;
 impl reqwest::dns::Resolve for RefuseLookups {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let name = name.as_str().to_owned();
-        Box::pin(async move {
-            Err(format!("refusing an unvetted lookup of {name}").into())
-        })
+        Box::pin(async move { Err(format!("refusing an unvetted lookup of {name}").into()) })
     }
 }
+
+/// A name and the vetted addresses its client connects to.
+type PinKey = (String, Vec<SocketAddr>);
 
 /// Most distinct pinned clients kept; past it the cache starts over (their pools close).
 const MAX_PINNED_CLIENTS: usize = 1024;
@@ -151,7 +162,7 @@ pub struct PinnedClients {
     connect_timeout: Duration,
     request_timeout: Duration,
     literal: reqwest::Client,
-    named: Arc<Mutex<HashMap<(String, Vec<SocketAddr>), reqwest::Client>>>,
+    named: Arc<Mutex<HashMap<PinKey, reqwest::Client>>>,
 }
 
 impl PinnedClients {

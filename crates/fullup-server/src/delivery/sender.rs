@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use fullup_signature::{sign, sign_standard};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 
+use super::guard::{GuardError, OutboundGuard, PinnedClients};
 use crate::config::DeliveryConfig;
 use crate::domain::models::ErrorKind;
 use crate::domain::retry::parse_retry_after;
-use super::guard::{GuardError, OutboundGuard, PinnedClients};
 use crate::store::ClaimedDelivery;
 
 /// The most of a response body kept in the attempt log.
@@ -69,7 +69,8 @@ impl Sender {
             retry_after: None,
             duration: Duration::ZERO,
         };
-        let parsed = url::Url::parse(url).map_err(|e| refused(ErrorKind::Blocked, format!("url is not valid: {e}")))?;
+        let parsed = url::Url::parse(url)
+            .map_err(|e| refused(ErrorKind::Blocked, format!("url is not valid: {e}")))?;
         let vetted = self.guard.vet(&parsed).await.map_err(|e| match e {
             GuardError::Dns { .. } => refused(ErrorKind::Dns, e.to_string()),
             other => refused(ErrorKind::Blocked, other.to_string()),
@@ -134,7 +135,10 @@ pub fn signed_headers(delivery: &ClaimedDelivery, attempt: u32, now_ms: i64) -> 
             h.insert(name, v);
         }
     };
-    put("fullup-signature", sign(webhook.fullup_signing_secret(now_ms), body).to_string());
+    put(
+        "fullup-signature",
+        sign(webhook.fullup_signing_secret(now_ms), body).to_string(),
+    );
     put("fullup-event-id", event_id.clone());
     put("fullup-event-type", delivery.event_type.clone());
     put("fullup-timestamp", timestamp.to_string());

@@ -47,17 +47,37 @@ pub enum Blocked {
 const DENIED_V4: &[(Ipv4Addr, u8, &str)] = &[
     (Ipv4Addr::new(0, 0, 0, 0), 8, "this network"),
     (Ipv4Addr::new(10, 0, 0, 0), 8, "private"),
-    (Ipv4Addr::new(100, 64, 0, 0), 10, "shared address space (carrier-grade NAT)"),
+    (
+        Ipv4Addr::new(100, 64, 0, 0),
+        10,
+        "shared address space (carrier-grade NAT)",
+    ),
     (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback"),
-    (Ipv4Addr::new(169, 254, 0, 0), 16, "link-local, cloud metadata"),
+    (
+        Ipv4Addr::new(169, 254, 0, 0),
+        16,
+        "link-local, cloud metadata",
+    ),
     (Ipv4Addr::new(172, 16, 0, 0), 12, "private"),
     (Ipv4Addr::new(192, 0, 0, 0), 24, "IETF protocol assignments"),
-    (Ipv4Addr::new(192, 0, 2, 0), 24, "documentation (TEST-NET-1)"),
+    (
+        Ipv4Addr::new(192, 0, 2, 0),
+        24,
+        "documentation (TEST-NET-1)",
+    ),
     (Ipv4Addr::new(192, 88, 99, 0), 24, "6to4 relay anycast"),
     (Ipv4Addr::new(192, 168, 0, 0), 16, "private"),
     (Ipv4Addr::new(198, 18, 0, 0), 15, "benchmarking"),
-    (Ipv4Addr::new(198, 51, 100, 0), 24, "documentation (TEST-NET-2)"),
-    (Ipv4Addr::new(203, 0, 113, 0), 24, "documentation (TEST-NET-3)"),
+    (
+        Ipv4Addr::new(198, 51, 100, 0),
+        24,
+        "documentation (TEST-NET-2)",
+    ),
+    (
+        Ipv4Addr::new(203, 0, 113, 0),
+        24,
+        "documentation (TEST-NET-3)",
+    ),
     (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast"),
     (Ipv4Addr::new(240, 0, 0, 0), 4, "reserved, broadcast"),
 ];
@@ -67,12 +87,28 @@ const DENIED_V6: &[(Ipv6Addr, u8, &str)] = &[
     (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 128, "unspecified"),
     (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1), 128, "loopback"),
     (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96, "NAT64"),
-    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48, "local-use NAT64"),
-    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64, "discard-only"),
+    (
+        Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0),
+        48,
+        "local-use NAT64",
+    ),
+    (
+        Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0),
+        64,
+        "discard-only",
+    ),
     (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 32, "Teredo"),
-    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32, "documentation"),
+    (
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
+        32,
+        "documentation",
+    ),
     (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16, "6to4"),
-    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, "unique local (holds AWS fd00:ec2::254)"),
+    (
+        Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
+        7,
+        "unique local (holds AWS fd00:ec2::254)",
+    ),
     (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link-local"),
     (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "site-local"),
     (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "multicast"),
@@ -133,7 +169,11 @@ impl NetworkPolicy {
         let ip = normalize(addr.ip());
         match denied_range(ip) {
             Some(_) if self.allow.iter().any(|net| net.contains(&ip)) => Ok(()),
-            Some((range, why)) => Err(Blocked::SpecialPurpose { addr: ip, range, why }),
+            Some((range, why)) => Err(Blocked::SpecialPurpose {
+                addr: ip,
+                range,
+                why,
+            }),
             None => Ok(()),
         }
     }
@@ -179,15 +219,48 @@ mod tests {
     #[test]
     fn special_purpose_addresses_are_denied_and_public_ones_pass() {
         for denied in [
-            "0.0.0.0", "10.1.2.3", "100.64.0.1", "127.0.0.1", "169.254.169.254", "172.31.255.255",
-            "192.0.0.8", "192.0.2.1", "192.88.99.1", "192.168.1.1", "198.18.0.1", "198.51.100.7",
-            "203.0.113.9", "224.0.0.1", "255.255.255.255", "::", "::1", "::ffff:127.0.0.1",
-            "::127.0.0.1", "64:ff9b::a9fe:a9fe", "64:ff9b:1::1", "100::1", "2001::1", "2001:db8::1",
-            "2002:7f00:1::", "fd00:ec2::254", "fe80::1", "fec0::1", "ff02::1",
+            "0.0.0.0",
+            "10.1.2.3",
+            "100.64.0.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "100::1",
+            "2001::1",
+            "2001:db8::1",
+            "2002:7f00:1::",
+            "fd00:ec2::254",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
         ] {
-            assert!(denied_range(ip(denied)).is_some(), "{denied} must be denied");
+            assert!(
+                denied_range(ip(denied)).is_some(),
+                "{denied} must be denied"
+            );
         }
-        for public in ["1.1.1.1", "8.8.8.8", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+        for public in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "93.184.216.34",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert!(denied_range(ip(public)).is_none(), "{public} must pass");
         }
     }
@@ -199,18 +272,33 @@ mod tests {
             own_address: Some("127.0.0.1:8080".parse().expect("addr")),
             require_https: false,
         };
-        assert!(policy.check("127.0.0.1:3000".parse().expect("addr")).is_ok());
+        assert!(
+            policy
+                .check("127.0.0.1:3000".parse().expect("addr"))
+                .is_ok()
+        );
         assert_eq!(
             policy.check("127.0.0.1:8080".parse().expect("addr")),
             Err(Blocked::OwnAddress("127.0.0.1:8080".parse().expect("addr")))
         );
-        assert!(policy.check("[::ffff:127.0.0.2]:8080".parse().expect("addr")).is_err());
-        assert!(policy.check("10.0.0.1:3000".parse().expect("addr")).is_err());
+        assert!(
+            policy
+                .check("[::ffff:127.0.0.2]:8080".parse().expect("addr"))
+                .is_err()
+        );
+        assert!(
+            policy
+                .check("10.0.0.1:3000".parse().expect("addr"))
+                .is_err()
+        );
     }
 
     #[test]
     fn schemes_are_judged() {
-        let strict = NetworkPolicy { require_https: true, ..NetworkPolicy::default() };
+        let strict = NetworkPolicy {
+            require_https: true,
+            ..NetworkPolicy::default()
+        };
         assert_eq!(strict.check_scheme("http"), Err(Blocked::HttpsRequired));
         assert!(strict.check_scheme("https").is_ok());
         assert!(NetworkPolicy::default().check_scheme("http").is_ok());
@@ -224,14 +312,24 @@ mod tests {
         fn in_v4_range(index: usize, offset: u32) -> Ipv4Addr {
             let (net, len, _) = DENIED_V4[index];
             let host_bits = 32 - u32::from(len);
-            let mask = if host_bits == 32 { u32::MAX } else { (1u32 << host_bits) - 1 };
+            let mask = if host_bits == 32 {
+                u32::MAX
+            } else {
+                (1u32 << host_bits) - 1
+            };
             Ipv4Addr::from(u32::from(net) | (offset & mask))
         }
 
         fn in_v6_range(index: usize, offset: u128) -> Ipv6Addr {
             let (net, len, _) = DENIED_V6[index];
             let host_bits = 128 - u32::from(len);
-            let mask = if host_bits == 128 { u128::MAX } else if host_bits == 0 { 0 } else { (1u128 << host_bits) - 1 };
+            let mask = if host_bits == 128 {
+                u128::MAX
+            } else if host_bits == 0 {
+                0
+            } else {
+                (1u128 << host_bits) - 1
+            };
             Ipv6Addr::from(u128::from(net) | (offset & mask))
         }
 

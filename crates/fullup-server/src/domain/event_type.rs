@@ -18,7 +18,9 @@ pub enum EventTypeError {
     #[error("event type is longer than {MAX_EVENT_TYPE_LEN} characters")]
     TooLong,
     /// The name held a character outside `A-Z a-z 0-9 . _ -`.
-    #[error("event type `{0}` may only hold letters, digits, `.`, `_` and `-`, with no empty segment")]
+    #[error(
+        "event type `{0}` may only hold letters, digits, `.`, `_` and `-`, with no empty segment"
+    )]
     Invalid(String),
 }
 

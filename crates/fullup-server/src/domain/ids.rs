@@ -147,7 +147,10 @@ mod tests {
         assert!(a.to_string().starts_with("evt_"));
         assert_eq!(EventId::parse(&a.to_string()), Ok(a));
         let same_ms: Vec<EventId> = (0..100).map(|_| EventId::new(5_000)).collect();
-        assert!(same_ms.windows(2).all(|w| w[0] < w[1]), "ids of one millisecond sort in creation order");
+        assert!(
+            same_ms.windows(2).all(|w| w[0] < w[1]),
+            "ids of one millisecond sort in creation order"
+        );
     }
 
     #[test]

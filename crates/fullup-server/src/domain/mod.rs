@@ -8,4 +8,5 @@ pub mod event_type;
 pub mod ids;
 pub mod models;
 pub mod retry;
+pub mod rotation;
 pub mod webhook_url;

@@ -6,6 +6,7 @@ use fullup_signature::Secret;
 
 use super::event_type::EventFilter;
 use super::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
+use super::rotation::OldSecret;
 
 /// A tenant: owns webhooks, events and API keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub struct Webhook {
     pub disabled_reason: Option<String>,
     /// The signing secret (Debug prints `[redacted]`).
     pub secret: Secret,
+    /// Secrets replaced by rotations, newest first; each signs until its grace ends.
+    pub old_secrets: Vec<OldSecret>,
     /// When it was created.
     pub created_at: i64,
     /// When it last changed.
@@ -74,7 +77,9 @@ pub struct Webhook {
 }
 
 /// An accepted event, with the exact body every receiver of it gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows the payload's length only: event data is customer data.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Event {
     /// Its id, also the envelope's `id` and the `webhook-id` header.
     pub id: EventId,
@@ -90,8 +95,32 @@ pub struct Event {
     pub idempotency_key: Option<String>,
 }
 
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("id", &self.id)
+            .field("site_id", &self.site_id)
+            .field("event_type", &self.event_type)
+            .field("payload", &Redacted(self.payload.len()))
+            .field("created_at", &self.created_at)
+            .field("idempotency_key", &self.idempotency_key)
+            .finish()
+    }
+}
+
+/// Stands for customer data in `Debug` output: says how long it was, never what.
+pub struct Redacted(pub usize);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[redacted, {} bytes]", self.0)
+    }
+}
+
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     /// Waiting for its next attempt.
@@ -151,7 +180,9 @@ pub struct Delivery {
 }
 
 /// How an attempt failed, for the attempt log and for filtering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// No complete answer within the request timeout.
@@ -204,7 +235,9 @@ impl ErrorKind {
 }
 
 /// One HTTP attempt of a delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` shows the response body's length only: receivers may echo customer data.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Attempt {
     /// Its id.
     pub id: AttemptId,
@@ -226,4 +259,21 @@ pub struct Attempt {
     pub error_message: Option<String>,
     /// The first 4 KiB of the response body, decoded lossily as UTF-8.
     pub response_body: String,
+}
+
+impl std::fmt::Debug for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attempt")
+            .field("id", &self.id)
+            .field("delivery_id", &self.delivery_id)
+            .field("webhook_id", &self.webhook_id)
+            .field("attempt_number", &self.attempt_number)
+            .field("started_at", &self.started_at)
+            .field("duration_ms", &self.duration_ms)
+            .field("status_code", &self.status_code)
+            .field("error_kind", &self.error_kind)
+            .field("error_message", &self.error_message)
+            .field("response_body", &Redacted(self.response_body.len()))
+            .finish()
+    }
 }

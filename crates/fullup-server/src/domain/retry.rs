@@ -49,7 +49,9 @@ impl RetrySchedule {
 
     /// How many attempts a delivery gets in all.
     pub fn max_attempts(&self) -> u32 {
-        u32::try_from(self.delays.len()).unwrap_or(u32::MAX).saturating_add(1)
+        u32::try_from(self.delays.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1)
     }
 
     /// The delay before the next attempt after `attempts_made` attempts failed, or
@@ -58,7 +60,11 @@ impl RetrySchedule {
     /// `retry_after` is the receiver's `Retry-After` (429 and 503 only): it is honoured
     /// but clamped to `[scheduled, 2 × scheduled]`, so a receiver can slow us down but
     /// cannot park a delivery for a year or make us hammer it.
-    pub fn next_delay(&self, attempts_made: u32, retry_after: Option<Duration>) -> Option<Duration> {
+    pub fn next_delay(
+        &self,
+        attempts_made: u32,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
         let index = usize::try_from(attempts_made).ok()?.checked_sub(1)?;
         let base = *self.delays.get(index)?;
         let jittered = if self.jitter > 0.0 {
@@ -90,7 +96,10 @@ mod tests {
         for (i, base) in DEFAULT_DELAYS.iter().enumerate() {
             let attempts = u32::try_from(i + 1).expect("small");
             let d = s.next_delay(attempts, None).expect("within schedule");
-            assert!(d >= base.mul_f64(0.8) && d <= base.mul_f64(1.2), "{d:?} vs {base:?}");
+            assert!(
+                d >= base.mul_f64(0.8) && d <= base.mul_f64(1.2),
+                "{d:?} vs {base:?}"
+            );
         }
         assert_eq!(s.next_delay(8, None), None);
         assert_eq!(s.next_delay(0, None), None);

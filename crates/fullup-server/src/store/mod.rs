@@ -6,9 +6,7 @@
 use async_trait::async_trait;
 
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
-use crate::domain::models::{
-    ApiKey, Attempt, Delivery, DeliveryState, Event, Site, Webhook,
-};
+use crate::domain::models::{ApiKey, Attempt, Delivery, DeliveryState, Event, Site, Webhook};
 
 pub mod sqlite;
 
@@ -25,6 +23,14 @@ pub enum StoreError {
     /// A stored row could not be read back (corruption or a newer schema).
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
+    /// A sealed secret did not open, or the main key does not match the database.
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+    /// The database was sealed under another main key than the one configured.
+    #[error(
+        "the main key does not match this database: set FULLUP_MAIN_KEY or --main-key-file to the key it was created with (after an interrupted `fullup admin rotate-main-key`, try the `.new` key file)"
+    )]
+    WrongMainKey,
 }
 
 /// Shorthand for store results.
@@ -106,7 +112,9 @@ pub enum IngestOutcome {
 }
 
 /// A delivery claimed for one attempt, with what the attempt needs.
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the payload's length only: event data is customer data.
+#[derive(Clone)]
 pub struct ClaimedDelivery {
     /// The delivery.
     pub delivery_id: DeliveryId,
@@ -120,6 +128,22 @@ pub struct ClaimedDelivery {
     pub payload: String,
     /// The webhook.
     pub webhook: Webhook,
+}
+
+impl std::fmt::Debug for ClaimedDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedDelivery")
+            .field("delivery_id", &self.delivery_id)
+            .field("attempt_count", &self.attempt_count)
+            .field("event_id", &self.event_id)
+            .field("event_type", &self.event_type)
+            .field(
+                "payload",
+                &crate::domain::models::Redacted(self.payload.len()),
+            )
+            .field("webhook", &self.webhook)
+            .finish()
+    }
 }
 
 /// What an attempt changes in its delivery.
@@ -194,8 +218,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_webhooks(&self, site: SiteId, page: &PageRequest) -> StoreResult<Page<Webhook>>;
     /// How many webhooks a site has.
     async fn count_webhooks(&self, site: SiteId) -> StoreResult<u64>;
-    /// Saves a webhook's url, filter, description, enabled flag, reason and secret.
+    /// Saves a webhook's url, filter, description, enabled flag and reason (not its
+    /// secrets: see [`Store::rotate_webhook_secret`]).
     async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<bool>;
+    /// Atomically replaces a webhook's secret with `new`, keeping the replaced one valid
+    /// for `grace_ms` (see [`Webhook::rotate_secret`]); the webhook after, or None when absent.
+    async fn rotate_webhook_secret(
+        &self,
+        site: SiteId,
+        id: WebhookId,
+        new: fullup_signature::Secret,
+        grace_ms: i64,
+        now: i64,
+    ) -> StoreResult<Option<Webhook>>;
     /// Deletes a webhook and cancels its pending deliveries.
     async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool>;
 
@@ -221,7 +256,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         page: &PageRequest,
     ) -> StoreResult<Page<Delivery>>;
     /// Makes a delivery pending and due at `now`, whatever its state; None when absent.
-    async fn retry_delivery(&self, site: SiteId, id: DeliveryId, now: i64) -> StoreResult<Option<Delivery>>;
+    async fn retry_delivery(
+        &self,
+        site: SiteId,
+        id: DeliveryId,
+        now: i64,
+    ) -> StoreResult<Option<Delivery>>;
     /// Makes a webhook's failed deliveries created in `[since, until)` due at `now`.
     async fn recover_deliveries(
         &self,

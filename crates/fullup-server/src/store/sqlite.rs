@@ -5,6 +5,7 @@
 //! `synchronous=FULL`: an event is on disk before ingest answers 202.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,6 +19,7 @@ use super::{
     ClaimedDelivery, Completion, DeliveryFilter, EventFilterQuery, IngestOutcome, NewEvent,
     NextStep, Page, PageRequest, Store, StoreError, StoreResult, WebhookEffect,
 };
+use crate::crypto::MainKey;
 use crate::domain::event_type::{EventFilter, any_matches};
 use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{
@@ -25,28 +27,34 @@ use crate::domain::models::{
 };
 use fullup_signature::Secret;
 
+mod secrets;
+
 /// How long a connection waits for a lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Readers: enough for the API's concurrent queries; SQLite reads do not block writes in WAL.
 const READ_CONNECTIONS: u32 = 4;
 
-/// The SQLite implementation of [`Store`].
+/// The SQLite implementation of [`Store`]. Webhook secrets are sealed under `key`.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    key: Arc<MainKey>,
 }
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or
-    /// `sqlite:path`) and runs migrations.
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    /// `sqlite:path`), runs migrations, checks that `key` is the database's main key
+    /// and seals any secret still stored in clear.
+    pub async fn open(url: &str, key: MainKey) -> StoreResult<Self> {
+        // secure_delete: bytes of deleted or rewritten rows are zeroed, not left in free space.
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .pragma("secure_delete", "ON");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -56,7 +64,20 @@ impl SqliteStore {
             .max_connections(READ_CONNECTIONS)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        let store = Self {
+            writer,
+            reader,
+            key: Arc::new(key),
+        };
+        store.check_main_key().await?;
+        let sealed = store.seal_legacy_secrets().await?;
+        if sealed > 0 {
+            tracing::info!(
+                webhooks = sealed,
+                "sealed webhook secrets stored in clear by an earlier version"
+            );
+        }
+        Ok(store)
     }
 }
 
@@ -75,7 +96,11 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-fn parse_id<T, E: std::fmt::Display>(row: &SqliteRow, col: &str, parse: fn(&str) -> Result<T, E>) -> StoreResult<T> {
+fn parse_id<T, E: std::fmt::Display>(
+    row: &SqliteRow,
+    col: &str,
+    parse: fn(&str) -> Result<T, E>,
+) -> StoreResult<T> {
     let text: String = row.try_get(col)?;
     parse(&text).map_err(corrupt)
 }
@@ -95,14 +120,16 @@ fn api_key_from_row(row: &SqliteRow) -> StoreResult<ApiKey> {
         id: parse_id(row, "id", ApiKeyId::parse)?,
         site_id: parse_id(row, "site_id", SiteId::parse)?,
         name: row.try_get("name")?,
-        token_hash: hash.try_into().map_err(|_| corrupt("token hash is not 32 bytes"))?,
+        token_hash: hash
+            .try_into()
+            .map_err(|_| corrupt("token hash is not 32 bytes"))?,
         created_at: row.try_get("created_at")?,
     })
 }
 
-fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
+fn webhook_from_row(row: &SqliteRow, key: &MainKey) -> StoreResult<Webhook> {
     let filters: String = row.try_get("event_types")?;
-    let secret: String = row.try_get("secret")?;
+    let (secret, old_secrets) = secrets::open_secrets(key, row)?;
     Ok(Webhook {
         id: parse_id(row, "id", WebhookId::parse)?,
         site_id: parse_id(row, "site_id", SiteId::parse)?,
@@ -111,7 +138,8 @@ fn webhook_from_row(row: &SqliteRow) -> StoreResult<Webhook> {
         description: row.try_get("description")?,
         enabled: row.try_get("enabled")?,
         disabled_reason: row.try_get("disabled_reason")?,
-        secret: Secret::parse(&secret).map_err(corrupt)?,
+        secret,
+        old_secrets,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         failing_since: row.try_get("failing_since")?,
@@ -137,7 +165,8 @@ fn delivery_from_row(row: &SqliteRow) -> StoreResult<Delivery> {
         site_id: parse_id(row, "site_id", SiteId::parse)?,
         event_id: parse_id(row, "event_id", EventId::parse)?,
         webhook_id: parse_id(row, "webhook_id", WebhookId::parse)?,
-        state: DeliveryState::parse(&state).ok_or_else(|| corrupt(format!("delivery state {state}")))?,
+        state: DeliveryState::parse(&state)
+            .ok_or_else(|| corrupt(format!("delivery state {state}")))?,
         attempt_count: u32::try_from(attempts).map_err(corrupt)?,
         next_attempt_at: row.try_get("next_attempt_at")?,
         created_at: row.try_get("created_at")?,
@@ -169,7 +198,8 @@ fn attempt_from_row(row: &SqliteRow) -> StoreResult<Attempt> {
 /// next page exists).
 fn push_page(q: &mut QueryBuilder<'_, Sqlite>, page: &PageRequest, id_col: &str) {
     if let Some(before) = &page.before {
-        q.push(format!(" AND {id_col} < ")).push_bind(before.clone());
+        q.push(format!(" AND {id_col} < "))
+            .push_bind(before.clone());
     }
     q.push(format!(" ORDER BY {id_col} DESC LIMIT "))
         .push_bind(i64::from(page.limit) + 1);
@@ -182,10 +212,12 @@ fn filters_json(filters: &[EventFilter]) -> String {
 #[async_trait]
 impl Store for SqliteStore {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.reader)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
     }
 
     async fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
@@ -222,7 +254,10 @@ impl Store for SqliteStore {
         let mut q = QueryBuilder::new("SELECT * FROM sites WHERE 1 = 1");
         push_page(&mut q, page, "id");
         let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows.iter().map(site_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(site_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(page_of(items, page.limit, |s| s.id.to_string()))
     }
 
@@ -271,7 +306,10 @@ impl Store for SqliteStore {
         q.push_bind(site.to_string());
         push_page(&mut q, page, "id");
         let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows.iter().map(api_key_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(api_key_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(page_of(items, page.limit, |k| k.id.to_string()))
     }
 
@@ -285,9 +323,11 @@ impl Store for SqliteStore {
     }
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
+        let sealed = secrets::seal_secrets(&self.key, w)?;
         sqlx::query(
-            "INSERT INTO webhooks (id, site_id, url, event_types, description, enabled, disabled_reason, secret, failing_since, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO webhooks (id, site_id, url, event_types, description, enabled, disabled_reason, secret, \
+             secret_sealed, old_secrets_sealed, failing_since, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)",
         )
         .bind(w.id.to_string())
         .bind(w.site_id.to_string())
@@ -296,7 +336,8 @@ impl Store for SqliteStore {
         .bind(&w.description)
         .bind(w.enabled)
         .bind(&w.disabled_reason)
-        .bind(w.secret.expose())
+        .bind(sealed.current)
+        .bind(sealed.old)
         .bind(w.failing_since)
         .bind(w.created_at)
         .bind(w.updated_at)
@@ -312,7 +353,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await?
             .as_ref()
-            .map(webhook_from_row)
+            .map(|row| webhook_from_row(row, &self.key))
             .transpose()
     }
 
@@ -321,7 +362,10 @@ impl Store for SqliteStore {
         q.push_bind(site.to_string());
         push_page(&mut q, page, "id");
         let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows.iter().map(webhook_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(|row| webhook_from_row(row, &self.key))
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(page_of(items, page.limit, |w| w.id.to_string()))
     }
 
@@ -336,14 +380,13 @@ impl Store for SqliteStore {
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE webhooks SET url = ?, event_types = ?, description = ?, enabled = ?, disabled_reason = ?, \
-             secret = ?, failing_since = ?, updated_at = ? WHERE id = ? AND site_id = ?",
+             failing_since = ?, updated_at = ? WHERE id = ? AND site_id = ?",
         )
         .bind(&w.url)
         .bind(filters_json(&w.event_types))
         .bind(&w.description)
         .bind(w.enabled)
         .bind(&w.disabled_reason)
-        .bind(w.secret.expose())
         .bind(w.failing_since)
         .bind(w.updated_at)
         .bind(w.id.to_string())
@@ -351,6 +394,18 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        site: SiteId,
+        id: WebhookId,
+        new: Secret,
+        grace_ms: i64,
+        now: i64,
+    ) -> StoreResult<Option<Webhook>> {
+        self.rotate_secret_atomically(site, id, new, grace_ms, now)
+            .await
     }
 
     async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool> {
@@ -366,11 +421,13 @@ impl Store for SqliteStore {
         let event = &new.event;
         let mut tx = self.writer.begin().await?;
         if let Some(key) = &event.idempotency_key {
-            let earlier = sqlx::query("SELECT id, request_hash FROM events WHERE site_id = ? AND idempotency_key = ?")
-                .bind(event.site_id.to_string())
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let earlier = sqlx::query(
+                "SELECT id, request_hash FROM events WHERE site_id = ? AND idempotency_key = ?",
+            )
+            .bind(event.site_id.to_string())
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
             if let Some(row) = earlier {
                 let hash: Vec<u8> = row.try_get("request_hash")?;
                 return Ok(IngestOutcome::Duplicate {
@@ -389,10 +446,11 @@ impl Store for SqliteStore {
             .bind(&new.request_hash[..])
             .execute(&mut *tx)
             .await?;
-        let rows = sqlx::query("SELECT id, event_types FROM webhooks WHERE site_id = ? AND enabled = 1")
-            .bind(event.site_id.to_string())
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, event_types FROM webhooks WHERE site_id = ? AND enabled = 1")
+                .bind(event.site_id.to_string())
+                .fetch_all(&mut *tx)
+                .await?;
         let mut deliveries = 0u32;
         for row in rows {
             let id = parse_id(&row, "id", WebhookId::parse)?;
@@ -400,7 +458,8 @@ impl Store for SqliteStore {
                 Some(only) => only == id,
                 None => {
                     let filters: String = row.try_get("event_types")?;
-                    let filters: Vec<EventFilter> = serde_json::from_str(&filters).map_err(corrupt)?;
+                    let filters: Vec<EventFilter> =
+                        serde_json::from_str(&filters).map_err(corrupt)?;
                     any_matches(&filters, &event.event_type)
                 }
             };
@@ -440,7 +499,12 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn list_events(&self, site: SiteId, f: &EventFilterQuery, page: &PageRequest) -> StoreResult<Page<Event>> {
+    async fn list_events(
+        &self,
+        site: SiteId,
+        f: &EventFilterQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Event>> {
         let mut q = QueryBuilder::new("SELECT * FROM events WHERE site_id = ");
         q.push_bind(site.to_string());
         if let Some(t) = &f.event_type {
@@ -454,7 +518,10 @@ impl Store for SqliteStore {
         }
         push_page(&mut q, page, "id");
         let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows.iter().map(event_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(page_of(items, page.limit, |e| e.id.to_string()))
     }
 
@@ -469,7 +536,12 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn list_deliveries(&self, site: SiteId, f: &DeliveryFilter, page: &PageRequest) -> StoreResult<Page<Delivery>> {
+    async fn list_deliveries(
+        &self,
+        site: SiteId,
+        f: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Delivery>> {
         let mut q = QueryBuilder::new("SELECT * FROM deliveries WHERE site_id = ");
         q.push_bind(site.to_string());
         if let Some(e) = f.event_id {
@@ -489,11 +561,19 @@ impl Store for SqliteStore {
         }
         push_page(&mut q, page, "id");
         let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows.iter().map(delivery_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(delivery_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(page_of(items, page.limit, |d| d.id.to_string()))
     }
 
-    async fn retry_delivery(&self, site: SiteId, id: DeliveryId, now: i64) -> StoreResult<Option<Delivery>> {
+    async fn retry_delivery(
+        &self,
+        site: SiteId,
+        id: DeliveryId,
+        now: i64,
+    ) -> StoreResult<Option<Delivery>> {
         // A live lease stays: the attempt in flight decides what happens next, and no
         // second attempt of the same delivery runs beside it.
         sqlx::query(
@@ -511,7 +591,14 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn recover_deliveries(&self, site: SiteId, webhook: WebhookId, since: i64, until: i64, now: i64) -> StoreResult<u64> {
+    async fn recover_deliveries(
+        &self,
+        site: SiteId,
+        webhook: WebhookId,
+        since: i64,
+        until: i64,
+        now: i64,
+    ) -> StoreResult<u64> {
         let done = sqlx::query(
             "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, updated_at = ? \
              WHERE site_id = ? AND webhook_id = ? AND state = 'failed' AND created_at >= ? AND created_at < ?",
@@ -527,7 +614,12 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn list_attempts(&self, site: SiteId, delivery: DeliveryId, page: &PageRequest) -> StoreResult<Page<Attempt>> {
+    async fn list_attempts(
+        &self,
+        site: SiteId,
+        delivery: DeliveryId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Attempt>> {
         let mut q = QueryBuilder::new(
             "SELECT a.* FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.site_id = ",
         );
@@ -536,11 +628,20 @@ impl Store for SqliteStore {
             .push_bind(delivery.to_string());
         push_page(&mut q, page, "a.id");
         let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows.iter().map(attempt_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(attempt_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(page_of(items, page.limit, |a| a.id.to_string()))
     }
 
-    async fn claim_due(&self, now: i64, lease_until: i64, limit: u32, skip: &[WebhookId]) -> StoreResult<Vec<ClaimedDelivery>> {
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+        skip: &[WebhookId],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
         let skip = serde_json::to_string(&skip.iter().map(ToString::to_string).collect::<Vec<_>>())
             .map_err(corrupt)?;
         let mut tx = self.writer.begin().await?;
@@ -580,7 +681,7 @@ impl Store for SqliteStore {
                     event_id: parse_id(row, "event_id", EventId::parse)?,
                     event_type: row.try_get("event_type")?,
                     payload: row.try_get("payload")?,
-                    webhook: webhook_from_row(row)?,
+                    webhook: webhook_from_row(row, &self.key)?,
                 })
             })
             .collect()
@@ -628,12 +729,16 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            WebhookEffect::Failing { disable_if_failing_since } => {
-                sqlx::query("UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?")
-                    .bind(a.started_at)
-                    .bind(&webhook)
-                    .execute(&mut *tx)
-                    .await?;
+            WebhookEffect::Failing {
+                disable_if_failing_since,
+            } => {
+                sqlx::query(
+                    "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
+                )
+                .bind(a.started_at)
+                .bind(&webhook)
+                .execute(&mut *tx)
+                .await?;
                 sqlx::query(
                     "UPDATE webhooks SET enabled = 0, updated_at = ?, disabled_reason = 'every attempt failed since ' || \
                      strftime('%Y-%m-%dT%H:%M:%SZ', failing_since / 1000, 'unixepoch') \
@@ -661,10 +766,12 @@ impl Store for SqliteStore {
     async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()> {
         let ids = serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
             .map_err(corrupt)?;
-        sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))")
-            .bind(ids)
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "UPDATE deliveries SET lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))",
+        )
+        .bind(ids)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 

@@ -32,6 +32,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/sites/{site_id}/webhooks/{webhook_id}"),
     ("get", "/v1/sites/{site_id}/webhooks/{webhook_id}/secret"),
     ("post", "/v1/sites/{site_id}/webhooks/{webhook_id}/recover"),
+    (
+        "post",
+        "/v1/sites/{site_id}/webhooks/{webhook_id}/rotate-secret",
+    ),
     ("post", "/v1/sites/{site_id}/webhooks/{webhook_id}/test"),
     ("post", "/v1/sites/{site_id}/events"),
     ("get", "/v1/sites/{site_id}/events"),

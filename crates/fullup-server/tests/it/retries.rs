@@ -290,7 +290,11 @@ async fn a_manual_retry_of_a_disabled_webhooks_delivery_is_refused() {
     assert_eq!(status, 200, "{body}");
 
     let (status, body) = server
-        .call(Method::POST, &format!("/v1/sites/{site}/deliveries/{id}/retry"), None)
+        .call(
+            Method::POST,
+            &format!("/v1/sites/{site}/deliveries/{id}/retry"),
+            None,
+        )
         .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "webhook_disabled");

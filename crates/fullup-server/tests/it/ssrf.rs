@@ -23,7 +23,9 @@ struct Canary {
 
 impl Canary {
     async fn start(ip: &str, port: u16) -> Canary {
-        let listener = tokio::net::TcpListener::bind((ip, port)).await.expect("bind canary");
+        let listener = tokio::net::TcpListener::bind((ip, port))
+            .await
+            .expect("bind canary");
         let port = listener.local_addr().expect("addr").port();
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
@@ -60,11 +62,19 @@ impl ScriptedLookup {
             .iter()
             .map(|ips| ips.iter().map(|ip| ip.parse().expect("ip")).collect())
             .collect();
-        self.answers.lock().expect("lock").insert(host.to_owned(), script);
+        self.answers
+            .lock()
+            .expect("lock")
+            .insert(host.to_owned(), script);
     }
 
     fn calls(&self, host: &str) -> usize {
-        self.calls.lock().expect("lock").get(host).copied().unwrap_or(0)
+        self.calls
+            .lock()
+            .expect("lock")
+            .get(host)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -168,7 +178,11 @@ async fn special_purpose_addresses_are_refused_at_registration() {
     for form in REFUSED {
         let url = form.replace("{p}", &canary.port.to_string());
         let (status, body) = server
-            .call(Method::POST, &format!("/v1/sites/{site}/webhooks"), Some(json!({"url": url})))
+            .call(
+                Method::POST,
+                &format!("/v1/sites/{site}/webhooks"),
+                Some(json!({"url": url})),
+            )
             .await;
         assert_eq!(status, 422, "{url} must be refused: {body}");
         assert_eq!(body["error"]["code"], "invalid_url", "{url}");
@@ -182,7 +196,10 @@ async fn special_purpose_addresses_are_refused_at_registration() {
         .await;
     assert_eq!(status, 422);
     let message = body["error"]["message"].as_str().expect("message");
-    assert!(message.contains("--allow-network"), "the error names the flag: {message}");
+    assert!(
+        message.contains("--allow-network"),
+        "the error names the flag: {message}"
+    );
     assert_eq!(canary.hits(), 0);
     server.stop().await;
 }
@@ -194,7 +211,9 @@ async fn special_purpose_addresses_written_into_the_store_are_refused_at_deliver
     let site = server.create_site().await;
     let mut ids = Vec::new();
     for _ in REFUSED {
-        let (id, _) = server.create_webhook(&site, "http://public.test/hook", &["*"]).await;
+        let (id, _) = server
+            .create_webhook(&site, "http://public.test/hook", &["*"])
+            .await;
         ids.push(id);
     }
     let db = sqlx::SqlitePool::connect(&format!(
@@ -211,7 +230,9 @@ async fn special_purpose_addresses_written_into_the_store_are_refused_at_deliver
             .await
             .expect("write url");
     }
-    let event = server.send_event(&site, "form.submitted", json!({"n": 1})).await;
+    let event = server
+        .send_event(&site, "form.submitted", json!({"n": 1}))
+        .await;
     for _ in 0..500 {
         let deliveries = server.deliveries(&site, &format!("event_id={event}")).await;
         if deliveries.len() == REFUSED.len() && deliveries.iter().all(|d| d["attempt_count"] == 1) {
@@ -234,12 +255,17 @@ async fn a_name_rebinding_to_loopback_is_refused_and_looked_up_once_per_delivery
     // The "public" address is 127.0.0.2 (opened alone by policy); the rebinding target
     // is 127.0.0.1 on the same port, where the canary listens.
     let canary = Canary::start("127.0.0.1", 0).await;
-    let legit = tokio::net::TcpListener::bind(("127.0.0.2", canary.port)).await.expect("bind 127.0.0.2");
+    let legit = tokio::net::TcpListener::bind(("127.0.0.2", canary.port))
+        .await
+        .expect("bind 127.0.0.2");
     let mut receiver = TestReceiver::start_on(legit).await;
     let lookup = Arc::new(ScriptedLookup::default());
     // Registration and the first delivery see the allowed address; any later lookup
     // (a second one inside a delivery, or the next delivery) sees loopback.
-    lookup.answer("rebind.test", &[&["127.0.0.2"], &["127.0.0.2"], &["127.0.0.1"]]);
+    lookup.answer(
+        "rebind.test",
+        &[&["127.0.0.2"], &["127.0.0.2"], &["127.0.0.1"]],
+    );
     let server = guarded_server(lookup.clone(), &["127.0.0.2/32"]).await;
     let site = server.create_site().await;
     let url = format!("http://rebind.test:{}/hook", canary.port);
@@ -247,20 +273,38 @@ async fn a_name_rebinding_to_loopback_is_refused_and_looked_up_once_per_delivery
     receiver.expect_secret(secret);
     assert_eq!(lookup.calls("rebind.test"), 1, "registration looks up once");
 
-    let first = server.send_event(&site, "form.submitted", json!({"n": 1})).await;
+    let first = server
+        .send_event(&site, "form.submitted", json!({"n": 1}))
+        .await;
     let got = receiver.next(Duration::from_secs(10)).await;
     assert!(got.fullup_ok && got.standard_ok);
     server.wait_for_state(&site, &first, "succeeded").await;
-    assert_eq!(lookup.calls("rebind.test"), 2, "one lookup for the first delivery");
+    assert_eq!(
+        lookup.calls("rebind.test"),
+        2,
+        "one lookup for the first delivery"
+    );
 
-    let second = server.send_event(&site, "form.submitted", json!({"n": 2})).await;
+    let second = server
+        .send_event(&site, "form.submitted", json!({"n": 2}))
+        .await;
     let delivery = server
         .wait_for_delivery(&site, &second, |d| d["attempt_count"] == 1)
         .await;
-    let attempts = server.attempts(&site, delivery["id"].as_str().expect("id")).await;
+    let attempts = server
+        .attempts(&site, delivery["id"].as_str().expect("id"))
+        .await;
     assert_eq!(attempts[0]["error_kind"], "blocked");
-    assert_eq!(lookup.calls("rebind.test"), 3, "one lookup for the second delivery");
-    assert_eq!(canary.hits(), 0, "the canary on loopback was never connected to");
+    assert_eq!(
+        lookup.calls("rebind.test"),
+        3,
+        "one lookup for the second delivery"
+    );
+    assert_eq!(
+        canary.hits(),
+        0,
+        "the canary on loopback was never connected to"
+    );
     server.stop().await;
 }
 
@@ -270,11 +314,18 @@ async fn the_services_own_address_stays_refused_when_loopback_is_allowed() {
     let site = server.create_site().await;
     let own = format!("{}/v1/sites", server.base);
     let (status, body) = server
-        .call(Method::POST, &format!("/v1/sites/{site}/webhooks"), Some(json!({"url": own})))
+        .call(
+            Method::POST,
+            &format!("/v1/sites/{site}/webhooks"),
+            Some(json!({"url": own})),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
     assert!(
-        body["error"]["message"].as_str().expect("message").contains("own API address"),
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("own API address"),
         "{body}"
     );
     server.stop().await;

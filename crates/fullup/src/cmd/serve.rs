@@ -53,7 +53,12 @@ pub struct Args {
     disable_after: Duration,
     /// Open a special-purpose range (loopback, private, ...) to webhooks, such as
     /// `127.0.0.0/8` for a local receiver. Repeatable; comma-separated in the variable.
-    #[arg(long = "allow-network", env = "FULLUP_ALLOW_NETWORK", value_name = "CIDR", value_delimiter = ',')]
+    #[arg(
+        long = "allow-network",
+        env = "FULLUP_ALLOW_NETWORK",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
     allow_network: Vec<ipnet::IpNet>,
     /// Refuse webhook URLs that are not https.
     #[arg(long, env = "FULLUP_REQUIRE_HTTPS")]
@@ -70,6 +75,10 @@ pub struct Args {
     /// Time allowed for an API request, body upload included (then 503 `timeout`).
     #[arg(long, env = "FULLUP_API_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     api_timeout: Duration,
+    /// File holding the main key that seals webhook secrets (created, mode 0600, on first
+    /// start; default `fullup.key` beside the database). `FULLUP_MAIN_KEY` takes precedence.
+    #[arg(long, env = "FULLUP_MAIN_KEY_FILE", value_name = "PATH")]
+    main_key_file: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -89,7 +98,10 @@ impl Args {
             self.ingest_rate_limit == 0 || self.ingest_burst > 0,
             "--ingest-burst must be at least 1 while --ingest-rate-limit is on"
         );
-        anyhow::ensure!(!self.api_timeout.is_zero(), "--api-timeout must be more than 0s");
+        anyhow::ensure!(
+            !self.api_timeout.is_zero(),
+            "--api-timeout must be more than 0s"
+        );
         let admin_token = match std::env::var(ADMIN_TOKEN_ENV) {
             Ok(token) => Some(
                 Secret::parse(&token)
@@ -121,6 +133,8 @@ impl Args {
                 ingest_burst: self.ingest_burst,
                 request_timeout: self.api_timeout,
             },
+            main_key: super::admin::main_key_from_env()?,
+            main_key_file: self.main_key_file,
             ..Config::default()
         })
     }
@@ -142,6 +156,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(token) = app.generated_admin_token() {
             println!("Generated an admin token (shown once; only its hash is stored):");
             println!("  export {ADMIN_TOKEN_ENV}={token}");
+        }
+        if let Some(path) = app.created_main_key_file() {
+            println!(
+                "Created the main key file {} (back it up: without it, webhook secrets are lost)",
+                path.display()
+            );
         }
         let addr = app.local_addr()?;
         println!("fullup serve: listening on http://{addr}");

@@ -10,8 +10,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use fullup_signature::standard::StandardVerifier;
 use fullup_server::domain::clock::{Clock, SystemClock};
+use fullup_signature::standard::StandardVerifier;
 use fullup_signature::{Secret, Verifier};
 use tokio::sync::mpsc;
 
@@ -31,7 +31,10 @@ pub struct Received {
 impl Received {
     /// A header as text ("" when absent).
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// The body as JSON.
@@ -87,7 +90,12 @@ impl TestReceiver {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { addr, rx, shared, task }
+        Self {
+            addr,
+            rx,
+            shared,
+            task,
+        }
     }
 
     /// The URL to register as a webhook.
@@ -140,7 +148,10 @@ impl TestReceiver {
 
     /// The next request if one arrives within `within`.
     pub async fn try_next(&mut self, within: Duration) -> Option<Received> {
-        tokio::time::timeout(within, self.rx.recv()).await.ok().flatten()
+        tokio::time::timeout(within, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -186,7 +197,13 @@ fn verify(secrets: &[Secret], headers: &HeaderMap, body: &[u8], now: i64) -> (bo
         .is_ok();
     let standard = StandardVerifier::new(secrets.to_vec())
         .expect("secrets")
-        .verify_at(get("webhook-id"), get("webhook-timestamp"), get("webhook-signature"), body, now)
+        .verify_at(
+            get("webhook-id"),
+            get("webhook-timestamp"),
+            get("webhook-signature"),
+            body,
+            now,
+        )
         .is_ok();
     (fullup, standard)
 }

@@ -26,6 +26,24 @@ pub struct TestServer {
     pub dir: Arc<tempfile::TempDir>,
 }
 
+/// A resolver that knows only `localhost`, so a test cannot send traffic off the
+/// machine however its URLs are spelled.
+#[derive(Debug)]
+pub struct OfflineLookup;
+
+#[async_trait::async_trait]
+impl fullup_server::delivery::guard::Lookup for OfflineLookup {
+    async fn lookup(&self, host: &str) -> std::io::Result<Vec<std::net::IpAddr>> {
+        if host.eq_ignore_ascii_case("localhost") {
+            return Ok(vec![std::net::Ipv4Addr::LOCALHOST.into()]);
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host} does not resolve in tests"),
+        ))
+    }
+}
+
 /// Settings tests change most.
 pub fn test_config(dir: &tempfile::TempDir) -> Config {
     let mut config = Config {
@@ -35,6 +53,8 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
     };
     // Receivers in tests live on loopback, which the guard denies by default.
     config.network.allow = vec!["127.0.0.0/8".parse().expect("net")];
+    // Tests never reach the internet: only `localhost` resolves.
+    config.lookup = Arc::new(OfflineLookup);
     config.delivery.poll_interval = Duration::from_millis(20);
     config.delivery.request_timeout = Duration::from_secs(5);
     config.delivery.connect_timeout = Duration::from_secs(2);
@@ -49,7 +69,11 @@ pub fn manual_clock() -> Arc<ManualClock> {
 /// A retry schedule without jitter: 5 s, 5 min, 30 min.
 pub fn short_schedule() -> RetrySchedule {
     RetrySchedule::new(
-        vec![Duration::from_secs(5), Duration::from_secs(300), Duration::from_secs(1800)],
+        vec![
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+            Duration::from_secs(1800),
+        ],
         0.0,
     )
 }
@@ -70,8 +94,12 @@ impl TestServer {
 
     /// Starts on an existing folder (a restart) with `config`.
     pub async fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let app = Application::build(config, listener).await.expect("build app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let app = Application::build(config, listener)
+            .await
+            .expect("build app");
         let base = format!("http://{}", app.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run(async move {
@@ -97,8 +125,16 @@ impl TestServer {
     }
 
     /// A request with the admin token (or `token`), returning status and JSON (Null if none).
-    pub async fn call_as(&self, token: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -108,7 +144,10 @@ impl TestServer {
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// A request as admin.
@@ -118,13 +157,24 @@ impl TestServer {
 
     /// Creates a site, returning its id.
     pub async fn create_site(&self) -> String {
-        let (status, body) = self.call(Method::POST, "/v1/sites", Some(json!({"name": "test site"}))).await;
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/sites",
+                Some(json!({"name": "test site"})),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().expect("site id").to_owned()
     }
 
     /// Creates a webhook, returning its id and secret.
-    pub async fn create_webhook(&self, site: &str, url: &str, event_types: &[&str]) -> (String, Secret) {
+    pub async fn create_webhook(
+        &self,
+        site: &str,
+        url: &str,
+        event_types: &[&str],
+    ) -> (String, Secret) {
         let (status, body) = self
             .call(
                 Method::POST,
@@ -153,7 +203,11 @@ impl TestServer {
     /// The deliveries matching `query` (such as `event_id=…`).
     pub async fn deliveries(&self, site: &str, query: &str) -> Vec<Value> {
         let (status, body) = self
-            .call(Method::GET, &format!("/v1/sites/{site}/deliveries?{query}"), None)
+            .call(
+                Method::GET,
+                &format!("/v1/sites/{site}/deliveries?{query}"),
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         body["data"].as_array().expect("data").clone()
@@ -174,14 +228,23 @@ impl TestServer {
     /// A delivery's attempts, newest first.
     pub async fn attempts(&self, site: &str, delivery: &str) -> Vec<Value> {
         let (status, body) = self
-            .call(Method::GET, &format!("/v1/sites/{site}/deliveries/{delivery}/attempts"), None)
+            .call(
+                Method::GET,
+                &format!("/v1/sites/{site}/deliveries/{delivery}/attempts"),
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         body["data"].as_array().expect("data").clone()
     }
 
     /// Polls until a delivery of `event` satisfies `done`; returns it.
-    pub async fn wait_for_delivery(&self, site: &str, event: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for_delivery(
+        &self,
+        site: &str,
+        event: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         for _ in 0..500 {
             let found = self.deliveries(site, &format!("event_id={event}")).await;
             if let Some(d) = found.into_iter().find(|d| done(d)) {

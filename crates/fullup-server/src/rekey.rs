@@ -1,0 +1,100 @@
+//! Rotating the main key (`fullup admin rotate-main-key`): every sealed secret is
+//! re-sealed under a new key in one transaction, then the key file is swapped.
+//!
+//! Order, so that an interruption never loses the key the database needs:
+//! 1. the new key is written to `KEYFILE.new` (mode 0600, never overwriting);
+//! 2. the database is re-sealed in one transaction (all or nothing);
+//! 3. `KEYFILE` becomes `KEYFILE.old`, `KEYFILE.new` becomes `KEYFILE`;
+//! 4. `KEYFILE.old` is removed.
+//!
+//! Interrupted before 2 commits, the database still needs the old key (delete
+//! `KEYFILE.new`); after, it needs `KEYFILE.new`. Run it with the service stopped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::crypto::MainKey;
+use crate::store::sqlite::SqliteStore;
+
+/// What a main key rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rekeyed {
+    /// Webhooks whose secrets were re-sealed.
+    pub webhooks: u64,
+    /// The key file now holding the new key.
+    pub key_file: PathBuf,
+}
+
+/// `path` with `suffix` appended to its file name (`fullup.key` → `fullup.key.new`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Re-seals the database at `database_url` (sealed under `old`) under a new key, which
+/// ends up in `key_file` (replacing the file there, if any).
+pub async fn rotate_main_key(
+    database_url: &str,
+    old: MainKey,
+    key_file: &Path,
+) -> anyhow::Result<Rekeyed> {
+    let staged = with_suffix(key_file, ".new");
+    anyhow::ensure!(
+        !staged.exists(),
+        "{} exists: an earlier rotation was interrupted; if the service does not start with {}, \
+         the database needs the key in {} (rename it over {}); otherwise delete it, then retry",
+        staged.display(),
+        key_file.display(),
+        staged.display(),
+        key_file.display()
+    );
+    let new = MainKey::generate();
+    new.write_new_file(&staged)?;
+    let store = match SqliteStore::open(database_url, old).await {
+        Ok(store) => store,
+        Err(err) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(err).context("opening the database with the current main key");
+        }
+    };
+    let webhooks = match store.rotate_main_key(&new).await {
+        Ok(n) => n,
+        Err(err) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(err).context("re-sealing the secrets (nothing was changed)");
+        }
+    };
+    swap_key_files(key_file, &staged)?;
+    Ok(Rekeyed {
+        webhooks,
+        key_file: key_file.to_owned(),
+    })
+}
+
+fn swap_key_files(key_file: &Path, staged: &Path) -> anyhow::Result<()> {
+    let old = with_suffix(key_file, ".old");
+    let had_old = key_file.exists();
+    if had_old {
+        std::fs::rename(key_file, &old).with_context(|| {
+            format!(
+                "the database now needs the key in {}; moving {} aside",
+                staged.display(),
+                key_file.display()
+            )
+        })?;
+    }
+    std::fs::rename(staged, key_file).with_context(|| {
+        format!(
+            "the database now needs the key in {}; moving it to {}",
+            staged.display(),
+            key_file.display()
+        )
+    })?;
+    if had_old {
+        std::fs::remove_file(&old)
+            .with_context(|| format!("removing the old key {}", old.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! Webhook secrets in the SQLite file: sealed under the main key, never in clear.
+//!
+//! The current secret (`secret_sealed`) and the list of old ones (`old_secrets_sealed`)
+//! are each bound to their webhook id, so a sealed value moved to another row does not
+//! open. A `main_key_check` setting, sealed under the same key, makes a wrong key fail
+//! at start with a clear message instead of at the first delivery.
+
+use fullup_signature::Secret;
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
+use zeroize::Zeroizing;
+
+use super::{SqliteStore, corrupt, webhook_from_row};
+use crate::crypto::MainKey;
+use crate::domain::ids::{SiteId, WebhookId};
+use crate::domain::models::Webhook;
+use crate::domain::rotation::{OldSecret, StoredOldSecret};
+use crate::store::{StoreError, StoreResult};
+
+/// Setting holding a value sealed under the main key, to recognise the right key.
+const KEY_CHECK_SETTING: &str = "main_key_check";
+/// What the key check seals; its content does not matter, only that it opens.
+const KEY_CHECK_PLAINTEXT: &[u8] = b"fullup main key check";
+
+fn secret_context(id: &str) -> Vec<u8> {
+    format!("webhook-secret:{id}").into_bytes()
+}
+
+fn old_secrets_context(id: &str) -> Vec<u8> {
+    format!("webhook-old-secrets:{id}").into_bytes()
+}
+
+/// A webhook's secrets as stored: the current one and the old list (None when empty).
+pub(super) struct SealedSecrets {
+    /// `secret_sealed`.
+    pub current: String,
+    /// `old_secrets_sealed`.
+    pub old: Option<String>,
+}
+
+/// Seals a webhook's current and old secrets for its row.
+pub(super) fn seal_secrets(key: &MainKey, w: &Webhook) -> StoreResult<SealedSecrets> {
+    let id = w.id.to_string();
+    let current = key.seal(w.secret.as_bytes(), &secret_context(&id));
+    if w.old_secrets.is_empty() {
+        return Ok(SealedSecrets { current, old: None });
+    }
+    let stored: Vec<StoredOldSecret<'_>> = w
+        .old_secrets
+        .iter()
+        .map(|old| StoredOldSecret {
+            secret: old.secret.expose().into(),
+            valid_until: old.valid_until,
+        })
+        .collect();
+    let json = Zeroizing::new(serde_json::to_vec(&stored).map_err(corrupt)?);
+    Ok(SealedSecrets {
+        current,
+        old: Some(key.seal(&json, &old_secrets_context(&id))),
+    })
+}
+
+/// Opens a webhook row's secrets. A row not sealed yet (written before migration 0002
+/// and not upgraded) is read from its plain `secret` column.
+pub(super) fn open_secrets(
+    key: &MainKey,
+    row: &SqliteRow,
+) -> StoreResult<(Secret, Vec<OldSecret>)> {
+    let id: String = row.try_get("id")?;
+    let sealed: Option<String> = row.try_get("secret_sealed")?;
+    let current = match sealed {
+        Some(sealed) => {
+            let plain = key.open(&sealed, &secret_context(&id))?;
+            secret_from_bytes(&plain)?
+        }
+        None => {
+            let plain: Zeroizing<String> = Zeroizing::new(row.try_get("secret")?);
+            Secret::parse(&plain).map_err(corrupt)?
+        }
+    };
+    let old: Option<String> = row.try_get("old_secrets_sealed")?;
+    let Some(old) = old else {
+        return Ok((current, Vec::new()));
+    };
+    let json = key.open(&old, &old_secrets_context(&id))?;
+    let stored: Vec<StoredOldSecret<'_>> = serde_json::from_slice(&json).map_err(corrupt)?;
+    let old = stored
+        .into_iter()
+        .map(|s| {
+            Ok(OldSecret {
+                secret: Secret::parse(&s.secret).map_err(corrupt)?,
+                valid_until: s.valid_until,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok((current, old))
+}
+
+fn secret_from_bytes(bytes: &[u8]) -> StoreResult<Secret> {
+    let text = std::str::from_utf8(bytes).map_err(corrupt)?;
+    Secret::parse(text).map_err(corrupt)
+}
+
+impl SqliteStore {
+    /// Fails with [`StoreError::WrongMainKey`] when the database was sealed under
+    /// another key; on a new database, records the key check.
+    pub(super) async fn check_main_key(&self) -> StoreResult<()> {
+        let stored: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(KEY_CHECK_SETTING)
+                .fetch_optional(&self.writer)
+                .await?;
+        match stored {
+            Some(value) => {
+                let text = String::from_utf8(value).map_err(corrupt)?;
+                self.key
+                    .open(&text, KEY_CHECK_SETTING.as_bytes())
+                    .map(drop)
+                    .map_err(|_| StoreError::WrongMainKey)
+            }
+            None => {
+                sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?)")
+                    .bind(KEY_CHECK_SETTING)
+                    .bind(
+                        self.key
+                            .seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_SETTING.as_bytes())
+                            .into_bytes(),
+                    )
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Seals the secrets of rows written before migration 0002 and wipes their plain
+    /// copies (secure_delete is on; the WAL is checkpointed and truncated after).
+    pub(super) async fn seal_legacy_secrets(&self) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await?;
+        let rows = sqlx::query("SELECT * FROM webhooks WHERE secret_sealed IS NULL")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            let webhook = webhook_from_row(row, &self.key)?;
+            let sealed = seal_secrets(&self.key, &webhook)?;
+            sqlx::query("UPDATE webhooks SET secret = '', secret_sealed = ? WHERE id = ?")
+                .bind(sealed.current)
+                .bind(webhook.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if !rows.is_empty() {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.writer)
+                .await?;
+        }
+        Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
+    }
+
+    /// Re-seals every stored secret under `new` in one transaction, and the key check
+    /// with it; returns how many webhooks were re-sealed. Run it with the service
+    /// stopped: a running service keeps sealing under the old key.
+    pub async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await?;
+        let rows = sqlx::query("SELECT * FROM webhooks")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            let webhook = webhook_from_row(row, &self.key)?;
+            let sealed = seal_secrets(new, &webhook)?;
+            sqlx::query("UPDATE webhooks SET secret = '', secret_sealed = ?, old_secrets_sealed = ? WHERE id = ?")
+                .bind(sealed.current)
+                .bind(sealed.old)
+                .bind(webhook.id.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE settings SET value = ? WHERE key = ?")
+            .bind(
+                new.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_SETTING.as_bytes())
+                    .into_bytes(),
+            )
+            .bind(KEY_CHECK_SETTING)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
+    }
+
+    /// The rotation of [`crate::store::Store::rotate_webhook_secret`], read and written
+    /// in one transaction so concurrent rotations cannot lose a secret.
+    pub(super) async fn rotate_secret_atomically(
+        &self,
+        site: SiteId,
+        id: WebhookId,
+        new: Secret,
+        grace_ms: i64,
+        now: i64,
+    ) -> StoreResult<Option<Webhook>> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query("SELECT * FROM webhooks WHERE id = ? AND site_id = ?")
+            .bind(id.to_string())
+            .bind(site.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut webhook = webhook_from_row(&row, &self.key)?;
+        webhook.rotate_secret(new, now, grace_ms);
+        let sealed = seal_secrets(&self.key, &webhook)?;
+        sqlx::query(
+            "UPDATE webhooks SET secret = '', secret_sealed = ?, old_secrets_sealed = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(sealed.current)
+        .bind(sealed.old)
+        .bind(now)
+        .bind(webhook.id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(webhook))
+    }
+}
