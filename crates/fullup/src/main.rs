@@ -28,6 +28,8 @@ enum Command {
     Listen(cmd::listen::Args),
     /// Run the webhook service: management API and delivery workers.
     Serve(cmd::serve::Args),
+    /// Maintain a stopped service's database (rotate the main key).
+    Admin(cmd::admin::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Listen(args) => cmd::listen::run(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Admin(args) => cmd::admin::run(args),
     };
     match result {
         Ok(code) => code,

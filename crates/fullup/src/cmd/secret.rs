@@ -1,12 +1,28 @@
-//! Placeholder until this subcommand lands.
+//! `fullup secret new`: print a fresh webhook secret.
 
 use std::process::ExitCode;
 
-/// Arguments of this subcommand.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use fullup_signature::Secret;
 
-/// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+use super::sign::print_line;
+
+/// Arguments of `fullup secret`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print a new secret: `whsec_` + base64 of 32 random bytes (Standard Webhooks format).
+    New,
+}
+
+/// Runs `fullup secret <command>`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::New => print_line(Secret::generate().expose())?,
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,9 @@ use crate::support_server::{Server, call, create_site_and_webhook};
 
 #[tokio::test]
 async fn deliveries_ignore_proxy_environment_variables() {
-    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
     let proxy_url = format!("http://{}", proxy.local_addr().expect("addr"));
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
@@ -33,7 +35,10 @@ async fn deliveries_ignore_proxy_environment_variables() {
     ];
     let server = Server::start(&database_url, &[], &envs).await;
     let receiver = RecordingReceiver::start().await;
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let site = create_site_and_webhook(&client, &server.base, &receiver).await;
     let event = call(
         &client,
@@ -49,6 +54,10 @@ async fn deliveries_ignore_proxy_environment_variables() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(receiver.failures(), 0);
-    assert_eq!(hits.load(Ordering::SeqCst), 0, "the proxy was never contacted");
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the proxy was never contacted"
+    );
     recorder.abort();
 }

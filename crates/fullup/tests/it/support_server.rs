@@ -128,4 +128,3 @@ pub async fn create_site_and_webhook(
     receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
     site
 }
-

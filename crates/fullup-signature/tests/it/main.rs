@@ -1,0 +1,5 @@
+//! Property tests of both signature schemes, through the public API only.
+
+mod fullup_scheme;
+mod standard_scheme;
+mod strategies;
