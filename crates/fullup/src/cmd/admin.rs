@@ -79,7 +79,7 @@ fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let done = runtime.block_on(rotate_main_key(&args.database_url, old, &target))?;
     println!(
-        "Re-sealed the secrets of {} webhooks under a new main key, now in {}.",
+        "Re-sealed the secrets of {} webhook(s) under a new main key, now in {}.",
         done.webhooks,
         done.key_file.display()
     );

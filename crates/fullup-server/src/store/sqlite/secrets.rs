@@ -160,7 +160,8 @@ impl SqliteStore {
 
     /// Re-seals every stored secret under `new` in one transaction, and the key check
     /// with it; returns how many webhooks were re-sealed. Run it with the service
-    /// stopped: a running service keeps sealing under the old key.
+    /// stopped: a running service keeps sealing under the old key. After committing,
+    /// `self` still seals under the old key: reopen the store to use the new one.
     pub async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {
         let mut tx = self.writer.begin().await?;
         let rows = sqlx::query("SELECT * FROM webhooks")
@@ -185,6 +186,10 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        // Values sealed under the old key leave the WAL too (secure_delete zeroes the pages).
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await?;
         Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
     }
 
