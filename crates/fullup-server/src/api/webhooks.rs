@@ -12,13 +12,13 @@ use super::events::{IngestRequest, ingest};
 use super::extract::{ApiJson, ApiQuery};
 use super::sites::load_site;
 use super::{AppState, ListResponse, PageParams, parse_time, path_id};
+use crate::delivery::guard::GuardError;
 use crate::domain::canonical_json::canonicalize;
 use crate::domain::clock::format_rfc3339;
 use crate::domain::event_type::EventFilter;
 use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::models::{Site, Webhook};
 use crate::domain::rotation::{DEFAULT_GRACE_SECS, MAX_GRACE_SECS};
-use crate::delivery::guard::GuardError;
 use crate::domain::webhook_url::WebhookUrl;
 
 /// A site may hold at most this many webhooks; fan-out cost grows with each.

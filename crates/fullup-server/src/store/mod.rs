@@ -256,6 +256,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         page: &PageRequest,
     ) -> StoreResult<Page<Delivery>>;
     /// Makes a delivery pending and due at `now`, whatever its state; None when absent.
+    /// A live lease is kept: the attempt in flight decides what happens next, and no
+    /// second attempt of the same delivery may run beside it.
     async fn retry_delivery(
         &self,
         site: SiteId,

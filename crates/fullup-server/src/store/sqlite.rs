@@ -10,24 +10,29 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row};
 
 use super::{
     ClaimedDelivery, Completion, DeliveryFilter, EventFilterQuery, IngestOutcome, NewEvent,
-    NextStep, Page, PageRequest, Store, StoreError, StoreResult, WebhookEffect,
+    NextStep, Page, PageRequest, Store, StoreResult, WebhookEffect,
 };
 use crate::crypto::MainKey;
 use crate::domain::event_type::{EventFilter, any_matches};
-use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
+use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{
     ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, Site, Webhook,
 };
 use fullup_signature::Secret;
 
+mod rows;
 mod secrets;
+
+use rows::{
+    api_key_from_row, attempt_from_row, corrupt, delivery_from_row, event_from_row, fetch_page,
+    filters_json, parse_id, site_from_row, webhook_from_row,
+};
 
 /// How long a connection waits for a lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,134 +86,6 @@ impl SqliteStore {
     }
 }
 
-fn page_of<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Page<T> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(id)
-    } else {
-        None
-    };
-    Page { items, next_cursor }
-}
-
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
-fn parse_id<T, E: std::fmt::Display>(
-    row: &SqliteRow,
-    col: &str,
-    parse: fn(&str) -> Result<T, E>,
-) -> StoreResult<T> {
-    let text: String = row.try_get(col)?;
-    parse(&text).map_err(corrupt)
-}
-
-fn site_from_row(row: &SqliteRow) -> StoreResult<Site> {
-    Ok(Site {
-        id: parse_id(row, "id", SiteId::parse)?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn api_key_from_row(row: &SqliteRow) -> StoreResult<ApiKey> {
-    let hash: Vec<u8> = row.try_get("token_hash")?;
-    Ok(ApiKey {
-        id: parse_id(row, "id", ApiKeyId::parse)?,
-        site_id: parse_id(row, "site_id", SiteId::parse)?,
-        name: row.try_get("name")?,
-        token_hash: hash
-            .try_into()
-            .map_err(|_| corrupt("token hash is not 32 bytes"))?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn webhook_from_row(row: &SqliteRow, key: &MainKey) -> StoreResult<Webhook> {
-    let filters: String = row.try_get("event_types")?;
-    let (secret, old_secrets) = secrets::open_secrets(key, row)?;
-    Ok(Webhook {
-        id: parse_id(row, "id", WebhookId::parse)?,
-        site_id: parse_id(row, "site_id", SiteId::parse)?,
-        url: row.try_get("url")?,
-        event_types: serde_json::from_str::<Vec<EventFilter>>(&filters).map_err(corrupt)?,
-        description: row.try_get("description")?,
-        enabled: row.try_get("enabled")?,
-        disabled_reason: row.try_get("disabled_reason")?,
-        secret,
-        old_secrets,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        failing_since: row.try_get("failing_since")?,
-    })
-}
-
-fn event_from_row(row: &SqliteRow) -> StoreResult<Event> {
-    Ok(Event {
-        id: parse_id(row, "id", EventId::parse)?,
-        site_id: parse_id(row, "site_id", SiteId::parse)?,
-        event_type: row.try_get("type")?,
-        payload: row.try_get("payload")?,
-        created_at: row.try_get("created_at")?,
-        idempotency_key: row.try_get("idempotency_key")?,
-    })
-}
-
-fn delivery_from_row(row: &SqliteRow) -> StoreResult<Delivery> {
-    let state: String = row.try_get("state")?;
-    let attempts: i64 = row.try_get("attempt_count")?;
-    Ok(Delivery {
-        id: parse_id(row, "id", DeliveryId::parse)?,
-        site_id: parse_id(row, "site_id", SiteId::parse)?,
-        event_id: parse_id(row, "event_id", EventId::parse)?,
-        webhook_id: parse_id(row, "webhook_id", WebhookId::parse)?,
-        state: DeliveryState::parse(&state)
-            .ok_or_else(|| corrupt(format!("delivery state {state}")))?,
-        attempt_count: u32::try_from(attempts).map_err(corrupt)?,
-        next_attempt_at: row.try_get("next_attempt_at")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn attempt_from_row(row: &SqliteRow) -> StoreResult<Attempt> {
-    let number: i64 = row.try_get("attempt_number")?;
-    let status: Option<i64> = row.try_get("status_code")?;
-    let kind: Option<String> = row.try_get("error_kind")?;
-    Ok(Attempt {
-        id: parse_id(row, "id", AttemptId::parse)?,
-        delivery_id: parse_id(row, "delivery_id", DeliveryId::parse)?,
-        webhook_id: parse_id(row, "webhook_id", WebhookId::parse)?,
-        attempt_number: u32::try_from(number).map_err(corrupt)?,
-        started_at: row.try_get("started_at")?,
-        duration_ms: row.try_get("duration_ms")?,
-        status_code: status.map(u16::try_from).transpose().map_err(corrupt)?,
-        error_kind: kind
-            .map(|k| ErrorKind::parse(&k).ok_or_else(|| corrupt(format!("error kind {k}"))))
-            .transpose()?,
-        error_message: row.try_get("error_message")?,
-        response_body: row.try_get("response_body")?,
-    })
-}
-
-/// Appends `AND id < cursor ORDER BY id DESC LIMIT n+1` (the extra row tells whether a
-/// next page exists).
-fn push_page(q: &mut QueryBuilder<'_, Sqlite>, page: &PageRequest, id_col: &str) {
-    if let Some(before) = &page.before {
-        q.push(format!(" AND {id_col} < "))
-            .push_bind(before.clone());
-    }
-    q.push(format!(" ORDER BY {id_col} DESC LIMIT "))
-        .push_bind(i64::from(page.limit) + 1);
-}
-
-fn filters_json(filters: &[EventFilter]) -> String {
-    serde_json::to_string(filters).unwrap_or_else(|_| "[]".to_owned())
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
@@ -251,14 +128,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_sites(&self, page: &PageRequest) -> StoreResult<Page<Site>> {
-        let mut q = QueryBuilder::new("SELECT * FROM sites WHERE 1 = 1");
-        push_page(&mut q, page, "id");
-        let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows
-            .iter()
-            .map(site_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |s| s.id.to_string()))
+        let q = QueryBuilder::new("SELECT * FROM sites WHERE 1 = 1");
+        fetch_page(q, &self.reader, page, "id", site_from_row, |s| {
+            s.id.to_string()
+        })
+        .await
     }
 
     async fn rename_site(&self, id: SiteId, name: &str, now: i64) -> StoreResult<bool> {
@@ -304,13 +178,10 @@ impl Store for SqliteStore {
     async fn list_api_keys(&self, site: SiteId, page: &PageRequest) -> StoreResult<Page<ApiKey>> {
         let mut q = QueryBuilder::new("SELECT * FROM api_keys WHERE site_id = ");
         q.push_bind(site.to_string());
-        push_page(&mut q, page, "id");
-        let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows
-            .iter()
-            .map(api_key_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |k| k.id.to_string()))
+        fetch_page(q, &self.reader, page, "id", api_key_from_row, |k| {
+            k.id.to_string()
+        })
+        .await
     }
 
     async fn delete_api_key(&self, site: SiteId, id: ApiKeyId) -> StoreResult<bool> {
@@ -360,13 +231,16 @@ impl Store for SqliteStore {
     async fn list_webhooks(&self, site: SiteId, page: &PageRequest) -> StoreResult<Page<Webhook>> {
         let mut q = QueryBuilder::new("SELECT * FROM webhooks WHERE site_id = ");
         q.push_bind(site.to_string());
-        push_page(&mut q, page, "id");
-        let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows
-            .iter()
-            .map(|row| webhook_from_row(row, &self.key))
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |w| w.id.to_string()))
+        let key = &self.key;
+        fetch_page(
+            q,
+            &self.reader,
+            page,
+            "id",
+            |row| webhook_from_row(row, key),
+            |w| w.id.to_string(),
+        )
+        .await
     }
 
     async fn count_webhooks(&self, site: SiteId) -> StoreResult<u64> {
@@ -516,13 +390,10 @@ impl Store for SqliteStore {
         if let Some(until) = f.until {
             q.push(" AND created_at < ").push_bind(until);
         }
-        push_page(&mut q, page, "id");
-        let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows
-            .iter()
-            .map(event_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |e| e.id.to_string()))
+        fetch_page(q, &self.reader, page, "id", event_from_row, |e| {
+            e.id.to_string()
+        })
+        .await
     }
 
     async fn get_delivery(&self, site: SiteId, id: DeliveryId) -> StoreResult<Option<Delivery>> {
@@ -559,13 +430,10 @@ impl Store for SqliteStore {
         if let Some(until) = f.until {
             q.push(" AND created_at < ").push_bind(until);
         }
-        push_page(&mut q, page, "id");
-        let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows
-            .iter()
-            .map(delivery_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |d| d.id.to_string()))
+        fetch_page(q, &self.reader, page, "id", delivery_from_row, |d| {
+            d.id.to_string()
+        })
+        .await
     }
 
     async fn retry_delivery(
@@ -626,13 +494,10 @@ impl Store for SqliteStore {
         q.push_bind(site.to_string())
             .push(" AND a.delivery_id = ")
             .push_bind(delivery.to_string());
-        push_page(&mut q, page, "a.id");
-        let rows = q.build().fetch_all(&self.reader).await?;
-        let items = rows
-            .iter()
-            .map(attempt_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(page_of(items, page.limit, |a| a.id.to_string()))
+        fetch_page(q, &self.reader, page, "a.id", attempt_from_row, |a| {
+            a.id.to_string()
+        })
+        .await
     }
 
     async fn claim_due(

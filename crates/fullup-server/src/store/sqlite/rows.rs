@@ -1,0 +1,156 @@
+//! Reading rows back into records, and the one way list queries page.
+
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::super::{Page, PageRequest, StoreError, StoreResult};
+use crate::crypto::MainKey;
+use crate::domain::event_type::EventFilter;
+use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
+use crate::domain::models::{
+    ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, Site, Webhook,
+};
+
+/// Runs a list query (`q` ends inside its `WHERE`), newest first from the cursor, and
+/// maps one more row than the page holds to learn whether a next page exists.
+pub(super) async fn fetch_page<T>(
+    mut q: QueryBuilder<'_, Sqlite>,
+    pool: &SqlitePool,
+    page: &PageRequest,
+    id_col: &str,
+    from_row: impl Fn(&SqliteRow) -> StoreResult<T>,
+    id: impl Fn(&T) -> String,
+) -> StoreResult<Page<T>> {
+    push_page(&mut q, page, id_col);
+    let rows = q.build().fetch_all(pool).await?;
+    let items = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
+    Ok(page_of(items, page.limit, id))
+}
+
+fn page_of<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(id)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
+}
+
+pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+pub(super) fn parse_id<T, E: std::fmt::Display>(
+    row: &SqliteRow,
+    col: &str,
+    parse: fn(&str) -> Result<T, E>,
+) -> StoreResult<T> {
+    let text: String = row.try_get(col)?;
+    parse(&text).map_err(corrupt)
+}
+
+pub(super) fn site_from_row(row: &SqliteRow) -> StoreResult<Site> {
+    Ok(Site {
+        id: parse_id(row, "id", SiteId::parse)?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn api_key_from_row(row: &SqliteRow) -> StoreResult<ApiKey> {
+    let hash: Vec<u8> = row.try_get("token_hash")?;
+    Ok(ApiKey {
+        id: parse_id(row, "id", ApiKeyId::parse)?,
+        site_id: parse_id(row, "site_id", SiteId::parse)?,
+        name: row.try_get("name")?,
+        token_hash: hash
+            .try_into()
+            .map_err(|_| corrupt("token hash is not 32 bytes"))?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+pub(super) fn webhook_from_row(row: &SqliteRow, key: &MainKey) -> StoreResult<Webhook> {
+    let filters: String = row.try_get("event_types")?;
+    let (secret, old_secrets) = super::secrets::open_secrets(key, row)?;
+    Ok(Webhook {
+        id: parse_id(row, "id", WebhookId::parse)?,
+        site_id: parse_id(row, "site_id", SiteId::parse)?,
+        url: row.try_get("url")?,
+        event_types: serde_json::from_str::<Vec<EventFilter>>(&filters).map_err(corrupt)?,
+        description: row.try_get("description")?,
+        enabled: row.try_get("enabled")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        secret,
+        old_secrets,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        failing_since: row.try_get("failing_since")?,
+    })
+}
+
+pub(super) fn event_from_row(row: &SqliteRow) -> StoreResult<Event> {
+    Ok(Event {
+        id: parse_id(row, "id", EventId::parse)?,
+        site_id: parse_id(row, "site_id", SiteId::parse)?,
+        event_type: row.try_get("type")?,
+        payload: row.try_get("payload")?,
+        created_at: row.try_get("created_at")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+    })
+}
+
+pub(super) fn delivery_from_row(row: &SqliteRow) -> StoreResult<Delivery> {
+    let state: String = row.try_get("state")?;
+    let attempts: i64 = row.try_get("attempt_count")?;
+    Ok(Delivery {
+        id: parse_id(row, "id", DeliveryId::parse)?,
+        site_id: parse_id(row, "site_id", SiteId::parse)?,
+        event_id: parse_id(row, "event_id", EventId::parse)?,
+        webhook_id: parse_id(row, "webhook_id", WebhookId::parse)?,
+        state: DeliveryState::parse(&state)
+            .ok_or_else(|| corrupt(format!("delivery state {state}")))?,
+        attempt_count: u32::try_from(attempts).map_err(corrupt)?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn attempt_from_row(row: &SqliteRow) -> StoreResult<Attempt> {
+    let number: i64 = row.try_get("attempt_number")?;
+    let status: Option<i64> = row.try_get("status_code")?;
+    let kind: Option<String> = row.try_get("error_kind")?;
+    Ok(Attempt {
+        id: parse_id(row, "id", AttemptId::parse)?,
+        delivery_id: parse_id(row, "delivery_id", DeliveryId::parse)?,
+        webhook_id: parse_id(row, "webhook_id", WebhookId::parse)?,
+        attempt_number: u32::try_from(number).map_err(corrupt)?,
+        started_at: row.try_get("started_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+        status_code: status.map(u16::try_from).transpose().map_err(corrupt)?,
+        error_kind: kind
+            .map(|k| ErrorKind::parse(&k).ok_or_else(|| corrupt(format!("error kind {k}"))))
+            .transpose()?,
+        error_message: row.try_get("error_message")?,
+        response_body: row.try_get("response_body")?,
+    })
+}
+
+/// Appends `AND id < cursor ORDER BY id DESC LIMIT n+1` (the extra row tells whether a
+/// next page exists).
+fn push_page(q: &mut QueryBuilder<'_, Sqlite>, page: &PageRequest, id_col: &str) {
+    if let Some(before) = &page.before {
+        q.push(format!(" AND {id_col} < "))
+            .push_bind(before.clone());
+    }
+    q.push(format!(" ORDER BY {id_col} DESC LIMIT "))
+        .push_bind(i64::from(page.limit) + 1);
+}
+
+pub(super) fn filters_json(filters: &[EventFilter]) -> String {
+    serde_json::to_string(filters).unwrap_or_else(|_| "[]".to_owned())
+}
