@@ -23,6 +23,9 @@ pub enum StoreError {
     /// A stored row could not be read back (corruption or a newer schema).
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
+    /// The batch a write was part of could not be committed; nothing of it was stored.
+    #[error("database write failed: {0}")]
+    WriteFailed(String),
     /// A sealed secret did not open, or the main key does not match the database.
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),

@@ -15,19 +15,19 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row};
 
 use super::{
-    ClaimedDelivery, Completion, DeliveryFilter, EventFilterQuery, IngestOutcome, NewEvent,
-    NextStep, Page, PageRequest, Store, StoreResult, WebhookEffect,
+    ClaimedDelivery, Completion, DeliveryFilter, EventFilterQuery, IngestOutcome, NewEvent, Page,
+    PageRequest, Store, StoreError, StoreResult,
 };
 use crate::crypto::MainKey;
-use crate::domain::event_type::{EventFilter, any_matches};
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
-use crate::domain::models::{
-    ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, Site, Webhook,
-};
+use crate::domain::models::{ApiKey, Attempt, Delivery, Event, Site, Webhook};
 use fullup_signature::Secret;
 
+mod batch;
 mod rows;
 mod secrets;
+
+use batch::{BatchWriter, WriteJob, Written};
 
 use rows::{
     api_key_from_row, attempt_from_row, corrupt, delivery_from_row, event_from_row, fetch_page,
@@ -45,6 +45,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     key: Arc<MainKey>,
+    /// Group-commits ingests and attempt completions.
+    batch: BatchWriter,
 }
 
 impl SqliteStore {
@@ -70,6 +72,7 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         let store = Self {
+            batch: BatchWriter::spawn(writer.clone()),
             writer,
             reader,
             key: Arc::new(key),
@@ -292,74 +295,10 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome> {
-        let event = &new.event;
-        let mut tx = self.writer.begin().await?;
-        if let Some(key) = &event.idempotency_key {
-            let earlier = sqlx::query(
-                "SELECT id, request_hash FROM events WHERE site_id = ? AND idempotency_key = ?",
-            )
-            .bind(event.site_id.to_string())
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = earlier {
-                let hash: Vec<u8> = row.try_get("request_hash")?;
-                return Ok(IngestOutcome::Duplicate {
-                    event_id: parse_id(&row, "id", EventId::parse)?,
-                    same_request: hash == new.request_hash,
-                });
-            }
+        match self.batch.submit(WriteJob::Ingest(new.clone())).await? {
+            Written::Ingested(outcome) => Ok(outcome),
+            Written::Completed => Err(StoreError::WriteFailed("unexpected batch answer".into())),
         }
-        sqlx::query("INSERT INTO events (id, site_id, type, payload, created_at, idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(event.id.to_string())
-            .bind(event.site_id.to_string())
-            .bind(&event.event_type)
-            .bind(&event.payload)
-            .bind(event.created_at)
-            .bind(&event.idempotency_key)
-            .bind(&new.request_hash[..])
-            .execute(&mut *tx)
-            .await?;
-        let rows =
-            sqlx::query("SELECT id, event_types FROM webhooks WHERE site_id = ? AND enabled = 1")
-                .bind(event.site_id.to_string())
-                .fetch_all(&mut *tx)
-                .await?;
-        let mut deliveries = 0u32;
-        for row in rows {
-            let id = parse_id(&row, "id", WebhookId::parse)?;
-            let wanted = match new.only_webhook {
-                Some(only) => only == id,
-                None => {
-                    let filters: String = row.try_get("event_types")?;
-                    let filters: Vec<EventFilter> =
-                        serde_json::from_str(&filters).map_err(corrupt)?;
-                    any_matches(&filters, &event.event_type)
-                }
-            };
-            if !wanted {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, next_attempt_at, lease_until, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, ?, ?)",
-            )
-            .bind(DeliveryId::new(event.created_at).to_string())
-            .bind(event.site_id.to_string())
-            .bind(event.id.to_string())
-            .bind(id.to_string())
-            .bind(event.created_at)
-            .bind(event.created_at)
-            .bind(event.created_at)
-            .execute(&mut *tx)
-            .await?;
-            deliveries += 1;
-        }
-        tx.commit().await?;
-        Ok(IngestOutcome::Created {
-            event_id: event.id,
-            deliveries,
-        })
     }
 
     async fn get_event(&self, site: SiteId, id: EventId) -> StoreResult<Option<Event>> {
@@ -553,79 +492,10 @@ impl Store for SqliteStore {
     }
 
     async fn complete(&self, c: &Completion, now: i64) -> StoreResult<()> {
-        let a = &c.attempt;
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, status_code, error_kind, error_message, response_body) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.id.to_string())
-        .bind(a.delivery_id.to_string())
-        .bind(a.webhook_id.to_string())
-        .bind(i64::from(a.attempt_number))
-        .bind(a.started_at)
-        .bind(a.duration_ms)
-        .bind(a.status_code.map(i64::from))
-        .bind(a.error_kind.map(ErrorKind::as_str))
-        .bind(&a.error_message)
-        .bind(&a.response_body)
-        .execute(&mut *tx)
-        .await?;
-        let (state, next_at) = match c.next {
-            NextStep::Succeeded => (DeliveryState::Succeeded, None),
-            NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
-            NextStep::Failed => (DeliveryState::Failed, None),
-        };
-        sqlx::query(
-            "UPDATE deliveries SET state = ?, attempt_count = ?, next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ?",
-        )
-        .bind(state.as_str())
-        .bind(i64::from(a.attempt_number))
-        .bind(next_at)
-        .bind(now)
-        .bind(a.delivery_id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        let webhook = a.webhook_id.to_string();
-        match &c.webhook {
-            WebhookEffect::Healthy => {
-                sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL")
-                    .bind(&webhook)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            WebhookEffect::Failing {
-                disable_if_failing_since,
-            } => {
-                sqlx::query(
-                    "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
-                )
-                .bind(a.started_at)
-                .bind(&webhook)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE webhooks SET enabled = 0, updated_at = ?, disabled_reason = 'every attempt failed since ' || \
-                     strftime('%Y-%m-%dT%H:%M:%SZ', failing_since / 1000, 'unixepoch') \
-                     WHERE id = ? AND enabled = 1 AND failing_since <= ?",
-                )
-                .bind(now)
-                .bind(&webhook)
-                .bind(disable_if_failing_since)
-                .execute(&mut *tx)
-                .await?;
-            }
-            WebhookEffect::Disable(reason) => {
-                sqlx::query("UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?")
-                    .bind(reason)
-                    .bind(now)
-                    .bind(&webhook)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
+        self.batch
+            .submit(WriteJob::Complete(c.clone(), now))
+            .await
+            .map(drop)
     }
 
     async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()> {

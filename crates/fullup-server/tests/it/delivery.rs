@@ -209,7 +209,7 @@ async fn redirects_are_failures_and_never_followed() {
     let (_, secret) = server.create_webhook(&site, &receiver.url(), &["*"]).await;
     receiver.expect_secret(secret);
 
-    for status in [301, 302, 307, 308] {
+    for status in [301, 302, 303, 307, 308] {
         receiver.set_status(status);
         let event = server
             .send_event(&site, "form.submitted", json!({"status": status}))
