@@ -5,5 +5,6 @@ mod crash;
 mod listen;
 mod proxy;
 mod seed_receivers;
+mod serve;
 mod support_receiver;
 mod support_server;

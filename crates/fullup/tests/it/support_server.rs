@@ -74,6 +74,27 @@ impl Server {
         server
     }
 
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-s", "TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -s TERM {pid} failed");
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for `fullup serve`") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`fullup serve` did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends SIGKILL and waits until the process is gone.
     pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL `fullup serve`");
