@@ -30,6 +30,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Maintain a stopped service's database (rotate the main key).
     Admin(cmd::admin::Args),
+    /// Measure the service end to end on loopback, every delivery verified.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => cmd::listen::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Admin(args) => cmd::admin::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(code) => code,

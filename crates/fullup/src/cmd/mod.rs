@@ -1,6 +1,7 @@
 //! One module per subcommand; each exposes `Args` and `run(Args) -> anyhow::Result<ExitCode>`.
 
 pub mod admin;
+pub mod bench;
 pub mod listen;
 pub mod secret;
 pub mod secret_args;
