@@ -97,7 +97,8 @@ impl Application {
     }
 
     /// Serves the API and runs deliveries until `shutdown` completes; then stops
-    /// accepting, stops claiming, and waits for attempts in flight (bounded).
+    /// accepting, stops claiming, waits for attempts in flight (bounded), and closes
+    /// the store.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -105,6 +106,7 @@ impl Application {
         let cancel = CancellationToken::new();
         let dispatcher = tokio::spawn(self.dispatcher.run(cancel.clone()));
         let stop = cancel.clone();
+        let store = self.state.store.clone();
         let served = axum::serve(self.listener, router(self.state))
             .with_graceful_shutdown(async move {
                 tokio::select! {
@@ -115,6 +117,7 @@ impl Application {
             .await;
         cancel.cancel();
         dispatcher.await.context("the dispatcher panicked")?;
+        store.close().await;
         served.context("serving the API")
     }
 }

@@ -300,4 +300,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Called once at start: a single-node store drops every lease, since the process
     /// that held them is gone; a shared store keeps them (other nodes may hold them).
     async fn recover_after_restart(&self) -> StoreResult<u64>;
+    /// Closes every connection and waits until they are closed (at shutdown, after the
+    /// last write), so the files are complete when the process exits.
+    async fn close(&self);
 }

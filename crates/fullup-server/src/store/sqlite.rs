@@ -516,4 +516,9 @@ impl Store for SqliteStore {
             .await?;
         Ok(done.rows_affected())
     }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
 }
