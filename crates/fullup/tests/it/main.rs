@@ -1,5 +1,6 @@
 //! Integration tests of the `fullup` binary and of the wire format against real receivers.
 
+mod admin;
 mod bench;
 mod cli_sign;
 mod crash;

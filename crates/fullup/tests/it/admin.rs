@@ -1,0 +1,80 @@
+//! `fullup admin rotate-main-key` as an operator runs it: stop, rotate, start again.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support_receiver::RecordingReceiver;
+use crate::support_server::{ADMIN_TOKEN, Server, call, create_site_and_webhook};
+
+#[tokio::test]
+async fn rotating_the_main_key_keeps_every_webhook_secret_usable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("fullup.db").display());
+    let key_file = dir.path().join("fullup.key");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let receiver = RecordingReceiver::start().await;
+
+    let mut server = Server::start(&database_url, &[], &[]).await;
+    let site = create_site_and_webhook(&client, &server.base, &receiver).await;
+    assert!(server.terminate(Duration::from_secs(30)).success());
+    let old_key = std::fs::read(&key_file).expect("the first start wrote the key file");
+
+    let rotated = Command::new(env!("CARGO_BIN_EXE_fullup"))
+        .args(["admin", "rotate-main-key", "--database-url", &database_url])
+        .output()
+        .expect("run rotate-main-key");
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let new_key = std::fs::read(&key_file).expect("the key file is replaced");
+    assert_ne!(old_key, new_key, "a new key is in place");
+
+    // The restarted service opens the secrets with the new key and still signs with
+    // the webhook's secret: the receiver verifies the delivery.
+    let server = Server::start(&database_url, &[], &[]).await;
+    let event = call(
+        &client,
+        format!("{}/v1/sites/{site}/events", server.base),
+        json!({"type": "form.submitted", "data": {"after": "rotation"}}),
+        202,
+    )
+    .await;
+    let id = event["id"].as_str().expect("event id").to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !receiver.received().contains(&id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no verified delivery after the rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(receiver.failures(), 0);
+
+    // The old key no longer opens the database.
+    drop(server);
+    std::fs::write(&key_file, &old_key).expect("put the old key back");
+    let refused = Command::new(env!("CARGO_BIN_EXE_fullup"))
+        .args([
+            "serve",
+            "--database-url",
+            &database_url,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("FULLUP_ADMIN_TOKEN", ADMIN_TOKEN)
+        .output()
+        .expect("run serve with the old key");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("main key"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
