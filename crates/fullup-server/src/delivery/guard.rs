@@ -83,11 +83,6 @@ impl OutboundGuard {
         Self { policy, lookup }
     }
 
-    /// The policy.
-    pub fn policy(&self) -> &NetworkPolicy {
-        &self.policy
-    }
-
     /// Judges `url`: its scheme, then its host (IP literals directly, names after one
     /// lookup, every address judged; one refused address refuses the URL).
     pub async fn vet(&self, url: &Url) -> Result<Vetted, GuardError> {
