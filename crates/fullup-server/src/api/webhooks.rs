@@ -49,6 +49,9 @@ pub struct CreateWebhook {
     /// Whether it receives deliveries (default true).
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// Start paused: deliveries queue, unattempted, until it is resumed (default false).
+    #[serde(default)]
+    pub paused: Option<bool>,
 }
 
 /// `PATCH /v1/sites/{site_id}/webhooks/{id}` body; absent fields stay as they are.
@@ -63,6 +66,8 @@ pub struct UpdateWebhook {
     pub description: Option<String>,
     /// Enable (clears the disabled reason) or disable.
     pub enabled: Option<bool>,
+    /// Pause (deliveries queue, unattempted) or resume (the queue drains).
+    pub paused: Option<bool>,
 }
 
 /// A webhook. `secret` appears only when it is created.
@@ -82,6 +87,8 @@ pub struct WebhookResponse {
     pub enabled: bool,
     /// Why it was disabled.
     pub disabled_reason: Option<String>,
+    /// Whether deliveries queue without being attempted.
+    pub paused: bool,
     /// The signing secret (creation response only; later `GET …/secret`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -101,6 +108,7 @@ impl From<&Webhook> for WebhookResponse {
             description: w.description.clone(),
             enabled: w.enabled,
             disabled_reason: w.disabled_reason.clone(),
+            paused: w.paused,
             secret: None,
             created_at: format_rfc3339(w.created_at),
             updated_at: format_rfc3339(w.updated_at),
@@ -285,6 +293,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         failing_since: None,
+        paused: req.paused.unwrap_or(false),
     };
     state.store.create_webhook(&webhook).await?;
     let mut response = WebhookResponse::from(&webhook);
@@ -337,7 +346,7 @@ pub async fn secret(
     }))
 }
 
-/// Changes a webhook's url, filters, description or enabled flag.
+/// Changes a webhook's url, filters, description, enabled or paused flag.
 #[utoipa::path(patch, path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks", request_body = UpdateWebhook,
     responses((status = 200, body = WebhookResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -368,6 +377,9 @@ pub async fn update(
             webhook.disabled_reason = Some("disabled through the API".to_owned());
         }
         None => {}
+    }
+    if let Some(paused) = req.paused {
+        webhook.paused = paused;
     }
     webhook.updated_at = state.clock.now_ms();
     state.store.update_webhook(&webhook).await?;

@@ -64,6 +64,9 @@ pub struct Webhook {
     pub enabled: bool,
     /// Why it was disabled, when it was.
     pub disabled_reason: Option<String>,
+    /// Paused webhooks still get deliveries, queued until it is resumed (planned
+    /// receiver maintenance: nothing is attempted, so nothing fails or is lost).
+    pub paused: bool,
     /// The signing secret (Debug prints `[redacted]`).
     pub secret: Secret,
     /// Secrets replaced by rotations, newest first; each signs until its grace ends.

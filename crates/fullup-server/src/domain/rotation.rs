@@ -108,6 +108,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             failing_since: None,
+            paused: false,
         }
     }
 

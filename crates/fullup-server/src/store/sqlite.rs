@@ -199,9 +199,9 @@ impl Store for SqliteStore {
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = secrets::seal_secrets(&self.key, w)?;
         sqlx::query(
-            "INSERT INTO webhooks (id, site_id, url, event_types, description, enabled, disabled_reason, secret, \
+            "INSERT INTO webhooks (id, site_id, url, event_types, description, enabled, disabled_reason, paused, secret, \
              secret_sealed, old_secrets_sealed, failing_since, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)",
         )
         .bind(w.id.to_string())
         .bind(w.site_id.to_string())
@@ -210,6 +210,7 @@ impl Store for SqliteStore {
         .bind(&w.description)
         .bind(w.enabled)
         .bind(&w.disabled_reason)
+        .bind(w.paused)
         .bind(sealed.current)
         .bind(sealed.old)
         .bind(w.failing_since)
@@ -257,13 +258,14 @@ impl Store for SqliteStore {
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE webhooks SET url = ?, event_types = ?, description = ?, enabled = ?, disabled_reason = ?, \
-             failing_since = ?, updated_at = ? WHERE id = ? AND site_id = ?",
+             paused = ?, failing_since = ?, updated_at = ? WHERE id = ? AND site_id = ?",
         )
         .bind(&w.url)
         .bind(filters_json(&w.event_types))
         .bind(&w.description)
         .bind(w.enabled)
         .bind(&w.disabled_reason)
+        .bind(w.paused)
         .bind(w.failing_since)
         .bind(w.updated_at)
         .bind(w.id.to_string())
@@ -453,7 +455,7 @@ impl Store for SqliteStore {
             "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
                 SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
                 WHERE d.state = 'pending' AND d.next_attempt_at <= ?2 \
-                  AND (d.lease_until IS NULL OR d.lease_until <= ?2) AND w.enabled = 1 \
+                  AND (d.lease_until IS NULL OR d.lease_until <= ?2) AND w.enabled = 1 AND w.paused = 0 \
                   AND d.webhook_id NOT IN (SELECT value FROM json_each(?3)) \
                 ORDER BY d.next_attempt_at LIMIT ?4) RETURNING id",
         )

@@ -232,6 +232,7 @@ fn webhook(secret: &Secret, old: &Secret) -> Webhook {
         created_at: 0,
         updated_at: 0,
         failing_since: None,
+        paused: false,
     }
 }
 

@@ -365,3 +365,36 @@ async fn a_manual_retry_does_not_duplicate_an_attempt_in_flight() {
         "a second attempt started while the first was in flight"
     );
 }
+
+#[tokio::test]
+async fn a_paused_webhook_queues_deliveries_until_it_is_resumed() {
+    let (_clock, server, mut receiver) = setup(short_schedule()).await;
+    let (site, webhook) = subscribe(&server, &receiver).await;
+    let path = format!("/v1/sites/{site}/webhooks/{webhook}");
+    let (status, paused) = server
+        .call(Method::PATCH, &path, Some(json!({"paused": true})))
+        .await;
+    assert_eq!((status, &paused["paused"]), (200, &json!(true)));
+
+    let event = server
+        .send_event(&site, "form.submitted", json!({"n": 1}))
+        .await;
+    assert!(
+        receiver.try_next(QUIET).await.is_none(),
+        "a paused webhook was attempted"
+    );
+    let queued = server.deliveries(&site, &format!("event_id={event}")).await;
+    assert_eq!(queued.len(), 1, "the delivery is queued: {queued:?}");
+    assert_eq!(
+        (&queued[0]["state"], &queued[0]["attempt_count"]),
+        (&json!("pending"), &json!(0))
+    );
+
+    let (status, resumed) = server
+        .call(Method::PATCH, &path, Some(json!({"paused": false})))
+        .await;
+    assert_eq!((status, &resumed["paused"]), (200, &json!(false)));
+    let got = next_attempt(&mut receiver, 1).await;
+    assert_eq!(got.header("fullup-event-id"), event);
+    server.wait_for_state(&site, &event, "succeeded").await;
+}

@@ -84,6 +84,7 @@ pub(super) fn webhook_from_row(row: &SqliteRow, key: &MainKey) -> StoreResult<We
         description: row.try_get("description")?,
         enabled: row.try_get("enabled")?,
         disabled_reason: row.try_get("disabled_reason")?,
+        paused: row.try_get("paused")?,
         secret,
         old_secrets,
         created_at: row.try_get("created_at")?,
