@@ -14,13 +14,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
+use crate::api::server::serve;
 use crate::api::{AppState, router};
 use crate::config::Config;
 use crate::crypto::{MainKey, default_key_file};
 use crate::delivery::dispatcher::Dispatcher;
 use crate::delivery::guard::OutboundGuard;
-use crate::store::Store;
+use crate::store::postgres::{PgStore, is_postgres_url};
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreResult};
 
 /// Settings key of the stored admin token hash.
 const ADMIN_TOKEN_HASH_KEY: &str = "admin_token_hash";
@@ -42,7 +44,6 @@ impl Application {
         let (store, created_main_key_file) = open_store(&config).await.with_context(|| {
             format!("opening the database {}", redact_url(&config.database_url))
         })?;
-        let store: Arc<dyn Store> = Arc::new(store);
         let released = store.recover_after_restart().await?;
         if released > 0 {
             tracing::info!(
@@ -107,51 +108,72 @@ impl Application {
         let dispatcher = tokio::spawn(self.dispatcher.run(cancel.clone()));
         let stop = cancel.clone();
         let store = self.state.store.clone();
-        let served = axum::serve(self.listener, router(self.state))
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    () = shutdown => {}
-                    () = stop.cancelled() => {}
-                }
-            })
-            .await;
+        let limits = self.state.limits.clone();
+        serve(self.listener, router(self.state), &limits, async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = stop.cancelled() => {}
+            }
+        })
+        .await;
         cancel.cancel();
         dispatcher.await.context("the dispatcher panicked")?;
         store.close().await;
-        served.context("serving the API")
+        Ok(())
     }
 }
 
 /// Opens the store under the main key: the configured one, else the key file, which
 /// is created on first start (and removed again if the database refuses it). Returns
 /// the created key file's path.
-async fn open_store(config: &Config) -> anyhow::Result<(SqliteStore, Option<PathBuf>)> {
+///
+/// SQLite's key file defaults to `fullup.key` beside the database. A PostgreSQL
+/// database has no folder to put it in, and every node sharing it needs the same key,
+/// so there the key must be given: `FULLUP_MAIN_KEY`, or `--main-key-file` (created on
+/// the first start if missing).
+async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<PathBuf>)> {
     let url = &config.database_url;
+    let postgres = is_postgres_url(url);
     anyhow::ensure!(
-        url.starts_with("sqlite:"),
-        "unsupported --database-url scheme: use sqlite://PATH (PostgreSQL support is coming)"
+        postgres || url.starts_with("sqlite:"),
+        "unsupported --database-url scheme: use sqlite://PATH or postgres://USER@HOST/DATABASE"
     );
     if let Some(key) = &config.main_key {
-        return Ok((SqliteStore::open(url, key.clone()).await?, None));
+        return Ok((open_with_key(url, key.clone()).await?, None));
     }
-    let path = config
-        .main_key_file
-        .clone()
-        .or_else(|| default_key_file(url))
-        .context("no main key: set FULLUP_MAIN_KEY or --main-key-file")?;
+    let path = match config.main_key_file.clone() {
+        Some(path) => path,
+        None if postgres => anyhow::bail!(
+            "no main key: a PostgreSQL database needs the key given explicitly, the same on every node: \
+             set FULLUP_MAIN_KEY (base64 of 32 bytes, such as the output of `openssl rand -base64 32`) \
+             or --main-key-file PATH (created on the first start if missing)"
+        ),
+        None => {
+            default_key_file(url).context("no main key: set FULLUP_MAIN_KEY or --main-key-file")?
+        }
+    };
     if path.exists() {
         let key = MainKey::read_file(&path)?;
-        return Ok((SqliteStore::open(url, key).await?, None));
+        return Ok((open_with_key(url, key).await?, None));
     }
     let key = MainKey::generate();
     key.write_new_file(&path)?;
-    match SqliteStore::open(url, key).await {
+    match open_with_key(url, key).await {
         Ok(store) => Ok((store, Some(path))),
         Err(err) => {
             let _ = std::fs::remove_file(&path);
             Err(err.into())
         }
     }
+}
+
+/// The store `url` names: PostgreSQL for `postgres://`/`postgresql://`, else SQLite.
+async fn open_with_key(url: &str, key: MainKey) -> StoreResult<Arc<dyn Store>> {
+    Ok(if is_postgres_url(url) {
+        Arc::new(PgStore::open(url, key).await?)
+    } else {
+        Arc::new(SqliteStore::open(url, key).await?)
+    })
 }
 
 /// Hides a password in a database URL before it is shown.

@@ -20,7 +20,7 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
 /// Everything the service needs to run.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `sqlite://path` (created if missing).
+    /// `sqlite://path` (created if missing) or `postgres://…` (shared by several nodes).
     pub database_url: String,
     /// The admin token; when absent, the stored hash is used, or one is generated.
     pub admin_token: Option<Secret>,
@@ -40,7 +40,7 @@ pub struct Config {
     /// read from `main_key_file`, which is created on first start.
     pub main_key: Option<MainKey>,
     /// Where the main key is kept when `main_key` is absent; default `fullup.key` next
-    /// to the SQLite database.
+    /// to the SQLite database (PostgreSQL has no default: set this or `main_key`).
     pub main_key_file: Option<PathBuf>,
 }
 
@@ -68,6 +68,15 @@ pub const DEFAULT_INGEST_RATE: u32 = 1000;
 pub const DEFAULT_INGEST_BURST: u32 = 2000;
 /// Default time a management or ingest request may take, body upload included.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time a client has to send a request's line and headers, which is also how
+/// long a keep-alive connection may sit idle. A real client sends its headers in one
+/// packet; 10 s bounds slow-header (slowloris) connections well below hyper's 30 s and
+/// nginx's 60 s defaults while leaving room for slow mobile links.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default connections the API serves at once; further ones wait in the listen backlog.
+/// Behind a reverse proxy a handful are used. 512 keeps the API, the delivery workers'
+/// outbound connections and the database within the usual 1024 open-file limit.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 /// What one API caller may ask of the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +89,11 @@ pub struct ApiLimits {
     pub ingest_burst: u32,
     /// A request not answered within this gets 503 `timeout`.
     pub request_timeout: Duration,
+    /// A connection whose request line and headers are not all in within this, or that
+    /// sits idle between requests this long, is closed without an answer.
+    pub header_read_timeout: Duration,
+    /// Connections served at once (at least 1); further ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ApiLimits {
@@ -88,6 +102,8 @@ impl Default for ApiLimits {
             ingest_rate: DEFAULT_INGEST_RATE,
             ingest_burst: DEFAULT_INGEST_BURST,
             request_timeout: DEFAULT_API_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

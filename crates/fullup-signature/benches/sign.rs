@@ -1,13 +1,15 @@
 //! Signing throughput at typical webhook body sizes, for `scripts/bench-signing.sh`,
 //! which compares it with `openssl speed -hmac sha256` on the same core.
 //!
-//! Benchmark ids are `<scheme>/<size in bytes>`; the script reads them back from
-//! `target/criterion`.
+//! Benchmark ids are `signing/<function>/<size in bytes>`: `signer` and `sign` sign in
+//! the fullup scheme with a keyed [`Signer`] and one-shot, `standard` and
+//! `sign_standard` likewise in the Standard Webhooks scheme. The script reads `signer`,
+//! `sign` and `standard` back from `target/criterion`.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
-use fullup_signature::{Secret, Signer, sign};
+use fullup_signature::{Secret, Signer, sign, sign_standard};
 
 /// 256 B is a small event, 1 KiB a typical one, 64 KiB a large one.
 const SIZES: [usize; 3] = [256, 1024, 64 * 1024];
@@ -27,6 +29,16 @@ fn signing(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("standard", size), &body, |b, body| {
             b.iter(|| signer.sign_standard("msg_2mX1bQ", 1_700_000_000, black_box(body)))
+        });
+        group.bench_with_input(BenchmarkId::new("sign_standard", size), &body, |b, body| {
+            b.iter(|| {
+                sign_standard(
+                    black_box(&secret),
+                    "msg_2mX1bQ",
+                    1_700_000_000,
+                    black_box(body),
+                )
+            })
         });
         group.finish();
     }

@@ -23,6 +23,7 @@ pub mod events;
 pub mod extract;
 pub mod openapi;
 pub mod ratelimit;
+pub mod server;
 pub mod sites;
 pub mod webhooks;
 

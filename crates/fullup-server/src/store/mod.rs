@@ -1,4 +1,5 @@
-//! Persistence behind one trait, so the service runs on SQLite today and PostgreSQL next.
+//! Persistence behind one trait, so the service runs on SQLite (one node) or PostgreSQL
+//! (several nodes sharing one database).
 //!
 //! Everything dialect-specific stays inside an implementation; the API and the
 //! dispatcher speak only [`Store`].
@@ -8,6 +9,8 @@ use async_trait::async_trait;
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{ApiKey, Attempt, Delivery, DeliveryState, Event, Site, Webhook};
 
+pub mod postgres;
+mod sealing;
 pub mod sqlite;
 
 /// What can go wrong in a store.
@@ -17,6 +20,9 @@ pub enum StoreError {
     /// The database failed or could not be reached.
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    /// The SQLite write connection failed.
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     /// Schema migrations failed at start.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -284,7 +290,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         page: &PageRequest,
     ) -> StoreResult<Page<Attempt>>;
 
-    /// Leases up to `limit` due deliveries of enabled webhooks not in `skip_webhooks`
+    /// Leases up to `limit` due deliveries of enabled, unpaused webhooks not in `skip_webhooks`
     /// until `lease_until`, oldest due first.
     async fn claim_due(
         &self,

@@ -1,9 +1,13 @@
 //! The embedded store: one SQLite file, so `fullup serve` runs with no other server.
 //!
-//! Writes go through a pool of exactly one connection, so they queue in-process instead
-//! of failing with `SQLITE_BUSY`; reads use a separate pool and see WAL snapshots.
+//! The hot writes (ingest, attempt outcomes) run on one writer thread that commits
+//! them in batches ([`batch`]); the management API's rare writes use a pool of exactly
+//! one connection and wait for the writer's lock (`BEGIN IMMEDIATE`, busy timeout)
+//! instead of failing with `SQLITE_BUSY`. Reads, including claims, use a separate pool
+//! and see WAL snapshots; leases live in memory ([`leases`]).
 //! `synchronous=FULL`: an event is on disk before ingest answers 202.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +20,7 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{
     ClaimedDelivery, Completion, DeliveryFilter, EventFilterQuery, IngestOutcome, NewEvent, Page,
-    PageRequest, Store, StoreError, StoreResult,
+    PageRequest, Store, StoreResult,
 };
 use crate::crypto::MainKey;
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
@@ -24,14 +28,17 @@ use crate::domain::models::{ApiKey, Attempt, Delivery, Event, Site, Webhook};
 use fullup_signature::Secret;
 
 mod batch;
+mod jobs;
+mod leases;
 mod rows;
 mod secrets;
 
-use batch::{BatchWriter, WriteJob, Written};
+use batch::BatchWriter;
+use leases::Leases;
 
 use rows::{
     api_key_from_row, attempt_from_row, corrupt, delivery_from_row, event_from_row, fetch_page,
-    filters_json, parse_id, site_from_row, webhook_from_row,
+    filters_json, site_from_row, webhook_from_row,
 };
 
 /// How long a connection waits for a lock before failing.
@@ -45,8 +52,10 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     key: Arc<MainKey>,
-    /// Group-commits ingests and attempt completions.
+    /// The writer thread: group-commits ingests and attempt completions.
     batch: BatchWriter,
+    /// Deliveries with an attempt in flight.
+    leases: Arc<Leases>,
 }
 
 impl SqliteStore {
@@ -69,10 +78,11 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
         let store = Self {
-            batch: BatchWriter::spawn(writer.clone()),
+            batch: BatchWriter::spawn(options.get_filename())?,
+            leases: Arc::default(),
             writer,
             reader,
             key: Arc::new(key),
@@ -87,6 +97,30 @@ impl SqliteStore {
         }
         Ok(store)
     }
+}
+
+impl SqliteStore {
+    /// Webhooks by id, each read (and its secrets opened) once.
+    async fn webhooks_by_id(&self, mut ids: Vec<String>) -> StoreResult<HashMap<String, Webhook>> {
+        ids.sort_unstable();
+        ids.dedup();
+        let rows =
+            sqlx::query("SELECT * FROM webhooks WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(serde_json::to_string(&ids).map_err(corrupt)?)
+                .fetch_all(&self.reader)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                let webhook = webhook_from_row(row, &self.key)?;
+                Ok((webhook.id.to_string(), webhook))
+            })
+            .collect()
+    }
+}
+
+/// Ids as the JSON array that `json_each` reads.
+fn ids_json<T: ToString>(ids: &[T]) -> StoreResult<String> {
+    serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>()).map_err(corrupt)
 }
 
 #[async_trait]
@@ -297,10 +331,8 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome> {
-        match self.batch.submit(WriteJob::Ingest(new.clone())).await? {
-            Written::Ingested(outcome) => Ok(outcome),
-            Written::Completed => Err(StoreError::WriteFailed("unexpected batch answer".into())),
-        }
+        let new = new.clone();
+        self.batch.call(move |conn| jobs::ingest(conn, &new)).await
     }
 
     async fn get_event(&self, site: SiteId, id: EventId) -> StoreResult<Option<Event>> {
@@ -448,67 +480,70 @@ impl Store for SqliteStore {
         limit: u32,
         skip: &[WebhookId],
     ) -> StoreResult<Vec<ClaimedDelivery>> {
-        let skip = serde_json::to_string(&skip.iter().map(ToString::to_string).collect::<Vec<_>>())
-            .map_err(corrupt)?;
-        let mut tx = self.writer.begin().await?;
-        let ids: Vec<String> = sqlx::query_scalar(
-            "UPDATE deliveries SET lease_until = ?1 WHERE id IN ( \
-                SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-                WHERE d.state = 'pending' AND d.next_attempt_at <= ?2 \
-                  AND (d.lease_until IS NULL OR d.lease_until <= ?2) AND w.enabled = 1 AND w.paused = 0 \
-                  AND d.webhook_id NOT IN (SELECT value FROM json_each(?3)) \
-                ORDER BY d.next_attempt_at LIMIT ?4) RETURNING id",
+        let _one_claim = self.leases.claiming.lock().await;
+        let rows = sqlx::query(
+            "SELECT d.id, d.attempt_count, d.event_id, e.type, e.payload, d.webhook_id \
+             FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id \
+             WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND w.enabled = 1 AND w.paused = 0 \
+               AND d.webhook_id NOT IN (SELECT value FROM json_each(?2)) \
+               AND d.id NOT IN (SELECT value FROM json_each(?3)) \
+             ORDER BY d.next_attempt_at LIMIT ?4",
         )
-        .bind(lease_until)
         .bind(now)
-        .bind(skip)
+        .bind(ids_json(skip)?)
+        .bind(ids_json(&self.leases.live())?)
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.reader)
         .await?;
-        if ids.is_empty() {
-            tx.commit().await?;
+        if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
-            "SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.type AS event_type, e.payload, w.* \
-             FROM deliveries d JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.next_attempt_at",
-        )
-        .bind(serde_json::to_string(&ids).map_err(corrupt)?)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|row| {
-                let attempts: i64 = row.try_get("attempt_count")?;
-                Ok(ClaimedDelivery {
-                    delivery_id: parse_id(row, "delivery_id", DeliveryId::parse)?,
-                    attempt_count: u32::try_from(attempts).map_err(corrupt)?,
-                    event_id: parse_id(row, "event_id", EventId::parse)?,
-                    event_type: row.try_get("event_type")?,
-                    payload: row.try_get("payload")?,
-                    webhook: webhook_from_row(row, &self.key)?,
-                })
-            })
-            .collect()
+        let webhook_ids = rows
+            .iter()
+            .map(|row| row.try_get(5))
+            .collect::<Result<Vec<String>, _>>()?;
+        let webhooks = self.webhooks_by_id(webhook_ids).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let webhook_id: String = row.try_get(5)?;
+            // Deleted since the read: its deliveries are gone too.
+            let Some(webhook) = webhooks.get(&webhook_id) else {
+                continue;
+            };
+            let delivery_id: String = row.try_get(0)?;
+            let attempt_count: i64 = row.try_get(1)?;
+            let event_id: String = row.try_get(2)?;
+            out.push(ClaimedDelivery {
+                delivery_id: DeliveryId::parse(&delivery_id).map_err(corrupt)?,
+                attempt_count: u32::try_from(attempt_count).map_err(corrupt)?,
+                event_id: EventId::parse(&event_id).map_err(corrupt)?,
+                event_type: row.try_get(3)?,
+                payload: row.try_get(4)?,
+                webhook: webhook.clone(),
+            });
+        }
+        let lease = u64::try_from(lease_until.saturating_sub(now)).unwrap_or(0);
+        self.leases.take(
+            out.iter().map(|c| c.delivery_id),
+            Duration::from_millis(lease),
+        );
+        Ok(out)
     }
 
     async fn complete(&self, c: &Completion, now: i64) -> StoreResult<()> {
+        let id = c.attempt.delivery_id;
+        let c = c.clone();
         self.batch
-            .submit(WriteJob::Complete(c.clone(), now))
-            .await
-            .map(drop)
+            .call(move |conn| jobs::complete(conn, &c, now))
+            .await?;
+        // Only once the outcome is on disk may the delivery be claimed again; when
+        // recording failed, the lease runs out and the attempt is made again.
+        self.leases.release(&[id]);
+        Ok(())
     }
 
     async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()> {
-        let ids = serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>())
-            .map_err(corrupt)?;
-        sqlx::query(
-            "UPDATE deliveries SET lease_until = NULL WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(ids)
-        .execute(&self.writer)
-        .await?;
+        self.leases.release(ids);
         Ok(())
     }
 
@@ -520,6 +555,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.batch.close().await;
         self.writer.close().await;
         self.reader.close().await;
     }

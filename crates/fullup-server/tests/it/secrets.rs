@@ -28,13 +28,13 @@ fn database_bytes(dir: &Path) -> Vec<u8> {
         .collect()
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A token or secret, and the bytes its base64 part (after a `whsec_`/`fk_` prefix)
 /// decodes to.
-fn needles(text: &str) -> Vec<Vec<u8>> {
+pub(crate) fn needles(text: &str) -> Vec<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     let mut found = vec![text.as_bytes().to_vec()];
     let encoded = text.split_once('_').map_or(text, |(_, rest)| rest);
@@ -64,7 +64,7 @@ async fn generate_admin_token(dir: &tempfile::TempDir) -> String {
         .to_owned()
 }
 
-async fn create_api_key(server: &TestServer, site: &str) -> String {
+pub(crate) async fn create_api_key(server: &TestServer, site: &str) -> String {
     let (status, body) = server
         .call(
             Method::POST,

@@ -39,7 +39,7 @@ enum AdminCommand {
 
 #[derive(Debug, clap::Args)]
 struct RotateArgs {
-    /// Database URL: `sqlite://PATH`.
+    /// Database URL: `sqlite://PATH` or `postgres://USER@HOST/DATABASE`.
     #[arg(long, env = "FULLUP_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
     /// The current key file (default `fullup.key` beside the database), unless

@@ -1,175 +1,372 @@
-//! `fullup bench`: measures the service end to end on loopback, like `pgbench` or
-//! `redis-benchmark`, and checks every delivery on the way.
+//! `fullup bench`: measures the service end to end, like `pgbench` or `redis-benchmark`,
+//! and checks every delivery on the way.
 //!
-//! It starts everything itself: `fullup serve` as a separate process on a fresh SQLite
-//! file, a receiver that verifies every `fullup-signature`, and the load. Each run also
-//! measures the ceiling: the same HTTP client posting the same signed bodies to the same
-//! receiver with the same concurrency and no service in between; the service's figure is
-//! reported as a share of it. Exit code 0 when every delivery arrived verified, 1 when
-//! not, 2 on error.
+//! By default it starts everything itself on loopback: `fullup serve` as a separate
+//! process on a fresh SQLite file (a fresh one per run), a receiver that verifies every
+//! `fullup-signature`, and the load. `--target` measures a running deployment instead.
+//! Each scenario also measures the ceiling: the same HTTP client posting the same signed
+//! bodies to the same receiver with no service in between; the service's figure is
+//! reported against it. Exit code 0 when every expected delivery arrived verified and
+//! nothing else did, 1 when not, 2 on error.
 
+mod api;
+mod backlog;
+mod deployment;
+mod ingest;
+mod isolation;
+mod latency;
 mod load;
+mod plan;
+mod progress;
 mod receiver;
+mod report;
 mod service;
+mod stall;
+mod throughput;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use fullup_signature::Secret;
 use serde::Serialize;
 
+use self::api::NewWebhook;
+use self::deployment::Deployment;
+use self::load::{Events, Load, Pace, Requests};
+use self::plan::Plan;
+use self::progress::Progress;
+use self::receiver::{Expect, Receiver};
+use self::report::{Latency, Row, Tally};
+
 /// Which measurement to run.
-#[derive(Debug, Clone, Copy, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
 enum Scenario {
     /// Ingest as fast as possible with fan-out; deliveries/s over the whole run.
     Throughput,
+    /// Concurrent clients posting single events (fan-out 1); accepted events/s.
+    Ingest,
+    /// A fixed event rate (fan-out 1); ingest-to-receipt latency percentiles.
+    Latency,
+    /// Deliveries queued on paused webhooks, then resumed; drain rate and peak memory.
+    Backlog,
+    /// Healthy webhooks beside one whose receiver never answers; their p99 latency
+    /// against a run without it.
+    Isolation,
 }
 
-/// Arguments of `fullup bench`.
+impl Scenario {
+    /// Its name on the command line.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Throughput => "throughput",
+            Self::Ingest => "ingest",
+            Self::Latency => "latency",
+            Self::Backlog => "backlog",
+            Self::Isolation => "isolation",
+        }
+    }
+}
+
+/// Arguments of `fullup bench`. Flags without a default take the scenario's own, and a
+/// flag a scenario does not use is refused.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The scenario.
     #[arg(long, value_enum, default_value = "throughput")]
     scenario: Scenario,
-    /// Events to ingest.
-    #[arg(long, default_value_t = 20_000)]
-    events: usize,
-    /// Webhooks each event goes to.
-    #[arg(long, default_value_t = 10)]
-    fanout: usize,
+    /// Events to ingest (throughput, ingest; default 20,000).
+    #[arg(long)]
+    events: Option<usize>,
+    /// Webhooks each event goes to (throughput, backlog; default 10).
+    #[arg(long)]
+    fanout: Option<usize>,
     /// Size of each event's `data`, in bytes.
     #[arg(long, default_value_t = 1024)]
     data_bytes: usize,
-    /// Concurrent clients, for ingest and for the ceiling.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    /// Requests of the ceiling run (default: as many as deliveries, at most 50,000).
+    /// Concurrent ingest clients, and of the ceiling (throughput, ingest, backlog;
+    /// default 32).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Requests of the ceiling run (throughput, ingest, backlog; default as many as the
+    /// run's deliveries, at most 50,000).
     #[arg(long)]
     ceiling_requests: Option<usize>,
-    /// Stop waiting for deliveries after this long.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    /// Events per second, over all webhooks (latency, isolation; default 1,000).
+    #[arg(long)]
+    rate: Option<u32>,
+    /// How long to send events for (latency, isolation; default 30s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Deliveries to queue before resuming (backlog; default 1,000,000).
+    #[arg(long)]
+    backlog: Option<usize>,
+    /// Deliveries of the smaller backlog run whose drain rate the main one is compared
+    /// to; 0 skips it (backlog; default 10,000).
+    #[arg(long)]
+    reference_backlog: Option<usize>,
+    /// Healthy webhooks beside the stalled one (isolation; default 20).
+    #[arg(long)]
+    healthy_webhooks: Option<usize>,
+    /// Give up waiting for deliveries when none has arrived for this long.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Print one JSON object instead of a table.
+    /// Print one JSON object instead of a table (and no progress bar).
     #[arg(long)]
     json: bool,
+    /// Benchmark the deployment at this URL instead of starting one; the bench creates
+    /// its own site and webhooks there and deletes the site at the end.
+    #[arg(long, value_name = "URL", requires = "admin_token")]
+    target: Option<String>,
+    /// The admin token of `--target`.
+    #[arg(
+        long,
+        env = "FULLUP_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    admin_token: Option<String>,
+    /// The `--database-url` of the service the bench starts (a new SQLite file per run
+    /// by default); the database should be empty.
+    #[arg(long, value_name = "URL", conflicts_with = "target")]
+    database_url: Option<String>,
+    /// Where the verifying receiver listens.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    receiver_listen: SocketAddr,
+    /// The receiver's base URL as the service reaches it (default `http://` and the
+    /// address it listens on).
+    #[arg(long, value_name = "URL")]
+    receiver_url: Option<String>,
+    /// Where the isolation scenario's never-answering receiver listens (default: the
+    /// receiver's IP, any port).
+    #[arg(long, value_name = "ADDR")]
+    stall_listen: Option<SocketAddr>,
+    /// That receiver's base URL as the service reaches it.
+    #[arg(long, value_name = "URL")]
+    stall_url: Option<String>,
 }
 
-/// What a throughput run measured.
+/// What a scenario measured.
 #[derive(Debug, Serialize)]
-struct Report {
-    scenario: Scenario,
-    events: usize,
-    fanout: usize,
-    deliveries_expected: usize,
-    deliveries_verified: usize,
-    deliveries_distinct: usize,
-    signature_failures: usize,
-    ingest_events_per_sec: f64,
-    deliveries_per_sec: f64,
-    ceiling_requests_per_sec: f64,
-    share_of_ceiling: f64,
+#[serde(untagged)]
+enum Report {
+    Throughput(throughput::Report),
+    Ingest(ingest::Report),
+    Latency(latency::Report),
+    Backlog(backlog::Report),
+    Isolation(isolation::Report),
+}
+
+impl Report {
+    fn rows(&self) -> Vec<Row> {
+        match self {
+            Self::Throughput(r) => r.rows(),
+            Self::Ingest(r) => r.rows(),
+            Self::Latency(r) => r.rows(),
+            Self::Backlog(r) => r.rows(),
+            Self::Isolation(r) => r.rows(),
+        }
+    }
+
+    /// Every expected delivery arrived verified, and nothing else did; why not otherwise.
+    fn incomplete(&self) -> Option<String> {
+        match self {
+            Self::Throughput(r) => r.incomplete(),
+            Self::Ingest(r) => r.incomplete(),
+            Self::Latency(r) => r.incomplete(),
+            Self::Backlog(r) => r.incomplete(),
+            Self::Isolation(r) => r.incomplete(),
+        }
+    }
+}
+
+/// The label of every ceiling phase.
+const CEILING: &str = "ceiling: straight to the receiver";
+
+/// The deliveries of a run, once all arrived or the wait gave up.
+struct Settled {
+    /// When the last new one arrived.
+    last: Option<std::time::Instant>,
+    /// What arrived.
+    tally: Tally,
+    /// From just before each event was sent to each of its deliveries' verification.
+    latency: Latency,
+}
+
+/// What every scenario works with.
+struct Bench {
+    plan: Plan,
+    secret: Secret,
+    client: reqwest::Client,
+    receiver: Receiver,
+    progress: Progress,
+}
+
+impl Bench {
+    /// Starts (or connects to) a service with `hooks` webhooks on a new site; returns it
+    /// with the webhooks' ids.
+    async fn deploy(&self, hooks: &[NewWebhook]) -> anyhow::Result<(Deployment, Vec<String>)> {
+        let deployment = Deployment::start(&self.plan.target, &self.client).await?;
+        let mut ids = Vec::with_capacity(hooks.len());
+        for hook in hooks {
+            ids.push(
+                deployment
+                    .api
+                    .create_webhook(&deployment.site, hook)
+                    .await?,
+            );
+        }
+        Ok((deployment, ids))
+    }
+
+    /// `count` webhooks to the receiver, subscribed to every event.
+    fn fan_out_hooks(&self, count: usize, paused: bool) -> Vec<NewWebhook> {
+        (0..count)
+            .map(|index| NewWebhook {
+                url: self.receiver.url(index),
+                event_type: "*".to_owned(),
+                secret: self.secret.clone(),
+                paused,
+            })
+            .collect()
+    }
+
+    /// Sends `requests`, one per event of `expect`, at `pace`, with a progress bar; the
+    /// receiver expects `expect` from now on.
+    async fn send(
+        &mut self,
+        label: &str,
+        requests: Requests,
+        expect: Expect,
+        pace: Pace,
+    ) -> anyhow::Result<load::Sent> {
+        self.receiver.expect(expect);
+        let load = Load::new(requests, self.receiver.epoch(), expect.events());
+        self.progress
+            .phase(label, expect.events(), load.answered_counter());
+        load.run(pace).await
+    }
+
+    /// Waits for the deliveries of the run `send` started.
+    async fn settle(&mut self, sent: &load::Sent) -> Settled {
+        let expect = self.receiver.expectation();
+        self.progress.phase(
+            "waiting for deliveries",
+            expect.expected(),
+            self.receiver.distinct_counter(),
+        );
+        let last = self.receiver.wait_for_all(self.plan.timeout).await;
+        Settled {
+            last,
+            tally: Tally::new(expect.expected(), self.receiver.counts()),
+            latency: Latency::between(
+                &sent.sent_at,
+                &self.receiver.receipts(),
+                expect.slots_per_event(),
+            ),
+        }
+    }
+
+    /// Sends `stream`'s events at `--rate` to a fresh service with `hooks` and waits
+    /// for their deliveries; returns the rate they were sent at, and the deliveries.
+    async fn at_rate(
+        &mut self,
+        hooks: &[NewWebhook],
+        stream: &Events,
+        expect: Expect,
+        label: &str,
+    ) -> anyhow::Result<(f64, Settled)> {
+        let (deployment, _) = self.deploy(hooks).await?;
+        let requests = stream.ingest(&deployment.api, &deployment.site);
+        let pace = Pace::Open {
+            rate: f64::from(self.plan.rate),
+        };
+        let sent = self.send(label, requests, expect, pace).await?;
+        let settled = self.settle(&sent).await;
+        deployment.finish().await?;
+        Ok((sent.send_rate(), settled))
+    }
+
+    /// The ceiling of a closed-loop run: `requests` signed envelopes straight to the
+    /// receiver, `concurrency` at a time; requests/s.
+    async fn ceiling_rate(&mut self, requests: usize, concurrency: usize) -> anyhow::Result<f64> {
+        let expect = Expect::FanOut {
+            events: requests.max(1),
+            hooks: 1,
+        };
+        let make = self.ceiling_requests();
+        let pace = Pace::Closed { concurrency };
+        let sent = self.send(CEILING, make, expect, pace).await?;
+        Ok(sent.per_sec())
+    }
+
+    /// The ceiling of an open-loop run: `requests` signed envelopes straight to the
+    /// receiver at `rate`; their send-to-verified latency.
+    async fn ceiling_latency(&mut self, requests: usize, rate: f64) -> anyhow::Result<Latency> {
+        let expect = Expect::FanOut {
+            events: requests,
+            hooks: 1,
+        };
+        let make = self.ceiling_requests();
+        let sent = self
+            .send(CEILING, make, expect, Pace::Open { rate })
+            .await?;
+        Ok(self.settle(&sent).await.latency)
+    }
+
+    fn ceiling_requests(&self) -> Requests {
+        Events::uniform(self.plan.data_bytes).direct(
+            &self.client,
+            self.receiver.url(0),
+            &self.secret,
+        )
+    }
 }
 
 /// Runs the benchmark.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::ensure!(args.events > 0, "--events must be at least 1");
-    anyhow::ensure!(
-        (1..=100).contains(&args.fanout),
-        "--fanout must be between 1 and 100"
-    );
-    anyhow::ensure!(args.concurrency > 0, "--concurrency must be at least 1");
+    let plan = Plan::from_args(args)?;
+    let json = plan.json;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let report = runtime.block_on(throughput(&args))?;
-    if args.json {
+    let report = runtime.block_on(measure(plan))?;
+    if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        print_table(&report);
+        report::print_table(&report.rows());
     }
-    let complete =
-        report.deliveries_distinct == report.deliveries_expected && report.signature_failures == 0;
-    if !complete {
-        eprintln!(
-            "fullup bench: {} of {} deliveries verified, {} signature failures",
-            report.deliveries_distinct, report.deliveries_expected, report.signature_failures
-        );
-    }
-    Ok(if complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    Ok(match report.incomplete() {
+        None => ExitCode::SUCCESS,
+        Some(why) => {
+            eprintln!("fullup bench: {why}");
+            ExitCode::from(1)
+        }
     })
 }
 
-async fn throughput(args: &Args) -> anyhow::Result<Report> {
-    let secret = fullup_signature::Secret::generate();
-    let receiver = receiver::Receiver::start(&secret).await?;
-    let dir = tempfile::tempdir().context("creating a temporary folder for the database")?;
-    let service = service::Service::start(dir.path()).await?;
-    let load = load::Load::new(&service, args.concurrency)?;
-    let site = load.setup(&receiver, &secret, args.fanout).await?;
-    let data = load::event_data(args.data_bytes);
-    eprintln!(
-        "fullup bench: ingesting {} events, fan-out {}",
-        args.events, args.fanout
-    );
-    let ingest = load.ingest(&site, &data, args.events).await?;
-    let expected = args.events * args.fanout;
-    let delivered = receiver.wait_for(expected, args.timeout).await;
-    let delivery_secs = delivered
-        .map_or(args.timeout, |at| at.duration_since(ingest.started))
-        .as_secs_f64();
-    let counts = receiver.counts();
-    drop(service);
-    eprintln!("fullup bench: measuring the ceiling");
-    let ceiling = load
-        .ceiling(
-            &receiver,
-            &secret,
-            &data,
-            args.ceiling_requests.unwrap_or(expected.min(50_000)).max(1),
-        )
-        .await?;
-    let deliveries_per_sec = counts.distinct as f64 / delivery_secs;
-    Ok(Report {
-        scenario: args.scenario,
-        events: args.events,
-        fanout: args.fanout,
-        deliveries_expected: expected,
-        deliveries_verified: counts.verified,
-        deliveries_distinct: counts.distinct,
-        signature_failures: counts.failures,
-        ingest_events_per_sec: ingest.accepted as f64 / ingest.elapsed.as_secs_f64(),
-        deliveries_per_sec,
-        ceiling_requests_per_sec: ceiling,
-        share_of_ceiling: deliveries_per_sec / ceiling,
-    })
-}
-
-fn print_table(r: &Report) {
-    println!("scenario                 throughput");
-    println!(
-        "events x fan-out         {} x {} = {}",
-        r.events, r.fanout, r.deliveries_expected
-    );
-    println!(
-        "verified                 {} distinct of {} verified requests, {} signature failures",
-        r.deliveries_distinct, r.deliveries_verified, r.signature_failures
-    );
-    println!(
-        "ingest                   {:.0} events/s",
-        r.ingest_events_per_sec
-    );
-    println!(
-        "deliveries               {:.0} deliveries/s",
-        r.deliveries_per_sec
-    );
-    println!(
-        "ceiling (no service)     {:.0} requests/s",
-        r.ceiling_requests_per_sec
-    );
-    println!(
-        "share of ceiling         {:.1} %",
-        r.share_of_ceiling * 100.0
-    );
+async fn measure(plan: Plan) -> anyhow::Result<Report> {
+    let secret = Secret::generate();
+    let receiver =
+        Receiver::start(&secret, plan.receiver_listen, plan.receiver_url.as_deref()).await?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .context("building the HTTP client")?;
+    let mut bench = Bench {
+        progress: Progress::new(!plan.json),
+        plan,
+        secret,
+        client,
+        receiver,
+    };
+    let report = match bench.plan.scenario {
+        Scenario::Throughput => Report::Throughput(throughput::run(&mut bench).await?),
+        Scenario::Ingest => Report::Ingest(ingest::run(&mut bench).await?),
+        Scenario::Latency => Report::Latency(latency::run(&mut bench).await?),
+        Scenario::Backlog => Report::Backlog(backlog::run(&mut bench).await?),
+        Scenario::Isolation => Report::Isolation(isolation::run(&mut bench).await?),
+    };
+    bench.progress.finish();
+    Ok(report)
 }

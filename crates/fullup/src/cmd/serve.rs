@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use fullup_server::app::Application;
 use fullup_server::config::{
     ApiLimits, Config, DEFAULT_DATABASE_URL, DEFAULT_INGEST_BURST, DEFAULT_INGEST_RATE,
-    DEFAULT_MAX_EVENT_BYTES, DeliveryConfig,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_EVENT_BYTES, DeliveryConfig,
 };
 use fullup_server::delivery::ssrf::NetworkPolicy;
 use fullup_server::domain::clock::SystemClock;
@@ -23,7 +23,9 @@ const ADMIN_TOKEN_ENV: &str = "FULLUP_ADMIN_TOKEN";
 /// Arguments of `fullup serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Database URL: `sqlite://PATH` (created if missing).
+    /// Database URL: `sqlite://PATH` (created if missing) for one node, or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (the database must exist) for several
+    /// nodes sharing it; PostgreSQL needs `FULLUP_MAIN_KEY` or `--main-key-file`.
     #[arg(long, env = "FULLUP_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
     /// Address the API listens on.
@@ -75,8 +77,16 @@ pub struct Args {
     /// Time allowed for an API request, body upload included (then 503 `timeout`).
     #[arg(long, env = "FULLUP_API_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     api_timeout: Duration,
+    /// Time a client has to send a request's line and headers, and the longest a
+    /// keep-alive connection may sit idle; then the connection is closed.
+    #[arg(long, env = "FULLUP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: Duration,
+    /// API connections served at once; further clients wait to be accepted.
+    #[arg(long, env = "FULLUP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
     /// File holding the main key that seals webhook secrets (created, mode 0600, on first
-    /// start; default `fullup.key` beside the database). `FULLUP_MAIN_KEY` takes precedence.
+    /// start; default `fullup.key` beside a SQLite database, required for PostgreSQL unless
+    /// `FULLUP_MAIN_KEY` is set). `FULLUP_MAIN_KEY` takes precedence.
     #[arg(long, env = "FULLUP_MAIN_KEY_FILE", value_name = "PATH")]
     main_key_file: Option<std::path::PathBuf>,
 }
@@ -101,6 +111,14 @@ impl Args {
         anyhow::ensure!(
             !self.api_timeout.is_zero(),
             "--api-timeout must be more than 0s"
+        );
+        anyhow::ensure!(
+            !self.header_read_timeout.is_zero(),
+            "--header-read-timeout must be more than 0s"
+        );
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be at least 1"
         );
         let admin_token = match std::env::var(ADMIN_TOKEN_ENV) {
             Ok(token) => Some(
@@ -132,6 +150,8 @@ impl Args {
                 ingest_rate: self.ingest_rate_limit,
                 ingest_burst: self.ingest_burst,
                 request_timeout: self.api_timeout,
+                header_read_timeout: self.header_read_timeout,
+                max_connections: self.max_connections,
             },
             main_key: super::admin::main_key_from_env()?,
             main_key_file: self.main_key_file,

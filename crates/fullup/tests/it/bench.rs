@@ -1,23 +1,21 @@
-//! `fullup bench` as a smoke test: correctness of a small run, never its timing.
+//! `fullup bench` as a smoke test: correctness of small runs of each scenario (exact
+//! delivery counts, no signature failure), never their timing.
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-#[test]
-fn a_small_throughput_run_delivers_every_event_to_every_webhook_verified() {
-    let output = Command::new(env!("CARGO_BIN_EXE_fullup"))
-        .args([
-            "bench",
-            "--scenario",
-            "throughput",
-            "--events",
-            "2000",
-            "--json",
-        ])
-        .args(["--ceiling-requests", "500", "--timeout", "5m"])
+fn run_bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fullup"))
+        .arg("bench")
+        .args(args)
         .output()
-        .expect("run fullup bench");
+        .expect("run fullup bench")
+}
+
+/// Runs a scenario with `--json`, expects exit 0, returns the report.
+fn bench_report(args: &[&str]) -> Value {
+    let output = run_bench(&[args, &["--json", "--timeout", "2m"]].concat());
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -25,13 +23,108 @@ fn a_small_throughput_run_delivers_every_event_to_every_webhook_verified() {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON report");
+    serde_json::from_str(stdout.trim()).expect("one JSON report")
+}
+
+/// Every expected delivery arrived verified, once or more, and nothing else did.
+fn assert_exact(tally: &Value, expected: u64) {
+    assert_eq!(tally["deliveries_expected"], expected, "{tally}");
+    assert_eq!(tally["deliveries_distinct"], expected, "{tally}");
+    assert_eq!(tally["deliveries_unexpected"], 0, "{tally}");
+    assert_eq!(tally["signature_failures"], 0, "{tally}");
+    assert!(tally["deliveries_verified"].as_u64().expect("count") >= expected);
+}
+
+#[test]
+fn a_small_throughput_run_delivers_every_event_to_every_webhook_verified() {
+    let report = bench_report(&[
+        "--scenario",
+        "throughput",
+        "--events",
+        "2000",
+        "--ceiling-requests",
+        "500",
+    ]);
     assert_eq!(report["events"], 2000);
     assert_eq!(report["fanout"], 10);
-    assert_eq!(report["deliveries_expected"], 20_000);
-    assert_eq!(report["deliveries_distinct"], 20_000);
-    assert_eq!(report["signature_failures"], 0);
-    assert!(report["deliveries_verified"].as_u64().expect("count") >= 20_000);
+    assert_exact(&report, 20_000);
     assert!(report["deliveries_per_sec"].as_f64().expect("rate") > 0.0);
     assert!(report["ceiling_requests_per_sec"].as_f64().expect("rate") > 0.0);
+}
+
+#[test]
+fn a_small_ingest_run_delivers_every_accepted_event_verified() {
+    let report = bench_report(&[
+        "--scenario",
+        "ingest",
+        "--events",
+        "1000",
+        "--ceiling-requests",
+        "300",
+    ]);
+    assert_eq!(report["scenario"], "ingest");
+    assert_eq!(report["events"], 1000);
+    assert_exact(&report, 1000);
+    assert!(report["events_per_sec"].as_f64().expect("rate") > 0.0);
+}
+
+#[test]
+fn a_small_latency_run_times_every_delivery_and_its_ceiling() {
+    let report = bench_report(&["--scenario", "latency", "--rate", "200", "--duration", "2s"]);
+    assert_eq!(report["events"], 400);
+    assert_exact(&report, 400);
+    assert_eq!(report["latency"]["samples"], 400);
+    assert_eq!(report["ceiling_latency"]["samples"], 400);
+    let (p50, p99) = (&report["latency"]["p50_ms"], &report["latency"]["p99_ms"]);
+    assert!(p50.as_f64() <= p99.as_f64(), "{report}");
+}
+
+#[test]
+fn a_small_backlog_run_holds_deliveries_while_paused_then_drains_them_all() {
+    let report = bench_report(&[
+        "--scenario",
+        "backlog",
+        "--backlog",
+        "4000",
+        "--reference-backlog",
+        "1000",
+        "--ceiling-requests",
+        "200",
+    ]);
+    for (run, deliveries) in [("reference", 1000), ("backlog", 4000)] {
+        let drain = &report[run];
+        assert_eq!(drain["deliveries"], deliveries, "{report}");
+        assert_eq!(drain["events"], deliveries / 10, "{report}");
+        assert_exact(drain, deliveries);
+        assert_eq!(drain["delivered_while_paused"], 0, "{report}");
+        assert!(drain["peak_rss_bytes"].as_u64().expect("bytes") > 0);
+    }
+}
+
+#[test]
+fn a_small_isolation_run_delivers_every_healthy_event_beside_a_stalled_webhook() {
+    let report = bench_report(&[
+        "--scenario",
+        "isolation",
+        "--rate",
+        "210",
+        "--duration",
+        "2s",
+    ]);
+    // 420 events over 21 webhooks: 20 for each, the 21st stalls.
+    assert_eq!(report["events"], 420);
+    assert_exact(&report["without_stalled"], 400);
+    assert_exact(&report["with_stalled"], 400);
+    assert!(
+        report["stalled_connections"].as_u64().expect("count") > 0,
+        "the stalled webhook was never attempted: {report}"
+    );
+}
+
+#[test]
+fn a_flag_the_scenario_does_not_use_is_refused_by_name() {
+    let output = run_bench(&["--scenario", "latency", "--events", "5"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--events"), "{stderr}");
 }

@@ -1,265 +1,284 @@
-//! Group commit: concurrent ingests and attempt completions share one transaction, so
-//! one fsync covers many of them.
+//! Group commit on a thread of its own: concurrent ingests, claims and attempt
+//! completions share one transaction, so one fsync covers many of them.
 //!
-//! A single task owns the write path. It takes every job waiting (up to
-//! [`MAX_BATCH`]), runs each inside its own savepoint (one job's failure does not undo
-//! the others), commits once, and only then answers each caller. An answer therefore
-//! always means "on disk": ingest still says 202 only after a durable commit.
+//! One OS thread owns the write connection (rusqlite, statements prepared once and
+//! cached). It takes every job waiting (up to [`MAX_BATCH`]), runs each inside its own
+//! savepoint (one job's failure does not undo the others), commits once, and only then
+//! answers each caller. An answer therefore always means "on disk": ingest still says
+//! 202 only after a durable commit. Running the batch synchronously on one thread is
+//! what makes it cheap: an async driver pays a thread hand-off for every statement,
+//! which cost more than SQLite itself (see docs/benchmarks.md).
 
-use sqlx::sqlite::{SqliteConnection, SqlitePool};
-use sqlx::{Acquire as _, Row};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows::{corrupt, parse_id};
-use crate::domain::event_type::{EventFilter, any_matches};
-use crate::domain::ids::{DeliveryId, EventId, WebhookId};
-use crate::domain::models::{DeliveryState, ErrorKind};
-use crate::store::{
-    Completion, IngestOutcome, NewEvent, NextStep, StoreError, StoreResult, WebhookEffect,
-};
+use crate::store::{StoreError, StoreResult};
 
 /// Most jobs in one transaction: enough to amortise the fsync, small enough that a
 /// batch's latency stays a few milliseconds.
 pub const MAX_BATCH: usize = 256;
 /// Jobs waiting for the writer before callers wait to enqueue (backpressure).
 const QUEUE_DEPTH: usize = 4096;
+/// Statements kept prepared: every hot statement, with room to spare.
+const STATEMENT_CACHE: usize = 64;
+/// How long the writer waits for a lock held by another connection (maintenance).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Page cache of the write connection (KiB): holds the hot index pages of a large
+/// backlog without letting memory grow with it.
+const CACHE_KIB: i64 = 32 * 1024;
 
-/// One write.
-#[derive(Debug)]
-pub enum WriteJob {
-    /// Store an event and its deliveries.
-    Ingest(NewEvent),
-    /// Record an attempt, at this time.
-    Complete(Completion, i64),
+/// A job's result, handed back after the batch's commit: whether the job's own work
+/// succeeded, and how to answer its caller given the commit's outcome.
+struct Done {
+    ok: bool,
+    answer: Answer,
 }
 
-/// What a job wrote.
-#[derive(Debug)]
-pub enum Written {
-    /// The event's outcome.
-    Ingested(IngestOutcome),
-    /// The attempt was recorded.
-    Completed,
+/// Answers a job's caller, given the commit's outcome (an error message when it failed).
+type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
+
+/// A job runs with the connection, inside its savepoint; with None when its batch
+/// failed before reaching it, to answer its caller without running.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Done + Send>;
+
+enum Message {
+    Job(Job),
+    /// Finish the jobs before it, close the connection, then answer.
+    Close(oneshot::Sender<()>),
 }
 
-type Reply = oneshot::Sender<StoreResult<Written>>;
-
-/// The handle callers submit jobs through.
+/// The handle callers submit jobs through; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct BatchWriter {
-    queue: mpsc::Sender<(WriteJob, Reply)>,
+    queue: mpsc::Sender<Message>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Job(_) => "Job",
+            Self::Close(_) => "Close",
+        })
+    }
 }
 
 impl BatchWriter {
-    /// Starts the writer task on `pool` (the single writer connection).
-    pub fn spawn(pool: SqlitePool) -> Self {
+    /// Opens the write connection to the database file at `path` (already created and
+    /// migrated) and starts the writer thread.
+    pub fn spawn(path: &Path) -> StoreResult<Self> {
+        let conn = open(path)?;
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(pool, rx));
-        Self { queue }
+        std::thread::Builder::new()
+            .name("fullup-sqlite-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(|e| StoreError::WriteFailed(format!("starting the writer thread: {e}")))?;
+        Ok(Self { queue })
     }
 
-    /// Runs `job` in the next batch; answers once that batch is committed.
-    pub async fn submit(&self, job: WriteJob) -> StoreResult<Written> {
+    /// Runs `job` in the next batch, in a savepoint of its own; answers once that batch
+    /// is committed. When `job` fails, its savepoint is rolled back and the error returned.
+    pub async fn call<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Some(conn) => catch_unwind(AssertUnwindSafe(|| job(conn))).unwrap_or_else(|_| {
+                    Err(StoreError::WriteFailed("a write job panicked".into()))
+                }),
+                None => Err(StoreError::WriteFailed("its write batch failed".into())),
+            };
+            Done {
+                ok: result.is_ok(),
+                answer: Box::new(move |commit| {
+                    let result = match commit {
+                        Err(message) if result.is_ok() => {
+                            Err(StoreError::WriteFailed(message.to_owned()))
+                        }
+                        _ => result,
+                    };
+                    let _ = reply.send(result);
+                }),
+            }
+        });
         self.queue
-            .send((job, reply))
+            .send(Message::Job(job))
             .await
-            .map_err(|_| StoreError::WriteFailed("the writer task has stopped".into()))?;
+            .map_err(|_| StoreError::WriteFailed("the store is closed".into()))?;
         answer
             .await
-            .map_err(|_| StoreError::WriteFailed("the writer task dropped the job".into()))?
+            .map_err(|_| StoreError::WriteFailed("the writer thread dropped the job".into()))?
+    }
+
+    /// Commits what is queued, closes the write connection and waits until it is closed.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.queue.send(Message::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
     }
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<(WriteJob, Reply)>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match write_batch(&pool, &batch).await {
-            Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    let _ = reply.send(result);
+fn open(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The same settings as every other connection (see the module doc of `sqlite`).
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+    // Savepoint journals stay in memory, not in temporary files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Message>) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut closing = None;
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Job(job) => jobs.push(job),
+                Message::Close(done) => {
+                    closing = Some(done);
+                    break;
                 }
             }
+            if jobs.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !jobs.is_empty() {
+            write_batch(&conn, jobs.drain(..));
+        }
+        if closing.is_some() {
+            break;
+        }
+    }
+    rx.close();
+    if let Err((_, err)) = conn.close() {
+        tracing::error!(error = %err, "closing the write connection failed");
+    }
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+/// One transaction for the whole batch, one savepoint per job; answers every job.
+fn write_batch(conn: &Connection, jobs: impl ExactSizeIterator<Item = Job>) {
+    let count = jobs.len();
+    if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+        fail_all(jobs.map(|job| job(None)), count, &err);
+        return;
+    }
+    let mut done = Vec::with_capacity(count);
+    let mut jobs = jobs.into_iter();
+    for job in jobs.by_ref() {
+        match run_in_savepoint(conn, job) {
+            Ok(d) => done.push(d),
             Err(err) => {
-                tracing::error!(error = %err, jobs = batch.len(), "a write batch failed");
-                let message = err.to_string();
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(StoreError::WriteFailed(message.clone())));
-                }
+                let _ = conn.execute_batch("ROLLBACK");
+                let unrun = jobs.map(|job| job(None));
+                fail_all(done.into_iter().chain(unrun), count, &err);
+                return;
             }
         }
     }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => done.into_iter().for_each(|d| (d.answer)(Ok(()))),
+        Err(err) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            fail_all(done.into_iter(), count, &err);
+        }
+    }
 }
 
-/// One transaction for the whole batch, one savepoint per job.
-async fn write_batch(
-    pool: &SqlitePool,
-    batch: &[(WriteJob, Reply)],
-) -> StoreResult<Vec<StoreResult<Written>>> {
-    let mut tx = pool.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (job, _) in batch {
-        let mut savepoint = tx.begin().await?;
-        let conn = savepoint.acquire().await?;
-        let result = match job {
-            WriteJob::Ingest(new) => ingest_one(conn, new).await.map(Written::Ingested),
-            WriteJob::Complete(c, now) => complete_one(conn, c, *now)
-                .await
-                .map(|()| Written::Completed),
+/// Runs one job between `SAVEPOINT` and `RELEASE`, rolling its work back if it failed.
+fn run_in_savepoint(conn: &Connection, job: Job) -> rusqlite::Result<Done> {
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
+    let done = job(Some(conn));
+    if !done.ok {
+        conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    }
+    conn.prepare_cached("RELEASE job")?.execute([])?;
+    Ok(done)
+}
+
+/// Answers every job of a batch that could not be committed; nothing of it was stored.
+fn fail_all(done: impl Iterator<Item = Done>, count: usize, err: &rusqlite::Error) {
+    tracing::error!(error = %err, jobs = count, "a write batch failed");
+    let message = format!("the write batch failed: {err}");
+    for d in done {
+        (d.answer)(Err(&message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn writer() -> (tempfile::TempDir, BatchWriter) {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).expect("create");
+        conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+            .expect("schema");
+        drop(conn);
+        let writer = BatchWriter::spawn(&path).expect("writer");
+        (dir, writer)
+    }
+
+    fn insert(x: i64) -> impl FnOnce(&Connection) -> StoreResult<usize> {
+        move |conn| Ok(conn.execute("INSERT INTO t (x) VALUES (?1)", [x])?)
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_does_not_undo_the_others_of_its_batch() {
+        let (_dir, w) = writer().await;
+        let half = |conn: &Connection| -> StoreResult<usize> {
+            conn.execute("INSERT INTO t (x) VALUES (3)", [])?;
+            conn.execute("INSERT INTO t (x) VALUES (1)", [])?; // conflicts: undo the 3 too
+            Ok(0)
         };
-        if result.is_ok() {
-            savepoint.commit().await?;
-        } else {
-            savepoint.rollback().await?;
-        }
-        results.push(result);
+        let panics = |_: &Connection| -> StoreResult<usize> { panic!("job bug") };
+        let (a, b, c, d) = tokio::join!(
+            w.call(insert(1)),
+            w.call(half),
+            w.call(panics),
+            w.call(insert(2))
+        );
+        assert!(a.is_ok() && d.is_ok(), "{a:?} {d:?}");
+        assert!(matches!(b, Err(StoreError::Sqlite(_))), "{b:?}");
+        assert!(matches!(c, Err(StoreError::WriteFailed(_))), "{c:?}");
+        let rows: Vec<i64> = w
+            .call(|conn| {
+                let mut q = conn.prepare("SELECT x FROM t ORDER BY x")?;
+                let rows = q.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+            .expect("read");
+        assert_eq!(rows, vec![1, 2]);
     }
-    tx.commit().await?;
-    Ok(results)
-}
 
-/// Stores one event and its deliveries inside the batch's transaction.
-async fn ingest_one(tx: &mut SqliteConnection, new: &NewEvent) -> StoreResult<IngestOutcome> {
-    let event = &new.event;
-    if let Some(key) = &event.idempotency_key {
-        let earlier = sqlx::query(
-            "SELECT id, request_hash FROM events WHERE site_id = ? AND idempotency_key = ?",
-        )
-        .bind(event.site_id.to_string())
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = earlier {
-            let hash: Vec<u8> = row.try_get("request_hash")?;
-            return Ok(IngestOutcome::Duplicate {
-                event_id: parse_id(&row, "id", EventId::parse)?,
-                same_request: hash == new.request_hash,
-            });
-        }
+    #[tokio::test]
+    async fn after_close_writes_fail_with_a_clear_error() {
+        let (_dir, w) = writer().await;
+        w.call(insert(1)).await.expect("before close");
+        w.close().await;
+        let err = w.call(insert(2)).await.expect_err("closed");
+        assert!(err.to_string().contains("closed"), "{err}");
     }
-    sqlx::query("INSERT INTO events (id, site_id, type, payload, created_at, idempotency_key, request_hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        .bind(event.id.to_string())
-        .bind(event.site_id.to_string())
-        .bind(&event.event_type)
-        .bind(&event.payload)
-        .bind(event.created_at)
-        .bind(&event.idempotency_key)
-        .bind(&new.request_hash[..])
-        .execute(&mut *tx)
-        .await?;
-    let rows =
-        sqlx::query("SELECT id, event_types FROM webhooks WHERE site_id = ? AND enabled = 1")
-            .bind(event.site_id.to_string())
-            .fetch_all(&mut *tx)
-            .await?;
-    let mut deliveries = 0u32;
-    for row in rows {
-        let id = parse_id(&row, "id", WebhookId::parse)?;
-        let wanted = match new.only_webhook {
-            Some(only) => only == id,
-            None => {
-                let filters: String = row.try_get("event_types")?;
-                let filters: Vec<EventFilter> = serde_json::from_str(&filters).map_err(corrupt)?;
-                any_matches(&filters, &event.event_type)
-            }
-        };
-        if !wanted {
-            continue;
-        }
-        sqlx::query(
-            "INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, next_attempt_at, lease_until, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, ?, ?)",
-        )
-        .bind(DeliveryId::new(event.created_at).to_string())
-        .bind(event.site_id.to_string())
-        .bind(event.id.to_string())
-        .bind(id.to_string())
-        .bind(event.created_at)
-        .bind(event.created_at)
-        .bind(event.created_at)
-        .execute(&mut *tx)
-        .await?;
-        deliveries += 1;
-    }
-    Ok(IngestOutcome::Created {
-        event_id: event.id,
-        deliveries,
-    })
-}
-
-/// Records one attempt and its consequences inside the batch's transaction.
-async fn complete_one(tx: &mut SqliteConnection, c: &Completion, now: i64) -> StoreResult<()> {
-    let a = &c.attempt;
-    sqlx::query(
-        "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, status_code, error_kind, error_message, response_body) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(a.id.to_string())
-    .bind(a.delivery_id.to_string())
-    .bind(a.webhook_id.to_string())
-    .bind(i64::from(a.attempt_number))
-    .bind(a.started_at)
-    .bind(a.duration_ms)
-    .bind(a.status_code.map(i64::from))
-    .bind(a.error_kind.map(ErrorKind::as_str))
-    .bind(&a.error_message)
-    .bind(&a.response_body)
-    .execute(&mut *tx)
-    .await?;
-    let (state, next_at) = match c.next {
-        NextStep::Succeeded => (DeliveryState::Succeeded, None),
-        NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
-        NextStep::Failed => (DeliveryState::Failed, None),
-    };
-    sqlx::query(
-        "UPDATE deliveries SET state = ?, attempt_count = ?, next_attempt_at = ?, lease_until = NULL, updated_at = ? WHERE id = ?",
-    )
-    .bind(state.as_str())
-    .bind(i64::from(a.attempt_number))
-    .bind(next_at)
-    .bind(now)
-    .bind(a.delivery_id.to_string())
-    .execute(&mut *tx)
-    .await?;
-    let webhook = a.webhook_id.to_string();
-    match &c.webhook {
-        WebhookEffect::Healthy => {
-            sqlx::query("UPDATE webhooks SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL")
-                .bind(&webhook)
-                .execute(&mut *tx)
-                .await?;
-        }
-        WebhookEffect::Failing {
-            disable_if_failing_since,
-        } => {
-            sqlx::query(
-                "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
-            )
-            .bind(a.started_at)
-            .bind(&webhook)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE webhooks SET enabled = 0, updated_at = ?, disabled_reason = 'every attempt failed since ' || \
-                 strftime('%Y-%m-%dT%H:%M:%SZ', failing_since / 1000, 'unixepoch') \
-                 WHERE id = ? AND enabled = 1 AND failing_since <= ?",
-            )
-            .bind(now)
-            .bind(&webhook)
-            .bind(disable_if_failing_since)
-            .execute(&mut *tx)
-            .await?;
-        }
-        WebhookEffect::Disable(reason) => {
-            sqlx::query(
-                "UPDATE webhooks SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(reason)
-            .bind(now)
-            .bind(&webhook)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    Ok(())
 }

@@ -14,51 +14,12 @@ use super::{SqliteStore, corrupt, webhook_from_row};
 use crate::crypto::MainKey;
 use crate::domain::ids::{SiteId, WebhookId};
 use crate::domain::models::Webhook;
-use crate::domain::rotation::{OldSecret, StoredOldSecret};
-use crate::store::{StoreError, StoreResult};
-
-/// Setting holding a value sealed under the main key, to recognise the right key.
-const KEY_CHECK_SETTING: &str = "main_key_check";
-/// What the key check seals; its content does not matter, only that it opens.
-const KEY_CHECK_PLAINTEXT: &[u8] = b"fullup main key check";
-
-fn secret_context(id: &str) -> Vec<u8> {
-    format!("webhook-secret:{id}").into_bytes()
-}
-
-fn old_secrets_context(id: &str) -> Vec<u8> {
-    format!("webhook-old-secrets:{id}").into_bytes()
-}
-
-/// A webhook's secrets as stored: the current one and the old list (None when empty).
-pub(super) struct SealedSecrets {
-    /// `secret_sealed`.
-    pub current: String,
-    /// `old_secrets_sealed`.
-    pub old: Option<String>,
-}
-
-/// Seals a webhook's current and old secrets for its row.
-pub(super) fn seal_secrets(key: &MainKey, w: &Webhook) -> StoreResult<SealedSecrets> {
-    let id = w.id.to_string();
-    let current = key.seal(w.secret.as_bytes(), &secret_context(&id));
-    if w.old_secrets.is_empty() {
-        return Ok(SealedSecrets { current, old: None });
-    }
-    let stored: Vec<StoredOldSecret<'_>> = w
-        .old_secrets
-        .iter()
-        .map(|old| StoredOldSecret {
-            secret: old.secret.expose().into(),
-            valid_until: old.valid_until,
-        })
-        .collect();
-    let json = Zeroizing::new(serde_json::to_vec(&stored).map_err(corrupt)?);
-    Ok(SealedSecrets {
-        current,
-        old: Some(key.seal(&json, &old_secrets_context(&id))),
-    })
-}
+use crate::domain::rotation::OldSecret;
+use crate::store::StoreResult;
+pub(super) use crate::store::sealing::seal_secrets;
+use crate::store::sealing::{
+    KEY_CHECK_SETTING, open_old_secrets, open_secret, seal_key_check, verify_key_check,
+};
 
 /// Opens a webhook row's secrets. A row not sealed yet (written before migration 0002
 /// and not upgraded) is read from its plain `secret` column.
@@ -69,36 +30,14 @@ pub(super) fn open_secrets(
     let id: String = row.try_get("id")?;
     let sealed: Option<String> = row.try_get("secret_sealed")?;
     let current = match sealed {
-        Some(sealed) => {
-            let plain = key.open(&sealed, &secret_context(&id))?;
-            secret_from_bytes(&plain)?
-        }
+        Some(sealed) => open_secret(key, &id, &sealed)?,
         None => {
             let plain: Zeroizing<String> = Zeroizing::new(row.try_get("secret")?);
             Secret::parse(&plain).map_err(corrupt)?
         }
     };
     let old: Option<String> = row.try_get("old_secrets_sealed")?;
-    let Some(old) = old else {
-        return Ok((current, Vec::new()));
-    };
-    let json = key.open(&old, &old_secrets_context(&id))?;
-    let stored: Vec<StoredOldSecret<'_>> = serde_json::from_slice(&json).map_err(corrupt)?;
-    let old = stored
-        .into_iter()
-        .map(|s| {
-            Ok(OldSecret {
-                secret: Secret::parse(&s.secret).map_err(corrupt)?,
-                valid_until: s.valid_until,
-            })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok((current, old))
-}
-
-fn secret_from_bytes(bytes: &[u8]) -> StoreResult<Secret> {
-    let text = std::str::from_utf8(bytes).map_err(corrupt)?;
-    Secret::parse(text).map_err(corrupt)
+    Ok((current, open_old_secrets(key, &id, old.as_deref())?))
 }
 
 impl SqliteStore {
@@ -111,21 +50,11 @@ impl SqliteStore {
                 .fetch_optional(&self.writer)
                 .await?;
         match stored {
-            Some(value) => {
-                let text = String::from_utf8(value).map_err(corrupt)?;
-                self.key
-                    .open(&text, KEY_CHECK_SETTING.as_bytes())
-                    .map(drop)
-                    .map_err(|_| StoreError::WrongMainKey)
-            }
+            Some(value) => verify_key_check(&self.key, value),
             None => {
                 sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?)")
                     .bind(KEY_CHECK_SETTING)
-                    .bind(
-                        self.key
-                            .seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_SETTING.as_bytes())
-                            .into_bytes(),
-                    )
+                    .bind(seal_key_check(&self.key))
                     .execute(&self.writer)
                     .await?;
                 Ok(())
@@ -136,7 +65,7 @@ impl SqliteStore {
     /// Seals the secrets of rows written before migration 0002 and wipes their plain
     /// copies (secure_delete is on; the WAL is checkpointed and truncated after).
     pub(super) async fn seal_legacy_secrets(&self) -> StoreResult<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query("SELECT * FROM webhooks WHERE secret_sealed IS NULL")
             .fetch_all(&mut *tx)
             .await?;
@@ -163,7 +92,7 @@ impl SqliteStore {
     /// stopped: a running service keeps sealing under the old key. After committing,
     /// `self` still seals under the old key: reopen the store to use the new one.
     pub async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query("SELECT * FROM webhooks")
             .fetch_all(&mut *tx)
             .await?;
@@ -178,10 +107,7 @@ impl SqliteStore {
                 .await?;
         }
         sqlx::query("UPDATE settings SET value = ? WHERE key = ?")
-            .bind(
-                new.seal(KEY_CHECK_PLAINTEXT, KEY_CHECK_SETTING.as_bytes())
-                    .into_bytes(),
-            )
+            .bind(seal_key_check(new))
             .bind(KEY_CHECK_SETTING)
             .execute(&mut *tx)
             .await?;
@@ -203,7 +129,7 @@ impl SqliteStore {
         grace_ms: i64,
         now: i64,
     ) -> StoreResult<Option<Webhook>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query("SELECT * FROM webhooks WHERE id = ? AND site_id = ?")
             .bind(id.to_string())
             .bind(site.to_string())

@@ -1,5 +1,6 @@
 //! Test harness: the real service on port 0 and real receivers on port 0.
 
+pub mod postgres;
 pub mod receiver;
 pub mod server;
 

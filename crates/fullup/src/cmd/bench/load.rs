@@ -1,193 +1,314 @@
-//! The load: setting up a site and its webhooks, ingesting events with N concurrent
-//! clients, and the ceiling run that posts straight to the receiver.
+//! The load: the requests a run sends (events to the service, or the same signed bodies
+//! straight to the receiver for the ceiling) and the two ways of sending them: as fast
+//! as N clients can (closed loop) or at a fixed rate whatever the answers take (open
+//! loop).
+//!
+//! Event number `seq` carries `"seq":N` as the first field of its data, which is how the
+//! receiver matches each delivery to the moment its event was sent.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use fullup_signature::{Secret, Signer};
-use serde_json::{Value, json};
 
-use super::receiver::Receiver;
-use super::service::Service;
+use super::api::Api;
 
-/// An ingest run's figures.
-#[derive(Debug, Clone, Copy)]
-pub struct Ingested {
-    /// When the first request was sent.
-    pub started: Instant,
-    /// Until the last answer.
-    pub elapsed: Duration,
-    /// Events answered 202.
-    pub accepted: usize,
+/// Open-loop runs keep at most this many requests in flight; past it they slow down
+/// (which shows as an achieved rate below the one asked for) rather than open
+/// connections without bound against a service that stopped answering.
+const MAX_IN_FLIGHT: usize = 1024;
+
+/// Makes request number `seq`, ready to send.
+type MakeRequest = Arc<dyn Fn(usize) -> reqwest::RequestBuilder + Send + Sync>;
+
+/// The requests of a run, and what answer they want.
+#[derive(Clone)]
+pub struct Requests {
+    make: MakeRequest,
+    accept: Accept,
 }
 
-/// HTTP clients aimed at the service.
+/// The events of a run: their data and types.
 #[derive(Debug, Clone)]
-pub struct Load {
-    client: reqwest::Client,
-    base: String,
-    token: String,
-    concurrency: usize,
+pub struct Events {
+    fill: Arc<str>,
+    types: Arc<[String]>,
 }
 
-/// An event's `data`: a JSON object of about `bytes` bytes, already canonical.
-pub fn event_data(bytes: usize) -> String {
-    let skeleton = r#"{"form":"contact","message":""}"#;
-    let fill = "x".repeat(bytes.saturating_sub(skeleton.len()));
-    format!(r#"{{"form":"contact","message":"{fill}"}}"#)
+impl Events {
+    /// Events with about `data_bytes` of data each; event `seq` has type
+    /// `types[seq % types.len()]`.
+    pub fn new(data_bytes: usize, types: Vec<String>) -> Self {
+        let skeleton = r#"{"seq":1234567,"form":"contact","message":""}"#;
+        Self {
+            fill: "x".repeat(data_bytes.saturating_sub(skeleton.len())).into(),
+            types: types.into(),
+        }
+    }
+
+    /// Events of the one type `form.submitted`.
+    pub fn uniform(data_bytes: usize) -> Self {
+        Self::new(data_bytes, vec!["form.submitted".to_owned()])
+    }
+
+    fn event_type(&self, seq: usize) -> &str {
+        self.types
+            .get(seq % self.types.len().max(1))
+            .map_or("form.submitted", String::as_str)
+    }
+
+    /// Event `seq`'s data, canonical JSON.
+    fn data(&self, seq: usize) -> String {
+        format!(
+            r#"{{"seq":{seq},"form":"contact","message":"{}"}}"#,
+            self.fill
+        )
+    }
+
+    /// Requests ingesting event `seq` into `site`.
+    pub fn ingest(&self, api: &Api, site: &str) -> Requests {
+        let (events, api) = (self.clone(), api.clone());
+        let url = format!("{}/v1/sites/{site}/events", api.base);
+        let make = Arc::new(move |seq| {
+            let body = format!(
+                r#"{{"type":"{}","data":{}}}"#,
+                events.event_type(seq),
+                events.data(seq)
+            );
+            api.client
+                .post(&url)
+                .bearer_auth(&api.token)
+                .header("content-type", "application/json")
+                .body(body)
+        });
+        Requests {
+            make,
+            accept: Accept::Ingest,
+        }
+    }
+
+    /// Requests posting event `seq`'s envelope, signed as the service signs it, straight
+    /// to `url`: the ceiling.
+    pub fn direct(&self, client: &reqwest::Client, url: String, secret: &Secret) -> Requests {
+        let (events, client) = (self.clone(), client.clone());
+        let signer = Signer::new(secret);
+        let make = Arc::new(move |seq| {
+            let id = format!("evt_ceiling_{seq}");
+            let body = format!(
+                r#"{{"id":"{id}","type":"{}","created_at":"2026-01-01T00:00:00.000Z","data":{}}}"#,
+                events.event_type(seq),
+                events.data(seq)
+            );
+            let timestamp = unix_now();
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("fullup-signature", signer.sign(body.as_bytes()).to_string())
+                .header("fullup-event-id", &id)
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header(
+                    "webhook-signature",
+                    signer.sign_standard(&id, timestamp, body.as_bytes()),
+                )
+                .body(body)
+        });
+        Requests {
+            make,
+            accept: Accept::Receiver,
+        }
+    }
+}
+
+/// Which answer counts as success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accept {
+    /// The service's ingest: 202, after the commit.
+    Ingest,
+    /// A receiver: any 2xx.
+    Receiver,
+}
+
+impl Accept {
+    async fn check(self, response: reqwest::Response) -> anyhow::Result<()> {
+        let status = response.status();
+        let ok = match self {
+            Self::Ingest => status == reqwest::StatusCode::ACCEPTED,
+            Self::Receiver => status.is_success(),
+        };
+        if ok {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        match (self, status.as_u16()) {
+            (Self::Ingest, 429) => anyhow::bail!(
+                "ingest answered 429 (rate limited): run the service with --ingest-rate-limit 0 or a limit above the bench's rate; {body}"
+            ),
+            (Self::Ingest, _) => anyhow::bail!("ingest answered {status}: {body}"),
+            (Self::Receiver, _) => anyhow::bail!("the receiver answered {status}: {body}"),
+        }
+    }
+}
+
+/// What a load run did.
+#[derive(Debug)]
+pub struct Sent {
+    /// When the first request was about to be sent.
+    pub started: Instant,
+    /// From then until the last answer.
+    pub elapsed: Duration,
+    /// Requests answered as [`Accept`] wants (all of them, or the run fails).
+    pub answered: usize,
+    /// Per request, when it was about to be sent, in ns since the epoch.
+    pub sent_at: Vec<u64>,
+}
+
+impl Sent {
+    /// Requests per second from the first send to the last answer.
+    pub fn per_sec(&self) -> f64 {
+        self.answered as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The rate requests were sent at, from the first send to the last.
+    pub fn send_rate(&self) -> f64 {
+        let first = self.sent_at.iter().copied().min().unwrap_or(0);
+        let last = self.sent_at.iter().copied().max().unwrap_or(0);
+        let span = Duration::from_nanos(last.saturating_sub(first)).as_secs_f64();
+        if span > 0.0 {
+            (self.sent_at.len() - 1) as f64 / span
+        } else {
+            0.0
+        }
+    }
+}
+
+/// How a run sends its requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// `concurrency` clients, each sending its next request when the previous one is
+    /// answered: as fast as the other side goes.
+    Closed {
+        /// Clients.
+        concurrency: usize,
+    },
+    /// Request `i` at `start + i / rate`, whether or not earlier ones were answered.
+    Open {
+        /// Requests per second.
+        rate: f64,
+    },
+}
+
+/// Requests `0..requests` to send, each timed against a shared epoch.
+#[derive(Clone)]
+pub struct Load {
+    requests: Requests,
+    epoch: Instant,
+    sent_at: Arc<[AtomicU64]>,
+    answered: Arc<AtomicUsize>,
 }
 
 impl Load {
-    /// Clients for `service` with `concurrency` requests in flight.
-    pub fn new(service: &Service, concurrency: usize) -> anyhow::Result<Self> {
-        Ok(Self {
-            client: reqwest::Client::builder().no_proxy().build()?,
-            base: service.base.clone(),
-            token: service.admin_token.clone(),
-            concurrency,
-        })
-    }
-
-    async fn post(&self, path: &str, body: Value, expected: u16) -> anyhow::Result<Value> {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("POST {path}"))?;
-        let status = response.status().as_u16();
-        let answer: Value = response.json().await.unwrap_or(Value::Null);
-        anyhow::ensure!(
-            status == expected,
-            "POST {path} answered {status}: {answer}"
-        );
-        Ok(answer)
-    }
-
-    /// Creates a site with `fanout` webhooks to `receiver`, all keyed with `secret`.
-    pub async fn setup(
-        &self,
-        receiver: &Receiver,
-        secret: &Secret,
-        fanout: usize,
-    ) -> anyhow::Result<String> {
-        let site = self
-            .post("/v1/sites", json!({"name": "bench"}), 201)
-            .await?;
-        let site = site["id"].as_str().context("site id")?.to_owned();
-        for index in 0..fanout {
-            let body = json!({"url": receiver.url(index), "event_types": ["*"], "secret": secret.expose()});
-            self.post(&format!("/v1/sites/{site}/webhooks"), body, 201)
-                .await?;
+    /// `count` of `requests`; send times count from `epoch`.
+    pub fn new(requests: Requests, epoch: Instant, count: usize) -> Self {
+        Self {
+            requests,
+            epoch,
+            sent_at: (0..count).map(|_| AtomicU64::new(0)).collect(),
+            answered: Arc::default(),
         }
-        Ok(site)
     }
 
-    /// Ingests `events` events with `data`, `concurrency` at a time.
-    pub async fn ingest(&self, site: &str, data: &str, events: usize) -> anyhow::Result<Ingested> {
-        let body = format!(r#"{{"type":"form.submitted","data":{data}}}"#);
-        let url = format!("{}/v1/sites/{site}/events", self.base);
-        let next = Arc::new(AtomicUsize::new(0));
+    /// A function giving the requests answered so far, for a progress bar.
+    pub fn answered_counter(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let answered = self.answered.clone();
+        move || answered.load(Ordering::Relaxed)
+    }
+
+    /// Sends every request at `pace`; fails on the first request that fails.
+    pub async fn run(self, pace: Pace) -> anyhow::Result<Sent> {
         let started = Instant::now();
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..self.concurrency {
-            let (client, url, body, token, next) = (
-                self.client.clone(),
-                url.clone(),
-                body.clone(),
-                self.token.clone(),
-                next.clone(),
-            );
-            workers.spawn(async move {
-                let mut accepted = 0usize;
-                while next.fetch_add(1, Ordering::Relaxed) < events {
-                    let response = client
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await?;
-                    let status = response.status().as_u16();
-                    anyhow::ensure!(
-                        status == 202,
-                        "ingest answered {status}: {}",
-                        response.text().await.unwrap_or_default()
-                    );
-                    accepted += 1;
-                }
-                Ok::<_, anyhow::Error>(accepted)
-            });
+        match pace {
+            Pace::Closed { concurrency } => self.closed_loop(concurrency).await?,
+            Pace::Open { rate } => self.open_loop(started, rate).await?,
         }
-        let mut accepted = 0;
-        while let Some(done) = workers.join_next().await {
-            accepted += done.context("an ingest client panicked")??;
-        }
-        Ok(Ingested {
+        Ok(Sent {
             started,
             elapsed: started.elapsed(),
-            accepted,
+            answered: self.answered.load(Ordering::Relaxed),
+            sent_at: self
+                .sent_at
+                .iter()
+                .map(|t| t.load(Ordering::Relaxed))
+                .collect(),
         })
     }
 
-    /// Posts `requests` signed envelopes straight to the receiver with the same client
-    /// and concurrency; returns requests/s.
-    pub async fn ceiling(
-        &self,
-        receiver: &Receiver,
-        secret: &Secret,
-        data: &str,
-        requests: usize,
-    ) -> anyhow::Result<f64> {
-        let signer = Arc::new(Signer::new(secret));
-        let data: Arc<str> = data.into();
-        let url: Arc<str> = receiver.url(0).into();
+    async fn fire(&self, seq: usize) -> anyhow::Result<()> {
+        let request = (self.requests.make)(seq);
+        let accept = self.requests.accept;
+        self.sent_at[seq].store(nanos_since(self.epoch), Ordering::Relaxed);
+        let response = request.send().await.context(match accept {
+            Accept::Ingest => "sending an event to the service",
+            Accept::Receiver => "posting to the receiver",
+        })?;
+        accept.check(response).await?;
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn closed_loop(&self, concurrency: usize) -> anyhow::Result<()> {
+        let requests = self.sent_at.len();
         let next = Arc::new(AtomicUsize::new(0));
-        let started = Instant::now();
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..self.concurrency {
-            let (client, signer, data, url, next) = (
-                self.client.clone(),
-                signer.clone(),
-                data.clone(),
-                url.clone(),
-                next.clone(),
-            );
-            workers.spawn(async move {
+        let mut clients = tokio::task::JoinSet::new();
+        for _ in 0..concurrency {
+            let (load, next) = (self.clone(), next.clone());
+            clients.spawn(async move {
                 loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= requests {
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    if seq >= requests {
                         return Ok::<_, anyhow::Error>(());
                     }
-                    let id = format!("ceiling_{n}");
-                    let body = format!(
-                        r#"{{"id":"{id}","type":"form.submitted","created_at":"2026-01-01T00:00:00.000Z","data":{data}}}"#
-                    );
-                    let timestamp = unix_now();
-                    let response = client
-                        .post(&*url)
-                        .header("content-type", "application/json")
-                        .header("fullup-signature", signer.sign(body.as_bytes()).to_string())
-                        .header("fullup-event-id", &id)
-                        .header("webhook-id", &id)
-                        .header("webhook-timestamp", timestamp.to_string())
-                        .header("webhook-signature", signer.sign_standard(&id, timestamp, body.as_bytes()))
-                        .body(body)
-                        .send()
-                        .await?;
-                    anyhow::ensure!(response.status().is_success(), "the receiver answered {}", response.status());
+                    load.fire(seq).await?;
                 }
             });
         }
-        while let Some(done) = workers.join_next().await {
-            done.context("a ceiling client panicked")??;
+        while let Some(done) = clients.join_next().await {
+            done.context("a load client panicked")??;
         }
-        Ok(requests as f64 / started.elapsed().as_secs_f64())
+        Ok(())
     }
+
+    async fn open_loop(&self, started: Instant, rate: f64) -> anyhow::Result<()> {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+        let start = tokio::time::Instant::from_std(started);
+        let mut in_flight = tokio::task::JoinSet::new();
+        for seq in 0..self.sent_at.len() {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(seq as f64 / rate)).await;
+            let slot = slots.clone().acquire_owned().await?;
+            let load = self.clone();
+            in_flight.spawn(async move {
+                let result = load.fire(seq).await;
+                drop(slot);
+                result
+            });
+            while let Some(done) = in_flight.try_join_next() {
+                done.context("a load request panicked")??;
+            }
+        }
+        while let Some(done) = in_flight.join_next().await {
+            done.context("a load request panicked")??;
+        }
+        Ok(())
+    }
+}
+
+/// `now` in ns since `epoch`, at least 1 (0 means "never").
+pub fn nanos_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 fn unix_now() -> i64 {

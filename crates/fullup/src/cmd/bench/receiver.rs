@@ -1,99 +1,241 @@
-//! The benchmark's receiver: verifies every `fullup-signature` and counts what arrived,
-//! so a fast run that lost or corrupted deliveries cannot pass for a good one.
+//! The benchmark's receiver: verifies every `fullup-signature`, checks that each delivery
+//! is one the run expects, and notes when the first copy of each arrived, so a fast run
+//! that lost, duplicated or corrupted deliveries cannot pass for a good one, and latency
+//! can be measured per event.
+//!
+//! Every event the load sends carries its sequence number as the first field of its data
+//! (`{"seq":N,...}`); with the webhook number in the URL path (`/hook/{index}`), that
+//! names one slot of the run's [`Expect`]ation.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use fullup_signature::{Secret, Verifier};
 
-/// What the receiver has seen.
+/// How often waiting loops look at the counts.
+const POLL: Duration = Duration::from_millis(5);
+
+/// Which deliveries a run expects: one per slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Every event `0..events` to every webhook `0..hooks`.
+    FanOut {
+        /// Events sent.
+        events: usize,
+        /// Webhooks each event goes to.
+        hooks: usize,
+    },
+    /// Event `seq` to webhook `seq % hooks` only; webhooks `healthy..hooks` point at
+    /// another receiver, so their events are not expected here.
+    RoundRobin {
+        /// Events sent.
+        events: usize,
+        /// Webhooks the events are spread over.
+        hooks: usize,
+        /// Webhooks `0..healthy` deliver here.
+        healthy: usize,
+    },
+}
+
+impl Expect {
+    fn slots(self) -> usize {
+        match self {
+            Self::FanOut { events, hooks } => events * hooks,
+            Self::RoundRobin { events, .. } => events,
+        }
+    }
+
+    /// Events the run sends.
+    pub fn events(self) -> usize {
+        match self {
+            Self::FanOut { events, .. } | Self::RoundRobin { events, .. } => events,
+        }
+    }
+
+    /// Slots per event: slot `i` belongs to event `i / slots_per_event()`.
+    pub fn slots_per_event(self) -> usize {
+        match self {
+            Self::FanOut { hooks, .. } => hooks,
+            Self::RoundRobin { .. } => 1,
+        }
+    }
+
+    /// How many deliveries should arrive here.
+    pub fn expected(self) -> usize {
+        match self {
+            Self::FanOut { events, hooks } => events * hooks,
+            Self::RoundRobin {
+                events,
+                hooks,
+                healthy,
+            } => (events / hooks) * healthy + (events % hooks).min(healthy),
+        }
+    }
+
+    /// The slot of event `seq` delivered to webhook `hook`, if the run expects it.
+    fn slot(self, seq: usize, hook: usize) -> Option<usize> {
+        match self {
+            Self::FanOut { events, hooks } => {
+                (seq < events && hook < hooks).then(|| seq * hooks + hook)
+            }
+            Self::RoundRobin {
+                events,
+                hooks,
+                healthy,
+            } => (seq < events && hook < healthy && seq % hooks == hook).then_some(seq),
+        }
+    }
+}
+
+/// What the receiver has seen since the last [`Receiver::expect`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counts {
     /// Requests whose signature verified.
     pub verified: usize,
-    /// Distinct (event, webhook) pairs among them.
+    /// Distinct expected deliveries among them.
     pub distinct: usize,
     /// Requests whose signature did not verify.
     pub failures: usize,
+    /// Verified requests the run did not expect (unknown event or wrong webhook).
+    pub unexpected: usize,
 }
 
-#[derive(Debug, Default)]
-struct Seen {
+#[derive(Debug)]
+struct Tally {
+    expect: Expect,
+    /// Per slot: when its first copy was verified, in ns since the epoch; 0 = not yet.
+    first: Vec<u64>,
     counts: Counts,
-    pairs: HashSet<(String, u16)>,
     last_new: Option<Instant>,
 }
 
-#[derive(Debug, Clone)]
-struct Shared {
-    verifier: Verifier,
-    seen: Arc<Mutex<Seen>>,
+impl Tally {
+    fn new(expect: Expect) -> Self {
+        Self {
+            expect,
+            first: vec![0; expect.slots()],
+            counts: Counts::default(),
+            last_new: None,
+        }
+    }
 }
 
-/// A verifying receiver on 127.0.0.1:0; stops when dropped.
+#[derive(Debug)]
+struct Shared {
+    verifier: Verifier,
+    epoch: Instant,
+    tally: Mutex<Tally>,
+}
+
+impl Shared {
+    fn tally(&self) -> MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A verifying receiver; stops when dropped.
 #[derive(Debug)]
 pub struct Receiver {
-    addr: SocketAddr,
-    shared: Shared,
+    base: String,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
-    /// Starts a receiver that verifies with `secret`.
-    pub async fn start(secret: &Secret) -> anyhow::Result<Self> {
-        let shared = Shared {
+    /// Starts a receiver on `listen` that verifies with `secret`; webhooks reach it at
+    /// `public` (default `http://` and the bound address).
+    pub async fn start(
+        secret: &Secret,
+        listen: SocketAddr,
+        public: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let shared = Arc::new(Shared {
             verifier: Verifier::new([secret.clone()])?,
-            seen: Arc::default(),
-        };
+            epoch: Instant::now(),
+            tally: Mutex::new(Tally::new(Expect::FanOut {
+                events: 0,
+                hooks: 0,
+            })),
+        });
         let app = axum::Router::new()
             .route("/hook/{index}", axum::routing::post(receive))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| {
+                format!("cannot listen on {listen}; choose another --receiver-listen")
+            })?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { addr, shared, task })
+        let base = public.map_or_else(
+            || format!("http://{addr}"),
+            |url| url.trim_end_matches('/').to_owned(),
+        );
+        Ok(Self { base, shared, task })
     }
 
     /// The URL of webhook number `index`.
     pub fn url(&self, index: usize) -> String {
-        format!("http://{}/hook/{index}", self.addr)
+        format!("{}/hook/{index}", self.base)
+    }
+
+    /// The instant receipt times are counted from.
+    pub fn epoch(&self) -> Instant {
+        self.shared.epoch
+    }
+
+    /// Forgets everything seen and expects `expect` from now on.
+    pub fn expect(&self, expect: Expect) {
+        *self.shared.tally() = Tally::new(expect);
+    }
+
+    /// What the receiver expects now.
+    pub fn expectation(&self) -> Expect {
+        self.shared.tally().expect
     }
 
     /// The counts so far.
     pub fn counts(&self) -> Counts {
-        self.seen().counts
+        self.shared.tally().counts
     }
 
-    /// Waits until `expected` distinct deliveries arrived (then returns when the last
-    /// one did) or `timeout` passed (then `None`).
-    pub async fn wait_for(&self, expected: usize, timeout: Duration) -> Option<Instant> {
-        let deadline = Instant::now() + timeout;
+    /// A function giving the distinct deliveries so far, for a progress bar.
+    pub fn distinct_counter(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.tally().counts.distinct
+    }
+
+    /// Per slot, when its first copy was verified (ns since [`Self::epoch`]; 0 = never).
+    pub fn receipts(&self) -> Vec<u64> {
+        self.shared.tally().first.clone()
+    }
+
+    /// Waits until every expected delivery arrived (then returns when the last one did)
+    /// or none arrived for `idle` (then `None`).
+    pub async fn wait_for_all(&self, idle: Duration) -> Option<Instant> {
+        let mut progress = (0, Instant::now());
         loop {
             {
-                let seen = self.seen();
-                if seen.counts.distinct >= expected {
-                    return seen.last_new;
+                let tally = self.shared.tally();
+                if tally.counts.distinct >= tally.expect.expected() {
+                    return tally.last_new;
+                }
+                if tally.counts.distinct > progress.0 {
+                    progress = (tally.counts.distinct, Instant::now());
                 }
             }
-            if Instant::now() >= deadline {
+            if progress.1.elapsed() >= idle {
                 return None;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(POLL).await;
         }
-    }
-
-    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
-        self.shared
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -104,26 +246,85 @@ impl Drop for Receiver {
 }
 
 async fn receive(
-    State(shared): State<Shared>,
-    Path(index): Path<u16>,
+    State(shared): State<Arc<Shared>>,
+    Path(hook): Path<usize>,
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let verified = shared
-        .verifier
-        .verify(header("fullup-signature"), &body)
-        .is_ok();
-    let event = header("fullup-event-id").unwrap_or_default().to_owned();
-    let mut seen = shared.seen.lock().unwrap_or_else(PoisonError::into_inner);
+    let signature = headers
+        .get("fullup-signature")
+        .and_then(|v| v.to_str().ok());
+    let verified = shared.verifier.verify(signature, &body).is_ok();
+    let now = Instant::now();
+    let at = super::load::nanos_since(shared.epoch);
+    let mut tally = shared.tally();
     if !verified {
-        seen.counts.failures += 1;
+        tally.counts.failures += 1;
         return StatusCode::FORBIDDEN;
     }
-    seen.counts.verified += 1;
-    if seen.pairs.insert((event, index)) {
-        seen.counts.distinct += 1;
-        seen.last_new = Some(Instant::now());
+    tally.counts.verified += 1;
+    let expect = tally.expect;
+    let Some(slot) = sequence_number(&body).and_then(|seq| expect.slot(seq, hook)) else {
+        tally.counts.unexpected += 1;
+        return StatusCode::OK;
+    };
+    if tally.first[slot] == 0 {
+        tally.first[slot] = at;
+        tally.counts.distinct += 1;
+        tally.last_new = Some(now);
     }
     StatusCode::OK
+}
+
+/// The `seq` of an envelope whose data starts with `{"seq":N`.
+fn sequence_number(body: &[u8]) -> Option<usize> {
+    const MARKER: &[u8] = br#""data":{"seq":"#;
+    let start = body.windows(MARKER.len()).position(|w| w == MARKER)? + MARKER.len();
+    let digits = body[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&body[start..start + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_sequence_number_of_an_envelope() {
+        let body = br#"{"id":"evt_1","type":"a","created_at":"x","data":{"seq":42,"form":"c"}}"#;
+        assert_eq!(sequence_number(body), Some(42));
+        assert_eq!(sequence_number(br#"{"data":{"form":"c"}}"#), None);
+        assert_eq!(sequence_number(br#"{"data":{"seq":}}"#), None);
+    }
+
+    #[test]
+    fn round_robin_expects_only_the_healthy_webhooks_share() {
+        let expect = Expect::RoundRobin {
+            events: 43,
+            hooks: 21,
+            healthy: 20,
+        };
+        // 43 = 2 * 21 + 1: two full rounds of 20 healthy, then event 42 to webhook 0.
+        assert_eq!(expect.expected(), 41);
+        assert_eq!(expect.slot(42, 0), Some(42));
+        assert_eq!(expect.slot(20, 20), None);
+        assert_eq!(expect.slot(5, 4), None);
+    }
+
+    #[test]
+    fn fan_out_expects_every_event_at_every_webhook() {
+        let expect = Expect::FanOut {
+            events: 3,
+            hooks: 2,
+        };
+        assert_eq!(expect.expected(), 6);
+        assert_eq!(expect.slot(2, 1), Some(5));
+        assert_eq!(expect.slot(3, 0), None);
+        assert_eq!(expect.slot(0, 2), None);
+    }
 }

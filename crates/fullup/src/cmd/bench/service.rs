@@ -22,19 +22,25 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts this executable's `serve` on a SQLite file in `dir`.
-    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+    /// Starts this executable's `serve` on `database_url`, by default a new SQLite file
+    /// in `dir` (which also holds the main key file).
+    ///
+    /// Its settings are the defaults a deployment starts with, except two that a local
+    /// benchmark needs: loopback receivers are allowed, and the per-credential ingest
+    /// rate limit is off (it would otherwise cap the load generator, one credential, at
+    /// its default 1,000 events/s).
+    pub async fn start(dir: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the fullup executable")?;
         let admin_token = fullup_signature::Secret::generate().expose().to_owned();
-        let database_url = format!("sqlite://{}", dir.join("bench.db").display());
+        let database_url = database_url.map_or_else(
+            || format!("sqlite://{}", dir.join("bench.db").display()),
+            str::to_owned,
+        );
         let mut child = Command::new(exe)
-            .args([
-                "serve",
-                "--database-url",
-                &database_url,
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(["serve", "--database-url", &database_url])
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--main-key-file")
+            .arg(dir.join("fullup.key"))
             .args(["--allow-network", "127.0.0.0/8", "--ingest-rate-limit", "0"])
             .env("FULLUP_ADMIN_TOKEN", &admin_token)
             .env("RUST_LOG", "warn")
@@ -70,11 +76,37 @@ impl Service {
         service.base = format!("http://{addr}");
         Ok(service)
     }
+
+    /// The most memory the process has held (`VmHWM`), in bytes.
+    pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        parse_vm_hwm(&status).with_context(|| format!("no VmHWM line in {path}"))
+    }
+}
+
+/// `VmHWM:   12345 kB` in bytes.
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_peak_resident_set_from_proc_status() {
+        let status = "Name:\tfullup\nVmPeak:\t  999 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 100 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(12345 * 1024));
+        assert_eq!(parse_vm_hwm("Name:\tx\n"), None);
     }
 }

@@ -1,0 +1,241 @@
+//! Several nodes on one database: every delivery attempted once, a dead node's lease
+//! taken over when it ends, one event per idempotency key whichever node is asked.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use fullup_server::crypto::MainKey;
+use fullup_server::domain::canonical_json::canonicalize;
+use fullup_server::domain::clock::Clock as _;
+use fullup_server::domain::envelope::envelope;
+use fullup_server::domain::ids::{EventId, SiteId};
+use fullup_server::domain::models::{Event, Site};
+use fullup_server::store::postgres::PgStore;
+use fullup_server::store::{IngestOutcome, NewEvent, Store as _};
+use futures::StreamExt as _;
+use serde_json::json;
+
+use super::{QUIET, WAIT, assert_signed, scalar};
+use crate::support::TestReceiver;
+use crate::support::postgres::{TestDatabase, pg_config, start_node};
+use crate::support::server::manual_clock;
+
+/// How many requests each event's id arrived in, for one receiver.
+async fn arrivals(receiver: &mut TestReceiver, events: usize) -> HashMap<String, u32> {
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    while seen.len() < events {
+        let got = receiver.next(WAIT).await;
+        assert_signed(&got);
+        *seen.entry(got.header("webhook-id").to_owned()).or_default() += 1;
+    }
+    seen
+}
+
+#[tokio::test]
+async fn two_nodes_share_one_database_and_never_attempt_a_delivery_twice() {
+    const EVENTS: usize = 300;
+    let Some(db) =
+        TestDatabase::create("two_nodes_share_one_database_and_never_attempt_a_delivery_twice")
+            .await
+    else {
+        return;
+    };
+    let key = MainKey::generate();
+    let nodes = [
+        start_node(pg_config(&db, &key)).await,
+        start_node(pg_config(&db, &key)).await,
+    ];
+    let site = nodes[0].create_site().await;
+    let mut receivers = Vec::new();
+    for i in 0..3 {
+        let receiver = TestReceiver::start().await;
+        let (_, secret) = nodes[i % 2]
+            .create_webhook(&site, &receiver.url(), &["*"])
+            .await;
+        receiver.expect_secret(secret);
+        receivers.push(receiver);
+    }
+
+    let mut sent: Vec<String> = futures::stream::iter(0..EVENTS)
+        .map(|i| nodes[i % 2].send_event(&site, "order.paid", json!({"n": i})))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    sent.sort();
+    for receiver in &mut receivers {
+        let mut seen = arrivals(receiver, EVENTS).await;
+        while let Some(extra) = receiver.try_next(QUIET).await {
+            *seen
+                .entry(extra.header("webhook-id").to_owned())
+                .or_default() += 1;
+        }
+        let twice: Vec<_> = seen.iter().filter(|&(_, &n)| n > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "{} deliveries were attempted more than once, such as {:?}",
+            twice.len(),
+            &twice[..twice.len().min(3)]
+        );
+        let mut got: Vec<String> = seen.into_keys().collect();
+        got.sort();
+        assert_eq!(got, sent, "every event reaches every webhook");
+    }
+    let deliveries = i64::try_from(3 * EVENTS).expect("small");
+    for _ in 0..500 {
+        if scalar(
+            &db,
+            "SELECT COUNT(*) FROM deliveries WHERE state = 'succeeded'",
+        )
+        .await
+            == deliveries
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM deliveries WHERE state = 'succeeded'"
+        )
+        .await,
+        deliveries
+    );
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM attempts").await,
+        deliveries
+    );
+    for node in nodes {
+        node.stop().await;
+    }
+}
+
+/// An event as the API would store it, for the store to ingest directly.
+fn new_event(site: SiteId, now: i64, key: Option<&str>, hash: u8) -> NewEvent {
+    let id = EventId::new(now);
+    let data = canonicalize(b"{\"n\":1}").expect("canonical");
+    NewEvent {
+        event: Event {
+            id,
+            site_id: site,
+            event_type: "order.paid".to_owned(),
+            payload: envelope(id, "order.paid", now, &data),
+            created_at: now,
+            idempotency_key: key.map(str::to_owned),
+        },
+        request_hash: [hash; 32],
+        only_webhook: None,
+    }
+}
+
+#[tokio::test]
+async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_expires() {
+    let Some(db) =
+        TestDatabase::create("a_lease_left_by_a_dead_node_is_taken_over_once_it_expires").await
+    else {
+        return;
+    };
+    let key = MainKey::generate();
+    let clock = manual_clock();
+    let mut config = pg_config(&db, &key);
+    config.clock = clock.clone();
+    let lease = i64::try_from(config.delivery.lease().as_millis()).expect("lease");
+    let mut receiver = TestReceiver::start().await;
+    receiver.set_clock(clock.clone());
+    let setup = start_node(config.clone()).await;
+    let site = setup.create_site().await;
+    let (_, secret) = setup.create_webhook(&site, &receiver.url(), &["*"]).await;
+    receiver.expect_secret(secret);
+    setup.stop().await;
+
+    // A node claims the delivery, then dies before attempting it.
+    let dead = PgStore::open(&db.url, key.clone()).await.expect("open");
+    let now = clock.now_ms();
+    let new = new_event(SiteId::parse(&site).expect("site id"), now, None, 0);
+    dead.ingest(&new).await.expect("ingest");
+    let claimed = dead
+        .claim_due(now, now + lease, 10, &[])
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    dead.close().await;
+
+    let node = start_node(config).await;
+    assert!(
+        receiver.try_next(QUIET).await.is_none(),
+        "a live lease is not taken over, even by a node that just started"
+    );
+    let event = new.event.id.to_string();
+    let waiting = node.wait_for_state(&site, &event, "pending").await;
+    assert_eq!(waiting["attempt_count"], 0);
+
+    clock.advance_ms(lease);
+    let got = receiver.next(WAIT).await;
+    assert_signed(&got);
+    assert_eq!(got.header("webhook-id"), event);
+    let done = node.wait_for_state(&site, &event, "succeeded").await;
+    assert_eq!(done["attempt_count"], 1);
+    assert!(receiver.try_next(QUIET).await.is_none());
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_ingests_with_one_key_on_two_nodes_create_one_event() {
+    let Some(db) =
+        TestDatabase::create("concurrent_ingests_with_one_key_on_two_nodes_create_one_event").await
+    else {
+        return;
+    };
+    let key = MainKey::generate();
+    let stores = [
+        PgStore::open(&db.url, key.clone()).await.expect("open"),
+        PgStore::open(&db.url, key).await.expect("open"),
+    ];
+    let now = 1_800_000_000_000;
+    let site = Site {
+        id: SiteId::new(now),
+        name: "s".to_owned(),
+        created_at: now,
+        updated_at: now,
+    };
+    stores[0].create_site(&site).await.expect("site");
+
+    let outcomes = futures::future::join_all((0..16).map(|i| {
+        let new = new_event(site.id, now, Some("k"), 7);
+        let store = &stores[i % 2];
+        async move { store.ingest(&new).await.expect("ingest") }
+    }))
+    .await;
+    let created: Vec<EventId> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            IngestOutcome::Created { event_id, .. } => Some(*event_id),
+            IngestOutcome::Duplicate { .. } => None,
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{outcomes:?}");
+    for o in &outcomes {
+        if let IngestOutcome::Duplicate {
+            event_id,
+            same_request,
+        } = o
+        {
+            assert_eq!((event_id, *same_request), (&created[0], true));
+        }
+    }
+    let other = stores[1]
+        .ingest(&new_event(site.id, now, Some("k"), 8))
+        .await
+        .expect("ingest");
+    assert_eq!(
+        other,
+        IngestOutcome::Duplicate {
+            event_id: created[0],
+            same_request: false
+        }
+    );
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM events").await, 1);
+    for store in &stores {
+        store.close().await;
+    }
+}

@@ -1,0 +1,197 @@
+//! Backlog: deliveries queue up while the receiver is "down" (its webhooks paused: the
+//! service creates their deliveries but does not attempt them), then it comes back "up"
+//! (the webhooks resumed). Measures the drain rate, deliveries/s from the resume until
+//! the last one is verified, and the service's peak memory over the run. A small
+//! reference backlog is drained the same way, each on a fresh service, so that "a large
+//! backlog drains at >= 80 % of a small one's rate" can be checked in one command.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::load::{Events, Pace};
+use super::receiver::Expect;
+use super::report::{Row, Tally, mib, percent_of, ratio};
+use super::{Bench, Scenario, Settled};
+
+/// One backlog drained.
+#[derive(Debug, Serialize)]
+pub struct Drain {
+    deliveries: usize,
+    events: usize,
+    #[serde(flatten)]
+    tally: Tally,
+    /// Requests the receiver got before the resume: should be none.
+    delivered_while_paused: usize,
+    ingest_events_per_sec: f64,
+    drain_secs: f64,
+    drain_per_sec: f64,
+    /// `VmHWM` of the service process at the end of the run.
+    peak_rss_bytes: Option<u64>,
+}
+
+/// What a backlog run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    scenario: Scenario,
+    fanout: usize,
+    concurrency: usize,
+    reference: Option<Drain>,
+    backlog: Drain,
+    /// The backlog's drain rate over the reference's.
+    drain_vs_reference: Option<f64>,
+    ceiling_requests_per_sec: f64,
+    share_of_ceiling: f64,
+}
+
+/// Runs the scenario.
+pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
+    let reference = match bench.plan.reference_backlog {
+        0 => None,
+        size => Some(drain(bench, size).await?),
+    };
+    let backlog = drain(bench, bench.plan.backlog).await?;
+    let requests = bench.plan.ceiling_requests_for(backlog.deliveries);
+    let ceiling = bench.ceiling_rate(requests, bench.plan.concurrency).await?;
+    Ok(Report {
+        scenario: Scenario::Backlog,
+        fanout: bench.plan.fanout,
+        concurrency: bench.plan.concurrency,
+        drain_vs_reference: reference
+            .as_ref()
+            .map(|r| ratio(backlog.drain_per_sec, r.drain_per_sec)),
+        reference,
+        share_of_ceiling: ratio(backlog.drain_per_sec, ceiling),
+        backlog,
+        ceiling_requests_per_sec: ceiling,
+    })
+}
+
+/// Queues `deliveries` on paused webhooks of a fresh service, resumes them, and waits
+/// for every one.
+async fn drain(bench: &mut Bench, deliveries: usize) -> anyhow::Result<Drain> {
+    let fanout = bench.plan.fanout;
+    let events = deliveries / fanout;
+    let (deployment, webhooks) = bench.deploy(&bench.fan_out_hooks(fanout, true)).await?;
+    let expect = Expect::FanOut {
+        events,
+        hooks: fanout,
+    };
+    let requests = Events::uniform(bench.plan.data_bytes).ingest(&deployment.api, &deployment.site);
+    let label = format!("queueing {deliveries} deliveries (paused)");
+    let pace = Pace::Closed {
+        concurrency: bench.plan.concurrency,
+    };
+    let ingest = bench.send(&label, requests, expect, pace).await?;
+    let before = bench.receiver.counts();
+    bench.progress.note(&format!(
+        "resuming {fanout} webhooks with {deliveries} deliveries queued"
+    ));
+    let resumed = Instant::now();
+    let mut resumes = tokio::task::JoinSet::new();
+    for webhook in webhooks {
+        let (api, site) = (deployment.api.clone(), deployment.site.clone());
+        resumes.spawn(async move { api.set_paused(&site, &webhook, false).await });
+    }
+    while let Some(done) = resumes.join_next().await {
+        done.context("resuming a webhook panicked")?
+            .context("resuming a webhook")?;
+    }
+    let Settled { last, tally, .. } = bench.settle(&ingest).await;
+    let peak_rss_bytes = deployment.peak_rss_bytes()?;
+    deployment.finish().await?;
+    let drain_secs = last.map_or(0.0, |at| {
+        at.saturating_duration_since(resumed).as_secs_f64()
+    });
+    Ok(Drain {
+        deliveries,
+        events,
+        delivered_while_paused: before.verified + before.failures,
+        ingest_events_per_sec: ingest.per_sec(),
+        drain_per_sec: ratio(tally.deliveries_distinct as f64, drain_secs),
+        drain_secs,
+        tally,
+        peak_rss_bytes,
+    })
+}
+
+impl Drain {
+    fn rows(&self, label: &'static str, rows: &mut Vec<Row>) {
+        rows.push((
+            label,
+            format!(
+                "{} deliveries ({} events), ingested at {:.0} events/s",
+                self.deliveries, self.events, self.ingest_events_per_sec
+            ),
+        ));
+        rows.push(("  verified", self.tally.describe()));
+        rows.push((
+            "  drain",
+            format!(
+                "{:.0} deliveries/s ({:.1} s from resume to the last)",
+                self.drain_per_sec, self.drain_secs
+            ),
+        ));
+        rows.push(("  service peak RSS", mib(self.peak_rss_bytes)));
+    }
+
+    fn incomplete(&self) -> Option<String> {
+        if self.delivered_while_paused > 0 {
+            return Some(format!(
+                "backlog of {}: {} deliveries arrived while the webhooks were paused",
+                self.deliveries, self.delivered_while_paused
+            ));
+        }
+        (!self.tally.exact()).then(|| {
+            format!(
+                "backlog of {}: deliveries {}",
+                self.deliveries,
+                self.tally.describe()
+            )
+        })
+    }
+}
+
+impl Report {
+    /// The table.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows = vec![(
+            "scenario",
+            format!(
+                "backlog, fan-out {}, {} ingest clients",
+                self.fanout, self.concurrency
+            ),
+        )];
+        if let Some(reference) = &self.reference {
+            reference.rows("reference backlog", &mut rows);
+        }
+        self.backlog.rows("backlog", &mut rows);
+        if let Some(vs) = self.drain_vs_reference {
+            rows.push((
+                "drain vs reference",
+                format!("{:.1} % of the reference's rate", vs * 100.0),
+            ));
+        }
+        rows.push((
+            "ceiling (no service)",
+            format!("{:.0} requests/s", self.ceiling_requests_per_sec),
+        ));
+        rows.push((
+            "share of ceiling",
+            percent_of(self.backlog.drain_per_sec, self.ceiling_requests_per_sec),
+        ));
+        rows
+    }
+
+    /// Why the run's counts are not exact, if they are not.
+    pub fn incomplete(&self) -> Option<String> {
+        let reasons: Vec<String> = self
+            .reference
+            .iter()
+            .chain([&self.backlog])
+            .filter_map(Drain::incomplete)
+            .collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+}

@@ -1,0 +1,318 @@
+//! The one place `fullup bench`'s flags are checked and given their scenario's defaults:
+//! every error names the flag to change.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::deployment::Target;
+use super::{Args, Scenario};
+
+/// The issue's sizes: 20,000 events of throughput and ingest.
+const DEFAULT_EVENTS: usize = 20_000;
+/// Throughput and backlog fan each event out to 10 webhooks.
+const DEFAULT_FANOUT: usize = 10;
+/// Ingest clients, and the ceiling's.
+const DEFAULT_CONCURRENCY: usize = 32;
+/// Latency and isolation send 1,000 events/s ...
+const DEFAULT_RATE: u32 = 1000;
+/// ... for 30 s.
+const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+/// The backlog that must drain at >= 80 % of the reference's rate.
+const DEFAULT_BACKLOG: usize = 1_000_000;
+/// The reference backlog.
+const DEFAULT_REFERENCE_BACKLOG: usize = 10_000;
+/// Healthy webhooks of the isolation scenario.
+const DEFAULT_HEALTHY_WEBHOOKS: usize = 20;
+/// The ceiling's requests when not given: enough for a stable rate, not so many that
+/// the ceiling takes longer than the run.
+const MAX_DEFAULT_CEILING_REQUESTS: usize = 50_000;
+/// A site holds at most this many webhooks (the service's limit).
+const MAX_WEBHOOKS: usize = 100;
+/// Open-loop rates above this are beyond one load generator's pacing.
+const MAX_RATE: u32 = 100_000;
+
+/// Validated settings of a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Events of a closed-loop run.
+    pub events: usize,
+    /// Webhooks per event.
+    pub fanout: usize,
+    /// Bytes of each event's data.
+    pub data_bytes: usize,
+    /// Closed-loop clients.
+    pub concurrency: usize,
+    /// Requests of a closed-loop ceiling, when chosen.
+    pub ceiling_requests: Option<usize>,
+    /// Open-loop events per second.
+    pub rate: u32,
+    /// Open-loop duration.
+    pub duration: Duration,
+    /// Deliveries of the backlog run.
+    pub backlog: usize,
+    /// Deliveries of the reference backlog run (0: none).
+    pub reference_backlog: usize,
+    /// Healthy webhooks of the isolation scenario.
+    pub healthy_webhooks: usize,
+    /// Give up on deliveries after this long without a new one.
+    pub timeout: Duration,
+    /// JSON instead of a table.
+    pub json: bool,
+    /// Where the runs happen.
+    pub target: Target,
+    /// Where the receiver listens.
+    pub receiver_listen: SocketAddr,
+    /// The receiver's public base URL.
+    pub receiver_url: Option<String>,
+    /// Where the stalled receiver listens.
+    pub stall_listen: SocketAddr,
+    /// Its public base URL.
+    pub stall_url: Option<String>,
+}
+
+impl Plan {
+    /// Checks `args` and fills in the scenario's defaults.
+    pub fn from_args(args: Args) -> anyhow::Result<Self> {
+        refuse_unused(&args)?;
+        let plan = Self {
+            scenario: args.scenario,
+            events: args.events.unwrap_or(DEFAULT_EVENTS),
+            fanout: args.fanout.unwrap_or(match args.scenario {
+                Scenario::Throughput | Scenario::Backlog => DEFAULT_FANOUT,
+                _ => 1,
+            }),
+            data_bytes: args.data_bytes,
+            concurrency: args.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+            ceiling_requests: args.ceiling_requests,
+            rate: args.rate.unwrap_or(DEFAULT_RATE),
+            duration: args.duration.unwrap_or(DEFAULT_DURATION),
+            backlog: args.backlog.unwrap_or(DEFAULT_BACKLOG),
+            reference_backlog: args.reference_backlog.unwrap_or(DEFAULT_REFERENCE_BACKLOG),
+            healthy_webhooks: args.healthy_webhooks.unwrap_or(DEFAULT_HEALTHY_WEBHOOKS),
+            timeout: args.timeout,
+            json: args.json,
+            target: target(&args)?,
+            receiver_listen: args.receiver_listen,
+            receiver_url: args
+                .receiver_url
+                .map(|u| http_url("--receiver-url", u))
+                .transpose()?,
+            stall_listen: args
+                .stall_listen
+                .unwrap_or_else(|| SocketAddr::new(args.receiver_listen.ip(), 0)),
+            stall_url: args
+                .stall_url
+                .map(|u| http_url("--stall-url", u))
+                .transpose()?,
+        };
+        plan.check()?;
+        Ok(plan)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.events > 0, "--events must be at least 1");
+        anyhow::ensure!(
+            (1..=MAX_WEBHOOKS).contains(&self.fanout),
+            "--fanout must be between 1 and {MAX_WEBHOOKS} (webhooks per site)"
+        );
+        anyhow::ensure!(self.concurrency > 0, "--concurrency must be at least 1");
+        anyhow::ensure!(
+            self.ceiling_requests != Some(0),
+            "--ceiling-requests must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=MAX_RATE).contains(&self.rate),
+            "--rate must be between 1 and {MAX_RATE} events/s"
+        );
+        anyhow::ensure!(
+            self.open_loop_events() > 0,
+            "--duration must be long enough for one event at --rate"
+        );
+        anyhow::ensure!(self.backlog > 0, "--backlog must be at least 1");
+        for (flag, size) in [
+            ("--backlog", self.backlog),
+            ("--reference-backlog", self.reference_backlog),
+        ] {
+            anyhow::ensure!(
+                size % self.fanout == 0,
+                "{flag} ({size}) must be a multiple of --fanout ({}): it counts deliveries, events x fan-out",
+                self.fanout
+            );
+        }
+        anyhow::ensure!(
+            (1..MAX_WEBHOOKS).contains(&self.healthy_webhooks),
+            "--healthy-webhooks must be between 1 and {} (webhooks per site, less the stalled one)",
+            MAX_WEBHOOKS - 1
+        );
+        anyhow::ensure!(!self.timeout.is_zero(), "--timeout must be more than 0s");
+        anyhow::ensure!(
+            !self.receiver_listen.ip().is_unspecified() || self.receiver_url.is_some(),
+            "--receiver-listen {} needs --receiver-url: the address the service reaches the receiver at",
+            self.receiver_listen
+        );
+        anyhow::ensure!(
+            self.scenario != Scenario::Isolation
+                || !self.stall_listen.ip().is_unspecified()
+                || self.stall_url.is_some(),
+            "--stall-listen {} needs --stall-url: the address the service reaches that receiver at",
+            self.stall_listen
+        );
+        anyhow::ensure!(
+            self.scenario != Scenario::Isolation
+                || self.receiver_url.is_none()
+                || self.stall_url.is_some(),
+            "--scenario isolation with --receiver-url also needs --stall-url: where the service reaches the never-answering receiver (listening on --stall-listen)"
+        );
+        Ok(())
+    }
+
+    /// Events of an open-loop run: `rate` x `duration`.
+    pub fn open_loop_events(&self) -> usize {
+        (f64::from(self.rate) * self.duration.as_secs_f64()).round() as usize
+    }
+
+    /// Requests of a closed-loop ceiling for a run of `deliveries`.
+    pub fn ceiling_requests_for(&self, deliveries: usize) -> usize {
+        self.ceiling_requests
+            .unwrap_or(deliveries.min(MAX_DEFAULT_CEILING_REQUESTS))
+            .max(1)
+    }
+}
+
+/// Refuses a flag given to a scenario that does not use it, rather than ignore it.
+fn refuse_unused(args: &Args) -> anyhow::Result<()> {
+    use Scenario::{Backlog, Ingest, Isolation, Latency, Throughput};
+    let flags: [(&str, bool, &[Scenario]); 9] = [
+        ("--events", args.events.is_some(), &[Throughput, Ingest]),
+        ("--fanout", args.fanout.is_some(), &[Throughput, Backlog]),
+        (
+            "--concurrency",
+            args.concurrency.is_some(),
+            &[Throughput, Ingest, Backlog],
+        ),
+        (
+            "--ceiling-requests",
+            args.ceiling_requests.is_some(),
+            &[Throughput, Ingest, Backlog],
+        ),
+        ("--rate", args.rate.is_some(), &[Latency, Isolation]),
+        ("--duration", args.duration.is_some(), &[Latency, Isolation]),
+        ("--backlog", args.backlog.is_some(), &[Backlog]),
+        (
+            "--reference-backlog",
+            args.reference_backlog.is_some(),
+            &[Backlog],
+        ),
+        (
+            "--healthy-webhooks",
+            args.healthy_webhooks.is_some(),
+            &[Isolation],
+        ),
+    ];
+    for (flag, given, used_by) in flags {
+        if given && !used_by.contains(&args.scenario) {
+            let names: Vec<&str> = used_by.iter().map(|s| s.name()).collect();
+            anyhow::bail!(
+                "{flag} does not apply to --scenario {}; it is for --scenario {}",
+                args.scenario.name(),
+                names.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn target(args: &Args) -> anyhow::Result<Target> {
+    let Some(url) = &args.target else {
+        return Ok(Target::Local {
+            database_url: args.database_url.clone(),
+        });
+    };
+    let token = args
+        .admin_token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("--target needs --admin-token (or FULLUP_ADMIN_TOKEN)"))?;
+    Ok(Target::Remote {
+        base: http_url("--target", url.clone())?,
+        token,
+    })
+}
+
+/// Checks that `url` is an http(s) URL; returns it without a trailing slash.
+fn http_url(flag: &str, url: String) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(&url)
+        .map_err(|e| anyhow::anyhow!("{flag} `{url}` is not a URL: {e}"))?;
+    anyhow::ensure!(
+        matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some(),
+        "{flag} must be an http:// or https:// URL with a host, not `{url}`"
+    );
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn plan(argv: &[&str]) -> anyhow::Result<Plan> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))?;
+        Plan::from_args(cli.args)
+    }
+
+    fn refusal(argv: &[&str]) -> String {
+        format!("{:#}", plan(argv).expect_err("refused"))
+    }
+
+    #[test]
+    fn each_scenario_gets_the_issues_sizes_by_default() {
+        let backlog = plan(&["--scenario", "backlog"]).expect("valid");
+        assert_eq!(
+            (backlog.backlog, backlog.reference_backlog, backlog.fanout),
+            (1_000_000, 10_000, 10)
+        );
+        assert_eq!(backlog.ceiling_requests_for(backlog.backlog), 50_000);
+        let latency = plan(&["--scenario", "latency"]).expect("valid");
+        assert_eq!((latency.fanout, latency.open_loop_events()), (1, 30_000));
+        let throughput = plan(&[]).expect("valid");
+        assert_eq!((throughput.events, throughput.fanout), (20_000, 10));
+        assert!(matches!(throughput.target, Target::Local { .. }));
+    }
+
+    #[test]
+    fn errors_name_the_flag_to_change() {
+        assert!(refusal(&["--scenario", "ingest", "--rate", "5"]).starts_with("--rate "));
+        assert!(
+            refusal(&["--scenario", "backlog", "--backlog", "15"]).starts_with("--backlog (15)")
+        );
+        assert!(
+            refusal(&[
+                "--scenario",
+                "latency",
+                "--rate",
+                "1",
+                "--duration",
+                "100ms"
+            ])
+            .starts_with("--duration")
+        );
+        assert!(refusal(&["--receiver-listen", "0.0.0.0:0"]).contains("--receiver-url"));
+        assert!(refusal(&["--target", "ftp://host", "--admin-token", "t"]).starts_with("--target"));
+        let isolation = [
+            "--scenario",
+            "isolation",
+            "--receiver-url",
+            "http://bench.example:9000",
+        ];
+        assert!(refusal(&isolation).contains("--stall-url"));
+    }
+}

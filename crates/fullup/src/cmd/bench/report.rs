@@ -1,0 +1,173 @@
+//! The pieces every scenario's report is made of: delivery counts that decide the exit
+//! code, latency percentiles, and the table printed at the end.
+
+use serde::Serialize;
+
+use super::receiver::Counts;
+
+/// What arrived against what should have: the exit code is 0 only when every tally of
+/// the run is [`exact`](Tally::exact).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Tally {
+    /// Deliveries that should arrive verified.
+    pub deliveries_expected: usize,
+    /// Requests whose signature verified, duplicates included.
+    pub deliveries_verified: usize,
+    /// Distinct expected deliveries among them.
+    pub deliveries_distinct: usize,
+    /// Verified deliveries the run did not expect (unknown event, wrong webhook).
+    pub deliveries_unexpected: usize,
+    /// Requests whose signature did not verify.
+    pub signature_failures: usize,
+}
+
+impl Tally {
+    /// The receiver's counts against `expected`.
+    pub fn new(expected: usize, counts: Counts) -> Self {
+        Self {
+            deliveries_expected: expected,
+            deliveries_verified: counts.verified,
+            deliveries_distinct: counts.distinct,
+            deliveries_unexpected: counts.unexpected,
+            signature_failures: counts.failures,
+        }
+    }
+
+    /// Every expected delivery arrived verified, and nothing else did.
+    pub fn exact(&self) -> bool {
+        self.deliveries_distinct == self.deliveries_expected
+            && self.deliveries_unexpected == 0
+            && self.signature_failures == 0
+    }
+
+    /// One line for the table.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} of {} ({} duplicates), {} signature failures, {} unexpected",
+            self.deliveries_distinct,
+            self.deliveries_expected,
+            self.deliveries_verified
+                .saturating_sub(self.deliveries_distinct + self.deliveries_unexpected),
+            self.signature_failures,
+            self.deliveries_unexpected
+        )
+    }
+}
+
+/// Latency percentiles, in milliseconds, from every sample (nearest rank, no histogram
+/// buckets: a run holds at most a few hundred thousand samples).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Latency {
+    /// Samples the figures come from.
+    pub samples: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Largest sample.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// Percentiles of `nanos`.
+    pub fn of(mut nanos: Vec<u64>) -> Self {
+        nanos.sort_unstable();
+        let at = |p: f64| {
+            if nanos.is_empty() {
+                return 0.0;
+            }
+            let rank = ((p / 100.0) * nanos.len() as f64).ceil() as usize;
+            nanos[rank.clamp(1, nanos.len()) - 1] as f64 / 1e6
+        };
+        Self {
+            samples: nanos.len(),
+            p50_ms: at(50.0),
+            p95_ms: at(95.0),
+            p99_ms: at(99.0),
+            max_ms: at(100.0),
+        }
+    }
+
+    /// Ingest-to-receipt samples: for each slot that arrived, its receipt time minus the
+    /// send time of its event (slot `i` is event `i / per_event`).
+    pub fn between(sent_at: &[u64], receipts: &[u64], per_event: usize) -> Self {
+        let samples = receipts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &at)| at != 0)
+            .filter_map(|(slot, &at)| {
+                let sent = *sent_at.get(slot / per_event.max(1))?;
+                (sent != 0).then(|| at.saturating_sub(sent))
+            })
+            .collect();
+        Self::of(samples)
+    }
+
+    /// `p50 / p95 / p99 / max ms`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{:.2} / {:.2} / {:.2} / {:.2} ms",
+            self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms
+        )
+    }
+}
+
+/// A row of the table: label, value.
+pub type Row = (&'static str, String);
+
+/// Prints rows as two aligned columns.
+pub fn print_table(rows: &[Row]) {
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+    for (label, value) in rows {
+        println!("{label:<width$}  {value}");
+    }
+}
+
+/// `ours / ceiling` as a percentage, or "n/a" without a ceiling.
+pub fn percent_of(ours: f64, ceiling: f64) -> String {
+    if ceiling > 0.0 {
+        format!("{:.1} %", ours / ceiling * 100.0)
+    } else {
+        "n/a".to_owned()
+    }
+}
+
+/// `a / b`, 0 when `b` is 0 (JSON has no infinity).
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+/// Bytes as MiB, or "n/a".
+pub fn mib(bytes: Option<u64>) -> String {
+    bytes.map_or_else(
+        || "n/a (service not started by the bench)".to_owned(),
+        |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_take_the_nearest_rank() {
+        let latency = Latency::of((1..=100).rev().map(|ms| ms * 1_000_000).collect());
+        assert_eq!(latency.samples, 100);
+        assert_eq!(latency.p50_ms, 50.0);
+        assert_eq!(latency.p99_ms, 99.0);
+        assert_eq!(latency.max_ms, 100.0);
+        assert_eq!(Latency::of(Vec::new()).p99_ms, 0.0);
+    }
+
+    #[test]
+    fn latency_pairs_each_slot_with_its_events_send_time() {
+        // Two events fanned out to two webhooks; slot 3 never arrived.
+        let sent = [1_000_000, 2_000_000];
+        let receipts = [3_000_000, 4_000_000, 5_000_000, 0];
+        let latency = Latency::between(&sent, &receipts, 2);
+        assert_eq!(latency.samples, 3);
+        assert_eq!(latency.max_ms, 3.0);
+    }
+}

@@ -1,0 +1,97 @@
+//! Throughput: `events` events, each fanned out to `fanout` webhooks, ingested by
+//! `concurrency` clients as fast as the service answers; deliveries/s from the first
+//! ingest request to the last new delivery.
+
+use serde::Serialize;
+
+use super::load::{Events, Pace};
+use super::receiver::Expect;
+use super::report::{Row, Tally, percent_of, ratio};
+use super::{Bench, Scenario, Settled};
+
+/// What a throughput run measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    scenario: Scenario,
+    events: usize,
+    fanout: usize,
+    concurrency: usize,
+    #[serde(flatten)]
+    tally: Tally,
+    ingest_events_per_sec: f64,
+    deliveries_per_sec: f64,
+    ceiling_requests_per_sec: f64,
+    share_of_ceiling: f64,
+}
+
+/// Runs the scenario.
+pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
+    let (events, fanout, concurrency) =
+        (bench.plan.events, bench.plan.fanout, bench.plan.concurrency);
+    let (deployment, _) = bench.deploy(&bench.fan_out_hooks(fanout, false)).await?;
+    let expect = Expect::FanOut {
+        events,
+        hooks: fanout,
+    };
+    let requests = Events::uniform(bench.plan.data_bytes).ingest(&deployment.api, &deployment.site);
+    let label = format!("ingesting {events} events, fan-out {fanout}");
+    let ingest = bench
+        .send(&label, requests, expect, Pace::Closed { concurrency })
+        .await?;
+    let Settled { last, tally, .. } = bench.settle(&ingest).await;
+    deployment.finish().await?;
+    let deliveries_per_sec = last.map_or(0.0, |at| {
+        tally.deliveries_distinct as f64 / at.duration_since(ingest.started).as_secs_f64()
+    });
+    let requests = bench.plan.ceiling_requests_for(expect.expected());
+    let ceiling = bench.ceiling_rate(requests, concurrency).await?;
+    Ok(Report {
+        scenario: Scenario::Throughput,
+        events,
+        fanout,
+        concurrency,
+        tally,
+        ingest_events_per_sec: ingest.per_sec(),
+        deliveries_per_sec,
+        ceiling_requests_per_sec: ceiling,
+        share_of_ceiling: ratio(deliveries_per_sec, ceiling),
+    })
+}
+
+impl Report {
+    /// The table.
+    pub fn rows(&self) -> Vec<Row> {
+        vec![
+            ("scenario", "throughput".to_owned()),
+            (
+                "events x fan-out",
+                format!(
+                    "{} x {} = {} deliveries, {} clients",
+                    self.events, self.fanout, self.tally.deliveries_expected, self.concurrency
+                ),
+            ),
+            ("verified", self.tally.describe()),
+            (
+                "ingest",
+                format!("{:.0} events/s", self.ingest_events_per_sec),
+            ),
+            (
+                "deliveries",
+                format!("{:.0} deliveries/s", self.deliveries_per_sec),
+            ),
+            (
+                "ceiling (no service)",
+                format!("{:.0} requests/s", self.ceiling_requests_per_sec),
+            ),
+            (
+                "share of ceiling",
+                percent_of(self.deliveries_per_sec, self.ceiling_requests_per_sec),
+            ),
+        ]
+    }
+
+    /// Why the run's counts are not exact, if they are not.
+    pub fn incomplete(&self) -> Option<String> {
+        (!self.tally.exact()).then(|| format!("deliveries: {}", self.tally.describe()))
+    }
+}
