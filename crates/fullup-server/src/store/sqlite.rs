@@ -1,10 +1,11 @@
 //! The embedded store: one SQLite file, so `fullup serve` runs with no other server.
 //!
-//! The hot writes (ingest, attempt outcomes) run on one writer thread that commits
-//! them in batches ([`batch`]); the management API's rare writes use a pool of exactly
-//! one connection and wait for the writer's lock (`BEGIN IMMEDIATE`, busy timeout)
-//! instead of failing with `SQLITE_BUSY`. Reads, including claims, use a separate pool
-//! and see WAL snapshots; leases live in memory ([`leases`]).
+//! Every write of a running service goes through one writer thread that commits them
+//! in batches ([`batch`]): ingest, attempt outcomes and the management API's writes, so
+//! none of them waits on another connection's lock. A pool of one sqlx connection only
+//! runs migrations, startup sealing and main-key rotation, before or instead of the
+//! service. Reads, including claims, use a separate pool and see WAL snapshots; leases
+//! live in memory ([`leases`]).
 //! `synchronous=FULL`: an event is on disk before ingest answers 202.
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rusqlite::types::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -101,6 +103,18 @@ impl SqliteStore {
 
 impl SqliteStore {
     /// Webhooks by id, each read (and its secrets opened) once.
+    /// Runs one statement on the writer thread, in its next batch; rows changed.
+    async fn execute(&self, sql: &'static str, params: Vec<Value>) -> StoreResult<u64> {
+        self.batch
+            .call(move |conn| {
+                let changed = conn
+                    .prepare_cached(sql)?
+                    .execute(rusqlite::params_from_iter(params))?;
+                Ok(u64::try_from(changed).unwrap_or(u64::MAX))
+            })
+            .await
+    }
+
     async fn webhooks_by_id(&self, mut ids: Vec<String>) -> StoreResult<HashMap<String, Webhook>> {
         ids.sort_unstable();
         ids.dedup();
@@ -135,22 +149,21 @@ impl Store for SqliteStore {
     }
 
     async fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.writer)
-            .await?;
+        self.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", vec![Value::from(key.to_owned()), Value::from(value.to_vec())]).await?;
         Ok(())
     }
 
     async fn create_site(&self, site: &Site) -> StoreResult<()> {
-        sqlx::query("INSERT INTO sites (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)")
-            .bind(site.id.to_string())
-            .bind(&site.name)
-            .bind(site.created_at)
-            .bind(site.updated_at)
-            .execute(&self.writer)
-            .await?;
+        self.execute(
+            "INSERT INTO sites (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            vec![
+                Value::from(site.id.to_string()),
+                Value::from(site.name.clone()),
+                Value::from(site.created_at),
+                Value::from(site.updated_at),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -173,32 +186,31 @@ impl Store for SqliteStore {
     }
 
     async fn rename_site(&self, id: SiteId, name: &str, now: i64) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE sites SET name = ?, updated_at = ? WHERE id = ?")
-            .bind(name)
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&self.writer)
+        let done = self
+            .execute(
+                "UPDATE sites SET name = ?, updated_at = ? WHERE id = ?",
+                vec![
+                    Value::from(name.to_owned()),
+                    Value::from(now),
+                    Value::from(id.to_string()),
+                ],
+            )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn delete_site(&self, id: SiteId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM sites WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.writer)
+        let done = self
+            .execute(
+                "DELETE FROM sites WHERE id = ?",
+                vec![Value::from(id.to_string())],
+            )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        sqlx::query("INSERT INTO api_keys (id, site_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(key.id.to_string())
-            .bind(key.site_id.to_string())
-            .bind(&key.name)
-            .bind(&key.token_hash[..])
-            .bind(key.created_at)
-            .execute(&self.writer)
-            .await?;
+        self.execute("INSERT INTO api_keys (id, site_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)", vec![Value::from(key.id.to_string()), Value::from(key.site_id.to_string()), Value::from(key.name.clone()), Value::from(key.token_hash.to_vec()), Value::from(key.created_at)]).await?;
         Ok(())
     }
 
@@ -222,36 +234,21 @@ impl Store for SqliteStore {
     }
 
     async fn delete_api_key(&self, site: SiteId, id: ApiKeyId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM api_keys WHERE id = ? AND site_id = ?")
-            .bind(id.to_string())
-            .bind(site.to_string())
-            .execute(&self.writer)
+        let done = self
+            .execute(
+                "DELETE FROM api_keys WHERE id = ? AND site_id = ?",
+                vec![Value::from(id.to_string()), Value::from(site.to_string())],
+            )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = secrets::seal_secrets(&self.key, w)?;
-        sqlx::query(
+        self.execute(
             "INSERT INTO webhooks (id, site_id, url, event_types, description, enabled, disabled_reason, paused, secret, \
              secret_sealed, old_secrets_sealed, failing_since, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)",
-        )
-        .bind(w.id.to_string())
-        .bind(w.site_id.to_string())
-        .bind(&w.url)
-        .bind(filters_json(&w.event_types))
-        .bind(&w.description)
-        .bind(w.enabled)
-        .bind(&w.disabled_reason)
-        .bind(w.paused)
-        .bind(sealed.current)
-        .bind(sealed.old)
-        .bind(w.failing_since)
-        .bind(w.created_at)
-        .bind(w.updated_at)
-        .execute(&self.writer)
-        .await?;
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)", vec![Value::from(w.id.to_string()), Value::from(w.site_id.to_string()), Value::from(w.url.clone()), Value::from(filters_json(&w.event_types)), Value::from(w.description.clone()), Value::from(w.enabled), Value::from(w.disabled_reason.clone()), Value::from(w.paused), Value::from(sealed.current), Value::from(sealed.old), Value::from(w.failing_since), Value::from(w.created_at), Value::from(w.updated_at)]).await?;
         Ok(())
     }
 
@@ -290,23 +287,10 @@ impl Store for SqliteStore {
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = self.execute(
             "UPDATE webhooks SET url = ?, event_types = ?, description = ?, enabled = ?, disabled_reason = ?, \
-             paused = ?, failing_since = ?, updated_at = ? WHERE id = ? AND site_id = ?",
-        )
-        .bind(&w.url)
-        .bind(filters_json(&w.event_types))
-        .bind(&w.description)
-        .bind(w.enabled)
-        .bind(&w.disabled_reason)
-        .bind(w.paused)
-        .bind(w.failing_since)
-        .bind(w.updated_at)
-        .bind(w.id.to_string())
-        .bind(w.site_id.to_string())
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+             paused = ?, failing_since = ?, updated_at = ? WHERE id = ? AND site_id = ?", vec![Value::from(w.url.clone()), Value::from(filters_json(&w.event_types)), Value::from(w.description.clone()), Value::from(w.enabled), Value::from(w.disabled_reason.clone()), Value::from(w.paused), Value::from(w.failing_since), Value::from(w.updated_at), Value::from(w.id.to_string()), Value::from(w.site_id.to_string())]).await?;
+        Ok(done == 1)
     }
 
     async fn rotate_webhook_secret(
@@ -322,12 +306,13 @@ impl Store for SqliteStore {
     }
 
     async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = ? AND site_id = ?")
-            .bind(id.to_string())
-            .bind(site.to_string())
-            .execute(&self.writer)
+        let done = self
+            .execute(
+                "DELETE FROM webhooks WHERE id = ? AND site_id = ?",
+                vec![Value::from(id.to_string()), Value::from(site.to_string())],
+            )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome> {
@@ -415,21 +400,23 @@ impl Store for SqliteStore {
         id: DeliveryId,
         now: i64,
     ) -> StoreResult<Option<Delivery>> {
-        // A live lease stays: the attempt in flight decides what happens next, and no
-        // second attempt of the same delivery runs beside it.
-        sqlx::query(
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, updated_at = ?1, \
-             lease_until = CASE WHEN lease_until > ?1 THEN lease_until END \
-             WHERE id = ?2 AND site_id = ?3 RETURNING *",
-        )
-        .bind(now)
-        .bind(id.to_string())
-        .bind(site.to_string())
-        .fetch_optional(&self.writer)
-        .await?
-        .as_ref()
-        .map(delivery_from_row)
-        .transpose()
+        // A lease in flight stays (it lives in memory): that attempt decides what
+        // happens next, and no second attempt of the same delivery runs beside it.
+        let changed = self
+            .execute(
+                "UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, updated_at = ?1 \
+                 WHERE id = ?2 AND site_id = ?3",
+                vec![
+                    Value::from(now),
+                    Value::from(id.to_string()),
+                    Value::from(site.to_string()),
+                ],
+            )
+            .await?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.get_delivery(site, id).await
     }
 
     async fn recover_deliveries(
@@ -440,19 +427,10 @@ impl Store for SqliteStore {
         until: i64,
         now: i64,
     ) -> StoreResult<u64> {
-        let done = sqlx::query(
+        let done = self.execute(
             "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, updated_at = ? \
-             WHERE site_id = ? AND webhook_id = ? AND state = 'failed' AND created_at >= ? AND created_at < ?",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(site.to_string())
-        .bind(webhook.to_string())
-        .bind(since)
-        .bind(until)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected())
+             WHERE site_id = ? AND webhook_id = ? AND state = 'failed' AND created_at >= ? AND created_at < ?", vec![Value::from(now), Value::from(now), Value::from(site.to_string()), Value::from(webhook.to_string()), Value::from(since), Value::from(until)]).await?;
+        Ok(done)
     }
 
     async fn list_attempts(
@@ -548,10 +526,8 @@ impl Store for SqliteStore {
     }
 
     async fn recover_after_restart(&self) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND state = 'pending'")
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected())
+        let done = self.execute("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND state = 'pending'", vec![]).await?;
+        Ok(done)
     }
 
     async fn close(&self) {

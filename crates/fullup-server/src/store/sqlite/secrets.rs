@@ -10,16 +10,22 @@ use sqlx::Row as _;
 use sqlx::sqlite::SqliteRow;
 use zeroize::Zeroizing;
 
+use rusqlite::types::Value;
+
 use super::{SqliteStore, corrupt, webhook_from_row};
 use crate::crypto::MainKey;
 use crate::domain::ids::{SiteId, WebhookId};
 use crate::domain::models::Webhook;
 use crate::domain::rotation::OldSecret;
-use crate::store::StoreResult;
 pub(super) use crate::store::sealing::seal_secrets;
 use crate::store::sealing::{
     KEY_CHECK_SETTING, open_old_secrets, open_secret, seal_key_check, verify_key_check,
 };
+use crate::store::{StoreError, StoreResult};
+
+/// Reads before a rotation gives up: only a storm of concurrent rotations of one
+/// webhook loses this many races.
+const ROTATION_ATTEMPTS: usize = 8;
 
 /// Opens a webhook row's secrets. A row not sealed yet (written before migration 0002
 /// and not upgraded) is read from its plain `secret` column.
@@ -119,8 +125,9 @@ impl SqliteStore {
         Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
     }
 
-    /// The rotation of [`crate::store::Store::rotate_webhook_secret`], read and written
-    /// in one transaction so concurrent rotations cannot lose a secret.
+    /// The rotation of [`crate::store::Store::rotate_webhook_secret`]: read, rotated,
+    /// then written only if the sealed secrets are still those read (compare and swap),
+    /// so concurrent rotations cannot lose a secret; a lost race reads again.
     pub(super) async fn rotate_secret_atomically(
         &self,
         site: SiteId,
@@ -129,28 +136,40 @@ impl SqliteStore {
         grace_ms: i64,
         now: i64,
     ) -> StoreResult<Option<Webhook>> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query("SELECT * FROM webhooks WHERE id = ? AND site_id = ?")
-            .bind(id.to_string())
-            .bind(site.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let mut webhook = webhook_from_row(&row, &self.key)?;
-        webhook.rotate_secret(new, now, grace_ms);
-        let sealed = seal_secrets(&self.key, &webhook)?;
-        sqlx::query(
-            "UPDATE webhooks SET secret = '', secret_sealed = ?, old_secrets_sealed = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(sealed.current)
-        .bind(sealed.old)
-        .bind(now)
-        .bind(webhook.id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Some(webhook))
+        for _ in 0..ROTATION_ATTEMPTS {
+            let row = sqlx::query("SELECT * FROM webhooks WHERE id = ? AND site_id = ?")
+                .bind(id.to_string())
+                .bind(site.to_string())
+                .fetch_optional(&self.reader)
+                .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let read_current: Option<String> = row.try_get("secret_sealed")?;
+            let read_old: Option<String> = row.try_get("old_secrets_sealed")?;
+            let mut webhook = webhook_from_row(&row, &self.key)?;
+            webhook.rotate_secret(new.clone(), now, grace_ms);
+            let sealed = seal_secrets(&self.key, &webhook)?;
+            let swapped = self
+                .execute(
+                    "UPDATE webhooks SET secret = '', secret_sealed = ?1, old_secrets_sealed = ?2, updated_at = ?3 \
+                     WHERE id = ?4 AND secret_sealed IS ?5 AND old_secrets_sealed IS ?6",
+                    vec![
+                        Value::from(sealed.current),
+                        Value::from(sealed.old),
+                        Value::from(now),
+                        Value::from(webhook.id.to_string()),
+                        Value::from(read_current),
+                        Value::from(read_old),
+                    ],
+                )
+                .await?;
+            if swapped == 1 {
+                return Ok(Some(webhook));
+            }
+        }
+        Err(StoreError::WriteFailed(
+            "the webhook's secrets kept changing during the rotation; try again".into(),
+        ))
     }
 }
