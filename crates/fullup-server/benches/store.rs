@@ -121,7 +121,7 @@ impl Fixture {
         let now = SystemClock.now_ms();
         let claimed = self
             .store
-            .claim_due(now, now + LEASE_MS, BATCH, &[])
+            .claim_due(now, now + LEASE_MS, BATCH, BATCH, &[])
             .await
             .expect("claim");
         assert_eq!(claimed.len(), BATCH as usize, "the queue ran dry");

@@ -114,7 +114,13 @@ impl Dispatcher {
         let saturated = self.saturated_webhooks();
         let claimed = self
             .store
-            .claim_due(now, now.saturating_add(lease_ms), want, &saturated)
+            .claim_due(
+                now,
+                now.saturating_add(lease_ms),
+                want,
+                u32::try_from(self.config.per_webhook_concurrency).unwrap_or(u32::MAX),
+                &saturated,
+            )
             .await?;
         let count = u32::try_from(claimed.len()).unwrap_or(u32::MAX);
         let mut release: Vec<DeliveryId> = Vec::new();

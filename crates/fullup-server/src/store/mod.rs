@@ -291,12 +291,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreResult<Page<Attempt>>;
 
     /// Leases up to `limit` due deliveries of enabled, unpaused webhooks not in `skip_webhooks`
-    /// until `lease_until`, oldest due first.
+    /// until `lease_until`, oldest due first. At most `per_webhook` of one webhook are of
+    /// use (its concurrency limit); a store may return more, and the caller releases them.
     async fn claim_due(
         &self,
         now: i64,
         lease_until: i64,
         limit: u32,
+        per_webhook: u32,
         skip_webhooks: &[WebhookId],
     ) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records an attempt and its consequences in one transaction.

@@ -448,6 +448,7 @@ impl Store for PgStore {
         now: i64,
         lease_until: i64,
         limit: u32,
+        _per_webhook: u32,
         skip: &[WebhookId],
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         writes::claim_due(&self.pool, &self.key, now, lease_until, limit, skip).await

@@ -456,20 +456,29 @@ impl Store for SqliteStore {
         now: i64,
         lease_until: i64,
         limit: u32,
+        per_webhook: u32,
         skip: &[WebhookId],
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let _one_claim = self.leases.claiming.lock().await;
+        // Each eligible webhook's due deliveries come from its own range of the
+        // `deliveries_due_webhook` index, so a paused or saturated webhook's backlog is
+        // never scanned; the payloads are read for the chosen ones only.
         let rows = sqlx::query(
-            "SELECT d.id, d.attempt_count, d.event_id, e.type, e.payload, d.webhook_id \
-             FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN events e ON e.id = d.event_id \
-             WHERE d.state = 'pending' AND d.next_attempt_at <= ?1 AND w.enabled = 1 AND w.paused = 0 \
-               AND d.webhook_id NOT IN (SELECT value FROM json_each(?2)) \
-               AND d.id NOT IN (SELECT value FROM json_each(?3)) \
-             ORDER BY d.next_attempt_at LIMIT ?4",
+            "SELECT c.id, c.attempt_count, c.event_id, e.type, e.payload, c.webhook_id FROM ( \
+                SELECT d.id, d.attempt_count, d.event_id, d.webhook_id, d.next_attempt_at \
+                FROM webhooks w JOIN deliveries d ON d.rowid IN ( \
+                    SELECT rowid FROM deliveries WHERE webhook_id = w.id AND state = 'pending' \
+                      AND next_attempt_at <= ?1 AND id NOT IN (SELECT value FROM json_each(?2)) \
+                    ORDER BY next_attempt_at LIMIT ?3) \
+                WHERE w.enabled = 1 AND w.paused = 0 \
+                  AND w.id NOT IN (SELECT value FROM json_each(?4)) \
+                ORDER BY d.next_attempt_at LIMIT ?5 \
+             ) c JOIN events e ON e.id = c.event_id ORDER BY c.next_attempt_at",
         )
         .bind(now)
-        .bind(ids_json(skip)?)
         .bind(ids_json(&self.leases.live())?)
+        .bind(i64::from(per_webhook.min(limit)))
+        .bind(ids_json(skip)?)
         .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await?;

@@ -154,7 +154,7 @@ async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_expires() {
     let new = new_event(SiteId::parse(&site).expect("site id"), now, None, 0);
     dead.ingest(&new).await.expect("ingest");
     let claimed = dead
-        .claim_due(now, now + lease, 10, &[])
+        .claim_due(now, now + lease, 10, 10, &[])
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
