@@ -43,6 +43,22 @@ use rows::{
     filters_json, site_from_row, webhook_from_row,
 };
 
+/// Due deliveries to claim: ?1 now, ?2 leased ids, ?3 most of one webhook, ?4 webhooks
+/// to skip, ?5 most in all. Each eligible webhook's due deliveries come from its own
+/// range of the `deliveries_due_webhook` index, so a paused or saturated webhook's
+/// backlog is never scanned; the payloads are read for the chosen ones only. `CROSS
+/// JOIN` fixes SQLite's join order, which would otherwise scan `deliveries`.
+const CLAIM_SQL: &str = "SELECT c.id, c.attempt_count, c.event_id, e.type, e.payload, c.webhook_id FROM ( \
+                SELECT d.id, d.attempt_count, d.event_id, d.webhook_id, d.next_attempt_at \
+                FROM webhooks w CROSS JOIN deliveries d ON d.rowid IN ( \
+                    SELECT rowid FROM deliveries WHERE webhook_id = w.id AND state = 'pending' \
+                      AND next_attempt_at <= ?1 AND id NOT IN (SELECT value FROM json_each(?2)) \
+                    ORDER BY next_attempt_at LIMIT ?3) \
+                WHERE w.enabled = 1 AND w.paused = 0 \
+                  AND w.id NOT IN (SELECT value FROM json_each(?4)) \
+                ORDER BY d.next_attempt_at LIMIT ?5 \
+             ) c CROSS JOIN events e ON e.id = c.event_id ORDER BY c.next_attempt_at";
+
 /// How long a connection waits for a lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Readers: enough for the API's concurrent queries; SQLite reads do not block writes in WAL.
@@ -460,28 +476,14 @@ impl Store for SqliteStore {
         skip: &[WebhookId],
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         let _one_claim = self.leases.claiming.lock().await;
-        // Each eligible webhook's due deliveries come from its own range of the
-        // `deliveries_due_webhook` index, so a paused or saturated webhook's backlog is
-        // never scanned; the payloads are read for the chosen ones only.
-        let rows = sqlx::query(
-            "SELECT c.id, c.attempt_count, c.event_id, e.type, e.payload, c.webhook_id FROM ( \
-                SELECT d.id, d.attempt_count, d.event_id, d.webhook_id, d.next_attempt_at \
-                FROM webhooks w JOIN deliveries d ON d.rowid IN ( \
-                    SELECT rowid FROM deliveries WHERE webhook_id = w.id AND state = 'pending' \
-                      AND next_attempt_at <= ?1 AND id NOT IN (SELECT value FROM json_each(?2)) \
-                    ORDER BY next_attempt_at LIMIT ?3) \
-                WHERE w.enabled = 1 AND w.paused = 0 \
-                  AND w.id NOT IN (SELECT value FROM json_each(?4)) \
-                ORDER BY d.next_attempt_at LIMIT ?5 \
-             ) c JOIN events e ON e.id = c.event_id ORDER BY c.next_attempt_at",
-        )
-        .bind(now)
-        .bind(ids_json(&self.leases.live())?)
-        .bind(i64::from(per_webhook.min(limit)))
-        .bind(ids_json(skip)?)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
+        let rows = sqlx::query(CLAIM_SQL)
+            .bind(now)
+            .bind(ids_json(&self.leases.live())?)
+            .bind(i64::from(per_webhook.min(limit)))
+            .bind(ids_json(skip)?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
         if rows.is_empty() {
             return Ok(Vec::new());
         }
@@ -543,5 +545,39 @@ impl Store for SqliteStore {
         self.batch.close().await;
         self.writer.close().await;
         self.reader.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: claims scanned every paused delivery (the bench's backlog run).
+    #[tokio::test]
+    async fn the_claim_reads_index_ranges_and_never_scans_deliveries() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url, MainKey::generate())
+            .await
+            .expect("open");
+        let plan = sqlx::query(&format!("EXPLAIN QUERY PLAN {CLAIM_SQL}"))
+            .bind(0)
+            .bind("[]")
+            .bind(16)
+            .bind("[]")
+            .bind(128)
+            .fetch_all(&store.reader)
+            .await
+            .expect("plan")
+            .iter()
+            .map(|row| row.try_get::<String, _>("detail").expect("detail"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        println!("{plan}");
+        assert!(plan.contains("deliveries_due_webhook"), "{plan}");
+        assert!(
+            !plan.contains("SCAN d") && !plan.contains("SCAN deliveries"),
+            "{plan}"
+        );
     }
 }
