@@ -69,6 +69,14 @@ impl Dispatcher {
             let want = u32::try_from(free)
                 .unwrap_or(u32::MAX)
                 .min(self.config.claim_batch);
+            // A busy dispatcher claims in chunks: one claim per freed worker would run
+            // the claim query once per delivery. An idle one claims at once (latency).
+            let low_water = self.low_water();
+            let want = if tasks.len() >= low_water && (want as usize) < low_water {
+                0
+            } else {
+                want
+            };
             let started = if want == 0 {
                 0
             } else {
@@ -136,6 +144,13 @@ impl Dispatcher {
             self.store.release_claims(&release).await?;
         }
         Ok(count)
+    }
+
+    /// Attempts in flight below which claims start at once, and free workers a busy
+    /// dispatcher waits for before claiming: a quarter of a claim batch.
+    fn low_water(&self) -> usize {
+        let batch = usize::try_from(self.config.claim_batch).unwrap_or(usize::MAX);
+        (batch.min(self.config.workers) / 4).max(1)
     }
 
     fn saturated_webhooks(&self) -> Vec<WebhookId> {

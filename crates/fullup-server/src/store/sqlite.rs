@@ -125,7 +125,7 @@ impl SqliteStore {
             .call(move |conn| {
                 let changed = conn
                     .prepare_cached(sql)?
-                    .execute(rusqlite::params_from_iter(params))?;
+                    .execute(rusqlite::params_from_iter(params.iter()))?;
                 Ok(u64::try_from(changed).unwrap_or(u64::MAX))
             })
             .await

@@ -2,9 +2,11 @@
 //! completions share one transaction, so one fsync covers many of them.
 //!
 //! One OS thread owns the write connection (rusqlite, statements prepared once and
-//! cached). It takes every job waiting (up to [`MAX_BATCH`]), runs each inside its own
-//! savepoint (one job's failure does not undo the others), commits once, and only then
-//! answers each caller. An answer therefore always means "on disk": ingest still says
+//! cached). It takes every job waiting (up to [`MAX_BATCH`]) and runs them in one
+//! transaction, commits once, and only then answers each caller. Jobs almost never
+//! fail, so a batch first runs without savepoints; if a job does fail, the batch is
+//! rolled back and run again with one savepoint per job, so that one job's failure
+//! undoes only its own work. An answer therefore always means "on disk": ingest still says
 //! 202 only after a durable commit. Running the batch synchronously on one thread is
 //! what makes it cheap: an async driver pays a thread hand-off for every statement,
 //! which cost more than SQLite itself (see docs/benchmarks.md).
@@ -31,19 +33,47 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// backlog without letting memory grow with it.
 const CACHE_KIB: i64 = 32 * 1024;
 
-/// A job's result, handed back after the batch's commit: whether the job's own work
-/// succeeded, and how to answer its caller given the commit's outcome.
-struct Done {
-    ok: bool,
-    answer: Answer,
+/// One queued write: run (maybe twice: see the module doc), then answered.
+trait Work: Send {
+    /// Runs the job; false when it failed (its result is kept for the answer).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller with the job's result, or with why it was not stored:
+    /// `commit` is the batch's outcome.
+    fn answer(self: Box<Self>, commit: Result<(), &str>);
 }
 
-/// Answers a job's caller, given the commit's outcome (an error message when it failed).
-type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
+type Job = Box<dyn Work>;
 
-/// A job runs with the connection, inside its savepoint; with None when its batch
-/// failed before reaching it, to answer its caller without running.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Done + Send>;
+/// A [`BatchWriter::call`]: the closure, its last result and the caller waiting for it.
+struct Call<F, T> {
+    job: F,
+    result: Option<StoreResult<T>>,
+    reply: oneshot::Sender<StoreResult<T>>,
+}
+
+impl<F, T> Work for Call<F, T>
+where
+    F: FnMut(&Connection) -> StoreResult<T> + Send,
+    T: Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = catch_unwind(AssertUnwindSafe(|| (self.job)(conn)))
+            .unwrap_or_else(|_| Err(StoreError::WriteFailed("a write job panicked".into())));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn answer(self: Box<Self>, commit: Result<(), &str>) {
+        let result = match (self.result, commit) {
+            (Some(Err(err)), _) => Err(err),
+            (Some(Ok(_)) | None, Err(message)) => Err(StoreError::WriteFailed(message.to_owned())),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (None, Ok(())) => Err(StoreError::WriteFailed("the job did not run".into())),
+        };
+        let _ = self.reply.send(result);
+    }
+}
 
 enum Message {
     Job(Job),
@@ -79,33 +109,20 @@ impl BatchWriter {
         Ok(Self { queue })
     }
 
-    /// Runs `job` in the next batch, in a savepoint of its own; answers once that batch
-    /// is committed. When `job` fails, its savepoint is rolled back and the error returned.
+    /// Runs `job` in the next batch and answers once that batch is committed. When
+    /// `job` fails, its work is undone and the error returned; the rest of the batch is
+    /// stored. `job` may run twice (the first run undone), so it must not act outside
+    /// the database.
     pub async fn call<T, F>(&self, job: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnMut(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = match conn {
-                Some(conn) => catch_unwind(AssertUnwindSafe(|| job(conn))).unwrap_or_else(|_| {
-                    Err(StoreError::WriteFailed("a write job panicked".into()))
-                }),
-                None => Err(StoreError::WriteFailed("its write batch failed".into())),
-            };
-            Done {
-                ok: result.is_ok(),
-                answer: Box::new(move |commit| {
-                    let result = match commit {
-                        Err(message) if result.is_ok() => {
-                            Err(StoreError::WriteFailed(message.to_owned()))
-                        }
-                        _ => result,
-                    };
-                    let _ = reply.send(result);
-                }),
-            }
+        let job: Job = Box::new(Call {
+            job,
+            result: None,
+            reply,
         });
         self.queue
             .send(Message::Job(job))
@@ -161,7 +178,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>) {
             }
         }
         if !jobs.is_empty() {
-            write_batch(&conn, jobs.drain(..));
+            write_batch(&conn, std::mem::take(&mut jobs));
         }
         if closing.is_some() {
             break;
@@ -176,53 +193,45 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Message>) {
     }
 }
 
-/// One transaction for the whole batch, one savepoint per job; answers every job.
-fn write_batch(conn: &Connection, jobs: impl ExactSizeIterator<Item = Job>) {
+/// One transaction for the whole batch; answers every job.
+fn write_batch(conn: &Connection, mut jobs: Vec<Job>) {
     let count = jobs.len();
-    if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
-        fail_all(jobs.map(|job| job(None)), count, &err);
-        return;
-    }
-    let mut done = Vec::with_capacity(count);
-    let mut jobs = jobs.into_iter();
-    for job in jobs.by_ref() {
-        match run_in_savepoint(conn, job) {
-            Ok(d) => done.push(d),
-            Err(err) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                let unrun = jobs.map(|job| job(None));
-                fail_all(done.into_iter().chain(unrun), count, &err);
-                return;
-            }
+    let outcome = begin(conn).and_then(|()| {
+        if jobs.iter_mut().all(|job| job.run(conn)) {
+            return Ok(());
         }
-    }
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => done.into_iter().for_each(|d| (d.answer)(Ok(()))),
+        // A job failed: run the batch again, isolating each job in a savepoint.
+        conn.execute_batch("ROLLBACK")?;
+        begin(conn)?;
+        jobs.iter_mut()
+            .try_for_each(|job| run_in_savepoint(conn, job.as_mut()))
+    });
+    let outcome = outcome.and_then(|()| conn.execute_batch("COMMIT"));
+    match outcome {
+        Ok(()) => jobs.into_iter().for_each(|job| job.answer(Ok(()))),
         Err(err) => {
             let _ = conn.execute_batch("ROLLBACK");
-            fail_all(done.into_iter(), count, &err);
+            tracing::error!(error = %err, jobs = count, "a write batch failed");
+            let message = format!("the write batch failed: {err}");
+            jobs.into_iter().for_each(|job| job.answer(Err(&message)));
         }
     }
+}
+
+fn begin(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?
+        .execute([])
+        .map(drop)
 }
 
 /// Runs one job between `SAVEPOINT` and `RELEASE`, rolling its work back if it failed.
-fn run_in_savepoint(conn: &Connection, job: Job) -> rusqlite::Result<Done> {
+fn run_in_savepoint(conn: &Connection, job: &mut dyn Work) -> rusqlite::Result<()> {
     conn.prepare_cached("SAVEPOINT job")?.execute([])?;
-    let done = job(Some(conn));
-    if !done.ok {
+    if !job.run(conn) {
         conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
     }
     conn.prepare_cached("RELEASE job")?.execute([])?;
-    Ok(done)
-}
-
-/// Answers every job of a batch that could not be committed; nothing of it was stored.
-fn fail_all(done: impl Iterator<Item = Done>, count: usize, err: &rusqlite::Error) {
-    tracing::error!(error = %err, jobs = count, "a write batch failed");
-    let message = format!("the write batch failed: {err}");
-    for d in done {
-        (d.answer)(Err(&message));
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -240,7 +249,7 @@ mod tests {
         (dir, writer)
     }
 
-    fn insert(x: i64) -> impl FnOnce(&Connection) -> StoreResult<usize> {
+    fn insert(x: i64) -> impl FnMut(&Connection) -> StoreResult<usize> + Send + 'static {
         move |conn| Ok(conn.execute("INSERT INTO t (x) VALUES (?1)", [x])?)
     }
 
