@@ -31,11 +31,13 @@ use fullup_signature::Secret;
 
 mod batch;
 mod jobs;
+mod key_cache;
 mod leases;
 mod rows;
 mod secrets;
 
 use batch::BatchWriter;
+use key_cache::KeyCache;
 use leases::Leases;
 
 use rows::{
@@ -74,6 +76,8 @@ pub struct SqliteStore {
     batch: BatchWriter,
     /// Deliveries with an attempt in flight.
     leases: Arc<Leases>,
+    /// API keys already looked up.
+    api_keys: Arc<KeyCache>,
 }
 
 impl SqliteStore {
@@ -101,6 +105,7 @@ impl SqliteStore {
         let store = Self {
             batch: BatchWriter::spawn(options.get_filename())?,
             leases: Arc::default(),
+            api_keys: Arc::default(),
             writer,
             reader,
             key: Arc::new(key),
@@ -222,6 +227,7 @@ impl Store for SqliteStore {
                 vec![Value::from(id.to_string())],
             )
             .await?;
+        self.api_keys.invalidate();
         Ok(done == 1)
     }
 
@@ -231,13 +237,21 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, token_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>> {
-        sqlx::query("SELECT * FROM api_keys WHERE token_hash = ?")
+        let generation = match self.api_keys.get(token_hash) {
+            Ok(key) => return Ok(Some(key)),
+            Err(generation) => generation,
+        };
+        let key = sqlx::query("SELECT * FROM api_keys WHERE token_hash = ?")
             .bind(&token_hash[..])
             .fetch_optional(&self.reader)
             .await?
             .as_ref()
             .map(api_key_from_row)
-            .transpose()
+            .transpose()?;
+        if let Some(key) = &key {
+            self.api_keys.put(key.clone(), generation);
+        }
+        Ok(key)
     }
 
     async fn list_api_keys(&self, site: SiteId, page: &PageRequest) -> StoreResult<Page<ApiKey>> {
@@ -256,6 +270,7 @@ impl Store for SqliteStore {
                 vec![Value::from(id.to_string()), Value::from(site.to_string())],
             )
             .await?;
+        self.api_keys.invalidate();
         Ok(done == 1)
     }
 

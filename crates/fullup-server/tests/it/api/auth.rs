@@ -263,3 +263,24 @@ async fn a_deleted_key_gets_401() {
     assert_error(&again, 404, "not_found");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_key_of_a_deleted_site_gets_401() {
+    let server = TestServer::start().await;
+    let site = server.create_site().await;
+    let (_, token) = create_key(&server, &site).await;
+    let path = format!("/v1/sites/{site}/webhooks");
+    let (status, _) = server.call_as(Some(&token), Method::GET, &path, None).await;
+    assert_eq!(status, 200, "the key works (and is now remembered)");
+
+    let (status, body) = server
+        .call(Method::DELETE, &format!("/v1/sites/{site}"), None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert_error(
+        &server.call_as(Some(&token), Method::GET, &path, None).await,
+        401,
+        "unauthorized",
+    );
+    server.stop().await;
+}
