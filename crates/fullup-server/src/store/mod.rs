@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{ApiKey, Attempt, Delivery, DeliveryState, Event, Site, Webhook};
 
+mod filters;
 pub mod postgres;
 mod sealing;
 pub mod sqlite;

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use sqlx::QueryBuilder;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::filters;
 use super::{
     ClaimedDelivery, Completion, DeliveryFilter, EventFilterQuery, IngestOutcome, NewEvent, Page,
     PageRequest, Store, StoreResult,
@@ -323,17 +324,7 @@ impl Store for PgStore {
         f: &EventFilterQuery,
         page: &PageRequest,
     ) -> StoreResult<Page<Event>> {
-        let mut q = QueryBuilder::new("SELECT * FROM events WHERE site_id = ");
-        q.push_bind(site.to_string());
-        if let Some(t) = &f.event_type {
-            q.push(" AND type = ").push_bind(t.clone());
-        }
-        if let Some(since) = f.since {
-            q.push(" AND created_at >= ").push_bind(since);
-        }
-        if let Some(until) = f.until {
-            q.push(" AND created_at < ").push_bind(until);
-        }
+        let q = filters::events(site, f);
         fetch_page(q, &self.pool, page, "id", event_from_row, |e| {
             e.id.to_string()
         })
@@ -357,23 +348,7 @@ impl Store for PgStore {
         f: &DeliveryFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Delivery>> {
-        let mut q = QueryBuilder::new("SELECT * FROM deliveries WHERE site_id = ");
-        q.push_bind(site.to_string());
-        if let Some(e) = f.event_id {
-            q.push(" AND event_id = ").push_bind(e.to_string());
-        }
-        if let Some(w) = f.webhook_id {
-            q.push(" AND webhook_id = ").push_bind(w.to_string());
-        }
-        if let Some(s) = f.state {
-            q.push(" AND state = ").push_bind(s.as_str());
-        }
-        if let Some(since) = f.since {
-            q.push(" AND created_at >= ").push_bind(since);
-        }
-        if let Some(until) = f.until {
-            q.push(" AND created_at < ").push_bind(until);
-        }
+        let q = filters::deliveries(site, f);
         fetch_page(q, &self.pool, page, "id", delivery_from_row, |d| {
             d.id.to_string()
         })

@@ -13,4 +13,5 @@ mod secrets;
 mod seed;
 mod slow_clients;
 mod ssrf;
+mod streaks;
 mod support;

@@ -255,14 +255,19 @@ async fn the_management_api_and_delivery_controls_work_on_postgres() {
             d["attempt_count"] == 2 && d["state"] == "succeeded"
         })
         .await;
-    let (status, _) = server
+    let (status, ping) = server
         .call(Method::POST, &format!("{webhook_path}/test"), None)
         .await;
-    assert_eq!(status, 202);
+    assert_eq!(status, 202, "{ping}");
     assert_eq!(
         receiver.next(WAIT).await.header("fullup-event-type"),
         "ping"
     );
+    // The ping's success clears the webhook's `failing_since` when it is recorded, which
+    // is after the receiver has it: wait for that, or it can land after the first
+    // failure below and move the start of the failing streak to the second one.
+    let ping = ping["event_id"].as_str().expect("ping event id");
+    server.wait_for_state(&site, ping, "succeeded").await;
 
     // Failing for longer than disable_after disables, with the reason SQLite gives.
     receiver.set_status(500);

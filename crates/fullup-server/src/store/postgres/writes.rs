@@ -207,10 +207,13 @@ async fn apply_webhook_effect(tx: &mut PgConnection, c: &Completion, now: i64) -
     let webhook = c.attempt.webhook_id.to_string();
     match &c.webhook {
         WebhookEffect::Healthy => {
+            // A success ends the failing streak only if it started after the streak
+            // did: a slow success recorded late must not hide failures since.
             sqlx::query(
-                "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+                "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since <= $2",
             )
             .bind(&webhook)
+            .bind(c.attempt.started_at)
             .execute(&mut *tx)
             .await?;
         }

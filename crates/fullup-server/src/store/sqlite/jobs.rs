@@ -126,10 +126,12 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: i64) -> StoreResu
     ])?;
     match &c.webhook {
         WebhookEffect::Healthy => {
+            // A success ends the failing streak only if it started after the streak
+            // did: a slow success recorded late must not hide failures since.
             conn.prepare_cached(
-                "UPDATE webhooks SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
+                "UPDATE webhooks SET failing_since = NULL WHERE id = ?1 AND failing_since <= ?2",
             )?
-            .execute([&webhook])?;
+            .execute(params![webhook, a.started_at])?;
         }
         WebhookEffect::Failing {
             disable_if_failing_since,
