@@ -130,13 +130,13 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, 
             credential: Credential::Admin,
         });
     }
-    if token.starts_with(API_KEY_PREFIX) {
-        if let Some(key) = state.store.find_api_key(&hash).await? {
-            return Ok(Authenticated {
-                caller: Caller::Site(key.site_id),
-                credential: Credential::ApiKey(key.id),
-            });
-        }
+    if token.starts_with(API_KEY_PREFIX)
+        && let Some(key) = state.store.find_api_key(&hash).await?
+    {
+        return Ok(Authenticated {
+            caller: Caller::Site(key.site_id),
+            credential: Credential::ApiKey(key.id),
+        });
     }
     Err(ApiError::unauthorized("the token is not valid"))
 }

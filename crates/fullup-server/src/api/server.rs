@@ -174,9 +174,9 @@ async fn drain(mut connections: JoinSet<()>, limit: Duration) {
 
 /// A connection task ended; a panic in one is logged, not propagated.
 fn log_panic(done: Result<(), tokio::task::JoinError>) {
-    if let Err(err) = done {
-        if err.is_panic() {
-            tracing::error!(error = %err, "an API connection task panicked");
-        }
+    if let Err(err) = done
+        && err.is_panic()
+    {
+        tracing::error!(error = %err, "an API connection task panicked");
     }
 }

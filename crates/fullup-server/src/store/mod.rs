@@ -36,6 +36,11 @@ pub enum StoreError {
     /// A sealed secret did not open, or the main key does not match the database.
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
+    /// Another process has this SQLite database open (its lock file is named).
+    #[error(
+        "another fullup process is using this database (it holds {0}): a SQLite database serves one `fullup serve` at a time; stop the other one, or use PostgreSQL for several nodes"
+    )]
+    InUse(std::path::PathBuf),
     /// The database was sealed under another main key than the one configured.
     #[error(
         "the main key does not match this database: set FULLUP_MAIN_KEY or --main-key-file to the key it was created with (after an interrupted `fullup admin rotate-main-key`, try the `.new` key file)"

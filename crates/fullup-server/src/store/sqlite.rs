@@ -9,6 +9,7 @@
 //! `synchronous=FULL`: an event is on disk before ingest answers 202.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use sqlx::{QueryBuilder, Row};
 use super::filters;
 use super::{
     ClaimedDelivery, Completion, DeliveryFilter, EventFilterQuery, IngestOutcome, NewEvent, Page,
-    PageRequest, Store, StoreResult,
+    PageRequest, Store, StoreError, StoreResult,
 };
 use crate::crypto::MainKey;
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
@@ -79,6 +80,9 @@ pub struct SqliteStore {
     leases: Arc<Leases>,
     /// API keys already looked up.
     api_keys: Arc<KeyCache>,
+    /// Held while the store is open: leases live in this process's memory, so a second
+    /// process on the same file would attempt the same deliveries.
+    lock: Arc<std::fs::File>,
 }
 
 impl SqliteStore {
@@ -94,6 +98,7 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true)
             .pragma("secure_delete", "ON");
+        let lock = Arc::new(lock_database(options.get_filename())?);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -107,6 +112,7 @@ impl SqliteStore {
             batch: BatchWriter::spawn(options.get_filename())?,
             leases: Arc::default(),
             api_keys: Arc::default(),
+            lock,
             writer,
             reader,
             key: Arc::new(key),
@@ -124,7 +130,6 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Webhooks by id, each read (and its secrets opened) once.
     /// Runs one statement on the writer thread, in its next batch; rows changed.
     async fn execute(&self, sql: &'static str, params: Vec<Value>) -> StoreResult<u64> {
         self.batch
@@ -137,6 +142,7 @@ impl SqliteStore {
             .await
     }
 
+    /// Webhooks by id, each read (and its secrets opened) once.
     async fn webhooks_by_id(&self, mut ids: Vec<String>) -> StoreResult<HashMap<String, Webhook>> {
         ids.sort_unstable();
         ids.dedup();
@@ -151,6 +157,25 @@ impl SqliteStore {
                 Ok((webhook.id.to_string(), webhook))
             })
             .collect()
+    }
+}
+
+/// Takes the lock file beside the database (`PATH.lock`), or says who holds it.
+fn lock_database(db: &Path) -> StoreResult<std::fs::File> {
+    let path = PathBuf::from(format!("{}.lock", db.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::WriteFailed(format!("opening {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(path)),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::WriteFailed(format!(
+            "locking {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -535,6 +560,9 @@ impl Store for SqliteStore {
         self.batch.close().await;
         self.writer.close().await;
         self.reader.close().await;
+        if let Err(err) = self.lock.unlock() {
+            tracing::warn!(error = %err, "releasing the database lock failed");
+        }
     }
 }
 

@@ -482,7 +482,7 @@ fn spell_char(out: &mut String, c: char, mode: u8) {
         _ => {
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {
-                let escape = if mode % 2 == 0 {
+                let escape = if mode.is_multiple_of(2) {
                     format!("\\u{unit:04x}")
                 } else {
                     format!("\\u{unit:04X}")

@@ -12,6 +12,7 @@ mod rotation;
 mod secrets;
 mod seed;
 mod slow_clients;
+mod sqlite_lock;
 mod ssrf;
 mod streaks;
 mod support;

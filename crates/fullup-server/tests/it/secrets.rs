@@ -39,10 +39,10 @@ pub(crate) fn needles(text: &str) -> Vec<Vec<u8>> {
     let mut found = vec![text.as_bytes().to_vec()];
     let encoded = text.split_once('_').map_or(text, |(_, rest)| rest);
     for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
-        if let Ok(bytes) = engine.decode(encoded) {
-            if bytes.len() >= 16 {
-                found.push(bytes);
-            }
+        if let Ok(bytes) = engine.decode(encoded)
+            && bytes.len() >= 16
+        {
+            found.push(bytes);
         }
     }
     found

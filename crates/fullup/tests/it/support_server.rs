@@ -59,10 +59,10 @@ impl Server {
             let mut tx = Some(tx);
             // Keep reading to the end so the child never writes into a closed pipe.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix(LISTENING_PREFIX) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.to_owned());
-                    }
+                if let Some(addr) = line.strip_prefix(LISTENING_PREFIX)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.to_owned());
                 }
             }
         });

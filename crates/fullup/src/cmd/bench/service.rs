@@ -57,10 +57,10 @@ impl Service {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix(LISTENING_PREFIX) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.to_owned());
-                    }
+                if let Some(addr) = line.strip_prefix(LISTENING_PREFIX)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.to_owned());
                 }
             }
         });
