@@ -188,20 +188,34 @@ fn redact_url(url: &str) -> String {
 }
 
 /// The admin token's hash: from config, else stored, else a new token (returned once).
-async fn admin_token(
+/// Of nodes starting together on an empty shared database, the first to store its
+/// token wins; the others use that one and print none.
+pub async fn admin_token(
     store: &dyn Store,
     config: &Config,
 ) -> anyhow::Result<([u8; 32], Option<String>)> {
     if let Some(token) = &config.admin_token {
         return Ok((hash_token(token.expose()), None));
     }
-    if let Some(stored) = store.get_setting(ADMIN_TOKEN_HASH_KEY).await? {
-        let hash = <[u8; 32]>::try_from(stored.as_slice())
-            .map_err(|_| anyhow::anyhow!("the stored admin token hash is corrupt"))?;
-        return Ok((hash, None));
+    if let Some(stored) = stored_admin_token(store).await? {
+        return Ok((stored, None));
     }
     let token = generate_token(ADMIN_TOKEN_PREFIX);
     let hash = hash_token(&token);
-    store.put_setting(ADMIN_TOKEN_HASH_KEY, &hash).await?;
-    Ok((hash, Some(token)))
+    if store.add_setting(ADMIN_TOKEN_HASH_KEY, &hash).await? {
+        return Ok((hash, Some(token)));
+    }
+    let stored = stored_admin_token(store)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the stored admin token hash vanished"))?;
+    Ok((stored, None))
+}
+
+async fn stored_admin_token(store: &dyn Store) -> anyhow::Result<Option<[u8; 32]>> {
+    let Some(stored) = store.get_setting(ADMIN_TOKEN_HASH_KEY).await? else {
+        return Ok(None);
+    };
+    let hash = <[u8; 32]>::try_from(stored.as_slice())
+        .map_err(|_| anyhow::anyhow!("the stored admin token hash is corrupt"))?;
+    Ok(Some(hash))
 }

@@ -202,8 +202,9 @@ pub struct Completion {
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// A stored setting (`admin_token_hash`, …).
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
-    /// Stores a setting, replacing any earlier value.
-    async fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()>;
+    /// Stores a setting unless one is stored already; true when this call stored it.
+    /// Nodes starting together on one database agree on the first value stored.
+    async fn add_setting(&self, key: &str, value: &[u8]) -> StoreResult<bool>;
 
     /// Creates a site.
     async fn create_site(&self, site: &Site) -> StoreResult<()>;

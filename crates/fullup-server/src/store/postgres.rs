@@ -97,13 +97,15 @@ impl Store for PgStore {
         )
     }
 
-    async fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    async fn add_setting(&self, key: &str, value: &[u8]) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn create_site(&self, site: &Site) -> StoreResult<()> {

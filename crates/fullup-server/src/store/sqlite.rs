@@ -195,9 +195,14 @@ impl Store for SqliteStore {
         )
     }
 
-    async fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
-        self.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", vec![Value::from(key.to_owned()), Value::from(value.to_vec())]).await?;
-        Ok(())
+    async fn add_setting(&self, key: &str, value: &[u8]) -> StoreResult<bool> {
+        let added = self
+            .execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                vec![Value::from(key.to_owned()), Value::from(value.to_vec())],
+            )
+            .await?;
+        Ok(added == 1)
     }
 
     async fn create_site(&self, site: &Site) -> StoreResult<()> {

@@ -239,3 +239,38 @@ async fn concurrent_ingests_with_one_key_on_two_nodes_create_one_event() {
         store.close().await;
     }
 }
+
+/// Regression: nodes starting together on an empty database each generated an admin
+/// token and the last to store its hash won, so the others printed a token that did
+/// not work.
+#[tokio::test]
+async fn nodes_starting_together_agree_on_one_admin_token() {
+    let Some(db) = TestDatabase::create("nodes_starting_together_agree_on_one_admin_token").await
+    else {
+        return;
+    };
+    let key = MainKey::generate();
+    let mut config = pg_config(&db, &key);
+    config.admin_token = None;
+    let stores = [
+        PgStore::open(&db.url, key.clone()).await.expect("open"),
+        PgStore::open(&db.url, key.clone()).await.expect("open"),
+        PgStore::open(&db.url, key).await.expect("open"),
+    ];
+    let answers = futures::future::join_all(
+        stores
+            .iter()
+            .map(|store| fullup_server::app::admin_token(store, &config)),
+    )
+    .await
+    .into_iter()
+    .collect::<anyhow::Result<Vec<_>>>()
+    .expect("admin tokens");
+    let printed: Vec<&String> = answers.iter().filter_map(|(_, t)| t.as_ref()).collect();
+    assert_eq!(printed.len(), 1, "exactly one node prints a new token");
+    let hash = fullup_server::api::auth::hash_token(printed[0]);
+    assert!(
+        answers.iter().all(|(h, _)| *h == hash),
+        "every node accepts the printed token"
+    );
+}
