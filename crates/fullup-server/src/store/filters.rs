@@ -3,7 +3,7 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use super::{DeliveryFilter, EventFilterQuery};
+use super::{DeliveryFilter, EventFilterQuery, PageRequest};
 use crate::domain::ids::SiteId;
 
 /// `SELECT * FROM events WHERE site_id = … AND …`, ready for paging.
@@ -55,4 +55,22 @@ fn push_created<'q, DB: Database>(
     if let Some(until) = until {
         q.push(" AND created_at < ").push_bind(until);
     }
+}
+
+/// Ends a list query (`q` ends inside its `WHERE`): newest first, strictly older than
+/// the cursor, one more row than the page holds (see [`super::rows::page_of`]).
+pub(crate) fn push_page<'q, DB: Database>(
+    q: &mut QueryBuilder<'q, DB>,
+    page: &PageRequest,
+    id_col: &str,
+) where
+    String: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    if let Some(before) = &page.before {
+        q.push(format!(" AND {id_col} < "))
+            .push_bind(before.clone());
+    }
+    q.push(format!(" ORDER BY {id_col} DESC LIMIT "))
+        .push_bind(i64::from(page.limit) + 1);
 }

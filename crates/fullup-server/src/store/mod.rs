@@ -11,6 +11,7 @@ use crate::domain::models::{ApiKey, Attempt, Delivery, DeliveryState, Event, Sit
 
 mod filters;
 pub mod postgres;
+mod rows;
 mod sealing;
 pub mod sqlite;
 

@@ -10,6 +10,7 @@
 use fullup_signature::Secret;
 use zeroize::Zeroizing;
 
+use super::rows::corrupt;
 use super::{StoreError, StoreResult};
 use crate::crypto::MainKey;
 use crate::domain::models::Webhook;
@@ -26,10 +27,6 @@ fn secret_context(id: &str) -> Vec<u8> {
 
 fn old_secrets_context(id: &str) -> Vec<u8> {
     format!("webhook-old-secrets:{id}").into_bytes()
-}
-
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
 }
 
 /// A webhook's secrets as stored: the current one and the old list (None when empty).

@@ -1,16 +1,19 @@
-//! Reading PostgreSQL rows back into records, and the one way list queries page.
+//! Reading PostgreSQL rows back into records (the dialect-free mappers are in
+//! `store/rows.rs`), and running a list query one page at a time.
 
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::crypto::MainKey;
 use crate::domain::event_type::EventFilter;
-use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
-use crate::domain::models::{
-    ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, Site, Webhook,
+use crate::domain::ids::{AttemptId, DeliveryId, EventId, SiteId, WebhookId};
+use crate::domain::models::{Attempt, Delivery, DeliveryState, ErrorKind, Webhook};
+use crate::store::filters::push_page;
+pub(super) use crate::store::rows::{
+    api_key_from_row, corrupt, event_from_row, page_of, parse_id, site_from_row,
 };
 use crate::store::sealing::{open_old_secrets, open_secret};
-use crate::store::{Page, PageRequest, StoreError, StoreResult};
+use crate::store::{Page, PageRequest, StoreResult};
 
 /// Runs a list query (`q` ends inside its `WHERE`), newest first from the cursor, and
 /// maps one more row than the page holds to learn whether a next page exists.
@@ -22,35 +25,10 @@ pub(super) async fn fetch_page<T>(
     from_row: impl Fn(&PgRow) -> StoreResult<T>,
     id: impl Fn(&T) -> String,
 ) -> StoreResult<Page<T>> {
-    if let Some(before) = &page.before {
-        q.push(format!(" AND {id_col} < "))
-            .push_bind(before.clone());
-    }
-    q.push(format!(" ORDER BY {id_col} DESC LIMIT "))
-        .push_bind(i64::from(page.limit) + 1);
+    push_page(&mut q, page, id_col);
     let rows = q.build().fetch_all(pool).await?;
-    let mut items = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
-    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(id)
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
-}
-
-pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
-pub(super) fn parse_id<T, E: std::fmt::Display>(
-    row: &PgRow,
-    col: &str,
-    parse: fn(&str) -> Result<T, E>,
-) -> StoreResult<T> {
-    let text: String = row.try_get(col)?;
-    parse(&text).map_err(corrupt)
+    let items = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
+    Ok(page_of(items, page.limit, id))
 }
 
 /// A count stored as `INTEGER`.
@@ -62,28 +40,6 @@ pub(super) fn count(row: &PgRow, col: &str) -> StoreResult<u32> {
 /// A sealed value stored as `BYTEA` (the bytes of the sealed text).
 fn sealed(bytes: Vec<u8>) -> StoreResult<String> {
     String::from_utf8(bytes).map_err(corrupt)
-}
-
-pub(super) fn site_from_row(row: &PgRow) -> StoreResult<Site> {
-    Ok(Site {
-        id: parse_id(row, "id", SiteId::parse)?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-pub(super) fn api_key_from_row(row: &PgRow) -> StoreResult<ApiKey> {
-    let hash: Vec<u8> = row.try_get("token_hash")?;
-    Ok(ApiKey {
-        id: parse_id(row, "id", ApiKeyId::parse)?,
-        site_id: parse_id(row, "site_id", SiteId::parse)?,
-        name: row.try_get("name")?,
-        token_hash: hash
-            .try_into()
-            .map_err(|_| corrupt("token hash is not 32 bytes"))?,
-        created_at: row.try_get("created_at")?,
-    })
 }
 
 /// A webhook row, its secrets opened under `key`.
@@ -109,17 +65,6 @@ pub(super) fn webhook_from_row(row: &PgRow, key: &MainKey) -> StoreResult<Webhoo
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         failing_since: row.try_get("failing_since")?,
-    })
-}
-
-pub(super) fn event_from_row(row: &PgRow) -> StoreResult<Event> {
-    Ok(Event {
-        id: parse_id(row, "id", EventId::parse)?,
-        site_id: parse_id(row, "site_id", SiteId::parse)?,
-        event_type: row.try_get("type")?,
-        payload: row.try_get("payload")?,
-        created_at: row.try_get("created_at")?,
-        idempotency_key: row.try_get("idempotency_key")?,
     })
 }
 

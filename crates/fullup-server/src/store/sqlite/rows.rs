@@ -1,15 +1,18 @@
-//! Reading rows back into records, and the one way list queries page.
+//! Reading SQLite rows back into records (the dialect-free mappers are in
+//! `store/rows.rs`), and running a list query one page at a time.
 
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::super::{Page, PageRequest, StoreError, StoreResult};
 use crate::crypto::MainKey;
 use crate::domain::event_type::EventFilter;
-use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
-use crate::domain::models::{
-    ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, Site, Webhook,
+use crate::domain::ids::{AttemptId, DeliveryId, EventId, SiteId, WebhookId};
+use crate::domain::models::{Attempt, Delivery, DeliveryState, ErrorKind, Webhook};
+use crate::store::filters::push_page;
+pub(super) use crate::store::rows::{
+    api_key_from_row, corrupt, event_from_row, page_of, parse_id, site_from_row,
 };
+use crate::store::{Page, PageRequest, StoreResult};
 
 /// Runs a list query (`q` ends inside its `WHERE`), newest first from the cursor, and
 /// maps one more row than the page holds to learn whether a next page exists.
@@ -25,52 +28,6 @@ pub(super) async fn fetch_page<T>(
     let rows = q.build().fetch_all(pool).await?;
     let items = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
     Ok(page_of(items, page.limit, id))
-}
-
-fn page_of<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Page<T> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(id)
-    } else {
-        None
-    };
-    Page { items, next_cursor }
-}
-
-pub(super) fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
-}
-
-pub(super) fn parse_id<T, E: std::fmt::Display>(
-    row: &SqliteRow,
-    col: &str,
-    parse: fn(&str) -> Result<T, E>,
-) -> StoreResult<T> {
-    let text: String = row.try_get(col)?;
-    parse(&text).map_err(corrupt)
-}
-
-pub(super) fn site_from_row(row: &SqliteRow) -> StoreResult<Site> {
-    Ok(Site {
-        id: parse_id(row, "id", SiteId::parse)?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-pub(super) fn api_key_from_row(row: &SqliteRow) -> StoreResult<ApiKey> {
-    let hash: Vec<u8> = row.try_get("token_hash")?;
-    Ok(ApiKey {
-        id: parse_id(row, "id", ApiKeyId::parse)?,
-        site_id: parse_id(row, "site_id", SiteId::parse)?,
-        name: row.try_get("name")?,
-        token_hash: hash
-            .try_into()
-            .map_err(|_| corrupt("token hash is not 32 bytes"))?,
-        created_at: row.try_get("created_at")?,
-    })
 }
 
 pub(super) fn webhook_from_row(row: &SqliteRow, key: &MainKey) -> StoreResult<Webhook> {
@@ -90,17 +47,6 @@ pub(super) fn webhook_from_row(row: &SqliteRow, key: &MainKey) -> StoreResult<We
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         failing_since: row.try_get("failing_since")?,
-    })
-}
-
-pub(super) fn event_from_row(row: &SqliteRow) -> StoreResult<Event> {
-    Ok(Event {
-        id: parse_id(row, "id", EventId::parse)?,
-        site_id: parse_id(row, "site_id", SiteId::parse)?,
-        event_type: row.try_get("type")?,
-        payload: row.try_get("payload")?,
-        created_at: row.try_get("created_at")?,
-        idempotency_key: row.try_get("idempotency_key")?,
     })
 }
 
@@ -139,17 +85,6 @@ pub(super) fn attempt_from_row(row: &SqliteRow) -> StoreResult<Attempt> {
         error_message: row.try_get("error_message")?,
         response_body: row.try_get("response_body")?,
     })
-}
-
-/// Appends `AND id < cursor ORDER BY id DESC LIMIT n+1` (the extra row tells whether a
-/// next page exists).
-fn push_page(q: &mut QueryBuilder<'_, Sqlite>, page: &PageRequest, id_col: &str) {
-    if let Some(before) = &page.before {
-        q.push(format!(" AND {id_col} < "))
-            .push_bind(before.clone());
-    }
-    q.push(format!(" ORDER BY {id_col} DESC LIMIT "))
-        .push_bind(i64::from(page.limit) + 1);
 }
 
 pub(super) fn filters_json(filters: &[EventFilter]) -> String {
