@@ -20,13 +20,15 @@ use fullup_server::crypto::MainKey;
 use fullup_server::domain::canonical_json::canonicalize;
 use fullup_server::domain::clock::{Clock as _, SystemClock};
 use fullup_server::domain::envelope::envelope;
-use fullup_server::domain::event_type::EventFilter;
+use fullup_server::domain::event_type::{EventFilter, EventType};
+use fullup_server::domain::health::{Health, HealthEffect};
 use fullup_server::domain::ids::{AttemptId, EventId, SiteId, WebhookId};
-use fullup_server::domain::models::{Attempt, Event, Site, Webhook};
-use fullup_server::store::sqlite::SqliteStore;
-use fullup_server::store::{
-    ClaimedDelivery, Completion, IngestOutcome, NewEvent, NextStep, Store, WebhookEffect,
-};
+use fullup_server::domain::models::{Attempt, Event, Site};
+use fullup_server::domain::outcome::NextStep;
+use fullup_server::domain::time::Timestamp;
+use fullup_server::domain::webhook::Webhook;
+use fullup_server::domain::webhook_url::WebhookUrl;
+use fullup_server::store::{Claim, ClaimedDelivery, Completion, IngestOutcome, NewEvent, Store};
 use fullup_signature::Secret;
 use sha2::{Digest as _, Sha256};
 use tokio::runtime::Runtime;
@@ -39,7 +41,7 @@ const WEBHOOKS: u32 = 4;
 /// Pending deliveries the claim bench draws from.
 const QUEUE: u32 = 4096;
 /// How long a claim leases its deliveries (the default config's lease is 55 s).
-const LEASE_MS: i64 = 55_000;
+const LEASE: Duration = Duration::from_secs(55);
 
 /// One form submission, about 600 bytes once canonical: a typical event.
 const DATA: &str = r#"{"form":{"id":"frm_01HZX3KQ","name":"Contact us — Europe"},
@@ -69,11 +71,9 @@ impl Fixture {
             .expect("tokio runtime");
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
         let (store, site) = runtime.block_on(async {
-            let store: Arc<dyn Store> = Arc::new(
-                SqliteStore::open(&url, MainKey::generate())
-                    .await
-                    .expect("open store"),
-            );
+            let store = fullup_server::store::open(&url, MainKey::generate())
+                .await
+                .expect("open store");
             let site = create_site_and_webhooks(&*store).await;
             (store, site)
         });
@@ -90,15 +90,16 @@ impl Fixture {
     async fn ingest(&self, events: u32) {
         let data = canonicalize(DATA.as_bytes()).expect("valid JSON");
         let ingests = (0..events).map(|_| {
-            let now = SystemClock.now_ms();
+            let now = SystemClock.now();
             let id = EventId::new(now);
-            let payload = envelope(id, "form.submitted", now, &data);
+            let event_type = EventType::parse("form.submitted").expect("type");
+            let payload = envelope(id, &event_type, now, &data);
             let new = NewEvent {
                 request_hash: Sha256::digest(payload.as_bytes()).into(),
                 event: Event {
                     id,
                     site_id: self.site,
-                    event_type: "form.submitted".to_owned(),
+                    event_type,
                     payload,
                     created_at: now,
                     idempotency_key: None,
@@ -118,10 +119,16 @@ impl Fixture {
 
     /// Claims exactly [`BATCH`] due deliveries.
     async fn claim(&self) -> Vec<ClaimedDelivery> {
-        let now = SystemClock.now_ms();
+        let now = SystemClock.now();
         let claimed = self
             .store
-            .claim_due(now, now + LEASE_MS, BATCH, BATCH, &[])
+            .claim_due(&Claim {
+                now,
+                lease: LEASE,
+                limit: BATCH,
+                per_webhook: BATCH,
+                skip_webhooks: Vec::new(),
+            })
             .await
             .expect("claim");
         assert_eq!(claimed.len(), BATCH as usize, "the queue ran dry");
@@ -130,7 +137,7 @@ impl Fixture {
 }
 
 async fn create_site_and_webhooks(store: &dyn Store) -> SiteId {
-    let now = SystemClock.now_ms();
+    let now = SystemClock.now();
     let site = Site {
         id: SiteId::new(now),
         name: "bench".to_owned(),
@@ -142,17 +149,15 @@ async fn create_site_and_webhooks(store: &dyn Store) -> SiteId {
         let webhook = Webhook {
             id: WebhookId::new(now),
             site_id: site.id,
-            url: format!("https://receiver{n}.example.com/hook"),
+            url: WebhookUrl::parse(&format!("https://receiver{n}.example.com/hook")).expect("url"),
             event_types: vec![EventFilter::All],
             description: "bench".to_owned(),
-            enabled: true,
-            disabled_reason: None,
+            health: Health::default(),
             paused: false,
             secret: Secret::generate(),
             old_secrets: Vec::new(),
             created_at: now,
             updated_at: now,
-            failing_since: None,
         };
         store
             .create_webhook(&webhook)
@@ -163,7 +168,7 @@ async fn create_site_and_webhooks(store: &dyn Store) -> SiteId {
 }
 
 /// What the dispatcher records after a 200 answer.
-fn succeeded(delivery: &ClaimedDelivery, started_at: i64) -> Completion {
+fn succeeded(delivery: &ClaimedDelivery, started_at: Timestamp) -> Completion {
     Completion {
         attempt: Attempt {
             id: AttemptId::new(started_at),
@@ -171,14 +176,14 @@ fn succeeded(delivery: &ClaimedDelivery, started_at: i64) -> Completion {
             webhook_id: delivery.webhook.id,
             attempt_number: delivery.attempt_count + 1,
             started_at,
-            duration_ms: 42,
+            duration: Duration::from_millis(42),
             status_code: Some(200),
             error_kind: None,
             error_message: None,
             response_body: "ok".to_owned(),
         },
         next: NextStep::Succeeded,
-        webhook: WebhookEffect::Healthy,
+        health: HealthEffect::Healthy,
     }
 }
 
@@ -226,7 +231,7 @@ fn complete(c: &mut Criterion) {
                 for _ in 0..iters {
                     fx.ingest(BATCH / WEBHOOKS).await;
                     let claimed = fx.claim().await;
-                    let now = SystemClock.now_ms();
+                    let now = SystemClock.now();
                     let completions: Vec<_> = claimed.iter().map(|d| succeeded(d, now)).collect();
                     let start = Instant::now();
                     let tasks: Vec<_> = completions

@@ -13,16 +13,15 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::auth::{ADMIN_TOKEN_PREFIX, generate_token, hash_token};
+use crate::api::auth::ADMIN_TOKEN_PREFIX;
 use crate::api::server::serve;
 use crate::api::{AppState, router};
 use crate::config::Config;
-use crate::crypto::{MainKey, default_key_file};
+use crate::crypto::{MainKey, default_key_file, generate_token, hash_token};
 use crate::delivery::dispatcher::Dispatcher;
 use crate::delivery::guard::OutboundGuard;
-use crate::store::postgres::{PgStore, is_postgres_url};
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreResult};
+use crate::service::Service;
+use crate::store::{Backend, Store};
 
 /// Settings key of the stored admin token hash.
 const ADMIN_TOKEN_HASH_KEY: &str = "admin_token_hash";
@@ -65,13 +64,10 @@ impl Application {
         )
         .context("building the HTTP client")?;
         let state = AppState {
-            store,
-            clock: config.clock.clone(),
-            wake,
+            service: Service::new(store, config.clock.clone(), wake, guard),
             admin_token_hash,
             max_event_bytes: config.max_event_bytes,
             limits: config.limits.clone(),
-            guard,
         };
         Ok(Self {
             listener,
@@ -107,7 +103,7 @@ impl Application {
         let cancel = CancellationToken::new();
         let dispatcher = tokio::spawn(self.dispatcher.run(cancel.clone()));
         let stop = cancel.clone();
-        let store = self.state.store.clone();
+        let store = self.state.service.store().clone();
         let limits = self.state.limits.clone();
         serve(self.listener, router(self.state), &limits, async move {
             tokio::select! {
@@ -133,13 +129,9 @@ impl Application {
 /// the first start if missing).
 async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<PathBuf>)> {
     let url = &config.database_url;
-    let postgres = is_postgres_url(url);
-    anyhow::ensure!(
-        postgres || url.starts_with("sqlite:"),
-        "unsupported --database-url scheme: use sqlite://PATH or postgres://USER@HOST/DATABASE"
-    );
+    let postgres = Backend::of(url)? == Backend::Postgres;
     if let Some(key) = &config.main_key {
-        return Ok((open_with_key(url, key.clone()).await?, None));
+        return Ok((crate::store::open(url, key.clone()).await?, None));
     }
     let path = match config.main_key_file.clone() {
         Some(path) => path,
@@ -154,26 +146,17 @@ async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<P
     };
     if path.exists() {
         let key = MainKey::read_file(&path)?;
-        return Ok((open_with_key(url, key).await?, None));
+        return Ok((crate::store::open(url, key).await?, None));
     }
     let key = MainKey::generate();
     key.write_new_file(&path)?;
-    match open_with_key(url, key).await {
+    match crate::store::open(url, key).await {
         Ok(store) => Ok((store, Some(path))),
         Err(err) => {
             let _ = std::fs::remove_file(&path);
             Err(err.into())
         }
     }
-}
-
-/// The store `url` names: PostgreSQL for `postgres://`/`postgresql://`, else SQLite.
-async fn open_with_key(url: &str, key: MainKey) -> StoreResult<Arc<dyn Store>> {
-    Ok(if is_postgres_url(url) {
-        Arc::new(PgStore::open(url, key).await?)
-    } else {
-        Arc::new(SqliteStore::open(url, key).await?)
-    })
 }
 
 /// Hides a password in a database URL before it is shown.

@@ -9,4 +9,5 @@ pub mod crypto;
 pub mod delivery;
 pub mod domain;
 pub mod rekey;
+pub mod service;
 pub mod store;

@@ -16,9 +16,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::crypto::MainKey;
-use crate::store::postgres::{PgStore, is_postgres_url};
-use crate::store::sqlite::SqliteStore;
-use crate::store::{Store as _, StoreResult};
 
 /// What a main key rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +52,7 @@ pub async fn rotate_main_key(
     );
     let new = MainKey::generate();
     new.write_new_file(&staged)?;
-    let store = match KeyedStore::open(database_url, old).await {
+    let store = match crate::store::open(database_url, old).await {
         Ok(store) => store,
         Err(err) => {
             let _ = std::fs::remove_file(&staged);
@@ -76,36 +73,6 @@ pub async fn rotate_main_key(
         webhooks,
         key_file: key_file.to_owned(),
     })
-}
-
-/// The database being re-sealed, whichever kind `database_url` names.
-enum KeyedStore {
-    Sqlite(SqliteStore),
-    Postgres(PgStore),
-}
-
-impl KeyedStore {
-    async fn open(url: &str, key: MainKey) -> StoreResult<Self> {
-        Ok(if is_postgres_url(url) {
-            Self::Postgres(PgStore::open(url, key).await?)
-        } else {
-            Self::Sqlite(SqliteStore::open(url, key).await?)
-        })
-    }
-
-    async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {
-        match self {
-            Self::Sqlite(store) => store.rotate_main_key(new).await,
-            Self::Postgres(store) => store.rotate_main_key(new).await,
-        }
-    }
-
-    async fn close(&self) {
-        match self {
-            Self::Sqlite(store) => store.close().await,
-            Self::Postgres(store) => store.close().await,
-        }
-    }
 }
 
 fn swap_key_files(key_file: &Path, staged: &Path) -> anyhow::Result<()> {

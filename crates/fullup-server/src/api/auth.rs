@@ -8,15 +8,14 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::crypto::hash_token;
 use crate::domain::ids::{ApiKeyId, SiteId};
+use crate::service::sites::API_KEY_PREFIX;
 
-/// Prefix of site API key tokens, so a leaked one is recognisable in a scan.
-pub const API_KEY_PREFIX: &str = "fk_";
 /// Prefix of generated admin tokens.
 pub const ADMIN_TOKEN_PREFIX: &str = "fadm_";
 
@@ -48,21 +47,6 @@ impl Caller {
             )),
         }
     }
-}
-
-/// SHA-256 of a token, the only form in which tokens are kept.
-pub fn hash_token(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// A new random token with `prefix` (32 bytes from the OS CSPRNG, URL-safe base64).
-pub fn generate_token(prefix: &str) -> String {
-    use base64::Engine as _;
-    let bytes: [u8; 32] = rand::random();
-    format!(
-        "{prefix}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
 }
 
 /// Which credential a request used: what the ingest rate limit counts against.
@@ -131,7 +115,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authenticated, 
         });
     }
     if token.starts_with(API_KEY_PREFIX)
-        && let Some(key) = state.store.find_api_key(&hash).await?
+        && let Some(key) = state.service.store().find_api_key(&hash).await?
     {
         return Ok(Authenticated {
             caller: Caller::Site(key.site_id),

@@ -10,7 +10,6 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
 use super::sites::load_site;
 use super::{AppState, ListResponse, PageParams, parse_time, path_id};
-use crate::domain::clock::format_rfc3339;
 use crate::domain::ids::{AttemptId, DeliveryId, EventId, WebhookId};
 use crate::domain::models::{Attempt, Delivery, DeliveryState, ErrorKind};
 use crate::store::DeliveryFilter;
@@ -45,9 +44,12 @@ impl From<Delivery> for DeliveryResponse {
             webhook_id: d.webhook_id,
             state: d.state,
             attempt_count: d.attempt_count,
-            next_attempt_at: d.next_attempt_at.filter(|_| pending).map(format_rfc3339),
-            created_at: format_rfc3339(d.created_at),
-            updated_at: format_rfc3339(d.updated_at),
+            next_attempt_at: d
+                .next_attempt_at
+                .filter(|_| pending)
+                .map(|t| t.to_rfc3339()),
+            created_at: d.created_at.to_rfc3339(),
+            updated_at: d.updated_at.to_rfc3339(),
         }
     }
 }
@@ -81,8 +83,8 @@ impl From<Attempt> for AttemptResponse {
             id: a.id,
             delivery_id: a.delivery_id,
             attempt_number: a.attempt_number,
-            created_at: format_rfc3339(a.started_at),
-            duration_ms: a.duration_ms,
+            created_at: a.started_at.to_rfc3339(),
+            duration_ms: i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX),
             status_code: a.status_code,
             error_kind: a.error_kind,
             error_message: a.error_message,
@@ -169,10 +171,7 @@ pub async fn list(
         cursor: q.cursor.clone(),
     }
     .to_request()?;
-    let page = state
-        .store
-        .list_deliveries(site.id, &q.filter()?, &page)
-        .await?;
+    let page = state.service.deliveries(&site, &q.filter()?, &page).await?;
     Ok(Json(ListResponse::from_page(page, DeliveryResponse::from)))
 }
 
@@ -184,11 +183,7 @@ async fn load_delivery(
 ) -> Result<Delivery, ApiError> {
     let site = load_site(state, caller, site).await?;
     let id = path_id(id, "delivery", DeliveryId::parse)?;
-    state
-        .store
-        .get_delivery(site.id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("delivery {id}")))
+    Ok(state.service.delivery(&site, id).await?)
 }
 
 /// Gets a delivery.
@@ -216,20 +211,7 @@ pub async fn retry(
     Path((site_id, delivery_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<DeliveryResponse>), ApiError> {
     let delivery = load_delivery(&state, caller, &site_id, &delivery_id).await?;
-    if let Some(webhook) = state
-        .store
-        .get_webhook(delivery.site_id, delivery.webhook_id)
-        .await?
-    {
-        super::webhooks::require_enabled(&webhook)?;
-    }
-    let now = state.clock.now_ms();
-    let delivery = state
-        .store
-        .retry_delivery(delivery.site_id, delivery.id, now)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("delivery {}", delivery.id)))?;
-    state.wake.notify_one();
+    let delivery = state.service.retry(&delivery).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery.into())))
 }
 
@@ -246,8 +228,8 @@ pub async fn attempts(
 ) -> Result<Json<ListResponse<AttemptResponse>>, ApiError> {
     let delivery = load_delivery(&state, caller, &site_id, &delivery_id).await?;
     let page = state
-        .store
-        .list_attempts(delivery.site_id, delivery.id, &page.to_request()?)
+        .service
+        .attempts(&delivery, &page.to_request()?)
         .await?;
     Ok(Json(ListResponse::from_page(page, AttemptResponse::from)))
 }

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 /// An API failure, ready to become a response.
@@ -113,6 +114,18 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         Self::internal(&err)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::NotFound(what) => Self::not_found(what),
+            ServiceError::Invalid { code, message } => Self::invalid(code, message),
+            ServiceError::BadRequest(message) => Self::bad_request(message),
+            ServiceError::Conflict { code, message } => Self::conflict(code, message),
+            ServiceError::Store(err) => Self::internal(&err),
+        }
     }
 }
 

@@ -9,25 +9,21 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiQuery, parse_json};
 use super::sites::load_site;
 use super::{AppState, ListResponse, PageParams, parse_time, path_id};
-use crate::domain::canonical_json::{CanonicalJson, canonicalize};
-use crate::domain::clock::format_rfc3339;
-use crate::domain::envelope::envelope;
+use crate::domain::canonical_json::canonicalize;
 use crate::domain::event_type::EventType;
-use crate::domain::ids::{EventId, SiteId, WebhookId};
+use crate::domain::ids::EventId;
 use crate::domain::models::Event;
-use crate::store::{EventFilterQuery, IngestOutcome, NewEvent};
+use crate::service::events::{MAX_IDEMPOTENCY_KEY_LEN, NewEventRequest};
+use crate::store::EventFilterQuery;
 
 /// The header that makes retried ingest requests safe.
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-/// Longest idempotency key accepted.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// `POST /v1/sites/{site_id}/events` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -72,8 +68,8 @@ impl TryFrom<Event> for EventResponse {
         let payload = RawValue::from_string(e.payload).map_err(|err| ApiError::internal(&err))?;
         Ok(Self {
             id: e.id,
-            event_type: e.event_type,
-            created_at: format_rfc3339(e.created_at),
+            event_type: e.event_type.to_string(),
+            created_at: e.created_at.to_rfc3339(),
             idempotency_key: e.idempotency_key,
             payload,
         })
@@ -95,67 +91,6 @@ pub struct EventListParams {
     pub limit: Option<u32>,
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
-}
-
-/// What [`ingest`] stores.
-#[derive(Debug)]
-pub struct IngestRequest<'a> {
-    /// The site.
-    pub site: SiteId,
-    /// A validated event type.
-    pub event_type: &'a str,
-    /// The canonical data.
-    pub data: &'a CanonicalJson,
-    /// The client's idempotency key.
-    pub idempotency_key: Option<String>,
-    /// Deliver to this webhook only (test pings).
-    pub only_webhook: Option<WebhookId>,
-}
-
-/// Stores an event with its deliveries and wakes the dispatcher.
-pub async fn ingest(state: &AppState, req: IngestRequest<'_>) -> Result<EventId, ApiError> {
-    let now = state.clock.now_ms();
-    let id = EventId::new(now);
-    let mut hasher = Sha256::new();
-    hasher.update(req.event_type.as_bytes());
-    hasher.update([0]);
-    hasher.update(req.data.as_bytes());
-    let new = NewEvent {
-        event: Event {
-            id,
-            site_id: req.site,
-            event_type: req.event_type.to_owned(),
-            payload: envelope(id, req.event_type, now, req.data),
-            created_at: now,
-            idempotency_key: req.idempotency_key,
-        },
-        request_hash: hasher.finalize().into(),
-        only_webhook: req.only_webhook,
-    };
-    match state.store.ingest(&new).await? {
-        IngestOutcome::Created {
-            event_id,
-            deliveries,
-        } => {
-            if deliveries > 0 {
-                state.wake.notify_one();
-            }
-            Ok(event_id)
-        }
-        IngestOutcome::Duplicate {
-            event_id,
-            same_request: true,
-        } => Ok(event_id),
-        IngestOutcome::Duplicate {
-            event_id,
-            same_request: false,
-        } => Err(ApiError::invalid(
-            "idempotency_key_reused",
-            format!(
-                "this Idempotency-Key was used for event {event_id} with a different type or data; use a new key"
-            ),
-        )),
-    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -193,17 +128,12 @@ pub async fn create(
         .map_err(|e| ApiError::invalid("invalid_event_type", e.to_string()))?;
     let data = canonicalize(req.data.get().as_bytes())
         .map_err(|e| ApiError::invalid("invalid_data", e.with_path_prefix("data").to_string()))?;
-    let id = ingest(
-        &state,
-        IngestRequest {
-            site: site.id,
-            event_type: event_type.as_str(),
-            data: &data,
-            idempotency_key: idempotency_key(&headers)?,
-            only_webhook: None,
-        },
-    )
-    .await?;
+    let req = NewEventRequest {
+        event_type,
+        data,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let id = state.service.ingest(&site, req).await?;
     Ok((StatusCode::ACCEPTED, Json(CreatedEvent { id })))
 }
 
@@ -235,7 +165,7 @@ pub async fn list(
             .map(|t| parse_time("until", t))
             .transpose()?,
     };
-    let page = state.store.list_events(site.id, &filter, &page).await?;
+    let page = state.service.events(&site, &filter, &page).await?;
     let data = page
         .items
         .into_iter()
@@ -257,10 +187,5 @@ pub async fn get(
 ) -> Result<Json<EventResponse>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
     let id = path_id(&event_id, "event", EventId::parse)?;
-    let event = state
-        .store
-        .get_event(site.id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("event {id}")))?;
-    Ok(Json(event.try_into()?))
+    Ok(Json(state.service.event(&site, id).await?.try_into()?))
 }

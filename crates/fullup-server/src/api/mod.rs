@@ -1,8 +1,10 @@
 //! The management API under `/v1`: sites, API keys, webhooks, events, deliveries and
 //! attempts, plus `/openapi.json` and `/health`.
 
-use std::sync::Arc;
-
+use crate::config::ApiLimits;
+use crate::domain::time::Timestamp;
+use crate::service::Service;
+use crate::store::PageRequest;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode};
@@ -10,11 +12,6 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use tokio::sync::Notify;
-
-use crate::config::ApiLimits;
-use crate::domain::clock::Clock;
-use crate::store::{PageRequest, Store};
 
 pub mod auth;
 pub mod deliveries;
@@ -39,18 +36,12 @@ pub const MANAGEMENT_BODY_LIMIT: usize = 64 * 1024;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// The time source.
-    pub clock: Arc<dyn Clock>,
-    /// Woken after ingest so the dispatcher claims at once.
-    pub wake: Arc<Notify>,
+    /// The use cases every route calls.
+    pub service: Service,
     /// SHA-256 of the admin token.
     pub admin_token_hash: [u8; 32],
     /// Largest accepted event request body.
     pub max_event_bytes: usize,
-    /// Judges webhook URLs at registration, as the sender does at delivery.
-    pub guard: crate::delivery::guard::OutboundGuard,
     /// Rate limits and timeouts of the API.
     pub limits: ApiLimits,
 }
@@ -58,7 +49,7 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("store", &self.store)
+            .field("service", &self.service)
             .field("admin_token_hash", &"[redacted]")
             .field("max_event_bytes", &self.max_event_bytes)
             .field("limits", &self.limits)
@@ -199,15 +190,13 @@ impl PageParams {
     }
 }
 
-/// Parses an RFC 3339 time from a query or body into Unix ms.
-pub fn parse_time(field: &str, value: &str) -> Result<i64, ApiError> {
-    chrono::DateTime::parse_from_rfc3339(value)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            ApiError::bad_request(format!(
-                "{field} must be an RFC 3339 time such as 2026-01-31T12:00:00Z"
-            ))
-        })
+/// Parses an RFC 3339 time from a query or body.
+pub fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_rfc3339(value).map_err(|_| {
+        ApiError::bad_request(format!(
+            "{field} must be an RFC 3339 time such as 2026-01-31T12:00:00Z"
+        ))
+    })
 }
 
 /// Parses an id from a path segment, answering 404 (ids that cannot exist do not exist).

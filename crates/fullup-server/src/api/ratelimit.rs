@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn each_credential_has_its_own_bucket() {
         let limiter = IngestLimiter::new(&limits(1, 1));
-        let key = Credential::ApiKey(ApiKeyId::new(0));
+        let key = Credential::ApiKey(ApiKeyId::new(crate::domain::time::Timestamp::EPOCH));
         assert_eq!(limiter.check(Credential::Admin), Ok(()));
         assert!(limiter.check(Credential::Admin).is_err());
         assert_eq!(limiter.check(key), Ok(()));

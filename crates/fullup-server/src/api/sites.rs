@@ -5,16 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{API_KEY_PREFIX, Caller, generate_token, hash_token};
+use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
 use super::{AppState, ListResponse, PageParams, path_id};
-use crate::domain::clock::format_rfc3339;
 use crate::domain::ids::{ApiKeyId, SiteId};
 use crate::domain::models::{ApiKey, Site};
-
-/// Longest site or key name.
-const MAX_NAME_LEN: usize = 200;
+use crate::service::sites::parse_name;
 
 /// `POST /v1/sites` and `PATCH /v1/sites/{id}` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -42,8 +39,8 @@ impl From<Site> for SiteResponse {
         Self {
             id: s.id,
             name: s.name,
-            created_at: format_rfc3339(s.created_at),
-            updated_at: format_rfc3339(s.updated_at),
+            created_at: s.created_at.to_rfc3339(),
+            updated_at: s.updated_at.to_rfc3339(),
         }
     }
 }
@@ -79,31 +76,16 @@ impl From<ApiKey> for ApiKeyResponse {
             site_id: k.site_id,
             name: k.name,
             token: None,
-            created_at: format_rfc3339(k.created_at),
+            created_at: k.created_at.to_rfc3339(),
         }
     }
-}
-
-fn valid_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
-        return Err(ApiError::invalid(
-            "invalid_name",
-            format!("name must be 1 to {MAX_NAME_LEN} characters"),
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 /// Resolves a site path segment for `caller`: 404 when absent or not the caller's.
 pub async fn load_site(state: &AppState, caller: Caller, raw: &str) -> Result<Site, ApiError> {
     let id = path_id(raw, "site", SiteId::parse)?;
     caller.require_site(id)?;
-    state
-        .store
-        .get_site(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("site {id}")))
+    Ok(state.service.site(id).await?)
 }
 
 /// Creates a site (admin only).
@@ -116,14 +98,7 @@ pub async fn create(
     ApiJson(req): ApiJson<SiteRequest>,
 ) -> Result<(StatusCode, Json<SiteResponse>), ApiError> {
     caller.require_admin()?;
-    let now = state.clock.now_ms();
-    let site = Site {
-        id: SiteId::new(now),
-        name: valid_name(&req.name)?,
-        created_at: now,
-        updated_at: now,
-    };
-    state.store.create_site(&site).await?;
+    let site = state.service.create_site(parse_name(&req.name)?).await?;
     Ok((StatusCode::CREATED, Json(site.into())))
 }
 
@@ -136,7 +111,7 @@ pub async fn list(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<SiteResponse>>, ApiError> {
     caller.require_admin()?;
-    let page = state.store.list_sites(&page.to_request()?).await?;
+    let page = state.service.sites(&page.to_request()?).await?;
     Ok(Json(ListResponse::from_page(page, SiteResponse::from)))
 }
 
@@ -160,12 +135,10 @@ pub async fn update(
     Path(site_id): Path<String>,
     ApiJson(req): ApiJson<SiteRequest>,
 ) -> Result<Json<SiteResponse>, ApiError> {
-    let mut site = load_site(&state, caller, &site_id).await?;
-    site.name = valid_name(&req.name)?;
-    site.updated_at = state.clock.now_ms();
-    state
-        .store
-        .rename_site(site.id, &site.name, site.updated_at)
+    let site = load_site(&state, caller, &site_id).await?;
+    let site = state
+        .service
+        .rename_site(site, parse_name(&req.name)?)
         .await?;
     Ok(Json(site.into()))
 }
@@ -180,7 +153,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let site = load_site(&state, caller, &site_id).await?;
-    state.store.delete_site(site.id).await?;
+    state.service.delete_site(&site).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -195,16 +168,8 @@ pub async fn create_key(
 ) -> Result<(StatusCode, Json<ApiKeyResponse>), ApiError> {
     caller.require_admin()?;
     let site = load_site(&state, caller, &site_id).await?;
-    let now = state.clock.now_ms();
-    let token = generate_token(API_KEY_PREFIX);
-    let key = ApiKey {
-        id: ApiKeyId::new(now),
-        site_id: site.id,
-        name: valid_name(&req.name)?,
-        token_hash: hash_token(&token),
-        created_at: now,
-    };
-    state.store.create_api_key(&key).await?;
+    let name = parse_name(&req.name)?;
+    let (key, token) = state.service.create_api_key(&site, name).await?;
     let mut response = ApiKeyResponse::from(key);
     response.token = Some(token);
     Ok((StatusCode::CREATED, Json(response)))
@@ -220,10 +185,7 @@ pub async fn list_keys(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<ApiKeyResponse>>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
-    let page = state
-        .store
-        .list_api_keys(site.id, &page.to_request()?)
-        .await?;
+    let page = state.service.api_keys(&site, &page.to_request()?).await?;
     Ok(Json(ListResponse::from_page(page, ApiKeyResponse::from)))
 }
 
@@ -237,9 +199,6 @@ pub async fn delete_key(
 ) -> Result<StatusCode, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
     let id = path_id(&key_id, "API key", ApiKeyId::parse)?;
-    if state.store.delete_api_key(site.id, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!("API key {id}")))
-    }
+    state.service.delete_api_key(&site, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

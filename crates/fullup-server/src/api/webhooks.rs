@@ -3,32 +3,20 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use fullup_signature::Secret;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::events::{IngestRequest, ingest};
 use super::extract::{ApiJson, ApiQuery};
 use super::sites::load_site;
 use super::{AppState, ListResponse, PageParams, parse_time, path_id};
-use crate::delivery::guard::GuardError;
-use crate::domain::canonical_json::canonicalize;
-use crate::domain::clock::format_rfc3339;
-use crate::domain::event_type::EventFilter;
 use crate::domain::ids::{EventId, WebhookId};
-use crate::domain::models::{Site, Webhook};
-use crate::domain::rotation::{DEFAULT_GRACE_SECS, MAX_GRACE_SECS};
-use crate::domain::webhook_url::WebhookUrl;
-
-/// A site may hold at most this many webhooks; fan-out cost grows with each.
-pub const MAX_WEBHOOKS_PER_SITE: u64 = 100;
-/// Longest description.
-const MAX_DESCRIPTION_LEN: usize = 1000;
-/// Shortest secret a client may choose; generated ones are 32 random bytes.
-pub const MIN_CHOSEN_SECRET_LEN: usize = 16;
-/// The event type of test deliveries.
-pub const PING_EVENT_TYPE: &str = "ping";
+use crate::domain::models::Site;
+use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
+use crate::service::webhooks::{
+    NewWebhook, WebhookChanges, parse_description, parse_filters, parse_grace, parse_secret,
+    parse_url,
+};
 
 /// `POST /v1/sites/{site_id}/webhooks` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -103,15 +91,15 @@ impl From<&Webhook> for WebhookResponse {
         Self {
             id: w.id,
             site_id: w.site_id,
-            url: w.url.clone(),
+            url: w.url.to_string(),
             event_types: w.event_types.iter().map(ToString::to_string).collect(),
             description: w.description.clone(),
-            enabled: w.enabled,
-            disabled_reason: w.disabled_reason.clone(),
+            enabled: w.health.enabled,
+            disabled_reason: w.health.disabled_reason.clone(),
             paused: w.paused,
             secret: None,
-            created_at: format_rfc3339(w.created_at),
-            updated_at: format_rfc3339(w.updated_at),
+            created_at: w.created_at.to_rfc3339(),
+            updated_at: w.updated_at.to_rfc3339(),
         }
     }
 }
@@ -173,75 +161,6 @@ pub struct TestResponse {
     pub event_id: EventId,
 }
 
-/// Parses and vets a receiver URL as a delivery would (the same guard, one lookup).
-///
-/// A name that does not resolve yet is accepted (its DNS may be set up after the
-/// webhook): nothing is connected to here, and every delivery vets it again.
-async fn parse_url(state: &AppState, url: &str) -> Result<String, ApiError> {
-    let url =
-        WebhookUrl::parse(url).map_err(|e| ApiError::invalid("invalid_url", e.to_string()))?;
-    match state.guard.vet(url.as_url()).await {
-        Ok(_) | Err(GuardError::Dns { .. }) => Ok(url.to_string()),
-        Err(e) => Err(ApiError::invalid("invalid_url", e.to_string())),
-    }
-}
-
-fn parse_filters(raw: Option<Vec<String>>) -> Result<Vec<EventFilter>, ApiError> {
-    let raw = raw.unwrap_or_else(|| vec!["*".to_owned()]);
-    if raw.is_empty() {
-        return Err(ApiError::invalid(
-            "invalid_event_types",
-            "event_types must list at least one filter; use [\"*\"] for every event",
-        ));
-    }
-    raw.iter()
-        .map(|f| {
-            EventFilter::parse(f)
-                .map_err(|e| ApiError::invalid("invalid_event_types", e.to_string()))
-        })
-        .collect()
-}
-
-fn parse_description(raw: Option<String>) -> Result<String, ApiError> {
-    let d = raw.unwrap_or_default();
-    if d.chars().count() > MAX_DESCRIPTION_LEN {
-        return Err(ApiError::invalid(
-            "invalid_description",
-            format!("description must be at most {MAX_DESCRIPTION_LEN} characters"),
-        ));
-    }
-    Ok(d)
-}
-
-fn parse_secret(raw: Option<String>) -> Result<Secret, ApiError> {
-    let Some(raw) = raw else {
-        return Ok(Secret::generate());
-    };
-    if raw.chars().count() < MIN_CHOSEN_SECRET_LEN {
-        return Err(ApiError::invalid(
-            "invalid_secret",
-            format!(
-                "secret must be at least {MIN_CHOSEN_SECRET_LEN} characters; omit it to get a generated one"
-            ),
-        ));
-    }
-    Secret::parse(&raw).map_err(|e| ApiError::invalid("invalid_secret", e.to_string()))
-}
-
-/// Refuses work that a disabled webhook would never carry out.
-pub fn require_enabled(webhook: &Webhook) -> Result<(), ApiError> {
-    if webhook.enabled {
-        return Ok(());
-    }
-    Err(ApiError::conflict(
-        "webhook_disabled",
-        format!(
-            "webhook {} is disabled; enable it (PATCH enabled=true) first",
-            webhook.id
-        ),
-    ))
-}
-
 async fn load_webhook(
     state: &AppState,
     caller: Caller,
@@ -250,11 +169,7 @@ async fn load_webhook(
 ) -> Result<(Site, Webhook), ApiError> {
     let site = load_site(state, caller, site).await?;
     let id = path_id(id, "webhook", WebhookId::parse)?;
-    let webhook = state
-        .store
-        .get_webhook(site.id, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("webhook {id}")))?;
+    let webhook = state.service.webhook(&site, id).await?;
     Ok((site, webhook))
 }
 
@@ -269,33 +184,15 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookResponse>), ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
-    let url = parse_url(&state, &req.url).await?;
-    let event_types = parse_filters(req.event_types)?;
-    let description = parse_description(req.description)?;
-    let secret = parse_secret(req.secret)?;
-    if state.store.count_webhooks(site.id).await? >= MAX_WEBHOOKS_PER_SITE {
-        return Err(ApiError::conflict(
-            "limit_reached",
-            format!("a site may hold at most {MAX_WEBHOOKS_PER_SITE} webhooks; delete one first"),
-        ));
-    }
-    let now = state.clock.now_ms();
-    let webhook = Webhook {
-        id: WebhookId::new(now),
-        site_id: site.id,
-        url,
-        event_types,
-        description,
+    let new = NewWebhook {
+        url: parse_url(&req.url)?,
+        event_types: parse_filters(req.event_types)?,
+        description: parse_description(req.description)?,
+        secret: parse_secret(req.secret)?,
         enabled: req.enabled.unwrap_or(true),
-        disabled_reason: None,
-        secret,
-        old_secrets: Vec::new(),
-        created_at: now,
-        updated_at: now,
-        failing_since: None,
         paused: req.paused.unwrap_or(false),
     };
-    state.store.create_webhook(&webhook).await?;
+    let webhook = state.service.create_webhook(&site, new).await?;
     let mut response = WebhookResponse::from(&webhook);
     response.secret = Some(webhook.secret.expose().to_owned());
     Ok((StatusCode::CREATED, Json(response)))
@@ -311,10 +208,7 @@ pub async fn list(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<WebhookResponse>>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
-    let page = state
-        .store
-        .list_webhooks(site.id, &page.to_request()?)
-        .await?;
+    let page = state.service.webhooks(&site, &page.to_request()?).await?;
     Ok(Json(ListResponse::from_page(page, |w| {
         WebhookResponse::from(&w)
     })))
@@ -356,34 +250,21 @@ pub async fn update(
     Path((site_id, webhook_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<UpdateWebhook>,
 ) -> Result<Json<WebhookResponse>, ApiError> {
-    let (_, mut webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
-    if let Some(url) = req.url {
-        webhook.url = parse_url(&state, &url).await?;
-    }
-    if req.event_types.is_some() {
-        webhook.event_types = parse_filters(req.event_types)?;
-    }
-    if req.description.is_some() {
-        webhook.description = parse_description(req.description)?;
-    }
-    match req.enabled {
-        Some(true) => {
-            webhook.enabled = true;
-            webhook.disabled_reason = None;
-            webhook.failing_since = None;
-        }
-        Some(false) => {
-            webhook.enabled = false;
-            webhook.disabled_reason = Some("disabled through the API".to_owned());
-        }
-        None => {}
-    }
-    if let Some(paused) = req.paused {
-        webhook.paused = paused;
-    }
-    webhook.updated_at = state.clock.now_ms();
-    state.store.update_webhook(&webhook).await?;
-    state.wake.notify_one();
+    let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
+    let changes = WebhookChanges {
+        url: req.url.as_deref().map(parse_url).transpose()?,
+        event_types: req
+            .event_types
+            .map(|f| parse_filters(Some(f)))
+            .transpose()?,
+        description: req
+            .description
+            .map(|d| parse_description(Some(d)))
+            .transpose()?,
+        enabled: req.enabled,
+        paused: req.paused,
+    };
+    let webhook = state.service.update_webhook(webhook, changes).await?;
     Ok(Json(WebhookResponse::from(&webhook)))
 }
 
@@ -395,8 +276,8 @@ pub async fn delete(
     caller: Caller,
     Path((site_id, webhook_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (site, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
-    state.store.delete_webhook(site.id, webhook.id).await?;
+    let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
+    state.service.delete_webhook(&webhook).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -412,32 +293,19 @@ pub async fn rotate_secret(
     Path((site_id, webhook_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<RotateSecretRequest>,
 ) -> Result<Json<RotateSecretResponse>, ApiError> {
-    let (site, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
-    let grace_secs = req.grace_period_secs.unwrap_or(DEFAULT_GRACE_SECS);
-    if grace_secs > MAX_GRACE_SECS {
-        return Err(ApiError::invalid(
-            "invalid_grace_period",
-            format!("grace_period_secs must be at most {MAX_GRACE_SECS} (7 days)"),
-        ));
-    }
-    let new = parse_secret(req.secret)?;
-    let now = state.clock.now_ms();
-    if webhook.standard_signing_secrets(now).contains(&&new) {
-        return Err(ApiError::invalid(
-            "invalid_secret",
-            "the new secret is already in use by this webhook; choose another or omit it",
-        ));
-    }
-    let grace_ms = i64::try_from(grace_secs * 1000).unwrap_or(i64::MAX);
+    let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
+    let grace = match req.grace_period_secs {
+        Some(secs) => parse_grace(secs)?,
+        None => DEFAULT_GRACE,
+    };
     let rotated = state
-        .store
-        .rotate_webhook_secret(site.id, webhook.id, new, grace_ms, now)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("webhook {}", webhook.id)))?;
+        .service
+        .rotate_secret(&webhook, parse_secret(req.secret)?, grace)
+        .await?;
     Ok(Json(RotateSecretResponse {
-        secret: rotated.secret.expose().to_owned(),
-        previous_secret_valid_until: format_rfc3339(now.saturating_add(grace_ms)),
-        fullup_signature_switches_at: format_rfc3339(rotated.fullup_signature_switches_at(now)),
+        secret: rotated.webhook.secret.expose().to_owned(),
+        previous_secret_valid_until: rotated.previous_valid_until.to_rfc3339(),
+        fullup_signature_switches_at: rotated.fullup_signature_switches_at.to_rfc3339(),
     }))
 }
 
@@ -451,23 +319,14 @@ pub async fn recover(
     Path((site_id, webhook_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<RecoverRequest>,
 ) -> Result<(StatusCode, Json<RecoverResponse>), ApiError> {
-    let (site, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
-    let now = state.clock.now_ms();
+    let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     let since = parse_time("since", &req.since)?;
     let until = req
         .until
         .as_deref()
         .map(|u| parse_time("until", u))
-        .transpose()?
-        .unwrap_or(now + 1);
-    if since >= until {
-        return Err(ApiError::bad_request("since must be before until"));
-    }
-    let recovered = state
-        .store
-        .recover_deliveries(site.id, webhook.id, since, until, now)
-        .await?;
-    state.wake.notify_one();
+        .transpose()?;
+    let recovered = state.service.recover(&webhook, since, until).await?;
     Ok((StatusCode::ACCEPTED, Json(RecoverResponse { recovered })))
 }
 
@@ -479,21 +338,7 @@ pub async fn test(
     caller: Caller,
     Path((site_id, webhook_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<TestResponse>), ApiError> {
-    let (site, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
-    require_enabled(&webhook)?;
-    let data = serde_json::json!({ "webhook_id": webhook.id.to_string() }).to_string();
-    let data = canonicalize(data.as_bytes())
-        .map_err(|e| ApiError::invalid("invalid_data", e.to_string()))?;
-    let event_id = ingest(
-        &state,
-        IngestRequest {
-            site: site.id,
-            event_type: PING_EVENT_TYPE,
-            data: &data,
-            idempotency_key: None,
-            only_webhook: Some(webhook.id),
-        },
-    )
-    .await?;
+    let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
+    let event_id = state.service.send_test(&webhook).await?;
     Ok((StatusCode::ACCEPTED, Json(TestResponse { event_id })))
 }

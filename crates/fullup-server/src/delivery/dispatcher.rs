@@ -14,13 +14,15 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::DeliveryConfig;
 use super::guard::OutboundGuard;
 use super::sender::{AttemptResult, Sender};
-use crate::config::DeliveryConfig;
 use crate::domain::clock::Clock;
 use crate::domain::ids::{AttemptId, DeliveryId, WebhookId};
 use crate::domain::models::Attempt;
-use crate::store::{ClaimedDelivery, Completion, NextStep, Store, WebhookEffect};
+use crate::domain::outcome::consequences;
+use crate::domain::time::Timestamp;
+use crate::store::{Claim, ClaimedDelivery, Completion, DeliveryQueue};
 
 /// Extra time granted at shutdown, beyond the request timeout, to record outcomes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -32,7 +34,7 @@ type InFlight = Arc<Mutex<HashMap<WebhookId, usize>>>;
 /// Claims and runs deliveries until cancelled.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
-    store: Arc<dyn Store>,
+    store: Arc<dyn DeliveryQueue>,
     clock: Arc<dyn Clock>,
     config: DeliveryConfig,
     sender: Sender,
@@ -43,7 +45,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher over `store`, woken early by `wake`, reaching only what `guard` allows.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn DeliveryQueue>,
         clock: Arc<dyn Clock>,
         config: DeliveryConfig,
         wake: Arc<Notify>,
@@ -117,19 +119,14 @@ impl Dispatcher {
         want: u32,
         tasks: &mut JoinSet<()>,
     ) -> crate::store::StoreResult<u32> {
-        let now = self.clock.now_ms();
-        let lease_ms = i64::try_from(self.config.lease().as_millis()).unwrap_or(i64::MAX);
-        let saturated = self.saturated_webhooks();
-        let claimed = self
-            .store
-            .claim_due(
-                now,
-                now.saturating_add(lease_ms),
-                want,
-                u32::try_from(self.config.per_webhook_concurrency).unwrap_or(u32::MAX),
-                &saturated,
-            )
-            .await?;
+        let claim = Claim {
+            now: self.clock.now(),
+            lease: self.config.lease(),
+            limit: want,
+            per_webhook: u32::try_from(self.config.per_webhook_concurrency).unwrap_or(u32::MAX),
+            skip_webhooks: self.saturated_webhooks(),
+        };
+        let claimed = self.store.claim_due(&claim).await?;
         let count = u32::try_from(claimed.len()).unwrap_or(u32::MAX);
         let mut release: Vec<DeliveryId> = Vec::new();
         for delivery in claimed {
@@ -193,10 +190,10 @@ impl Dispatcher {
     async fn attempt(&self, delivery: ClaimedDelivery) {
         let webhook = delivery.webhook.id;
         let number = delivery.attempt_count.saturating_add(1);
-        let started_at = self.clock.now_ms();
+        let started_at = self.clock.now();
         let result = self.sender.send(&delivery, number, started_at).await;
         let completion = self.completion(&delivery, number, started_at, result);
-        let now = self.clock.now_ms();
+        let now = self.clock.now();
         if let Err(err) = self.store.complete(&completion, now).await {
             tracing::error!(error = %err, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
         }
@@ -204,37 +201,22 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    /// Decides what an attempt's result means for its delivery and webhook.
+    /// The attempt's record and, by the domain's rules, what it means for its
+    /// delivery and webhook.
     fn completion(
         &self,
         d: &ClaimedDelivery,
         number: u32,
-        started_at: i64,
+        started_at: Timestamp,
         r: AttemptResult,
     ) -> Completion {
-        let now = self.clock.now_ms();
-        let (next, webhook) = if r.succeeded() {
-            (NextStep::Succeeded, WebhookEffect::Healthy)
-        } else if r.status == Some(410) {
-            (
-                NextStep::Failed,
-                WebhookEffect::Disable("the receiver answered 410 Gone".to_owned()),
-            )
-        } else {
-            let next = match self.config.retry.next_delay(number, r.retry_after) {
-                Some(delay) => NextStep::RetryAt(
-                    now.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
-                ),
-                None => NextStep::Failed,
-            };
-            let window = i64::try_from(self.config.disable_after.as_millis()).unwrap_or(i64::MAX);
-            (
-                next,
-                WebhookEffect::Failing {
-                    disable_if_failing_since: now.saturating_sub(window),
-                },
-            )
-        };
+        let (next, health) = consequences(
+            r.verdict(),
+            number,
+            &self.config.retry,
+            self.config.disable_after,
+            self.clock.now(),
+        );
         if !r.succeeded() {
             tracing::info!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
                 status = ?r.status, error = ?r.error_kind, "delivery attempt failed");
@@ -246,14 +228,14 @@ impl Dispatcher {
                 webhook_id: d.webhook.id,
                 attempt_number: number,
                 started_at,
-                duration_ms: i64::try_from(r.duration.as_millis()).unwrap_or(i64::MAX),
+                duration: r.duration,
                 status_code: r.status,
                 error_kind: r.error_kind,
                 error_message: r.error_message,
                 response_body: r.response_body,
             },
             next,
-            webhook,
+            health,
         }
     }
 }

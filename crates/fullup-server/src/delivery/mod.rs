@@ -2,7 +2,13 @@
 //! the sender makes one signed HTTP request and reports what happened; the guard decides
 //! which destinations may be reached at all.
 
+mod config;
 pub mod dispatcher;
 pub mod guard;
 pub mod sender;
 pub mod ssrf;
+
+pub use config::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISABLE_AFTER, DEFAULT_PER_WEBHOOK_CONCURRENCY,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_WORKERS, DeliveryConfig,
+};

@@ -8,10 +8,13 @@ use std::time::{Duration, Instant};
 use fullup_signature::{sign, sign_standard};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
 
+use super::DeliveryConfig;
 use super::guard::{GuardError, OutboundGuard, PinnedClients};
-use crate::config::DeliveryConfig;
 use crate::domain::models::ErrorKind;
+use crate::domain::outcome::Verdict;
 use crate::domain::retry::parse_retry_after;
+use crate::domain::time::Timestamp;
+use crate::domain::webhook_url::WebhookUrl;
 use crate::store::ClaimedDelivery;
 
 /// The most of a response body kept in the attempt log.
@@ -41,6 +44,19 @@ impl AttemptResult {
     pub fn succeeded(&self) -> bool {
         self.error_kind.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
     }
+
+    /// What the delivery rules make of it (see [`crate::domain::outcome`]).
+    pub fn verdict(&self) -> Verdict {
+        if self.succeeded() {
+            Verdict::Delivered
+        } else if self.status == Some(410) {
+            Verdict::Gone
+        } else {
+            Verdict::Failed {
+                retry_after: self.retry_after,
+            }
+        }
+    }
 }
 
 /// Sends deliveries, vetting every destination first.
@@ -60,7 +76,7 @@ impl Sender {
     }
 
     /// Vets the URL and returns the client pinned to its vetted addresses.
-    async fn client_for(&self, url: &str) -> Result<reqwest::Client, AttemptResult> {
+    async fn client_for(&self, url: &WebhookUrl) -> Result<reqwest::Client, AttemptResult> {
         let refused = |kind, message: String| AttemptResult {
             status: None,
             error_kind: Some(kind),
@@ -69,9 +85,7 @@ impl Sender {
             retry_after: None,
             duration: Duration::ZERO,
         };
-        let parsed = url::Url::parse(url)
-            .map_err(|e| refused(ErrorKind::Blocked, format!("url is not valid: {e}")))?;
-        let vetted = self.guard.vet(&parsed).await.map_err(|e| match e {
+        let vetted = self.guard.vet(url.as_url()).await.map_err(|e| match e {
             GuardError::Dns { .. } => refused(ErrorKind::Dns, e.to_string()),
             other => refused(ErrorKind::Blocked, other.to_string()),
         })?;
@@ -80,12 +94,12 @@ impl Sender {
             .map_err(|e| refused(ErrorKind::Other, error_chain(&e)))
     }
 
-    /// Makes attempt number `attempt` (1-based) of `delivery` at `now_ms`.
+    /// Makes attempt number `attempt` (1-based) of `delivery` at `now`.
     pub async fn send(
         &self,
         delivery: &ClaimedDelivery,
         attempt: u32,
-        now_ms: i64,
+        now: Timestamp,
     ) -> AttemptResult {
         let started = Instant::now();
         let client = match self.client_for(&delivery.webhook.url).await {
@@ -95,9 +109,9 @@ impl Sender {
                 return refused;
             }
         };
-        let headers = signed_headers(delivery, attempt, now_ms);
+        let headers = signed_headers(delivery, attempt, now);
         let request = client
-            .post(&delivery.webhook.url)
+            .post(delivery.webhook.url.as_url().clone())
             .headers(headers)
             .body(delivery.payload.clone());
         let mut result = match request.send().await {
@@ -119,13 +133,13 @@ impl Sender {
 /// The delivery headers: both signature schemes and the event's metadata. During a
 /// secret rotation's grace period `webhook-signature` holds one signature per valid
 /// secret and `fullup-signature` the old secret's (see [`crate::domain::rotation`]).
-pub fn signed_headers(delivery: &ClaimedDelivery, attempt: u32, now_ms: i64) -> HeaderMap {
+pub fn signed_headers(delivery: &ClaimedDelivery, attempt: u32, now: Timestamp) -> HeaderMap {
     let webhook = &delivery.webhook;
     let body = delivery.payload.as_bytes();
-    let timestamp = now_ms.div_euclid(1000);
+    let timestamp = now.unix_secs();
     let event_id = delivery.event_id.to_string();
     let standard: Vec<String> = webhook
-        .standard_signing_secrets(now_ms)
+        .standard_signing_secrets(now)
         .into_iter()
         .map(|secret| sign_standard(secret, &event_id, timestamp, body))
         .collect();
@@ -137,10 +151,10 @@ pub fn signed_headers(delivery: &ClaimedDelivery, attempt: u32, now_ms: i64) -> 
     };
     put(
         "fullup-signature",
-        sign(webhook.fullup_signing_secret(now_ms), body).to_string(),
+        sign(webhook.fullup_signing_secret(now), body).to_string(),
     );
     put("fullup-event-id", event_id.clone());
-    put("fullup-event-type", delivery.event_type.clone());
+    put("fullup-event-type", delivery.event_type.to_string());
     put("fullup-timestamp", timestamp.to_string());
     put("fullup-attempt", attempt.to_string());
     put("webhook-signature", standard.join(" "));

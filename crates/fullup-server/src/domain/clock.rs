@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
-/// A source of the current time in Unix milliseconds.
+use super::time::Timestamp;
+
+/// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Now, in milliseconds since the Unix epoch.
-    fn now_ms(&self) -> i64;
+    /// Now.
+    fn now(&self) -> Timestamp;
 }
 
 /// The system's wall clock.
@@ -14,8 +17,8 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_ms(chrono::Utc::now().timestamp_millis())
     }
 }
 
@@ -24,26 +27,20 @@ impl Clock for SystemClock {
 pub struct ManualClock(AtomicI64);
 
 impl ManualClock {
-    /// A clock showing `now_ms`.
-    pub fn new(now_ms: i64) -> Arc<Self> {
-        Arc::new(Self(AtomicI64::new(now_ms)))
+    /// A clock showing `now`.
+    pub fn new(now: Timestamp) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(now.unix_ms())))
     }
 
-    /// Moves the clock forward by `ms` milliseconds.
-    pub fn advance_ms(&self, ms: i64) {
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.0.fetch_add(ms, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_ms(self.0.load(Ordering::SeqCst))
     }
-}
-
-/// Formats Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-11-29T01:02:03.004Z`).
-pub fn format_rfc3339(unix_ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(unix_ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

@@ -1,22 +1,29 @@
 //! The body every delivery carries: `{"id","type","created_at","data"}`, canonical.
 
 use super::canonical_json::{CanonicalJson, write_js_string};
-use super::clock::format_rfc3339;
+use super::event_type::EventType;
 use super::ids::EventId;
+use super::time::Timestamp;
 
 /// Builds the envelope of an event.
 ///
 /// The keys are not integer-like and appear in JavaScript's insertion order, and `data`
 /// is already canonical, so the result is itself a fixed point of
 /// `JSON.stringify(JSON.parse(..))`.
-pub fn envelope(id: EventId, event_type: &str, created_at_ms: i64, data: &CanonicalJson) -> String {
+pub fn envelope(
+    id: EventId,
+    event_type: &EventType,
+    created_at: Timestamp,
+    data: &CanonicalJson,
+) -> String {
+    let event_type = event_type.as_str();
     let mut out = String::with_capacity(data.as_str().len() + event_type.len() + 96);
     out.push_str("{\"id\":");
     write_js_string(&mut out, &id.to_string());
     out.push_str(",\"type\":");
     write_js_string(&mut out, event_type);
     out.push_str(",\"created_at\":");
-    write_js_string(&mut out, &format_rfc3339(created_at_ms));
+    write_js_string(&mut out, &created_at.to_rfc3339());
     out.push_str(",\"data\":");
     out.push_str(data.as_str());
     out.push('}');
@@ -30,9 +37,14 @@ mod tests {
 
     #[test]
     fn envelope_is_canonical_and_ordered() {
-        let id = EventId::new(0);
+        let id = EventId::new(Timestamp::EPOCH);
         let data = canonicalize(br#"{"b": 1, "0": "x"}"#).expect("valid");
-        let body = envelope(id, "form.submitted", 1_700_000_000_123, &data);
+        let body = envelope(
+            id,
+            &EventType::parse("form.submitted").expect("type"),
+            Timestamp::from_unix_ms(1_700_000_000_123),
+            &data,
+        );
         assert_eq!(
             body,
             format!(

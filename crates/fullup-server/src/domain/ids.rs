@@ -9,6 +9,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use ulid::Ulid;
 
+use super::time::Timestamp;
+
 /// Why a string is not an id of the expected kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{value}` is not a valid {kind} id: expected `{prefix}` followed by a 26-character ULID")]
@@ -25,8 +27,8 @@ pub struct IdError {
 /// instead of drawing a new one, so "newest first" is creation order.
 static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
 
-fn next_ulid(unix_ms: i64) -> Ulid {
-    let ms = u64::try_from(unix_ms).unwrap_or(0);
+fn next_ulid(at: Timestamp) -> Ulid {
+    let ms = u64::try_from(at.unix_ms()).unwrap_or(0);
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     GENERATOR
         .lock()
@@ -45,10 +47,10 @@ macro_rules! prefixed_id {
             /// The prefix this kind of id carries.
             pub const PREFIX: &'static str = $prefix;
 
-            /// A new id for something created at `unix_ms`; ids made in one
+            /// A new id for something created at `at`; ids made in one
             /// millisecond by this process still sort in creation order.
-            pub fn new(unix_ms: i64) -> Self {
-                Self(next_ulid(unix_ms))
+            pub fn new(at: Timestamp) -> Self {
+                Self(next_ulid(at))
             }
 
             /// Parses `site_01J…`-style text.
@@ -141,12 +143,14 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_sort_by_time() {
-        let a = EventId::new(1_000);
-        let b = EventId::new(2_000);
+        let a = EventId::new(Timestamp::from_unix_ms(1_000));
+        let b = EventId::new(Timestamp::from_unix_ms(2_000));
         assert!(a < b);
         assert!(a.to_string().starts_with("evt_"));
         assert_eq!(EventId::parse(&a.to_string()), Ok(a));
-        let same_ms: Vec<EventId> = (0..100).map(|_| EventId::new(5_000)).collect();
+        let same_ms: Vec<EventId> = (0..100)
+            .map(|_| EventId::new(Timestamp::from_unix_ms(5_000)))
+            .collect();
         assert!(
             same_ms.windows(2).all(|w| w[0] < w[1]),
             "ids of one millisecond sort in creation order"
@@ -155,7 +159,7 @@ mod tests {
 
     #[test]
     fn wrong_prefix_is_refused_with_the_expected_kind() {
-        let site = SiteId::new(1).to_string();
+        let site = SiteId::new(Timestamp::from_unix_ms(1)).to_string();
         let err = WebhookId::parse(&site).expect_err("a site id is not a webhook id");
         assert!(err.to_string().contains("webhook id"), "{err}");
         assert!(WebhookId::parse("wh_not-a-ulid").is_err());

@@ -1,12 +1,18 @@
-//! The service's vocabulary: ids, event types and filters, URLs, retry schedule,
-//! canonical JSON, the records it keeps, and time.
+//! The service's vocabulary: ids, event types and filters, URLs, time, retry schedule,
+//! canonical JSON, the records it keeps, and the pure rules both stores apply (an
+//! event's targets, what an attempt does to its delivery and its webhook's health).
+//!
+//! Nothing here does I/O, and no file imports one that imports it back.
 
 pub mod canonical_json;
 pub mod clock;
 pub mod envelope;
 pub mod event_type;
+pub mod health;
 pub mod ids;
 pub mod models;
+pub mod outcome;
 pub mod retry;
-pub mod rotation;
+pub mod time;
+pub mod webhook;
 pub mod webhook_url;

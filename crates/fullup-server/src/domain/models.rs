@@ -1,12 +1,11 @@
-//! The records the service keeps: sites, API keys, webhooks, events, deliveries, attempts.
-//!
-//! Times are Unix milliseconds (`i64`) everywhere inside; the API formats them.
+//! The records the service keeps besides webhooks (`webhook.rs`): sites, API keys,
+//! events, deliveries, attempts.
 
-use fullup_signature::Secret;
+use std::time::Duration;
 
-use super::event_type::EventFilter;
+use super::event_type::EventType;
 use super::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
-use super::rotation::OldSecret;
+use super::time::Timestamp;
 
 /// A tenant: owns webhooks, events and API keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,9 +15,9 @@ pub struct Site {
     /// A human name, 1 to 200 characters.
     pub name: String,
     /// When it was created.
-    pub created_at: i64,
+    pub created_at: Timestamp,
     /// When it last changed.
-    pub updated_at: i64,
+    pub updated_at: Timestamp,
 }
 
 /// A site-scoped API key. Only the SHA-256 of the token is kept.
@@ -33,7 +32,7 @@ pub struct ApiKey {
     /// SHA-256 of the token; the token itself is shown once and never stored.
     pub token_hash: [u8; 32],
     /// When it was created.
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 impl std::fmt::Debug for ApiKey {
@@ -47,38 +46,6 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-/// A receiver: where to deliver, what to deliver, and the secret that signs it.
-#[derive(Debug, Clone)]
-pub struct Webhook {
-    /// Its id.
-    pub id: WebhookId,
-    /// The site it belongs to.
-    pub site_id: SiteId,
-    /// The receiver URL as registered (re-vetted at every delivery).
-    pub url: String,
-    /// Which event types it receives; at least one.
-    pub event_types: Vec<EventFilter>,
-    /// Free text for humans.
-    pub description: String,
-    /// Disabled webhooks get no new deliveries; their pending ones wait.
-    pub enabled: bool,
-    /// Why it was disabled, when it was.
-    pub disabled_reason: Option<String>,
-    /// Paused webhooks still get deliveries, queued until it is resumed (planned
-    /// receiver maintenance: nothing is attempted, so nothing fails or is lost).
-    pub paused: bool,
-    /// The signing secret (Debug prints `[redacted]`).
-    pub secret: Secret,
-    /// Secrets replaced by rotations, newest first; each signs until its grace ends.
-    pub old_secrets: Vec<OldSecret>,
-    /// When it was created.
-    pub created_at: i64,
-    /// When it last changed.
-    pub updated_at: i64,
-    /// Since when every attempt has failed, if the last one failed.
-    pub failing_since: Option<i64>,
-}
-
 /// An accepted event, with the exact body every receiver of it gets.
 ///
 /// `Debug` shows the payload's length only: event data is customer data.
@@ -89,11 +56,11 @@ pub struct Event {
     /// The site it was sent to.
     pub site_id: SiteId,
     /// Its type, such as `form.submitted`.
-    pub event_type: String,
+    pub event_type: EventType,
     /// The JavaScript-canonical envelope `{"id","type","created_at","data"}`.
     pub payload: String,
     /// When it was accepted.
-    pub created_at: i64,
+    pub created_at: Timestamp,
     /// The client's `Idempotency-Key`, if it sent one.
     pub idempotency_key: Option<String>,
 }
@@ -175,11 +142,11 @@ pub struct Delivery {
     /// Attempts made so far.
     pub attempt_count: u32,
     /// When the next attempt is due (pending only).
-    pub next_attempt_at: Option<i64>,
+    pub next_attempt_at: Option<Timestamp>,
     /// When it was created.
-    pub created_at: i64,
+    pub created_at: Timestamp,
     /// When it last changed.
-    pub updated_at: i64,
+    pub updated_at: Timestamp,
 }
 
 /// How an attempt failed, for the attempt log and for filtering.
@@ -251,9 +218,9 @@ pub struct Attempt {
     /// 1 for the first attempt.
     pub attempt_number: u32,
     /// When it started.
-    pub started_at: i64,
-    /// How long it took.
-    pub duration_ms: i64,
+    pub started_at: Timestamp,
+    /// How long it took (stored to the millisecond).
+    pub duration: Duration,
     /// The receiver's status, when it answered.
     pub status_code: Option<u16>,
     /// How it failed, when it did.
@@ -272,7 +239,7 @@ impl std::fmt::Debug for Attempt {
             .field("webhook_id", &self.webhook_id)
             .field("attempt_number", &self.attempt_number)
             .field("started_at", &self.started_at)
-            .field("duration_ms", &self.duration_ms)
+            .field("duration", &self.duration)
             .field("status_code", &self.status_code)
             .field("error_kind", &self.error_kind)
             .field("error_message", &self.error_message)

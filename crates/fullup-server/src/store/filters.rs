@@ -5,6 +5,7 @@ use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::{DeliveryFilter, EventFilterQuery, PageRequest};
 use crate::domain::ids::SiteId;
+use crate::domain::time::Timestamp;
 
 /// `SELECT * FROM events WHERE site_id = … AND …`, ready for paging.
 pub(crate) fn events<'q, DB: Database>(site: SiteId, f: &EventFilterQuery) -> QueryBuilder<'q, DB>
@@ -44,8 +45,8 @@ where
 
 fn push_created<'q, DB: Database>(
     q: &mut QueryBuilder<'q, DB>,
-    since: Option<i64>,
-    until: Option<i64>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
 ) where
     i64: Encode<'q, DB> + Type<DB>,
 {

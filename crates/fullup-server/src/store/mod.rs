@@ -1,19 +1,67 @@
 //! Persistence behind one trait, so the service runs on SQLite (one node) or PostgreSQL
 //! (several nodes sharing one database).
 //!
-//! Everything dialect-specific stays inside an implementation; the API and the
-//! dispatcher speak only [`Store`].
+//! What both stores share is written once: the read queries ([`reads`], through sqlx's
+//! `QueryBuilder`, which numbers placeholders for each database), the write statements
+//! ([`sql`]), the row mappers ([`rows`]), sealing ([`sealing`]), and the rules they apply
+//! inside their transactions, which live in `domain/` as pure functions (an event's
+//! targets, an attempt's effect on its webhook's health). Each implementation keeps only
+//! what its database does differently: how a transaction runs, how rows are leased.
+//! The service layer speaks [`Store`]; the dispatcher only [`DeliveryQueue`].
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::crypto::MainKey;
+use crate::domain::event_type::EventType;
+use crate::domain::health::HealthEffect;
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
-use crate::domain::models::{ApiKey, Attempt, Delivery, DeliveryState, Event, Site, Webhook};
+use crate::domain::models::{ApiKey, Attempt, Delivery, DeliveryState, Event, Site};
+use crate::domain::outcome::NextStep;
+use crate::domain::time::Timestamp;
+use crate::domain::webhook::Webhook;
 
 mod filters;
 pub mod postgres;
+mod reads;
 mod rows;
 mod sealing;
+mod sql;
 pub mod sqlite;
+
+/// Opens the store `url` names, running its migrations and checking that `key` is the
+/// database's main key: PostgreSQL for `postgres://`/`postgresql://`, SQLite for
+/// `sqlite:`. The one place that chooses a backend, for `fullup serve` and `fullup admin`.
+pub async fn open(url: &str, key: MainKey) -> StoreResult<Arc<dyn Store>> {
+    Ok(match Backend::of(url)? {
+        Backend::Postgres => Arc::new(postgres::PgStore::open(url, key).await?),
+        Backend::Sqlite => Arc::new(sqlite::SqliteStore::open(url, key).await?),
+    })
+}
+
+/// The kinds of database the service runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One file, one node (`sqlite://PATH`).
+    Sqlite,
+    /// One server, any number of nodes (`postgres://…`).
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, or [`StoreError::UnsupportedUrl`].
+    pub fn of(url: &str) -> StoreResult<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+}
 
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +90,11 @@ pub enum StoreError {
         "another fullup process is using this database (it holds {0}): a SQLite database serves one `fullup serve` at a time; stop the other one, or use PostgreSQL for several nodes"
     )]
     InUse(std::path::PathBuf),
+    /// The database URL names no supported database.
+    #[error(
+        "unsupported --database-url scheme: use sqlite://PATH or postgres://USER@HOST/DATABASE"
+    )]
+    UnsupportedUrl,
     /// The database was sealed under another main key than the one configured.
     #[error(
         "the main key does not match this database: set FULLUP_MAIN_KEY or --main-key-file to the key it was created with (after an interrupted `fullup admin rotate-main-key`, try the `.new` key file)"
@@ -79,10 +132,10 @@ pub struct DeliveryFilter {
     pub webhook_id: Option<WebhookId>,
     /// Only deliveries in this state.
     pub state: Option<DeliveryState>,
-    /// Created at or after (Unix ms).
-    pub since: Option<i64>,
-    /// Created before (Unix ms).
-    pub until: Option<i64>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
 }
 
 /// Filters of the event list.
@@ -90,10 +143,10 @@ pub struct DeliveryFilter {
 pub struct EventFilterQuery {
     /// Only events of this exact type.
     pub event_type: Option<String>,
-    /// Created at or after (Unix ms).
-    pub since: Option<i64>,
-    /// Created before (Unix ms).
-    pub until: Option<i64>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
 }
 
 /// An event to accept, with what identifies a retried request.
@@ -139,7 +192,7 @@ pub struct ClaimedDelivery {
     /// The event's id.
     pub event_id: EventId,
     /// The event's type.
-    pub event_type: String,
+    pub event_type: EventType,
     /// The body to send.
     pub payload: String,
     /// The webhook.
@@ -162,31 +215,6 @@ impl std::fmt::Debug for ClaimedDelivery {
     }
 }
 
-/// What an attempt changes in its delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NextStep {
-    /// Delivered.
-    Succeeded,
-    /// Try again at this time (Unix ms).
-    RetryAt(i64),
-    /// Give up.
-    Failed,
-}
-
-/// What an attempt changes in its webhook.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WebhookEffect {
-    /// The receiver answered 2xx: it is healthy.
-    Healthy,
-    /// The attempt failed; disable the webhook if it has failed since before this time.
-    Failing {
-        /// Disable when `failing_since` is at or before this (Unix ms).
-        disable_if_failing_since: i64,
-    },
-    /// Disable at once with this reason (410 Gone).
-    Disable(String),
-}
-
 /// The result of one attempt, recorded atomically.
 #[derive(Debug, Clone)]
 pub struct Completion {
@@ -194,65 +222,58 @@ pub struct Completion {
     pub attempt: Attempt,
     /// What happens to the delivery.
     pub next: NextStep,
-    /// What happens to the webhook.
-    pub webhook: WebhookEffect,
+    /// What the attempt says about the webhook's health (see [`crate::domain::health`]).
+    pub health: HealthEffect,
 }
 
-/// The service's storage.
+/// A request for due deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Deliveries due at or before this time are taken.
+    pub now: Timestamp,
+    /// How long the claimed deliveries stay leased to the caller.
+    pub lease: Duration,
+    /// At most this many in all.
+    pub limit: u32,
+    /// At most this many of one webhook (its concurrency limit).
+    pub per_webhook: u32,
+    /// Webhooks to leave alone (saturated ones).
+    pub skip_webhooks: Vec<WebhookId>,
+}
+
+/// The part of the store the dispatcher uses: leasing due deliveries and recording
+/// what their attempts did.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
+    /// Leases up to `claim.limit` due deliveries of enabled, unpaused webhooks not in
+    /// `claim.skip_webhooks`, at most `claim.per_webhook` of one webhook, oldest due
+    /// first.
+    async fn claim_due(&self, claim: &Claim) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records an attempt and its consequences in one transaction: the attempt row, the
+    /// delivery's next step, and the webhook's health after
+    /// [`crate::domain::health::Health::after_attempt`].
+    async fn complete(&self, completion: &Completion, now: Timestamp) -> StoreResult<()>;
+    /// Drops the leases of claimed deliveries that will not be attempted now.
+    async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()>;
+}
+
+/// Reads both stores run the same way (see [`reads`]).
+#[async_trait]
+pub trait Reads: Send + Sync {
     /// A stored setting (`admin_token_hash`, …).
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
-    /// Stores a setting unless one is stored already; true when this call stored it.
-    /// Nodes starting together on one database agree on the first value stored.
-    async fn add_setting(&self, key: &str, value: &[u8]) -> StoreResult<bool>;
-
-    /// Creates a site.
-    async fn create_site(&self, site: &Site) -> StoreResult<()>;
     /// A site by id.
     async fn get_site(&self, id: SiteId) -> StoreResult<Option<Site>>;
     /// Sites, newest first.
     async fn list_sites(&self, page: &PageRequest) -> StoreResult<Page<Site>>;
-    /// Renames a site; false when it does not exist.
-    async fn rename_site(&self, id: SiteId, name: &str, now: i64) -> StoreResult<bool>;
-    /// Deletes a site and everything it owns; false when it does not exist.
-    async fn delete_site(&self, id: SiteId) -> StoreResult<bool>;
-
-    /// Creates an API key.
-    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
-    /// The key whose token hashes to `token_hash`.
-    async fn find_api_key(&self, token_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>>;
     /// A site's keys, newest first.
     async fn list_api_keys(&self, site: SiteId, page: &PageRequest) -> StoreResult<Page<ApiKey>>;
-    /// Deletes a key; false when the site has no such key.
-    async fn delete_api_key(&self, site: SiteId, id: ApiKeyId) -> StoreResult<bool>;
-
-    /// Creates a webhook.
-    async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
     /// A site's webhook.
     async fn get_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<Option<Webhook>>;
     /// A site's webhooks, newest first.
     async fn list_webhooks(&self, site: SiteId, page: &PageRequest) -> StoreResult<Page<Webhook>>;
     /// How many webhooks a site has.
     async fn count_webhooks(&self, site: SiteId) -> StoreResult<u64>;
-    /// Saves a webhook's url, filter, description, enabled flag and reason (not its
-    /// secrets: see [`Store::rotate_webhook_secret`]).
-    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<bool>;
-    /// Atomically replaces a webhook's secret with `new`, keeping the replaced one valid
-    /// for `grace_ms` (see [`Webhook::rotate_secret`]); the webhook after, or None when absent.
-    async fn rotate_webhook_secret(
-        &self,
-        site: SiteId,
-        id: WebhookId,
-        new: fullup_signature::Secret,
-        grace_ms: i64,
-        now: i64,
-    ) -> StoreResult<Option<Webhook>>;
-    /// Deletes a webhook and cancels its pending deliveries.
-    async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool>;
-
-    /// Stores an event and all of its deliveries in one transaction.
-    async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome>;
     /// A site's event.
     async fn get_event(&self, site: SiteId, id: EventId) -> StoreResult<Option<Event>>;
     /// A site's events, newest first.
@@ -262,7 +283,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         filter: &EventFilterQuery,
         page: &PageRequest,
     ) -> StoreResult<Page<Event>>;
-
     /// A site's delivery.
     async fn get_delivery(&self, site: SiteId, id: DeliveryId) -> StoreResult<Option<Delivery>>;
     /// A site's deliveries, newest first.
@@ -272,24 +292,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Delivery>>;
-    /// Makes a delivery pending and due at `now`, whatever its state; None when absent.
-    /// A live lease is kept: the attempt in flight decides what happens next, and no
-    /// second attempt of the same delivery may run beside it.
-    async fn retry_delivery(
-        &self,
-        site: SiteId,
-        id: DeliveryId,
-        now: i64,
-    ) -> StoreResult<Option<Delivery>>;
-    /// Makes a webhook's failed deliveries created in `[since, until)` due at `now`.
-    async fn recover_deliveries(
-        &self,
-        site: SiteId,
-        webhook: WebhookId,
-        since: i64,
-        until: i64,
-        now: i64,
-    ) -> StoreResult<u64>;
     /// A delivery's attempts, newest first.
     async fn list_attempts(
         &self,
@@ -297,26 +299,104 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         delivery: DeliveryId,
         page: &PageRequest,
     ) -> StoreResult<Page<Attempt>>;
+}
 
-    /// Leases up to `limit` due deliveries of enabled, unpaused webhooks not in `skip_webhooks`
-    /// until `lease_until`, oldest due first. At most `per_webhook` of one webhook are of
-    /// use (its concurrency limit); a store may return more, and the caller releases them.
-    async fn claim_due(
+/// The service's storage.
+#[async_trait]
+pub trait Store: Reads + DeliveryQueue {
+    /// Stores a setting unless one is stored already; true when this call stored it.
+    /// Nodes starting together on one database agree on the first value stored.
+    async fn add_setting(&self, key: &str, value: &[u8]) -> StoreResult<bool>;
+
+    /// Creates a site.
+    async fn create_site(&self, site: &Site) -> StoreResult<()>;
+    /// Renames a site; false when it does not exist.
+    async fn rename_site(&self, id: SiteId, name: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Deletes a site and everything it owns; false when it does not exist.
+    async fn delete_site(&self, id: SiteId) -> StoreResult<bool>;
+
+    /// Creates an API key.
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    /// The key whose token hashes to `token_hash`.
+    async fn find_api_key(&self, token_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>>;
+    /// Deletes a key; false when the site has no such key.
+    async fn delete_api_key(&self, site: SiteId, id: ApiKeyId) -> StoreResult<bool>;
+
+    /// Creates a webhook.
+    async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()>;
+    /// Saves a webhook's url, filter, description, health and paused flag (not its
+    /// secrets: see [`Store::rotate_webhook_secret`]).
+    async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<bool>;
+    /// Atomically replaces a webhook's secret with `new`, keeping the replaced one valid
+    /// for `grace` (see [`Webhook::rotate_secret`]); the webhook after, or None when absent.
+    async fn rotate_webhook_secret(
         &self,
-        now: i64,
-        lease_until: i64,
-        limit: u32,
-        per_webhook: u32,
-        skip_webhooks: &[WebhookId],
-    ) -> StoreResult<Vec<ClaimedDelivery>>;
-    /// Records an attempt and its consequences in one transaction.
-    async fn complete(&self, completion: &Completion, now: i64) -> StoreResult<()>;
-    /// Drops the leases of claimed deliveries that will not be attempted now.
-    async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()>;
+        site: SiteId,
+        id: WebhookId,
+        new: fullup_signature::Secret,
+        grace: Duration,
+        now: Timestamp,
+    ) -> StoreResult<Option<Webhook>>;
+    /// Deletes a webhook and its deliveries.
+    async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool>;
+
+    /// Stores an event and all of its deliveries (to the targets of
+    /// [`crate::domain::webhook::targets`]) in one transaction.
+    async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome>;
+
+    /// Makes a delivery pending and due at `now`, whatever its state; None when absent.
+    /// A live lease is kept: the attempt in flight decides what happens next, and no
+    /// second attempt of the same delivery may run beside it.
+    async fn retry_delivery(
+        &self,
+        site: SiteId,
+        id: DeliveryId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Delivery>>;
+    /// Makes a webhook's failed deliveries created in `[since, until)` due at `now`.
+    async fn recover_deliveries(
+        &self,
+        site: SiteId,
+        webhook: WebhookId,
+        since: Timestamp,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
+
     /// Called once at start: a single-node store drops every lease, since the process
     /// that held them is gone; a shared store keeps them (other nodes may hold them).
     async fn recover_after_restart(&self) -> StoreResult<u64>;
+    /// Re-seals every stored secret under `new` in one transaction, and the main key
+    /// check with it; returns how many webhooks were re-sealed. Run it with every node
+    /// stopped: a running node keeps sealing under the old key. After committing, this
+    /// store still seals under the old key: reopen it to use the new one.
+    async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64>;
     /// Closes every connection and waits until they are closed (at shutdown, after the
     /// last write), so the files are complete when the process exits.
     async fn close(&self);
+}
+
+/// The health write an attempt calls for, given the health read inside the recording
+/// transaction: the new health and, when the attempt enabled or disabled the webhook,
+/// the time to set as its `updated_at`; None when the health stays as it is.
+pub(crate) fn health_change(
+    read: &crate::domain::health::Health,
+    c: &Completion,
+    now: Timestamp,
+) -> Option<(crate::domain::health::Health, Option<Timestamp>)> {
+    let next = read.after_attempt(c.health, c.attempt.started_at, now);
+    if next == *read {
+        return None;
+    }
+    let updated = read.switch_differs(&next).then_some(now);
+    Some((next, updated))
+}
+
+/// The stored state and next attempt time a delivery gets from an attempt.
+pub(crate) fn delivery_after(next: NextStep) -> (DeliveryState, Option<Timestamp>) {
+    match next {
+        NextStep::Succeeded => (DeliveryState::Succeeded, None),
+        NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
+        NextStep::Failed => (DeliveryState::Failed, None),
+    }
 }

@@ -1,87 +1,14 @@
-//! Reading rows back into records where both dialects store the same types, and the one
-//! way list pages are cut; each store keeps only the mappers its column types need.
+//! Reading rows back into records, written once for both databases: the columns have
+//! the same names and compatible types in both schemas (counts read as `i32`, times as
+//! `i64`, sealed values as bytes, which SQLite's `TEXT` and PostgreSQL's `BYTEA` both
+//! give). The mappers are a macro instantiated per row type, [`sqlite`] and
+//! [`postgres`], rather than generic functions whose decode bounds would outweigh them.
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
-
-use super::{Page, StoreError, StoreResult};
-use crate::domain::ids::{ApiKeyId, EventId, SiteId};
-use crate::domain::models::{ApiKey, Event, Site};
+use super::{Page, StoreError};
 
 /// A stored value that does not read back (corruption or a newer schema).
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
-}
-
-/// A text column parsed into an id.
-pub(crate) fn parse_id<R, T, E>(
-    row: &R,
-    col: &str,
-    parse: fn(&str) -> Result<T, E>,
-) -> StoreResult<T>
-where
-    R: Row,
-    E: std::fmt::Display,
-    for<'a> &'a str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let text: String = row.try_get(col)?;
-    parse(&text).map_err(corrupt)
-}
-
-/// A `sites` row.
-pub(crate) fn site_from_row<R>(row: &R) -> StoreResult<Site>
-where
-    R: Row,
-    for<'a> &'a str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    Ok(Site {
-        id: parse_id(row, "id", SiteId::parse)?,
-        name: row.try_get("name")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-/// An `api_keys` row.
-pub(crate) fn api_key_from_row<R>(row: &R) -> StoreResult<ApiKey>
-where
-    R: Row,
-    for<'a> &'a str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let hash: Vec<u8> = row.try_get("token_hash")?;
-    Ok(ApiKey {
-        id: parse_id(row, "id", ApiKeyId::parse)?,
-        site_id: parse_id(row, "site_id", SiteId::parse)?,
-        name: row.try_get("name")?,
-        token_hash: hash
-            .try_into()
-            .map_err(|_| corrupt("token hash is not 32 bytes"))?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-/// An `events` row.
-pub(crate) fn event_from_row<R>(row: &R) -> StoreResult<Event>
-where
-    R: Row,
-    for<'a> &'a str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-{
-    Ok(Event {
-        id: parse_id(row, "id", EventId::parse)?,
-        site_id: parse_id(row, "site_id", SiteId::parse)?,
-        event_type: row.try_get("type")?,
-        payload: row.try_get("payload")?,
-        created_at: row.try_get("created_at")?,
-        idempotency_key: row.try_get("idempotency_key")?,
-    })
 }
 
 /// A page from `items`, which holds up to one more than `limit` (the query asks for one
@@ -95,4 +22,190 @@ pub(crate) fn page_of<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> Strin
         None
     };
     Page { items, next_cursor }
+}
+
+/// A webhook's filters as stored: a JSON array of their text forms.
+pub(crate) fn filters_json(filters: &[crate::domain::event_type::EventFilter]) -> String {
+    serde_json::to_string(filters).unwrap_or_else(|_| "[]".to_owned())
+}
+
+macro_rules! row_mappers {
+    ($Row:ty) => {
+        use std::time::Duration;
+
+        use sqlx::Row as _;
+
+        use crate::crypto::MainKey;
+        use crate::domain::event_type::{EventFilter, EventType};
+        use crate::domain::health::Health;
+        use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
+        use crate::domain::models::{
+            ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, Site,
+        };
+        use crate::domain::time::Timestamp;
+        use crate::domain::webhook::Webhook;
+        use crate::domain::webhook_url::WebhookUrl;
+        use crate::store::StoreResult;
+        use crate::store::rows::corrupt;
+        use crate::store::sealing::{open_old_secrets, open_secret};
+
+        /// A text column parsed with `parse` (ids, URLs, event types).
+        pub(crate) fn parsed<T, E: std::fmt::Display>(
+            row: &$Row,
+            col: &str,
+            parse: fn(&str) -> Result<T, E>,
+        ) -> StoreResult<T> {
+            let text: String = row.try_get(col)?;
+            parse(&text).map_err(corrupt)
+        }
+
+        /// A count stored as a 32-bit integer.
+        pub(crate) fn count(row: &$Row, col: &str) -> StoreResult<u32> {
+            let n: i32 = row.try_get(col)?;
+            u32::try_from(n).map_err(corrupt)
+        }
+
+        fn time(row: &$Row, col: &str) -> StoreResult<Timestamp> {
+            Ok(Timestamp::from_unix_ms(row.try_get(col)?))
+        }
+
+        fn optional_time(row: &$Row, col: &str) -> StoreResult<Option<Timestamp>> {
+            let ms: Option<i64> = row.try_get(col)?;
+            Ok(ms.map(Timestamp::from_unix_ms))
+        }
+
+        /// A webhook's filters, stored as a JSON array.
+        pub(crate) fn filters(row: &$Row, col: &str) -> StoreResult<Vec<EventFilter>> {
+            let json: String = row.try_get(col)?;
+            serde_json::from_str(&json).map_err(corrupt)
+        }
+
+        /// A sealed value: the bytes of `v1:` + base64.
+        fn sealed(row: &$Row, col: &str) -> StoreResult<Option<String>> {
+            let bytes: Option<Vec<u8>> = row.try_get(col)?;
+            bytes
+                .map(|b| String::from_utf8(b).map_err(corrupt))
+                .transpose()
+        }
+
+        /// A `sites` row.
+        pub(crate) fn site(row: &$Row) -> StoreResult<Site> {
+            Ok(Site {
+                id: parsed(row, "id", SiteId::parse)?,
+                name: row.try_get("name")?,
+                created_at: time(row, "created_at")?,
+                updated_at: time(row, "updated_at")?,
+            })
+        }
+
+        /// An `api_keys` row.
+        pub(crate) fn api_key(row: &$Row) -> StoreResult<ApiKey> {
+            let hash: Vec<u8> = row.try_get("token_hash")?;
+            Ok(ApiKey {
+                id: parsed(row, "id", ApiKeyId::parse)?,
+                site_id: parsed(row, "site_id", SiteId::parse)?,
+                name: row.try_get("name")?,
+                token_hash: hash
+                    .try_into()
+                    .map_err(|_| corrupt("token hash is not 32 bytes"))?,
+                created_at: time(row, "created_at")?,
+            })
+        }
+
+        /// An `events` row.
+        pub(crate) fn event(row: &$Row) -> StoreResult<Event> {
+            Ok(Event {
+                id: parsed(row, "id", EventId::parse)?,
+                site_id: parsed(row, "site_id", SiteId::parse)?,
+                event_type: parsed(row, "type", EventType::parse)?,
+                payload: row.try_get("payload")?,
+                created_at: time(row, "created_at")?,
+                idempotency_key: row.try_get("idempotency_key")?,
+            })
+        }
+
+        /// A webhook's health columns.
+        pub(crate) fn health(row: &$Row) -> StoreResult<Health> {
+            Ok(Health {
+                enabled: row.try_get("enabled")?,
+                disabled_reason: row.try_get("disabled_reason")?,
+                failing_since: optional_time(row, "failing_since")?,
+            })
+        }
+
+        /// A `webhooks` row, its secrets opened under `key`. A SQLite row written before
+        /// secrets were sealed (no `secret_sealed`) is read from its plain `secret`.
+        pub(crate) fn webhook(row: &$Row, key: &MainKey) -> StoreResult<Webhook> {
+            let id: String = row.try_get("id")?;
+            let secret = match sealed(row, "secret_sealed")? {
+                Some(sealed) => open_secret(key, &id, &sealed)?,
+                None => {
+                    let plain = zeroize::Zeroizing::new(row.try_get::<String, _>("secret")?);
+                    fullup_signature::Secret::parse(&plain).map_err(corrupt)?
+                }
+            };
+            let old = sealed(row, "old_secrets_sealed")?;
+            Ok(Webhook {
+                id: WebhookId::parse(&id).map_err(corrupt)?,
+                site_id: parsed(row, "site_id", SiteId::parse)?,
+                url: parsed(row, "url", WebhookUrl::parse)?,
+                event_types: filters(row, "event_types")?,
+                description: row.try_get("description")?,
+                health: health(row)?,
+                paused: row.try_get("paused")?,
+                secret,
+                old_secrets: open_old_secrets(key, &id, old.as_deref())?,
+                created_at: time(row, "created_at")?,
+                updated_at: time(row, "updated_at")?,
+            })
+        }
+
+        /// A `deliveries` row.
+        pub(crate) fn delivery(row: &$Row) -> StoreResult<Delivery> {
+            let state: String = row.try_get("state")?;
+            Ok(Delivery {
+                id: parsed(row, "id", DeliveryId::parse)?,
+                site_id: parsed(row, "site_id", SiteId::parse)?,
+                event_id: parsed(row, "event_id", EventId::parse)?,
+                webhook_id: parsed(row, "webhook_id", WebhookId::parse)?,
+                state: DeliveryState::parse(&state)
+                    .ok_or_else(|| corrupt(format!("delivery state {state}")))?,
+                attempt_count: count(row, "attempt_count")?,
+                next_attempt_at: optional_time(row, "next_attempt_at")?,
+                created_at: time(row, "created_at")?,
+                updated_at: time(row, "updated_at")?,
+            })
+        }
+
+        /// An `attempts` row.
+        pub(crate) fn attempt(row: &$Row) -> StoreResult<Attempt> {
+            let status: Option<i32> = row.try_get("status_code")?;
+            let kind: Option<String> = row.try_get("error_kind")?;
+            let duration: i64 = row.try_get("duration_ms")?;
+            Ok(Attempt {
+                id: parsed(row, "id", AttemptId::parse)?,
+                delivery_id: parsed(row, "delivery_id", DeliveryId::parse)?,
+                webhook_id: parsed(row, "webhook_id", WebhookId::parse)?,
+                attempt_number: count(row, "attempt_number")?,
+                started_at: time(row, "started_at")?,
+                duration: Duration::from_millis(u64::try_from(duration).map_err(corrupt)?),
+                status_code: status.map(u16::try_from).transpose().map_err(corrupt)?,
+                error_kind: kind
+                    .map(|k| ErrorKind::parse(&k).ok_or_else(|| corrupt(format!("error kind {k}"))))
+                    .transpose()?,
+                error_message: row.try_get("error_message")?,
+                response_body: row.try_get("response_body")?,
+            })
+        }
+    };
+}
+
+/// The mappers over SQLite rows.
+pub(crate) mod sqlite {
+    row_mappers!(sqlx::sqlite::SqliteRow);
+}
+
+/// The mappers over PostgreSQL rows.
+pub(crate) mod postgres {
+    row_mappers!(sqlx::postgres::PgRow);
 }

@@ -13,8 +13,8 @@ use zeroize::Zeroizing;
 use super::rows::corrupt;
 use super::{StoreError, StoreResult};
 use crate::crypto::MainKey;
-use crate::domain::models::Webhook;
-use crate::domain::rotation::{OldSecret, StoredOldSecret};
+use crate::domain::webhook::Webhook;
+use crate::domain::webhook::{OldSecret, StoredOldSecret};
 
 /// Setting holding a value sealed under the main key, to recognise the right key.
 pub(crate) const KEY_CHECK_SETTING: &str = "main_key_check";

@@ -16,36 +16,35 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
+use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row};
 
-use super::filters;
+use super::reads::{Dialect, impl_reads};
+use super::rows::sqlite::webhook as webhook_from_row;
+use super::rows::{corrupt, filters_json};
 use super::{
-    ClaimedDelivery, Completion, DeliveryFilter, EventFilterQuery, IngestOutcome, NewEvent, Page,
-    PageRequest, Store, StoreError, StoreResult,
+    Claim, ClaimedDelivery, Completion, DeliveryQueue, IngestOutcome, NewEvent, Reads as _, Store,
+    StoreError, StoreResult, sql,
 };
 use crate::crypto::MainKey;
+use crate::domain::event_type::EventType;
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
-use crate::domain::models::{ApiKey, Attempt, Delivery, Event, Site, Webhook};
+use crate::domain::models::{ApiKey, Delivery, Site};
+use crate::domain::time::Timestamp;
+use crate::domain::webhook::Webhook;
 use fullup_signature::Secret;
 
 mod batch;
 mod jobs;
 mod key_cache;
 mod leases;
-mod rows;
 mod secrets;
 
 use batch::BatchWriter;
 use key_cache::KeyCache;
 use leases::Leases;
-
-use rows::{
-    api_key_from_row, attempt_from_row, corrupt, delivery_from_row, event_from_row, fetch_page,
-    filters_json, site_from_row, webhook_from_row,
-};
 
 /// Due deliveries to claim: ?1 now, ?2 leased ids, ?3 most of one webhook, ?4 webhooks
 /// to skip, ?5 most in all. Each eligible webhook's due deliveries come from its own
@@ -184,324 +183,22 @@ fn ids_json<T: ToString>(ids: &[T]) -> StoreResult<String> {
     serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>()).map_err(corrupt)
 }
 
+impl Dialect for SqliteStore {
+    type Db = sqlx::Sqlite;
+}
+
+impl_reads!(SqliteStore, reader, sqlite);
+
 #[async_trait]
-impl Store for SqliteStore {
-    async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
-    }
-
-    async fn add_setting(&self, key: &str, value: &[u8]) -> StoreResult<bool> {
-        let added = self
-            .execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                vec![Value::from(key.to_owned()), Value::from(value.to_vec())],
-            )
-            .await?;
-        Ok(added == 1)
-    }
-
-    async fn create_site(&self, site: &Site) -> StoreResult<()> {
-        self.execute(
-            "INSERT INTO sites (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
-            vec![
-                Value::from(site.id.to_string()),
-                Value::from(site.name.clone()),
-                Value::from(site.created_at),
-                Value::from(site.updated_at),
-            ],
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn get_site(&self, id: SiteId) -> StoreResult<Option<Site>> {
-        sqlx::query("SELECT * FROM sites WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(site_from_row)
-            .transpose()
-    }
-
-    async fn list_sites(&self, page: &PageRequest) -> StoreResult<Page<Site>> {
-        let q = QueryBuilder::new("SELECT * FROM sites WHERE 1 = 1");
-        fetch_page(q, &self.reader, page, "id", site_from_row, |s| {
-            s.id.to_string()
-        })
-        .await
-    }
-
-    async fn rename_site(&self, id: SiteId, name: &str, now: i64) -> StoreResult<bool> {
-        let done = self
-            .execute(
-                "UPDATE sites SET name = ?, updated_at = ? WHERE id = ?",
-                vec![
-                    Value::from(name.to_owned()),
-                    Value::from(now),
-                    Value::from(id.to_string()),
-                ],
-            )
-            .await?;
-        Ok(done == 1)
-    }
-
-    async fn delete_site(&self, id: SiteId) -> StoreResult<bool> {
-        let done = self
-            .execute(
-                "DELETE FROM sites WHERE id = ?",
-                vec![Value::from(id.to_string())],
-            )
-            .await?;
-        self.api_keys.invalidate();
-        Ok(done == 1)
-    }
-
-    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        self.execute("INSERT INTO api_keys (id, site_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)", vec![Value::from(key.id.to_string()), Value::from(key.site_id.to_string()), Value::from(key.name.clone()), Value::from(key.token_hash.to_vec()), Value::from(key.created_at)]).await?;
-        Ok(())
-    }
-
-    async fn find_api_key(&self, token_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>> {
-        let generation = match self.api_keys.get(token_hash) {
-            Ok(key) => return Ok(Some(key)),
-            Err(generation) => generation,
-        };
-        let key = sqlx::query("SELECT * FROM api_keys WHERE token_hash = ?")
-            .bind(&token_hash[..])
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(api_key_from_row)
-            .transpose()?;
-        if let Some(key) = &key {
-            self.api_keys.put(key.clone(), generation);
-        }
-        Ok(key)
-    }
-
-    async fn list_api_keys(&self, site: SiteId, page: &PageRequest) -> StoreResult<Page<ApiKey>> {
-        let mut q = QueryBuilder::new("SELECT * FROM api_keys WHERE site_id = ");
-        q.push_bind(site.to_string());
-        fetch_page(q, &self.reader, page, "id", api_key_from_row, |k| {
-            k.id.to_string()
-        })
-        .await
-    }
-
-    async fn delete_api_key(&self, site: SiteId, id: ApiKeyId) -> StoreResult<bool> {
-        let done = self
-            .execute(
-                "DELETE FROM api_keys WHERE id = ? AND site_id = ?",
-                vec![Value::from(id.to_string()), Value::from(site.to_string())],
-            )
-            .await?;
-        self.api_keys.invalidate();
-        Ok(done == 1)
-    }
-
-    async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
-        let sealed = secrets::seal_secrets(&self.key, w)?;
-        self.execute(
-            "INSERT INTO webhooks (id, site_id, url, event_types, description, enabled, disabled_reason, paused, secret, \
-             secret_sealed, old_secrets_sealed, failing_since, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)", vec![Value::from(w.id.to_string()), Value::from(w.site_id.to_string()), Value::from(w.url.clone()), Value::from(filters_json(&w.event_types)), Value::from(w.description.clone()), Value::from(w.enabled), Value::from(w.disabled_reason.clone()), Value::from(w.paused), Value::from(sealed.current), Value::from(sealed.old), Value::from(w.failing_since), Value::from(w.created_at), Value::from(w.updated_at)]).await?;
-        Ok(())
-    }
-
-    async fn get_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<Option<Webhook>> {
-        sqlx::query("SELECT * FROM webhooks WHERE id = ? AND site_id = ?")
-            .bind(id.to_string())
-            .bind(site.to_string())
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(|row| webhook_from_row(row, &self.key))
-            .transpose()
-    }
-
-    async fn list_webhooks(&self, site: SiteId, page: &PageRequest) -> StoreResult<Page<Webhook>> {
-        let mut q = QueryBuilder::new("SELECT * FROM webhooks WHERE site_id = ");
-        q.push_bind(site.to_string());
-        let key = &self.key;
-        fetch_page(
-            q,
-            &self.reader,
-            page,
-            "id",
-            |row| webhook_from_row(row, key),
-            |w| w.id.to_string(),
-        )
-        .await
-    }
-
-    async fn count_webhooks(&self, site: SiteId) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhooks WHERE site_id = ?")
-            .bind(site.to_string())
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
-        let done = self.execute(
-            "UPDATE webhooks SET url = ?, event_types = ?, description = ?, enabled = ?, disabled_reason = ?, \
-             paused = ?, failing_since = ?, updated_at = ? WHERE id = ? AND site_id = ?", vec![Value::from(w.url.clone()), Value::from(filters_json(&w.event_types)), Value::from(w.description.clone()), Value::from(w.enabled), Value::from(w.disabled_reason.clone()), Value::from(w.paused), Value::from(w.failing_since), Value::from(w.updated_at), Value::from(w.id.to_string()), Value::from(w.site_id.to_string())]).await?;
-        Ok(done == 1)
-    }
-
-    async fn rotate_webhook_secret(
-        &self,
-        site: SiteId,
-        id: WebhookId,
-        new: Secret,
-        grace_ms: i64,
-        now: i64,
-    ) -> StoreResult<Option<Webhook>> {
-        self.rotate_secret_atomically(site, id, new, grace_ms, now)
-            .await
-    }
-
-    async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool> {
-        let done = self
-            .execute(
-                "DELETE FROM webhooks WHERE id = ? AND site_id = ?",
-                vec![Value::from(id.to_string()), Value::from(site.to_string())],
-            )
-            .await?;
-        Ok(done == 1)
-    }
-
-    async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome> {
-        let new = new.clone();
-        self.batch.call(move |conn| jobs::ingest(conn, &new)).await
-    }
-
-    async fn get_event(&self, site: SiteId, id: EventId) -> StoreResult<Option<Event>> {
-        sqlx::query("SELECT * FROM events WHERE id = ? AND site_id = ?")
-            .bind(id.to_string())
-            .bind(site.to_string())
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(event_from_row)
-            .transpose()
-    }
-
-    async fn list_events(
-        &self,
-        site: SiteId,
-        f: &EventFilterQuery,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Event>> {
-        let q = filters::events(site, f);
-        fetch_page(q, &self.reader, page, "id", event_from_row, |e| {
-            e.id.to_string()
-        })
-        .await
-    }
-
-    async fn get_delivery(&self, site: SiteId, id: DeliveryId) -> StoreResult<Option<Delivery>> {
-        sqlx::query("SELECT * FROM deliveries WHERE id = ? AND site_id = ?")
-            .bind(id.to_string())
-            .bind(site.to_string())
-            .fetch_optional(&self.reader)
-            .await?
-            .as_ref()
-            .map(delivery_from_row)
-            .transpose()
-    }
-
-    async fn list_deliveries(
-        &self,
-        site: SiteId,
-        f: &DeliveryFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Delivery>> {
-        let q = filters::deliveries(site, f);
-        fetch_page(q, &self.reader, page, "id", delivery_from_row, |d| {
-            d.id.to_string()
-        })
-        .await
-    }
-
-    async fn retry_delivery(
-        &self,
-        site: SiteId,
-        id: DeliveryId,
-        now: i64,
-    ) -> StoreResult<Option<Delivery>> {
-        // A lease in flight stays (it lives in memory): that attempt decides what
-        // happens next, and no second attempt of the same delivery runs beside it.
-        let changed = self
-            .execute(
-                "UPDATE deliveries SET state = 'pending', next_attempt_at = ?1, updated_at = ?1 \
-                 WHERE id = ?2 AND site_id = ?3",
-                vec![
-                    Value::from(now),
-                    Value::from(id.to_string()),
-                    Value::from(site.to_string()),
-                ],
-            )
-            .await?;
-        if changed == 0 {
-            return Ok(None);
-        }
-        self.get_delivery(site, id).await
-    }
-
-    async fn recover_deliveries(
-        &self,
-        site: SiteId,
-        webhook: WebhookId,
-        since: i64,
-        until: i64,
-        now: i64,
-    ) -> StoreResult<u64> {
-        let done = self.execute(
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = NULL, updated_at = ? \
-             WHERE site_id = ? AND webhook_id = ? AND state = 'failed' AND created_at >= ? AND created_at < ?", vec![Value::from(now), Value::from(now), Value::from(site.to_string()), Value::from(webhook.to_string()), Value::from(since), Value::from(until)]).await?;
-        Ok(done)
-    }
-
-    async fn list_attempts(
-        &self,
-        site: SiteId,
-        delivery: DeliveryId,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Attempt>> {
-        let mut q = QueryBuilder::new(
-            "SELECT a.* FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.site_id = ",
-        );
-        q.push_bind(site.to_string())
-            .push(" AND a.delivery_id = ")
-            .push_bind(delivery.to_string());
-        fetch_page(q, &self.reader, page, "a.id", attempt_from_row, |a| {
-            a.id.to_string()
-        })
-        .await
-    }
-
-    async fn claim_due(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: u32,
-        per_webhook: u32,
-        skip: &[WebhookId],
-    ) -> StoreResult<Vec<ClaimedDelivery>> {
+impl DeliveryQueue for SqliteStore {
+    async fn claim_due(&self, claim: &Claim) -> StoreResult<Vec<ClaimedDelivery>> {
         let _one_claim = self.leases.claiming.lock().await;
         let rows = sqlx::query(CLAIM_SQL)
-            .bind(now)
+            .bind(claim.now)
             .bind(ids_json(&self.leases.live())?)
-            .bind(i64::from(per_webhook.min(limit)))
-            .bind(ids_json(skip)?)
-            .bind(i64::from(limit))
+            .bind(i64::from(claim.per_webhook.min(claim.limit)))
+            .bind(ids_json(&claim.skip_webhooks)?)
+            .bind(i64::from(claim.limit))
             .fetch_all(&self.reader)
             .await?;
         if rows.is_empty() {
@@ -522,24 +219,22 @@ impl Store for SqliteStore {
             let delivery_id: String = row.try_get(0)?;
             let attempt_count: i64 = row.try_get(1)?;
             let event_id: String = row.try_get(2)?;
+            let event_type: String = row.try_get(3)?;
             out.push(ClaimedDelivery {
                 delivery_id: DeliveryId::parse(&delivery_id).map_err(corrupt)?,
                 attempt_count: u32::try_from(attempt_count).map_err(corrupt)?,
                 event_id: EventId::parse(&event_id).map_err(corrupt)?,
-                event_type: row.try_get(3)?,
+                event_type: EventType::parse(&event_type).map_err(corrupt)?,
                 payload: row.try_get(4)?,
                 webhook: webhook.clone(),
             });
         }
-        let lease = u64::try_from(lease_until.saturating_sub(now)).unwrap_or(0);
-        self.leases.take(
-            out.iter().map(|c| c.delivery_id),
-            Duration::from_millis(lease),
-        );
+        self.leases
+            .take(out.iter().map(|c| c.delivery_id), claim.lease);
         Ok(out)
     }
 
-    async fn complete(&self, c: &Completion, now: i64) -> StoreResult<()> {
+    async fn complete(&self, c: &Completion, now: Timestamp) -> StoreResult<()> {
         let id = c.attempt.delivery_id;
         let c = c.clone();
         self.batch
@@ -555,10 +250,211 @@ impl Store for SqliteStore {
         self.leases.release(ids);
         Ok(())
     }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn add_setting(&self, key: &str, value: &[u8]) -> StoreResult<bool> {
+        let added = self
+            .execute(
+                sql::ADD_SETTING,
+                vec![Value::from(key.to_owned()), Value::from(value.to_vec())],
+            )
+            .await?;
+        Ok(added == 1)
+    }
+
+    async fn create_site(&self, site: &Site) -> StoreResult<()> {
+        let params = vec![
+            Value::from(site.id.to_string()),
+            Value::from(site.name.clone()),
+            Value::from(site.created_at),
+            Value::from(site.updated_at),
+        ];
+        self.execute(sql::INSERT_SITE, params).await?;
+        Ok(())
+    }
+
+    async fn rename_site(&self, id: SiteId, name: &str, now: Timestamp) -> StoreResult<bool> {
+        let params = vec![
+            Value::from(name.to_owned()),
+            Value::from(now),
+            Value::from(id.to_string()),
+        ];
+        Ok(self.execute(sql::RENAME_SITE, params).await? == 1)
+    }
+
+    async fn delete_site(&self, id: SiteId) -> StoreResult<bool> {
+        let done = self
+            .execute(sql::DELETE_SITE, vec![Value::from(id.to_string())])
+            .await?;
+        self.api_keys.invalidate();
+        Ok(done == 1)
+    }
+
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let params = vec![
+            Value::from(key.id.to_string()),
+            Value::from(key.site_id.to_string()),
+            Value::from(key.name.clone()),
+            Value::from(key.token_hash.to_vec()),
+            Value::from(key.created_at),
+        ];
+        self.execute(sql::INSERT_API_KEY, params).await?;
+        Ok(())
+    }
+
+    async fn find_api_key(&self, token_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>> {
+        let generation = match self.api_keys.get(token_hash) {
+            Ok(key) => return Ok(Some(key)),
+            Err(generation) => generation,
+        };
+        let key = sqlx::query("SELECT * FROM api_keys WHERE token_hash = ?")
+            .bind(&token_hash[..])
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(super::rows::sqlite::api_key)
+            .transpose()?;
+        if let Some(key) = &key {
+            self.api_keys.put(key.clone(), generation);
+        }
+        Ok(key)
+    }
+
+    async fn delete_api_key(&self, site: SiteId, id: ApiKeyId) -> StoreResult<bool> {
+        let params = vec![Value::from(id.to_string()), Value::from(site.to_string())];
+        let done = self.execute(sql::DELETE_API_KEY, params).await?;
+        self.api_keys.invalidate();
+        Ok(done == 1)
+    }
+
+    async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
+        let sealed = secrets::seal_secrets(&self.key, w)?;
+        let params = vec![
+            Value::from(w.id.to_string()),
+            Value::from(w.site_id.to_string()),
+            Value::from(w.url.to_string()),
+            Value::from(filters_json(&w.event_types)),
+            Value::from(w.description.clone()),
+            Value::from(w.health.enabled),
+            Value::from(w.health.disabled_reason.clone()),
+            Value::from(w.paused),
+            Value::from(sealed.current),
+            Value::from(sealed.old),
+            Value::from(w.health.failing_since.map(Timestamp::unix_ms)),
+            Value::from(w.created_at),
+            Value::from(w.updated_at),
+        ];
+        // `secret` is the plain column of the first schema, kept empty since sealing.
+        self.execute(
+            "INSERT INTO webhooks (id, site_id, url, event_types, description, enabled, disabled_reason, \
+             paused, secret, secret_sealed, old_secrets_sealed, failing_since, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $10, $11, $12, $13)",
+            params,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
+        let params = vec![
+            Value::from(w.url.to_string()),
+            Value::from(filters_json(&w.event_types)),
+            Value::from(w.description.clone()),
+            Value::from(w.health.enabled),
+            Value::from(w.health.disabled_reason.clone()),
+            Value::from(w.paused),
+            Value::from(w.health.failing_since.map(Timestamp::unix_ms)),
+            Value::from(w.updated_at),
+            Value::from(w.id.to_string()),
+            Value::from(w.site_id.to_string()),
+        ];
+        Ok(self.execute(sql::UPDATE_WEBHOOK, params).await? == 1)
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        site: SiteId,
+        id: WebhookId,
+        new: Secret,
+        grace: Duration,
+        now: Timestamp,
+    ) -> StoreResult<Option<Webhook>> {
+        self.rotate_secret_atomically(site, id, new, grace, now)
+            .await
+    }
+
+    async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool> {
+        let params = vec![Value::from(id.to_string()), Value::from(site.to_string())];
+        let done = self
+            .execute(
+                "DELETE FROM webhooks WHERE id = $1 AND site_id = $2",
+                params,
+            )
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome> {
+        let new = new.clone();
+        self.batch.call(move |conn| jobs::ingest(conn, &new)).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        site: SiteId,
+        id: DeliveryId,
+        now: Timestamp,
+    ) -> StoreResult<Option<Delivery>> {
+        // A lease in flight stays (it lives in memory): that attempt decides what
+        // happens next, and no second attempt of the same delivery runs beside it.
+        let params = vec![
+            Value::from(now),
+            Value::from(id.to_string()),
+            Value::from(site.to_string()),
+        ];
+        let changed = self
+            .execute(
+                "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND site_id = $3",
+                params,
+            )
+            .await?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.get_delivery(site, id).await
+    }
+
+    async fn recover_deliveries(
+        &self,
+        site: SiteId,
+        webhook: WebhookId,
+        since: Timestamp,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        let params = vec![
+            Value::from(now),
+            Value::from(site.to_string()),
+            Value::from(webhook.to_string()),
+            Value::from(since),
+            Value::from(until),
+        ];
+        self.execute(sql::RECOVER_DELIVERIES, params).await
+    }
 
     async fn recover_after_restart(&self) -> StoreResult<u64> {
-        let done = self.execute("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND state = 'pending'", vec![]).await?;
-        Ok(done)
+        self.execute(
+            "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND state = 'pending'",
+            vec![],
+        )
+        .await
+    }
+
+    async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {
+        self.reseal_under(new).await
     }
 
     async fn close(&self) {

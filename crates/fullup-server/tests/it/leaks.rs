@@ -12,15 +12,21 @@ use std::time::Duration;
 
 use fullup_server::config::Config;
 use fullup_server::crypto::MainKey;
+use fullup_server::domain::event_type::EventType;
+use fullup_server::domain::health::{Health, HealthEffect};
 use fullup_server::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
-use fullup_server::domain::models::{ApiKey, Attempt, Event, Webhook};
-use fullup_server::domain::rotation::OldSecret;
-use fullup_server::store::{ClaimedDelivery, Completion, NewEvent, NextStep, WebhookEffect};
+use fullup_server::domain::models::{ApiKey, Attempt, Event};
+use fullup_server::domain::outcome::NextStep;
+use fullup_server::domain::time::Timestamp;
+use fullup_server::domain::webhook::{OldSecret, Webhook};
+use fullup_server::domain::webhook_url::WebhookUrl;
+use fullup_server::store::{ClaimedDelivery, Completion, NewEvent};
 use fullup_signature::Secret;
 use reqwest::Method;
 use serde_json::json;
 
 use crate::support::server::{ADMIN_TOKEN, manual_clock, short_schedule};
+use crate::support::time::AdvanceMs as _;
 use crate::support::{TestReceiver, TestServer};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -217,32 +223,30 @@ async fn error_messages_do_not_repeat_secrets_or_tokens() {
 
 fn webhook(secret: &Secret, old: &Secret) -> Webhook {
     Webhook {
-        id: WebhookId::new(0),
-        site_id: SiteId::new(0),
-        url: "https://example.com/hook".to_owned(),
+        id: WebhookId::new(Timestamp::EPOCH),
+        site_id: SiteId::new(Timestamp::EPOCH),
+        url: WebhookUrl::parse("https://example.com/hook").expect("url"),
         event_types: Vec::new(),
         description: "debug".to_owned(),
-        enabled: true,
-        disabled_reason: None,
+        health: Health::default(),
         secret: secret.clone(),
         old_secrets: vec![OldSecret {
             secret: old.clone(),
-            valid_until: 0,
+            valid_until: Timestamp::EPOCH,
         }],
-        created_at: 0,
-        updated_at: 0,
-        failing_since: None,
+        created_at: Timestamp::EPOCH,
+        updated_at: Timestamp::EPOCH,
         paused: false,
     }
 }
 
 fn event(payload: &str) -> Event {
     Event {
-        id: EventId::new(0),
-        site_id: SiteId::new(0),
-        event_type: "debug.test".to_owned(),
+        id: EventId::new(Timestamp::EPOCH),
+        site_id: SiteId::new(Timestamp::EPOCH),
+        event_type: EventType::parse("debug.test").expect("type"),
         payload: payload.to_owned(),
-        created_at: 0,
+        created_at: Timestamp::EPOCH,
         idempotency_key: None,
     }
 }
@@ -263,28 +267,28 @@ fn debug_of_config_and_models_redacts_secrets_tokens_and_bodies() {
     };
     let hook = webhook(&secret, &old);
     let claimed = ClaimedDelivery {
-        delivery_id: DeliveryId::new(0),
+        delivery_id: DeliveryId::new(Timestamp::EPOCH),
         attempt_count: 0,
-        event_id: EventId::new(0),
-        event_type: "debug.test".to_owned(),
+        event_id: EventId::new(Timestamp::EPOCH),
+        event_type: EventType::parse("debug.test").expect("type"),
         payload: payload.clone(),
         webhook: hook.clone(),
     };
     let completion = Completion {
         attempt: Attempt {
-            id: AttemptId::new(0),
-            delivery_id: DeliveryId::new(0),
-            webhook_id: WebhookId::new(0),
+            id: AttemptId::new(Timestamp::EPOCH),
+            delivery_id: DeliveryId::new(Timestamp::EPOCH),
+            webhook_id: WebhookId::new(Timestamp::EPOCH),
             attempt_number: 1,
-            started_at: 0,
-            duration_ms: 1,
+            started_at: Timestamp::EPOCH,
+            duration: std::time::Duration::from_millis(1),
             status_code: Some(500),
             error_kind: None,
             error_message: None,
             response_body: answer.clone(),
         },
         next: NextStep::Failed,
-        webhook: WebhookEffect::Healthy,
+        health: HealthEffect::Healthy,
     };
     let new_event = NewEvent {
         event: event(&payload),
@@ -292,11 +296,11 @@ fn debug_of_config_and_models_redacts_secrets_tokens_and_bodies() {
         only_webhook: None,
     };
     let api_key = ApiKey {
-        id: ApiKeyId::new(0),
-        site_id: SiteId::new(0),
+        id: ApiKeyId::new(Timestamp::EPOCH),
+        site_id: SiteId::new(Timestamp::EPOCH),
         name: "debug".to_owned(),
         token_hash: [0xab; 32],
-        created_at: 0,
+        created_at: Timestamp::EPOCH,
     };
     let printed = [
         format!("{config:?}"),

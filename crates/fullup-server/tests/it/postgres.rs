@@ -9,13 +9,13 @@ mod nodes;
 use std::time::Duration;
 
 use fullup_server::crypto::MainKey;
-use fullup_server::domain::clock::{Clock, format_rfc3339};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::secrets::create_api_key;
 use crate::support::postgres::{TestDatabase, pg_config, start_node};
 use crate::support::server::{ADMIN_TOKEN, manual_clock, short_schedule};
+use crate::support::time::{AdvanceMs as _, NowMs as _, format_rfc3339};
 use crate::support::{Received, TestReceiver, TestServer};
 
 pub(crate) const WAIT: Duration = Duration::from_secs(10);

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fullup_server::domain::clock::{Clock, ManualClock, format_rfc3339};
+use fullup_server::domain::clock::ManualClock;
 use fullup_server::domain::retry::RetrySchedule;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::server::{manual_clock, short_schedule};
+use crate::support::time::{AdvanceMs as _, NowMs as _, format_rfc3339};
 use crate::support::{Received, TestReceiver, TestServer};
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use fullup_server::domain::clock::{Clock, ManualClock, format_rfc3339};
+use fullup_server::domain::clock::ManualClock;
 use fullup_signature::standard::StandardVerifier;
 use fullup_signature::{Secret, Verifier, sign};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::server::manual_clock;
+use crate::support::time::{AdvanceMs as _, NowMs as _, format_rfc3339};
 use crate::support::{Received, TestReceiver, TestServer};
 
 const WAIT: Duration = Duration::from_secs(10);

@@ -1,15 +1,26 @@
-//! The failing streak that disables a webhook, at the store level: results are
-//! recorded in the order attempts finish, not the order they started.
+//! The failing streak that disables a webhook, at the store level, on both stores:
+//! results are recorded in the order attempts finish, not the order they started.
 
-use fullup_server::crypto::MainKey;
-use fullup_server::domain::event_type::EventFilter;
+use std::time::Duration;
+
+use fullup_server::domain::event_type::{EventFilter, EventType};
+use fullup_server::domain::health::{Health, HealthEffect};
 use fullup_server::domain::ids::{AttemptId, EventId, SiteId, WebhookId};
-use fullup_server::domain::models::{Attempt, ErrorKind, Event, Site, Webhook};
-use fullup_server::store::sqlite::SqliteStore;
-use fullup_server::store::{ClaimedDelivery, Completion, NewEvent, NextStep, Store, WebhookEffect};
+use fullup_server::domain::models::{Attempt, ErrorKind, Event, Site};
+use fullup_server::domain::outcome::NextStep;
+use fullup_server::domain::time::Timestamp;
+use fullup_server::domain::webhook::Webhook;
+use fullup_server::domain::webhook_url::WebhookUrl;
+use fullup_server::store::{Claim, ClaimedDelivery, Completion, NewEvent, Store};
 use fullup_signature::Secret;
 
-const T0: i64 = 1_800_000_000_000;
+use crate::support::stores::{Backend, open_store};
+
+const T0: Timestamp = Timestamp::from_unix_ms(1_800_000_000_000);
+
+fn at(ms: i64) -> Timestamp {
+    T0 + Duration::from_millis(u64::try_from(ms).expect("after T0"))
+}
 
 async fn one_claimed_delivery(store: &dyn Store) -> ClaimedDelivery {
     let site = Site {
@@ -22,24 +33,22 @@ async fn one_claimed_delivery(store: &dyn Store) -> ClaimedDelivery {
     let webhook = Webhook {
         id: WebhookId::new(T0),
         site_id: site.id,
-        url: "https://receiver.example.com/hook".to_owned(),
+        url: WebhookUrl::parse("https://receiver.example.com/hook").expect("url"),
         event_types: vec![EventFilter::All],
         description: String::new(),
-        enabled: true,
-        disabled_reason: None,
+        health: Health::default(),
         paused: false,
         secret: Secret::generate(),
         old_secrets: Vec::new(),
         created_at: T0,
         updated_at: T0,
-        failing_since: None,
     };
     store.create_webhook(&webhook).await.expect("webhook");
     let new = NewEvent {
         event: Event {
             id: EventId::new(T0),
             site_id: site.id,
-            event_type: "a.b".to_owned(),
+            event_type: EventType::parse("a.b").expect("type"),
             payload: "{}".to_owned(),
             created_at: T0,
             idempotency_key: None,
@@ -49,13 +58,19 @@ async fn one_claimed_delivery(store: &dyn Store) -> ClaimedDelivery {
     };
     store.ingest(&new).await.expect("ingest");
     let mut claimed = store
-        .claim_due(T0, T0 + 60_000, 1, 1, &[])
+        .claim_due(&Claim {
+            now: T0,
+            lease: Duration::from_secs(60),
+            limit: 1,
+            per_webhook: 1,
+            skip_webhooks: Vec::new(),
+        })
         .await
         .expect("claim");
     claimed.pop().expect("one delivery")
 }
 
-fn result(d: &ClaimedDelivery, number: u32, started_at: i64, ok: bool) -> Completion {
+fn result(d: &ClaimedDelivery, number: u32, started_at: Timestamp, ok: bool) -> Completion {
     Completion {
         attempt: Attempt {
             id: AttemptId::new(started_at),
@@ -63,7 +78,7 @@ fn result(d: &ClaimedDelivery, number: u32, started_at: i64, ok: bool) -> Comple
             webhook_id: d.webhook.id,
             attempt_number: number,
             started_at,
-            duration_ms: 1,
+            duration: Duration::from_millis(1),
             status_code: Some(if ok { 200 } else { 500 }),
             error_kind: (!ok).then_some(ErrorKind::Status),
             error_message: None,
@@ -72,57 +87,97 @@ fn result(d: &ClaimedDelivery, number: u32, started_at: i64, ok: bool) -> Comple
         next: if ok {
             NextStep::Succeeded
         } else {
-            NextStep::RetryAt(started_at + 5_000)
+            NextStep::RetryAt(started_at + Duration::from_secs(5))
         },
-        webhook: if ok {
-            WebhookEffect::Healthy
+        health: if ok {
+            HealthEffect::Healthy
         } else {
-            WebhookEffect::Failing {
-                disable_if_failing_since: 0,
+            HealthEffect::Failing {
+                disable_after: Duration::from_secs(3600),
             }
         },
     }
 }
 
-async fn failing_since(store: &dyn Store, d: &ClaimedDelivery) -> Option<i64> {
+async fn failing_since(store: &dyn Store, d: &ClaimedDelivery) -> Option<Timestamp> {
     store
         .get_webhook(d.webhook.site_id, d.webhook.id)
         .await
         .expect("read")
         .expect("webhook")
+        .health
         .failing_since
 }
 
 /// Regression: a slow success recorded after a failure that started later cleared the
 /// streak, so the failures since went uncounted.
-#[tokio::test]
-async fn only_a_success_that_started_after_the_streak_ends_it() {
-    let dir = tempfile::tempdir().expect("dir");
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    let store = SqliteStore::open(&url, MainKey::generate())
-        .await
-        .expect("open");
-    let d = one_claimed_delivery(&store).await;
+async fn only_a_success_that_started_after_the_streak_ends_it(backend: Backend) {
+    let Some((store, _db)) = open_store(
+        backend,
+        "only_a_success_that_started_after_the_streak_ends_it",
+    )
+    .await
+    else {
+        return;
+    };
+    let store = &*store;
+    let d = one_claimed_delivery(store).await;
 
     store
-        .complete(&result(&d, 1, T0 + 100, false), T0 + 101)
+        .complete(&result(&d, 1, at(100), false), at(101))
         .await
         .expect("failure");
-    assert_eq!(failing_since(&store, &d).await, Some(T0 + 100));
+    assert_eq!(failing_since(store, &d).await, Some(at(100)));
 
     store
-        .complete(&result(&d, 2, T0 + 50, true), T0 + 200)
+        .complete(&result(&d, 2, at(50), true), at(200))
         .await
         .expect("late success");
     assert_eq!(
-        failing_since(&store, &d).await,
-        Some(T0 + 100),
+        failing_since(store, &d).await,
+        Some(at(100)),
         "a success that started before the failure does not end the streak"
     );
 
     store
-        .complete(&result(&d, 3, T0 + 300, true), T0 + 301)
+        .complete(&result(&d, 3, at(300), true), at(301))
         .await
         .expect("success");
-    assert_eq!(failing_since(&store, &d).await, None);
+    assert_eq!(failing_since(store, &d).await, None);
 }
+
+/// A streak longer than `disable_after` disables the webhook, naming when it began;
+/// attempts of the same webhook recorded at once still count the streak once.
+async fn a_streak_past_disable_after_disables_the_webhook(backend: Backend) {
+    let Some((store, _db)) =
+        open_store(backend, "a_streak_past_disable_after_disables_the_webhook").await
+    else {
+        return;
+    };
+    let store = &*store;
+    let d = one_claimed_delivery(store).await;
+    let failures = (1..=8).map(|n| {
+        let c = result(&d, n, at(1), false);
+        async move { store.complete(&c, at(3_600_001)).await }
+    });
+    for done in futures::future::join_all(failures).await {
+        done.expect("recorded");
+    }
+    let webhook = store
+        .get_webhook(d.webhook.site_id, d.webhook.id)
+        .await
+        .expect("read")
+        .expect("webhook");
+    assert!(!webhook.health.enabled, "{:?}", webhook.health);
+    assert_eq!(webhook.health.failing_since, Some(at(1)));
+    assert_eq!(
+        webhook.health.disabled_reason.as_deref(),
+        Some("every attempt failed since 2027-01-15T08:00:00Z")
+    );
+    assert_eq!(webhook.updated_at, at(3_600_001), "disabling is a change");
+}
+
+crate::store_tests!(
+    only_a_success_that_started_after_the_streak_ends_it,
+    a_streak_past_disable_after_disables_the_webhook
+);

@@ -8,13 +8,19 @@ use std::time::Duration;
 use anyhow::Context as _;
 use fullup_server::app::Application;
 use fullup_server::config::{
-    ApiLimits, Config, DEFAULT_DATABASE_URL, DEFAULT_INGEST_BURST, DEFAULT_INGEST_RATE,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_EVENT_BYTES, DeliveryConfig,
+    ApiLimits, Config, DEFAULT_API_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_INGEST_BURST, DEFAULT_INGEST_RATE, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_EVENT_BYTES,
 };
 use fullup_server::delivery::ssrf::NetworkPolicy;
+use fullup_server::delivery::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISABLE_AFTER, DEFAULT_PER_WEBHOOK_CONCURRENCY,
+    DEFAULT_REQUEST_TIMEOUT, DEFAULT_WORKERS, DeliveryConfig,
+};
 use fullup_server::domain::clock::SystemClock;
-use fullup_server::domain::retry::{DEFAULT_JITTER, RetrySchedule};
+use fullup_server::domain::retry::{DEFAULT_DELAYS, DEFAULT_JITTER, RetrySchedule};
 use fullup_signature::Secret;
+use humantime::Duration as HumanDuration;
 
 /// Environment variable holding the admin token (never a flag: argv is visible to every
 /// user of the machine).
@@ -29,30 +35,31 @@ pub struct Args {
     #[arg(long, env = "FULLUP_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
     /// Address the API listens on.
-    #[arg(long, env = "FULLUP_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "FULLUP_LISTEN", default_value_t = DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// Delays between attempts after the first failure, comma-separated.
     #[arg(
         long,
         env = "FULLUP_RETRY_SCHEDULE",
-        default_value = "5s,5m,30m,2h,5h,10h,10h"
+        value_delimiter = ',',
+        default_values_t = DEFAULT_DELAYS.map(HumanDuration::from)
     )]
-    retry_schedule: String,
+    retry_schedule: Vec<HumanDuration>,
     /// Time allowed to connect to a receiver.
-    #[arg(long, env = "FULLUP_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    connect_timeout: Duration,
+    #[arg(long, env = "FULLUP_CONNECT_TIMEOUT", default_value_t = DEFAULT_CONNECT_TIMEOUT.into())]
+    connect_timeout: HumanDuration,
     /// Time allowed for a whole delivery request, answer included.
-    #[arg(long, env = "FULLUP_REQUEST_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
-    request_timeout: Duration,
+    #[arg(long, env = "FULLUP_REQUEST_TIMEOUT", default_value_t = DEFAULT_REQUEST_TIMEOUT.into())]
+    request_timeout: HumanDuration,
     /// Attempts in flight at once, over all webhooks.
-    #[arg(long, env = "FULLUP_WORKERS", default_value_t = 256)]
+    #[arg(long, env = "FULLUP_WORKERS", default_value_t = DEFAULT_WORKERS)]
     workers: usize,
     /// Attempts in flight at once to one webhook.
-    #[arg(long, env = "FULLUP_PER_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, env = "FULLUP_PER_WEBHOOK_CONCURRENCY", default_value_t = DEFAULT_PER_WEBHOOK_CONCURRENCY)]
     per_webhook_concurrency: usize,
     /// Disable a webhook after it has failed without one success for this long.
-    #[arg(long, env = "FULLUP_DISABLE_AFTER", default_value = "5days", value_parser = humantime::parse_duration)]
-    disable_after: Duration,
+    #[arg(long, env = "FULLUP_DISABLE_AFTER", default_value_t = DEFAULT_DISABLE_AFTER.into())]
+    disable_after: HumanDuration,
     /// Open a special-purpose range (loopback, private, ...) to webhooks, such as
     /// `127.0.0.0/8` for a local receiver. Repeatable; comma-separated in the variable.
     #[arg(
@@ -75,12 +82,12 @@ pub struct Args {
     #[arg(long, env = "FULLUP_INGEST_BURST", default_value_t = DEFAULT_INGEST_BURST)]
     ingest_burst: u32,
     /// Time allowed for an API request, body upload included (then 503 `timeout`).
-    #[arg(long, env = "FULLUP_API_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    api_timeout: Duration,
+    #[arg(long, env = "FULLUP_API_TIMEOUT", default_value_t = DEFAULT_API_TIMEOUT.into())]
+    api_timeout: HumanDuration,
     /// Time a client has to send a request's line and headers, and the longest a
     /// keep-alive connection may sit idle; then the connection is closed.
-    #[arg(long, env = "FULLUP_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    header_read_timeout: Duration,
+    #[arg(long, env = "FULLUP_HEADER_READ_TIMEOUT", default_value_t = DEFAULT_HEADER_READ_TIMEOUT.into())]
+    header_read_timeout: HumanDuration,
     /// API connections served at once; further clients wait to be accepted.
     #[arg(long, env = "FULLUP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
@@ -93,12 +100,7 @@ pub struct Args {
 
 impl Args {
     fn config(self) -> anyhow::Result<Config> {
-        let delays = self
-            .retry_schedule
-            .split(',')
-            .map(|d| humantime::parse_duration(d.trim()))
-            .collect::<Result<Vec<_>, _>>()
-            .context("--retry-schedule must be durations such as `5s,5m,30m`")?;
+        let delays: Vec<Duration> = self.retry_schedule.iter().map(|&d| d.into()).collect();
         anyhow::ensure!(self.workers > 0, "--workers must be at least 1");
         anyhow::ensure!(
             self.per_webhook_concurrency > 0,
@@ -109,11 +111,11 @@ impl Args {
             "--ingest-burst must be at least 1 while --ingest-rate-limit is on"
         );
         anyhow::ensure!(
-            !self.api_timeout.is_zero(),
+            !Duration::from(self.api_timeout).is_zero(),
             "--api-timeout must be more than 0s"
         );
         anyhow::ensure!(
-            !self.header_read_timeout.is_zero(),
+            !Duration::from(self.header_read_timeout).is_zero(),
             "--header-read-timeout must be more than 0s"
         );
         anyhow::ensure!(
@@ -132,12 +134,12 @@ impl Args {
             admin_token,
             max_event_bytes: self.max_event_bytes,
             delivery: DeliveryConfig {
-                connect_timeout: self.connect_timeout,
-                request_timeout: self.request_timeout,
+                connect_timeout: self.connect_timeout.into(),
+                request_timeout: self.request_timeout.into(),
                 retry: RetrySchedule::new(delays, DEFAULT_JITTER),
                 workers: self.workers,
                 per_webhook_concurrency: self.per_webhook_concurrency,
-                disable_after: self.disable_after,
+                disable_after: self.disable_after.into(),
                 ..DeliveryConfig::default()
             },
             clock: Arc::new(SystemClock),
@@ -149,8 +151,8 @@ impl Args {
             limits: ApiLimits {
                 ingest_rate: self.ingest_rate_limit,
                 ingest_burst: self.ingest_burst,
-                request_timeout: self.api_timeout,
-                header_read_timeout: self.header_read_timeout,
+                request_timeout: self.api_timeout.into(),
+                header_read_timeout: self.header_read_timeout.into(),
                 max_connections: self.max_connections,
             },
             main_key: super::admin::main_key_from_env()?,

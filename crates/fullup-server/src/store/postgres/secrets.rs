@@ -3,14 +3,17 @@
 //! written under a row lock, so concurrent rotations on several nodes cannot lose a
 //! secret.
 
+use std::time::Duration;
+
 use fullup_signature::Secret;
 
 use super::PgStore;
-use super::rows::webhook_from_row;
 use crate::crypto::MainKey;
 use crate::domain::ids::{SiteId, WebhookId};
-use crate::domain::models::Webhook;
+use crate::domain::time::Timestamp;
+use crate::domain::webhook::Webhook;
 use crate::store::StoreResult;
+use crate::store::rows::postgres::webhook as webhook_from_row;
 use crate::store::sealing::{KEY_CHECK_SETTING, seal_key_check, seal_secrets, verify_key_check};
 
 impl PgStore {
@@ -32,11 +35,9 @@ impl PgStore {
         verify_key_check(&self.key, stored)
     }
 
-    /// Re-seals every stored secret under `new` in one transaction, and the key check
-    /// with it; returns how many webhooks were re-sealed. Run it with every node
-    /// stopped: a running node keeps sealing under the old key. After committing,
-    /// `self` still seals under the old key: reopen the store to use the new one.
-    pub async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {
+    /// [`crate::store::Store::rotate_main_key`]: one transaction, every webhook row
+    /// locked while it is re-sealed.
+    pub(super) async fn reseal_under(&self, new: &MainKey) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query("SELECT * FROM webhooks FOR UPDATE")
             .fetch_all(&mut *tx)
@@ -69,8 +70,8 @@ impl PgStore {
         site: SiteId,
         id: WebhookId,
         new: Secret,
-        grace_ms: i64,
-        now: i64,
+        grace: Duration,
+        now: Timestamp,
     ) -> StoreResult<Option<Webhook>> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query("SELECT * FROM webhooks WHERE id = $1 AND site_id = $2 FOR UPDATE")
@@ -82,7 +83,7 @@ impl PgStore {
             return Ok(None);
         };
         let mut webhook = webhook_from_row(&row, &self.key)?;
-        webhook.rotate_secret(new, now, grace_ms);
+        webhook.rotate_secret(new, now, grace);
         let sealed = seal_secrets(&self.key, &webhook)?;
         sqlx::query(
             "UPDATE webhooks SET secret_sealed = $1, old_secrets_sealed = $2, updated_at = $3 WHERE id = $4",

@@ -5,15 +5,22 @@
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnection, PgPool};
 
-use super::rows::{corrupt, count, parse_id, webhook_from_row};
 use crate::crypto::MainKey;
-use crate::domain::event_type::{EventFilter, any_matches};
 use crate::domain::ids::{DeliveryId, EventId, WebhookId};
-use crate::domain::models::{DeliveryState, ErrorKind};
+use crate::domain::models::ErrorKind;
+use crate::domain::time::Timestamp;
+use crate::domain::webhook::targets;
+use crate::store::rows::corrupt;
+use crate::store::rows::postgres::{count, filters, health, parsed, webhook};
 use crate::store::{
-    ClaimedDelivery, Completion, IngestOutcome, NewEvent, NextStep, StoreError, StoreResult,
-    WebhookEffect,
+    Claim, ClaimedDelivery, Completion, IngestOutcome, NewEvent, StoreError, StoreResult,
+    delivery_after, health_change, sql,
 };
+
+/// Reads before recording a webhook's health gives up: every lost race means another
+/// attempt of the same webhook changed its health in between, which a handful of
+/// attempts can do only a handful of times.
+const HEALTH_ATTEMPTS: usize = 8;
 
 /// Stores an event and its deliveries in one transaction.
 ///
@@ -30,7 +37,7 @@ pub(super) async fn ingest(pool: &PgPool, new: &NewEvent) -> StoreResult<IngestO
     )
     .bind(event.id.to_string())
     .bind(event.site_id.to_string())
-    .bind(&event.event_type)
+    .bind(event.event_type.as_str())
     .bind(&event.payload)
     .bind(event.created_at)
     .bind(&event.idempotency_key)
@@ -57,42 +64,39 @@ async fn earlier_event(tx: &mut PgConnection, new: &NewEvent) -> StoreResult<Ing
         .idempotency_key
         .as_deref()
         .ok_or_else(|| StoreError::WriteFailed("the event was not stored".into()))?;
-    let row = sqlx::query(
-        "SELECT id, request_hash FROM events WHERE site_id = $1 AND idempotency_key = $2",
-    )
-    .bind(event.site_id.to_string())
-    .bind(key)
-    .fetch_one(&mut *tx)
-    .await?;
+    let row = sqlx::query(sql::EVENT_BY_IDEMPOTENCY_KEY)
+        .bind(event.site_id.to_string())
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
     let hash: Vec<u8> = row.try_get("request_hash")?;
     Ok(IngestOutcome::Duplicate {
-        event_id: parse_id(&row, "id", EventId::parse)?,
+        event_id: parsed(&row, "id", EventId::parse)?,
         same_request: hash == new.request_hash,
     })
 }
 
-/// One delivery per enabled webhook of the site that wants the event, in one statement.
+/// One delivery per webhook the event goes to (see [`targets`]), in one statement.
 async fn insert_deliveries(tx: &mut PgConnection, new: &NewEvent) -> StoreResult<u32> {
     let event = &new.event;
-    let rows = sqlx::query("SELECT id, event_types FROM webhooks WHERE site_id = $1 AND enabled")
+    let rows = sqlx::query(sql::FAN_OUT_CANDIDATES)
         .bind(event.site_id.to_string())
         .fetch_all(&mut *tx)
         .await?;
-    let mut webhooks = Vec::new();
-    for row in &rows {
-        let id = parse_id(row, "id", WebhookId::parse)?;
-        let wanted = match new.only_webhook {
-            Some(only) => only == id,
-            None => {
-                let filters: String = row.try_get("event_types")?;
-                let filters: Vec<EventFilter> = serde_json::from_str(&filters).map_err(corrupt)?;
-                any_matches(&filters, &event.event_type)
-            }
-        };
-        if wanted {
-            webhooks.push(id.to_string());
-        }
-    }
+    let candidates = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                parsed(row, "id", WebhookId::parse)?,
+                filters(row, "event_types")?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let candidates = candidates.iter().map(|(id, f)| (*id, f.as_slice()));
+    let webhooks: Vec<String> = targets(candidates, &event.event_type, new.only_webhook)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     if webhooks.is_empty() {
         return Ok(0);
     }
@@ -114,27 +118,32 @@ async fn insert_deliveries(tx: &mut PgConnection, new: &NewEvent) -> StoreResult
     u32::try_from(webhooks.len()).map_err(corrupt)
 }
 
-/// Leases due deliveries in one statement. `FOR NO KEY UPDATE SKIP LOCKED`: rows another
-/// node is claiming at this moment are skipped, not waited for, and a row whose lease
-/// another node committed after this statement's snapshot is re-checked against the
-/// lease condition before it is taken. Two nodes therefore never lease one delivery.
+/// Leases due deliveries in one statement: at most `per_webhook` of each webhook (read
+/// from its own range of `deliveries_due_webhook`, so a paused or saturated webhook's
+/// backlog is never scanned), oldest due first. `FOR NO KEY UPDATE SKIP LOCKED`: rows
+/// another node is claiming at this moment are skipped, not waited for, and a row whose
+/// lease another node committed after this statement's snapshot is re-checked against
+/// the lease condition before it is taken. Two nodes therefore never lease one delivery.
 pub(super) async fn claim_due(
     pool: &PgPool,
     key: &MainKey,
-    now: i64,
-    lease_until: i64,
-    limit: u32,
-    skip: &[WebhookId],
+    claim: &Claim,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
-    let skip: Vec<String> = skip.iter().map(ToString::to_string).collect();
+    let skip: Vec<String> = claim
+        .skip_webhooks
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let rows = sqlx::query(
         "WITH due AS ( \
-             SELECT d.id FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.state = 'pending' AND d.next_attempt_at <= $2 \
-               AND (d.lease_until IS NULL OR d.lease_until <= $2) \
-               AND w.enabled AND NOT w.paused AND d.webhook_id <> ALL($3::text[]) \
-             ORDER BY d.next_attempt_at LIMIT $4 \
-             FOR NO KEY UPDATE OF d SKIP LOCKED), \
+             SELECT d.id FROM webhooks w CROSS JOIN LATERAL ( \
+                 SELECT d.id, d.next_attempt_at FROM deliveries d \
+                 WHERE d.webhook_id = w.id AND d.state = 'pending' AND d.next_attempt_at <= $2 \
+                   AND (d.lease_until IS NULL OR d.lease_until <= $2) \
+                 ORDER BY d.next_attempt_at LIMIT $5 \
+                 FOR NO KEY UPDATE OF d SKIP LOCKED) d \
+             WHERE w.enabled AND NOT w.paused AND w.id <> ALL($3::text[]) \
+             ORDER BY d.next_attempt_at LIMIT $4), \
          claimed AS ( \
              UPDATE deliveries d SET lease_until = $1 FROM due WHERE d.id = due.id \
              RETURNING d.id, d.attempt_count, d.event_id, d.webhook_id, d.next_attempt_at) \
@@ -142,112 +151,96 @@ pub(super) async fn claim_due(
          FROM claimed c JOIN events e ON e.id = c.event_id JOIN webhooks w ON w.id = c.webhook_id \
          ORDER BY c.next_attempt_at",
     )
-    .bind(lease_until)
-    .bind(now)
+    .bind(claim.now + claim.lease)
+    .bind(claim.now)
     .bind(&skip)
-    .bind(i64::from(limit))
+    .bind(i64::from(claim.limit))
+    .bind(i64::from(claim.per_webhook.min(claim.limit)))
     .fetch_all(pool)
     .await?;
     rows.iter()
         .map(|row| {
             Ok(ClaimedDelivery {
-                delivery_id: parse_id(row, "delivery_id", DeliveryId::parse)?,
+                delivery_id: parsed(row, "delivery_id", DeliveryId::parse)?,
                 attempt_count: count(row, "attempt_count")?,
-                event_id: parse_id(row, "event_id", EventId::parse)?,
-                event_type: row.try_get("event_type")?,
+                event_id: parsed(row, "event_id", EventId::parse)?,
+                event_type: parsed(
+                    row,
+                    "event_type",
+                    crate::domain::event_type::EventType::parse,
+                )?,
                 payload: row.try_get("payload")?,
-                webhook: webhook_from_row(row, key)?,
+                webhook: webhook(row, key)?,
             })
         })
         .collect()
 }
 
 /// Records one attempt and its consequences in one transaction.
-pub(super) async fn complete(pool: &PgPool, c: &Completion, now: i64) -> StoreResult<()> {
+pub(super) async fn complete(pool: &PgPool, c: &Completion, now: Timestamp) -> StoreResult<()> {
     let a = &c.attempt;
     let number = i32::try_from(a.attempt_number).map_err(corrupt)?;
     let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, status_code, error_kind, error_message, response_body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(a.id.to_string())
-    .bind(a.delivery_id.to_string())
-    .bind(a.webhook_id.to_string())
-    .bind(number)
-    .bind(a.started_at)
-    .bind(a.duration_ms)
-    .bind(a.status_code.map(i32::from))
-    .bind(a.error_kind.map(ErrorKind::as_str))
-    .bind(&a.error_message)
-    .bind(&a.response_body)
-    .execute(&mut *tx)
-    .await?;
-    let (state, next_at) = match c.next {
-        NextStep::Succeeded => (DeliveryState::Succeeded, None),
-        NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
-        NextStep::Failed => (DeliveryState::Failed, None),
-    };
-    sqlx::query(
-        "UPDATE deliveries SET state = $1, attempt_count = $2, next_attempt_at = $3, lease_until = NULL, updated_at = $4 WHERE id = $5",
-    )
-    .bind(state.as_str())
-    .bind(number)
-    .bind(next_at)
-    .bind(now)
-    .bind(a.delivery_id.to_string())
-    .execute(&mut *tx)
-    .await?;
-    apply_webhook_effect(&mut tx, c, now).await?;
+    sqlx::query(sql::INSERT_ATTEMPT)
+        .bind(a.id.to_string())
+        .bind(a.delivery_id.to_string())
+        .bind(a.webhook_id.to_string())
+        .bind(number)
+        .bind(a.started_at)
+        .bind(i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX))
+        .bind(a.status_code.map(i32::from))
+        .bind(a.error_kind.map(ErrorKind::as_str))
+        .bind(&a.error_message)
+        .bind(&a.response_body)
+        .execute(&mut *tx)
+        .await?;
+    let (state, next_at) = delivery_after(c.next);
+    sqlx::query(sql::COMPLETE_DELIVERY)
+        .bind(state.as_str())
+        .bind(number)
+        .bind(next_at)
+        .bind(now)
+        .bind(a.delivery_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    record_health(&mut tx, c, now).await?;
     tx.commit().await?;
     Ok(())
 }
 
-async fn apply_webhook_effect(tx: &mut PgConnection, c: &Completion, now: i64) -> StoreResult<()> {
+/// Applies the attempt's effect to its webhook's health: read, rule, and a write only if
+/// the health changes and is still the one read (compare and swap; a lost race reads
+/// again). No lock is taken when nothing changes, which is almost every attempt.
+async fn record_health(tx: &mut PgConnection, c: &Completion, now: Timestamp) -> StoreResult<()> {
     let webhook = c.attempt.webhook_id.to_string();
-    match &c.webhook {
-        WebhookEffect::Healthy => {
-            // A success ends the failing streak only if it started after the streak
-            // did: a slow success recorded late must not hide failures since.
-            sqlx::query(
-                "UPDATE webhooks SET failing_since = NULL WHERE id = $1 AND failing_since <= $2",
-            )
+    for _ in 0..HEALTH_ATTEMPTS {
+        let row = sqlx::query(sql::READ_HEALTH)
             .bind(&webhook)
-            .bind(c.attempt.started_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        // Deleted since the claim: nothing to record.
+        let Some(read) = row.as_ref().map(health).transpose()? else {
+            return Ok(());
+        };
+        let Some((next, updated)) = health_change(&read, c, now) else {
+            return Ok(());
+        };
+        let done = sqlx::query(sql::WRITE_HEALTH)
+            .bind(next.enabled)
+            .bind(&next.disabled_reason)
+            .bind(next.failing_since)
+            .bind(updated)
+            .bind(&webhook)
+            .bind(read.enabled)
+            .bind(&read.disabled_reason)
+            .bind(read.failing_since)
             .execute(&mut *tx)
             .await?;
-        }
-        WebhookEffect::Failing {
-            disable_if_failing_since,
-        } => {
-            sqlx::query(
-                "UPDATE webhooks SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
-            )
-            .bind(c.attempt.started_at)
-            .bind(&webhook)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE webhooks SET enabled = FALSE, updated_at = $1, disabled_reason = 'every attempt failed since ' || \
-                 to_char(to_timestamp(failing_since / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
-                 WHERE id = $2 AND enabled AND failing_since <= $3",
-            )
-            .bind(now)
-            .bind(&webhook)
-            .bind(disable_if_failing_since)
-            .execute(&mut *tx)
-            .await?;
-        }
-        WebhookEffect::Disable(reason) => {
-            sqlx::query(
-                "UPDATE webhooks SET enabled = FALSE, disabled_reason = $1, updated_at = $2 WHERE id = $3",
-            )
-            .bind(reason)
-            .bind(now)
-            .bind(&webhook)
-            .execute(&mut *tx)
-            .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
         }
     }
-    Ok(())
+    Err(StoreError::WriteFailed(
+        "the webhook's health kept changing while this attempt was recorded".into(),
+    ))
 }

@@ -1,13 +1,20 @@
 //! The hot writes, run by the writer thread inside a batch (see [`super::batch`]):
-//! ingest and completion. Each is plain synchronous SQL on cached statements.
+//! ingest and completion. Each is plain synchronous SQL on cached statements, applying
+//! the domain's rules (an event's targets, an attempt's effect on its webhook's health)
+//! to what it reads in the same transaction.
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::rows::corrupt;
-use crate::domain::event_type::{EventFilter, any_matches};
-use crate::domain::ids::{DeliveryId, EventId};
-use crate::domain::models::{DeliveryState, ErrorKind};
-use crate::store::{Completion, IngestOutcome, NewEvent, NextStep, StoreResult, WebhookEffect};
+use crate::domain::event_type::EventFilter;
+use crate::domain::health::Health;
+use crate::domain::ids::{DeliveryId, EventId, WebhookId};
+use crate::domain::models::ErrorKind;
+use crate::domain::time::Timestamp;
+use crate::domain::webhook::targets;
+use crate::store::rows::corrupt;
+use crate::store::{
+    Completion, IngestOutcome, NewEvent, StoreResult, delivery_after, health_change, sql,
+};
 
 /// Stores one event and its deliveries.
 pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOutcome> {
@@ -15,9 +22,7 @@ pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOut
     let site = event.site_id.to_string();
     if let Some(key) = &event.idempotency_key {
         let earlier = conn
-            .prepare_cached(
-                "SELECT id, request_hash FROM events WHERE site_id = ?1 AND idempotency_key = ?2",
-            )?
+            .prepare_cached(sql::EVENT_BY_IDEMPOTENCY_KEY)?
             .query_row(params![site, key], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
             })
@@ -37,7 +42,7 @@ pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOut
     .execute(params![
         event_id,
         site,
-        event.event_type,
+        event.event_type.as_str(),
         event.payload,
         event.created_at,
         event.idempotency_key,
@@ -48,112 +53,91 @@ pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOut
          next_attempt_at, lease_until, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, NULL, ?5, ?5)",
     )?;
-    let mut deliveries = 0u32;
-    for webhook in targets(conn, &site, new)? {
+    let targets = targets_of(conn, &site, new)?;
+    for webhook in &targets {
         let id = DeliveryId::new(event.created_at).to_string();
-        insert.execute(params![id, site, event_id, webhook, event.created_at])?;
-        deliveries += 1;
+        insert.execute(params![
+            id,
+            site,
+            event_id,
+            webhook.to_string(),
+            event.created_at
+        ])?;
     }
     Ok(IngestOutcome::Created {
         event_id: event.id,
-        deliveries,
+        deliveries: u32::try_from(targets.len()).map_err(corrupt)?,
     })
 }
 
-/// The webhooks an event goes to: the one asked for, or every enabled webhook of the
-/// site whose filter matches.
-fn targets(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<String>> {
-    let mut query = conn.prepare_cached(
-        "SELECT id, event_types FROM webhooks WHERE site_id = ?1 AND enabled = 1",
-    )?;
+/// The webhooks `new` goes to (see [`targets`]).
+fn targets_of(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<WebhookId>> {
+    let mut query = conn.prepare_cached(sql::FAN_OUT_CANDIDATES)?;
     let mut rows = query.query([site])?;
-    let mut targets = Vec::new();
-    let only = new.only_webhook.map(|w| w.to_string());
+    let mut candidates = Vec::new();
     while let Some(row) = rows.next()? {
         let id: String = row.get(0)?;
-        let wanted = match &only {
-            Some(only) => *only == id,
-            None => {
-                let filters: String = row.get(1)?;
-                let filters: Vec<EventFilter> = serde_json::from_str(&filters).map_err(corrupt)?;
-                any_matches(&filters, &new.event.event_type)
-            }
-        };
-        if wanted {
-            targets.push(id);
-        }
+        let filters: String = row.get(1)?;
+        let filters: Vec<EventFilter> = serde_json::from_str(&filters).map_err(corrupt)?;
+        candidates.push((WebhookId::parse(&id).map_err(corrupt)?, filters));
     }
-    Ok(targets)
+    let candidates = candidates.iter().map(|(id, f)| (*id, f.as_slice()));
+    Ok(targets(candidates, &new.event.event_type, new.only_webhook))
 }
 
 /// Records one attempt and its consequences.
-pub(super) fn complete(conn: &Connection, c: &Completion, now: i64) -> StoreResult<()> {
+pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> StoreResult<()> {
     let a = &c.attempt;
     let delivery = a.delivery_id.to_string();
     let webhook = a.webhook_id.to_string();
-    conn.prepare_cached(
-        "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, \
-         status_code, error_kind, error_message, response_body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
+    conn.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
         a.id.to_string(),
         delivery,
         webhook,
         a.attempt_number,
         a.started_at,
-        a.duration_ms,
+        i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX),
         a.status_code,
         a.error_kind.map(ErrorKind::as_str),
         a.error_message,
         a.response_body,
     ])?;
-    let (state, next_at) = match c.next {
-        NextStep::Succeeded => (DeliveryState::Succeeded, None),
-        NextStep::RetryAt(at) => (DeliveryState::Pending, Some(at)),
-        NextStep::Failed => (DeliveryState::Failed, None),
+    let (state, next_at) = delivery_after(c.next);
+    conn.prepare_cached(sql::COMPLETE_DELIVERY)?
+        .execute(params![
+            state.as_str(),
+            a.attempt_number,
+            next_at,
+            now,
+            delivery
+        ])?;
+    // The writer thread is the only writer: the health read here is still current
+    // when it is written.
+    let read = conn
+        .prepare_cached(sql::READ_HEALTH)?
+        .query_row([&webhook], |row| {
+            Ok(Health {
+                enabled: row.get(0)?,
+                disabled_reason: row.get(1)?,
+                failing_since: row.get(2)?,
+            })
+        })
+        .optional()?;
+    // Deleted since the claim: its deliveries and attempts are gone too.
+    let Some(read) = read else {
+        return Ok(());
     };
-    conn.prepare_cached(
-        "UPDATE deliveries SET state = ?1, attempt_count = ?2, next_attempt_at = ?3, \
-         lease_until = NULL, updated_at = ?4 WHERE id = ?5",
-    )?
-    .execute(params![
-        state.as_str(),
-        a.attempt_number,
-        next_at,
-        now,
-        delivery
-    ])?;
-    match &c.webhook {
-        WebhookEffect::Healthy => {
-            // A success ends the failing streak only if it started after the streak
-            // did: a slow success recorded late must not hide failures since.
-            conn.prepare_cached(
-                "UPDATE webhooks SET failing_since = NULL WHERE id = ?1 AND failing_since <= ?2",
-            )?
-            .execute(params![webhook, a.started_at])?;
-        }
-        WebhookEffect::Failing {
-            disable_if_failing_since,
-        } => {
-            conn.prepare_cached(
-                "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?1) WHERE id = ?2",
-            )?
-            .execute(params![a.started_at, webhook])?;
-            conn.prepare_cached(
-                "UPDATE webhooks SET enabled = 0, updated_at = ?1, \
-                 disabled_reason = 'every attempt failed since ' || \
-                 strftime('%Y-%m-%dT%H:%M:%SZ', failing_since / 1000, 'unixepoch') \
-                 WHERE id = ?2 AND enabled = 1 AND failing_since <= ?3",
-            )?
-            .execute(params![now, webhook, disable_if_failing_since])?;
-        }
-        WebhookEffect::Disable(reason) => {
-            conn.prepare_cached(
-                "UPDATE webhooks SET enabled = 0, disabled_reason = ?1, updated_at = ?2 WHERE id = ?3",
-            )?
-            .execute(params![reason, now, webhook])?;
-        }
+    if let Some((next, updated)) = health_change(&read, c, now) {
+        conn.prepare_cached(sql::WRITE_HEALTH)?.execute(params![
+            next.enabled,
+            next.disabled_reason,
+            next.failing_since,
+            updated,
+            webhook,
+            read.enabled,
+            read.disabled_reason,
+            read.failing_since,
+        ])?;
     }
     Ok(())
 }

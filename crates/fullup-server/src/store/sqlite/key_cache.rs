@@ -58,11 +58,11 @@ mod tests {
 
     fn key(byte: u8) -> ApiKey {
         ApiKey {
-            id: ApiKeyId::new(0),
-            site_id: SiteId::new(0),
+            id: ApiKeyId::new(crate::domain::time::Timestamp::EPOCH),
+            site_id: SiteId::new(crate::domain::time::Timestamp::EPOCH),
             name: String::new(),
             token_hash: [byte; 32],
-            created_at: 0,
+            created_at: crate::domain::time::Timestamp::EPOCH,
         }
     }
 

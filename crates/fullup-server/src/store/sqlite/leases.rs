@@ -52,7 +52,10 @@ mod tests {
     #[test]
     fn a_lease_is_live_until_it_expires_or_is_released() {
         let leases = Leases::default();
-        let (a, b) = (DeliveryId::new(0), DeliveryId::new(0));
+        let (a, b) = (
+            DeliveryId::new(crate::domain::time::Timestamp::EPOCH),
+            DeliveryId::new(crate::domain::time::Timestamp::EPOCH),
+        );
         leases.take([a], Duration::ZERO);
         leases.take([b], Duration::from_secs(3600));
         assert_eq!(leases.live(), vec![b], "a expired at once");

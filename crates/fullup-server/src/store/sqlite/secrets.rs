@@ -5,46 +5,25 @@
 //! open. A `main_key_check` setting, sealed under the same key, makes a wrong key fail
 //! at start with a clear message instead of at the first delivery.
 
+use std::time::Duration;
+
 use fullup_signature::Secret;
 use sqlx::Row as _;
-use sqlx::sqlite::SqliteRow;
-use zeroize::Zeroizing;
 
 use rusqlite::types::Value;
 
-use super::{SqliteStore, corrupt, webhook_from_row};
+use super::{SqliteStore, webhook_from_row};
 use crate::crypto::MainKey;
 use crate::domain::ids::{SiteId, WebhookId};
-use crate::domain::models::Webhook;
-use crate::domain::rotation::OldSecret;
+use crate::domain::time::Timestamp;
+use crate::domain::webhook::Webhook;
 pub(super) use crate::store::sealing::seal_secrets;
-use crate::store::sealing::{
-    KEY_CHECK_SETTING, open_old_secrets, open_secret, seal_key_check, verify_key_check,
-};
+use crate::store::sealing::{KEY_CHECK_SETTING, seal_key_check, verify_key_check};
 use crate::store::{StoreError, StoreResult};
 
 /// Reads before a rotation gives up: only a storm of concurrent rotations of one
 /// webhook loses this many races.
 const ROTATION_ATTEMPTS: usize = 8;
-
-/// Opens a webhook row's secrets. A row not sealed yet (written before migration 0002
-/// and not upgraded) is read from its plain `secret` column.
-pub(super) fn open_secrets(
-    key: &MainKey,
-    row: &SqliteRow,
-) -> StoreResult<(Secret, Vec<OldSecret>)> {
-    let id: String = row.try_get("id")?;
-    let sealed: Option<String> = row.try_get("secret_sealed")?;
-    let current = match sealed {
-        Some(sealed) => open_secret(key, &id, &sealed)?,
-        None => {
-            let plain: Zeroizing<String> = Zeroizing::new(row.try_get("secret")?);
-            Secret::parse(&plain).map_err(corrupt)?
-        }
-    };
-    let old: Option<String> = row.try_get("old_secrets_sealed")?;
-    Ok((current, open_old_secrets(key, &id, old.as_deref())?))
-}
 
 impl SqliteStore {
     /// Fails with [`StoreError::WrongMainKey`] when the database was sealed under
@@ -93,11 +72,9 @@ impl SqliteStore {
         Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
     }
 
-    /// Re-seals every stored secret under `new` in one transaction, and the key check
-    /// with it; returns how many webhooks were re-sealed. Run it with the service
-    /// stopped: a running service keeps sealing under the old key. After committing,
-    /// `self` still seals under the old key: reopen the store to use the new one.
-    pub async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {
+    /// [`crate::store::Store::rotate_main_key`]: one transaction on the maintenance
+    /// connection, then the WAL is checkpointed so no old sealed value stays in it.
+    pub(super) async fn reseal_under(&self, new: &MainKey) -> StoreResult<u64> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query("SELECT * FROM webhooks")
             .fetch_all(&mut *tx)
@@ -133,8 +110,8 @@ impl SqliteStore {
         site: SiteId,
         id: WebhookId,
         new: Secret,
-        grace_ms: i64,
-        now: i64,
+        grace: Duration,
+        now: Timestamp,
     ) -> StoreResult<Option<Webhook>> {
         for _ in 0..ROTATION_ATTEMPTS {
             let row = sqlx::query("SELECT * FROM webhooks WHERE id = ? AND site_id = ?")
@@ -148,7 +125,7 @@ impl SqliteStore {
             let read_current: Option<String> = row.try_get("secret_sealed")?;
             let read_old: Option<String> = row.try_get("old_secrets_sealed")?;
             let mut webhook = webhook_from_row(&row, &self.key)?;
-            webhook.rotate_secret(new.clone(), now, grace_ms);
+            webhook.rotate_secret(new.clone(), now, grace);
             let sealed = seal_secrets(&self.key, &webhook)?;
             let swapped = self
                 .execute(

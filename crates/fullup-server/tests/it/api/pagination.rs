@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::{all_pages, assert_error, ids};
 use crate::support::server::manual_clock;
+use crate::support::time::AdvanceMs as _;
 use crate::support::{TestReceiver, TestServer};
 
 #[tokio::test]

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use fullup_server::crypto::MainKey;
 use fullup_server::domain::canonical_json::canonicalize;
-use fullup_server::domain::clock::Clock as _;
 use fullup_server::domain::envelope::envelope;
+use fullup_server::domain::event_type::EventType;
 use fullup_server::domain::ids::{EventId, SiteId};
 use fullup_server::domain::models::{Event, Site};
+use fullup_server::domain::time::Timestamp;
 use fullup_server::store::postgres::PgStore;
-use fullup_server::store::{IngestOutcome, NewEvent, Store as _};
+use fullup_server::store::{Claim, DeliveryQueue as _, IngestOutcome, NewEvent, Store as _};
 use futures::StreamExt as _;
 use serde_json::json;
 
@@ -19,6 +20,7 @@ use super::{QUIET, WAIT, assert_signed, scalar};
 use crate::support::TestReceiver;
 use crate::support::postgres::{TestDatabase, pg_config, start_node};
 use crate::support::server::manual_clock;
+use fullup_server::domain::clock::Clock as _;
 
 /// How many requests each event's id arrived in, for one receiver.
 async fn arrivals(receiver: &mut TestReceiver, events: usize) -> HashMap<String, u32> {
@@ -111,15 +113,16 @@ async fn two_nodes_share_one_database_and_never_attempt_a_delivery_twice() {
 }
 
 /// An event as the API would store it, for the store to ingest directly.
-fn new_event(site: SiteId, now: i64, key: Option<&str>, hash: u8) -> NewEvent {
+fn new_event(site: SiteId, now: Timestamp, key: Option<&str>, hash: u8) -> NewEvent {
     let id = EventId::new(now);
+    let event_type = EventType::parse("order.paid").expect("type");
     let data = canonicalize(b"{\"n\":1}").expect("canonical");
     NewEvent {
         event: Event {
             id,
             site_id: site,
-            event_type: "order.paid".to_owned(),
-            payload: envelope(id, "order.paid", now, &data),
+            payload: envelope(id, &event_type, now, &data),
+            event_type,
             created_at: now,
             idempotency_key: key.map(str::to_owned),
         },
@@ -139,7 +142,7 @@ async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_expires() {
     let clock = manual_clock();
     let mut config = pg_config(&db, &key);
     config.clock = clock.clone();
-    let lease = i64::try_from(config.delivery.lease().as_millis()).expect("lease");
+    let lease = config.delivery.lease();
     let mut receiver = TestReceiver::start().await;
     receiver.set_clock(clock.clone());
     let setup = start_node(config.clone()).await;
@@ -150,11 +153,17 @@ async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_expires() {
 
     // A node claims the delivery, then dies before attempting it.
     let dead = PgStore::open(&db.url, key.clone()).await.expect("open");
-    let now = clock.now_ms();
+    let now = clock.now();
     let new = new_event(SiteId::parse(&site).expect("site id"), now, None, 0);
     dead.ingest(&new).await.expect("ingest");
     let claimed = dead
-        .claim_due(now, now + lease, 10, 10, &[])
+        .claim_due(&Claim {
+            now,
+            lease,
+            limit: 10,
+            per_webhook: 10,
+            skip_webhooks: Vec::new(),
+        })
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
@@ -169,7 +178,7 @@ async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_expires() {
     let waiting = node.wait_for_state(&site, &event, "pending").await;
     assert_eq!(waiting["attempt_count"], 0);
 
-    clock.advance_ms(lease);
+    clock.advance(lease);
     let got = receiver.next(WAIT).await;
     assert_signed(&got);
     assert_eq!(got.header("webhook-id"), event);
@@ -191,7 +200,7 @@ async fn concurrent_ingests_with_one_key_on_two_nodes_create_one_event() {
         PgStore::open(&db.url, key.clone()).await.expect("open"),
         PgStore::open(&db.url, key).await.expect("open"),
     ];
-    let now = 1_800_000_000_000;
+    let now = Timestamp::from_unix_ms(1_800_000_000_000);
     let site = Site {
         id: SiteId::new(now),
         name: "s".to_owned(),
@@ -268,7 +277,7 @@ async fn nodes_starting_together_agree_on_one_admin_token() {
     .expect("admin tokens");
     let printed: Vec<&String> = answers.iter().filter_map(|(_, t)| t.as_ref()).collect();
     assert_eq!(printed.len(), 1, "exactly one node prints a new token");
-    let hash = fullup_server::api::auth::hash_token(printed[0]);
+    let hash = fullup_server::crypto::hash_token(printed[0]);
     assert!(
         answers.iter().all(|(h, _)| *h == hash),
         "every node accepts the printed token"

@@ -3,6 +3,8 @@
 pub mod postgres;
 pub mod receiver;
 pub mod server;
+pub mod stores;
+pub mod time;
 
 pub use receiver::{Received, TestReceiver};
 pub use server::TestServer;

@@ -63,7 +63,9 @@ pub fn test_config(dir: &tempfile::TempDir) -> Config {
 
 /// A manual clock at a fixed, recent time.
 pub fn manual_clock() -> Arc<ManualClock> {
-    ManualClock::new(1_800_000_000_000)
+    ManualClock::new(fullup_server::domain::time::Timestamp::from_unix_ms(
+        1_800_000_000_000,
+    ))
 }
 
 /// A retry schedule without jitter: 5 s, 5 min, 30 min.

@@ -1,0 +1,178 @@
+//! A webhook's health: enabled or disabled (and why), and since when every attempt has
+//! failed. The one place that says what an attempt, a 410 or an operator's switch does
+//! to it; each store reads the health, applies these rules and writes the result back,
+//! inside its own transaction.
+
+use std::time::Duration;
+
+use super::time::Timestamp;
+
+/// Why a webhook that answered 410 Gone was disabled.
+pub const GONE_REASON: &str = "the receiver answered 410 Gone";
+/// Why a webhook disabled through the API (or the console) was disabled.
+pub const OPERATOR_REASON: &str = "disabled through the API";
+
+/// Whether a webhook receives deliveries, and how its receiver has been doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Disabled webhooks get no new deliveries; their pending ones wait.
+    pub enabled: bool,
+    /// Why it was disabled, while it is.
+    pub disabled_reason: Option<String>,
+    /// When the first failed attempt of the current streak started; None after a success.
+    pub failing_since: Option<Timestamp>,
+}
+
+impl Default for Health {
+    /// Enabled, never failed.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            disabled_reason: None,
+            failing_since: None,
+        }
+    }
+}
+
+/// What one attempt says about its receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthEffect {
+    /// It answered 2xx.
+    Healthy,
+    /// It failed; a webhook failing without one success for `disable_after` is disabled.
+    Failing {
+        /// How long a streak may last before the webhook is disabled.
+        disable_after: Duration,
+    },
+    /// It answered 410 Gone: disable at once.
+    Gone,
+}
+
+impl Health {
+    /// Disabled, saying why.
+    pub fn disabled(reason: impl Into<String>) -> Self {
+        Self {
+            enabled: false,
+            disabled_reason: Some(reason.into()),
+            failing_since: None,
+        }
+    }
+
+    /// The health after an attempt that started at `started_at` and is recorded at `now`.
+    ///
+    /// Attempts are recorded in the order they finish, so a success ends the streak only
+    /// if it started after the streak did: a slow success recorded late must not hide
+    /// the failures since.
+    pub fn after_attempt(
+        &self,
+        effect: HealthEffect,
+        started_at: Timestamp,
+        now: Timestamp,
+    ) -> Self {
+        let mut next = self.clone();
+        match effect {
+            HealthEffect::Healthy => {
+                if self.failing_since.is_some_and(|since| since <= started_at) {
+                    next.failing_since = None;
+                }
+            }
+            HealthEffect::Failing { disable_after } => {
+                let since = *next.failing_since.get_or_insert(started_at);
+                if next.enabled && since <= now - disable_after {
+                    next.enabled = false;
+                    next.disabled_reason = Some(format!(
+                        "every attempt failed since {}",
+                        since.to_rfc3339_secs()
+                    ));
+                }
+            }
+            HealthEffect::Gone => {
+                next.enabled = false;
+                next.disabled_reason = Some(GONE_REASON.to_owned());
+            }
+        }
+        next
+    }
+
+    /// Switched on or off by an operator. Enabling forgets the streak: the operator says
+    /// the receiver is fixed, and it gets the whole `disable_after` window again.
+    pub fn switched(&self, enabled: bool) -> Self {
+        if enabled {
+            Self::default()
+        } else {
+            Self {
+                enabled: false,
+                disabled_reason: Some(OPERATOR_REASON.to_owned()),
+                failing_since: self.failing_since,
+            }
+        }
+    }
+
+    /// Whether `self` → `next` enables or disables the webhook, or changes why it is
+    /// disabled: such a change also moves the webhook's `updated_at`.
+    pub fn switch_differs(&self, next: &Self) -> bool {
+        self.enabled != next.enabled || self.disabled_reason != next.disabled_reason
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_unix_ms(ms)
+    }
+
+    #[test]
+    fn a_failure_starts_a_streak_that_later_failures_keep() {
+        let failing = HealthEffect::Failing { disable_after: DAY };
+        let h = Health::default().after_attempt(failing, t(100), t(101));
+        assert_eq!(h.failing_since, Some(t(100)));
+        let h = h.after_attempt(failing, t(200), t(201));
+        assert_eq!(h.failing_since, Some(t(100)), "the streak keeps its start");
+        assert!(h.enabled);
+    }
+
+    /// Regression: a slow success recorded after a failure that started later ended
+    /// the streak, so the failures since went uncounted.
+    #[test]
+    fn only_a_success_that_started_after_the_streak_ends_it() {
+        let failing = HealthEffect::Failing { disable_after: DAY };
+        let h = Health::default().after_attempt(failing, t(100), t(101));
+        let late = h.after_attempt(HealthEffect::Healthy, t(50), t(200));
+        assert_eq!(late.failing_since, Some(t(100)));
+        let after = h.after_attempt(HealthEffect::Healthy, t(300), t(301));
+        assert_eq!(after.failing_since, None);
+    }
+
+    #[test]
+    fn a_streak_longer_than_disable_after_disables_naming_its_start() {
+        let failing = HealthEffect::Failing { disable_after: DAY };
+        let start = t(1_700_000_000_123);
+        let h = Health::default().after_attempt(failing, start, start);
+        let h = h.after_attempt(failing, start + DAY, start + DAY - Duration::from_millis(1));
+        assert!(h.enabled, "one millisecond short of the window");
+        let h = h.after_attempt(failing, start + DAY, start + DAY);
+        assert!(!h.enabled);
+        assert_eq!(
+            h.disabled_reason.as_deref(),
+            Some("every attempt failed since 2023-11-14T22:13:20Z")
+        );
+    }
+
+    #[test]
+    fn gone_disables_at_once_and_enabling_forgets_the_streak() {
+        let h = Health::default().after_attempt(HealthEffect::Gone, t(1), t(2));
+        assert_eq!(h, Health::disabled(GONE_REASON));
+        let failing = HealthEffect::Failing { disable_after: DAY };
+        let h = Health::default().after_attempt(failing, t(1), t(2));
+        let off = h.switched(false);
+        assert_eq!(off.disabled_reason.as_deref(), Some(OPERATOR_REASON));
+        assert_eq!(off.failing_since, Some(t(1)));
+        assert_eq!(off.switched(true), Health::default());
+        assert!(Health::default().switch_differs(&off));
+        assert!(!h.switch_differs(&Health::default()));
+    }
+}

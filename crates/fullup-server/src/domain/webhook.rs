@@ -1,0 +1,233 @@
+//! A webhook: where a site's events go, which of them, signed with which secret, and
+//! how healthy its receiver is; with the rules of secret rotation.
+//!
+//! Secret rotation has a grace period, so receivers can switch without dropping a single
+//! delivery. During the grace period `webhook-signature` carries one signature per valid
+//! secret (Standard Webhooks receivers accept any), while `fullup-signature`, which holds
+//! one signature only, keeps the oldest still-valid secret until every grace period has
+//! ended. Receivers that verify `fullup-signature` with one secret therefore have a
+//! single, announced cut-over time: [`Webhook::fullup_signature_switches_at`].
+
+use std::time::Duration;
+
+use fullup_signature::Secret;
+use serde::{Deserialize, Serialize};
+
+use super::event_type::{EventFilter, EventType, any_matches};
+use super::health::Health;
+use super::ids::{SiteId, WebhookId};
+use super::time::Timestamp;
+use super::webhook_url::WebhookUrl;
+
+/// A receiver: where to deliver, what to deliver, and the secret that signs it.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// `wh_` + ULID, sorts by creation.
+    pub id: WebhookId,
+    /// The site it belongs to; it never moves.
+    pub site_id: SiteId,
+    /// The receiver URL as registered (its destination is re-vetted at every delivery).
+    pub url: WebhookUrl,
+    /// Which event types it receives; at least one.
+    pub event_types: Vec<EventFilter>,
+    /// Free text for humans, at most 1000 characters.
+    pub description: String,
+    /// Enabled or disabled (and why), and since when every attempt has failed.
+    pub health: Health,
+    /// Paused webhooks still get deliveries, queued until it is resumed (planned
+    /// receiver maintenance: nothing is attempted, so nothing fails or is lost).
+    pub paused: bool,
+    /// The signing secret (Debug prints `[redacted]`).
+    pub secret: Secret,
+    /// Secrets replaced by rotations, newest first; each signs until its grace ends.
+    pub old_secrets: Vec<OldSecret>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed (not counting its failing streak).
+    pub updated_at: Timestamp,
+}
+
+/// Default grace period: a day, time enough for a deploy of every receiver.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// Longest grace period: a week; a leaked secret must not stay valid for longer.
+pub const MAX_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Old secrets kept at most; the oldest is dropped first. Bounds the header size.
+pub const MAX_OLD_SECRETS: usize = 10;
+
+/// A secret replaced by a rotation, still signing until `valid_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OldSecret {
+    /// The replaced secret (Debug prints `[redacted]`).
+    pub secret: Secret,
+    /// From this time on the secret no longer signs.
+    pub valid_until: Timestamp,
+}
+
+/// The stored form of [`OldSecret`], sealed as one JSON list.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StoredOldSecret<'a> {
+    /// The secret string.
+    pub secret: std::borrow::Cow<'a, str>,
+    /// Unix ms.
+    pub valid_until: Timestamp,
+}
+
+impl Webhook {
+    /// The old secrets still valid at `now`, newest first.
+    pub fn valid_old_secrets(&self, now: Timestamp) -> impl Iterator<Item = &OldSecret> {
+        self.old_secrets
+            .iter()
+            .filter(move |old| old.valid_until > now)
+    }
+
+    /// Every secret `webhook-signature` is signed with at `now`: the current one
+    /// first, then the valid old ones, newest first.
+    pub fn standard_signing_secrets(&self, now: Timestamp) -> Vec<&Secret> {
+        std::iter::once(&self.secret)
+            .chain(self.valid_old_secrets(now).map(|old| &old.secret))
+            .collect()
+    }
+
+    /// The secret `fullup-signature` is signed with at `now`: the oldest valid old
+    /// secret, or the current one when no grace period is running.
+    pub fn fullup_signing_secret(&self, now: Timestamp) -> &Secret {
+        self.valid_old_secrets(now)
+            .last()
+            .map_or(&self.secret, |old| &old.secret)
+    }
+
+    /// When `fullup-signature` starts using the current secret: the end of the last
+    /// running grace period, or `now` when none runs.
+    pub fn fullup_signature_switches_at(&self, now: Timestamp) -> Timestamp {
+        self.valid_old_secrets(now)
+            .map(|old| old.valid_until)
+            .max()
+            .unwrap_or(now)
+    }
+
+    /// Replaces the secret with `new`; the replaced one stays valid for `grace`.
+    /// Expired old secrets are dropped, and at most [`MAX_OLD_SECRETS`] are kept.
+    pub fn rotate_secret(&mut self, new: Secret, now: Timestamp, grace: Duration) {
+        let previous = std::mem::replace(&mut self.secret, new);
+        self.old_secrets.retain(|old| old.valid_until > now);
+        if !grace.is_zero() {
+            self.old_secrets.insert(
+                0,
+                OldSecret {
+                    secret: previous,
+                    valid_until: now + grace,
+                },
+            );
+        }
+        self.old_secrets.truncate(MAX_OLD_SECRETS);
+        self.updated_at = now;
+    }
+}
+
+/// The webhooks an event goes to, of the site's enabled `candidates` (id and filters):
+/// `only` alone when given (a test ping reaches its webhook whatever its filters),
+/// otherwise every one whose filters let `event_type` through.
+pub fn targets<'a>(
+    candidates: impl IntoIterator<Item = (WebhookId, &'a [EventFilter])>,
+    event_type: &EventType,
+    only: Option<WebhookId>,
+) -> Vec<WebhookId> {
+    candidates
+        .into_iter()
+        .filter(|(id, filters)| match only {
+            Some(only) => only == *id,
+            None => any_matches(filters, event_type.as_str()),
+        })
+        .map(|(id, _)| id)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook(secret: &str) -> Webhook {
+        Webhook {
+            id: WebhookId::new(Timestamp::EPOCH),
+            site_id: SiteId::new(Timestamp::EPOCH),
+            url: WebhookUrl::parse("https://example.com/").expect("url"),
+            event_types: Vec::new(),
+            description: String::new(),
+            health: Health::default(),
+            secret: Secret::parse(secret).expect("secret"),
+            old_secrets: Vec::new(),
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+            paused: false,
+        }
+    }
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_unix_ms(ms)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn s(text: &str) -> Secret {
+        Secret::parse(text).expect("secret")
+    }
+
+    #[test]
+    fn an_event_targets_matching_webhooks_or_only_the_one_asked_for() {
+        let (a, b) = (WebhookId::new(t(1)), WebhookId::new(t(2)));
+        let form = [EventFilter::parse("form.*").expect("filter")];
+        let all = [EventFilter::All];
+        let candidates = || [(a, &form[..]), (b, &all[..])];
+        let submitted = EventType::parse("form.submitted").expect("type");
+        let ping = EventType::parse("ping").expect("type");
+        assert_eq!(targets(candidates(), &submitted, None), vec![a, b]);
+        assert_eq!(targets(candidates(), &ping, None), vec![b]);
+        assert_eq!(targets(candidates(), &ping, Some(a)), vec![a]);
+    }
+
+    #[test]
+    fn fullup_signature_keeps_the_old_secret_until_the_grace_ends() {
+        let mut w = webhook("secret-a");
+        w.rotate_secret(s("secret-b"), t(1000), ms(500));
+        assert_eq!(w.fullup_signing_secret(t(1000)), &s("secret-a"));
+        assert_eq!(w.fullup_signing_secret(t(1499)), &s("secret-a"));
+        assert_eq!(w.fullup_signing_secret(t(1500)), &s("secret-b"));
+        assert_eq!(w.fullup_signature_switches_at(t(1000)), t(1500));
+        assert_eq!(
+            w.standard_signing_secrets(t(1499)),
+            vec![&s("secret-b"), &s("secret-a")]
+        );
+        assert_eq!(w.standard_signing_secrets(t(1500)), vec![&s("secret-b")]);
+    }
+
+    #[test]
+    fn chained_rotations_switch_fullup_signature_once_per_grace_end() {
+        let mut w = webhook("secret-a");
+        w.rotate_secret(s("secret-b"), t(0), ms(1000));
+        w.rotate_secret(s("secret-c"), t(100), ms(2000));
+        assert_eq!(w.fullup_signing_secret(t(500)), &s("secret-a"));
+        assert_eq!(w.fullup_signing_secret(t(1000)), &s("secret-b"));
+        assert_eq!(w.fullup_signing_secret(t(2100)), &s("secret-c"));
+        assert_eq!(w.fullup_signature_switches_at(t(100)), t(2100));
+    }
+
+    #[test]
+    fn at_most_ten_old_secrets_are_kept_and_expired_ones_are_dropped() {
+        let mut w = webhook("secret-0");
+        for i in 1..=12 {
+            w.rotate_secret(s(&format!("secret-{i}")), t(i), ms(1000));
+        }
+        assert_eq!(w.old_secrets.len(), MAX_OLD_SECRETS);
+        assert_eq!(w.old_secrets[0].secret, s("secret-11"));
+        assert_eq!(w.old_secrets[9].secret, s("secret-2"));
+        w.rotate_secret(s("secret-13"), t(5000), ms(1000));
+        assert_eq!(w.old_secrets.len(), 1);
+        w.rotate_secret(s("secret-14"), t(5001), ms(0));
+        assert_eq!(
+            w.standard_signing_secrets(t(5001)),
+            vec![&s("secret-14"), &s("secret-12")]
+        );
+    }
+}

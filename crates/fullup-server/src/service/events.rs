@@ -1,0 +1,125 @@
+//! Ingest and the event log.
+//!
+//! Ingest answers only after the event and every delivery row it fans out to are
+//! committed in one transaction: there is no second write a crash could lose.
+
+use sha2::{Digest, Sha256};
+
+use super::{Service, ServiceError, ServiceResult};
+use crate::domain::canonical_json::{CanonicalJson, canonicalize};
+use crate::domain::envelope::envelope;
+use crate::domain::event_type::EventType;
+use crate::domain::ids::{EventId, SiteId, WebhookId};
+use crate::domain::models::{Event, Site};
+use crate::domain::webhook::Webhook;
+use crate::store::{EventFilterQuery, IngestOutcome, NewEvent, Page, PageRequest};
+
+use super::webhooks::require_enabled;
+
+/// The event type of test deliveries.
+pub const PING_EVENT_TYPE: &str = "ping";
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// An event to accept, parsed.
+#[derive(Debug)]
+pub struct NewEventRequest {
+    /// Its type.
+    pub event_type: EventType,
+    /// Its data, canonical.
+    pub data: CanonicalJson,
+    /// The client's `Idempotency-Key`.
+    pub idempotency_key: Option<String>,
+}
+
+impl Service {
+    /// Stores an event of `site` with its deliveries and wakes the dispatcher.
+    pub async fn ingest(&self, site: &Site, req: NewEventRequest) -> ServiceResult<EventId> {
+        self.store_event(site.id, req, None).await
+    }
+
+    /// Sends a `ping` event to `webhook` alone, whatever its filters.
+    pub async fn send_test(&self, webhook: &Webhook) -> ServiceResult<EventId> {
+        require_enabled(webhook)?;
+        let data = serde_json::json!({ "webhook_id": webhook.id.to_string() }).to_string();
+        let data = canonicalize(data.as_bytes())
+            .map_err(|e| ServiceError::invalid("invalid_data", e.to_string()))?;
+        let event_type = EventType::parse(PING_EVENT_TYPE)
+            .map_err(|e| ServiceError::invalid("invalid_event_type", e.to_string()))?;
+        let req = NewEventRequest {
+            event_type,
+            data,
+            idempotency_key: None,
+        };
+        self.store_event(webhook.site_id, req, Some(webhook.id))
+            .await
+    }
+
+    async fn store_event(
+        &self,
+        site: SiteId,
+        req: NewEventRequest,
+        only_webhook: Option<WebhookId>,
+    ) -> ServiceResult<EventId> {
+        let now = self.clock.now();
+        let id = EventId::new(now);
+        let mut hasher = Sha256::new();
+        hasher.update(req.event_type.as_str().as_bytes());
+        hasher.update([0]);
+        hasher.update(req.data.as_bytes());
+        let new = NewEvent {
+            event: Event {
+                id,
+                site_id: site,
+                payload: envelope(id, &req.event_type, now, &req.data),
+                event_type: req.event_type,
+                created_at: now,
+                idempotency_key: req.idempotency_key,
+            },
+            request_hash: hasher.finalize().into(),
+            only_webhook,
+        };
+        match self.store.ingest(&new).await? {
+            IngestOutcome::Created {
+                event_id,
+                deliveries,
+            } => {
+                if deliveries > 0 {
+                    self.wake_dispatcher();
+                }
+                Ok(event_id)
+            }
+            IngestOutcome::Duplicate {
+                event_id,
+                same_request: true,
+            } => Ok(event_id),
+            IngestOutcome::Duplicate {
+                event_id,
+                same_request: false,
+            } => Err(ServiceError::invalid(
+                "idempotency_key_reused",
+                format!(
+                    "this Idempotency-Key was used for event {event_id} with a different type or data; use a new key"
+                ),
+            )),
+        }
+    }
+
+    /// The event `id` of `site`.
+    pub async fn event(&self, site: &Site, id: EventId) -> ServiceResult<Event> {
+        self.store
+            .get_event(site.id, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("event {id}")))
+    }
+
+    /// A site's events matching `filter`, newest first.
+    pub async fn events(
+        &self,
+        site: &Site,
+        filter: &EventFilterQuery,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<Event>> {
+        Ok(self.store.list_events(site.id, filter, page).await?)
+    }
+}

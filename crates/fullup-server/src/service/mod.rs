@@ -1,0 +1,112 @@
+//! The use cases, below HTTP: what the API, the console and the CLI ask of the service.
+//!
+//! A use case takes typed input (ids, [`crate::domain`] values), applies the domain's
+//! rules, calls the store, and wakes the dispatcher when it made something due. It
+//! answers with its own [`ServiceError`], which `api/` maps to HTTP statuses. Access
+//! control (which caller may touch which site) stays with the caller: a use case is
+//! handed a site its caller may reach.
+//!
+//! One module per family: [`sites`] (sites and API keys), [`webhooks`], [`events`]
+//! (ingest and the event log), [`deliveries`] (deliveries, attempts, retries).
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::delivery::guard::OutboundGuard;
+use crate::domain::clock::Clock;
+use crate::store::{Store, StoreError};
+
+pub mod deliveries;
+pub mod events;
+pub mod sites;
+pub mod webhooks;
+
+/// Why a use case refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The thing named does not exist (or is not the caller's to see).
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// A value is well-formed but not acceptable; `code` names the field's rule.
+    #[error("{message}")]
+    Invalid {
+        /// Stable machine-readable code, such as `invalid_url`.
+        code: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The request contradicts itself (a time range that ends before it starts).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request conflicts with the current state (a disabled webhook, a full site).
+    #[error("{message}")]
+    Conflict {
+        /// Stable machine-readable code, such as `webhook_disabled`.
+        code: &'static str,
+        /// What is in the way and how to clear it.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    /// [`ServiceError::Invalid`] with `code`.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// [`ServiceError::Conflict`] with `code`.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Shorthand for use case results.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Everything the use cases need; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    guard: OutboundGuard,
+}
+
+impl Service {
+    /// The use cases over `store`, telling time by `clock`, waking the dispatcher
+    /// through `wake`, and judging webhook URLs with `guard` (as deliveries are).
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        wake: Arc<Notify>,
+        guard: OutboundGuard,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            wake,
+            guard,
+        }
+    }
+
+    /// The store, for what is not a use case (authentication, start-up settings).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Tells the dispatcher that deliveries may have become due.
+    fn wake_dispatcher(&self) {
+        self.wake.notify_one();
+    }
+}

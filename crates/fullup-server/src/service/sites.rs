@@ -1,0 +1,101 @@
+//! Sites (tenants) and their API keys.
+
+use super::{Service, ServiceError, ServiceResult};
+use crate::domain::ids::{ApiKeyId, SiteId};
+use crate::domain::models::{ApiKey, Site};
+use crate::store::{Page, PageRequest};
+
+/// Longest site or key name.
+pub const MAX_NAME_LEN: usize = 200;
+/// Prefix of site API key tokens, so a leaked one is recognisable in a scan.
+pub const API_KEY_PREFIX: &str = "fk_";
+
+/// A site or key name: trimmed, 1 to [`MAX_NAME_LEN`] characters.
+pub fn parse_name(name: &str) -> ServiceResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+        return Err(ServiceError::invalid(
+            "invalid_name",
+            format!("name must be 1 to {MAX_NAME_LEN} characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+impl Service {
+    /// Creates a site named `name` (already parsed by [`parse_name`]).
+    pub async fn create_site(&self, name: String) -> ServiceResult<Site> {
+        let now = self.clock.now();
+        let site = Site {
+            id: SiteId::new(now),
+            name,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_site(&site).await?;
+        Ok(site)
+    }
+
+    /// The site `id`.
+    pub async fn site(&self, id: SiteId) -> ServiceResult<Site> {
+        self.store
+            .get_site(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("site {id}")))
+    }
+
+    /// Sites, newest first.
+    pub async fn sites(&self, page: &PageRequest) -> ServiceResult<Page<Site>> {
+        Ok(self.store.list_sites(page).await?)
+    }
+
+    /// Renames `site`.
+    pub async fn rename_site(&self, mut site: Site, name: String) -> ServiceResult<Site> {
+        site.name = name;
+        site.updated_at = self.clock.now();
+        self.store
+            .rename_site(site.id, &site.name, site.updated_at)
+            .await?;
+        Ok(site)
+    }
+
+    /// Deletes `site` with its webhooks, events, deliveries and keys.
+    pub async fn delete_site(&self, site: &Site) -> ServiceResult<()> {
+        self.store.delete_site(site.id).await?;
+        Ok(())
+    }
+
+    /// Creates an API key of `site`; the token is returned this once, and only its
+    /// hash is stored.
+    pub async fn create_api_key(
+        &self,
+        site: &Site,
+        name: String,
+    ) -> ServiceResult<(ApiKey, String)> {
+        let now = self.clock.now();
+        let token = crate::crypto::generate_token(API_KEY_PREFIX);
+        let key = ApiKey {
+            id: ApiKeyId::new(now),
+            site_id: site.id,
+            name,
+            token_hash: crate::crypto::hash_token(&token),
+            created_at: now,
+        };
+        self.store.create_api_key(&key).await?;
+        Ok((key, token))
+    }
+
+    /// A site's API keys (without tokens), newest first.
+    pub async fn api_keys(&self, site: &Site, page: &PageRequest) -> ServiceResult<Page<ApiKey>> {
+        Ok(self.store.list_api_keys(site.id, page).await?)
+    }
+
+    /// Revokes a key of `site`.
+    pub async fn delete_api_key(&self, site: &Site, id: ApiKeyId) -> ServiceResult<()> {
+        if self.store.delete_api_key(site.id, id).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!("API key {id}")))
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Webhooks: where a site's events go, with what filter, signed with which secret; and
+//! the use cases that change their health (enable, disable) or their secret.
+
+use std::time::Duration;
+
+use fullup_signature::Secret;
+
+use super::{Service, ServiceError, ServiceResult};
+use crate::delivery::guard::GuardError;
+use crate::domain::event_type::EventFilter;
+use crate::domain::health::Health;
+use crate::domain::ids::WebhookId;
+use crate::domain::models::Site;
+use crate::domain::time::Timestamp;
+use crate::domain::webhook::{MAX_GRACE, Webhook};
+use crate::domain::webhook_url::WebhookUrl;
+use crate::store::{Page, PageRequest};
+
+/// A site may hold at most this many webhooks; fan-out cost grows with each.
+pub const MAX_WEBHOOKS_PER_SITE: u64 = 100;
+/// Longest description.
+pub const MAX_DESCRIPTION_LEN: usize = 1000;
+/// Shortest secret a client may choose; generated ones are 32 random bytes.
+pub const MIN_CHOSEN_SECRET_LEN: usize = 16;
+
+/// A receiver URL, parsed (its destination is vetted by the use case).
+pub fn parse_url(url: &str) -> ServiceResult<WebhookUrl> {
+    WebhookUrl::parse(url).map_err(|e| ServiceError::invalid("invalid_url", e.to_string()))
+}
+
+/// Event filters: at least one; `["*"]` when absent.
+pub fn parse_filters(raw: Option<Vec<String>>) -> ServiceResult<Vec<EventFilter>> {
+    let raw = raw.unwrap_or_else(|| vec!["*".to_owned()]);
+    if raw.is_empty() {
+        return Err(ServiceError::invalid(
+            "invalid_event_types",
+            "event_types must list at least one filter; use [\"*\"] for every event",
+        ));
+    }
+    raw.iter()
+        .map(|f| {
+            EventFilter::parse(f)
+                .map_err(|e| ServiceError::invalid("invalid_event_types", e.to_string()))
+        })
+        .collect()
+}
+
+/// A description of at most [`MAX_DESCRIPTION_LEN`] characters; empty when absent.
+pub fn parse_description(raw: Option<String>) -> ServiceResult<String> {
+    let d = raw.unwrap_or_default();
+    if d.chars().count() > MAX_DESCRIPTION_LEN {
+        return Err(ServiceError::invalid(
+            "invalid_description",
+            format!("description must be at most {MAX_DESCRIPTION_LEN} characters"),
+        ));
+    }
+    Ok(d)
+}
+
+/// A chosen secret of at least [`MIN_CHOSEN_SECRET_LEN`] characters, or a generated one.
+pub fn parse_secret(raw: Option<String>) -> ServiceResult<Secret> {
+    let Some(raw) = raw else {
+        return Ok(Secret::generate());
+    };
+    if raw.chars().count() < MIN_CHOSEN_SECRET_LEN {
+        return Err(ServiceError::invalid(
+            "invalid_secret",
+            format!(
+                "secret must be at least {MIN_CHOSEN_SECRET_LEN} characters; omit it to get a generated one"
+            ),
+        ));
+    }
+    Secret::parse(&raw).map_err(|e| ServiceError::invalid("invalid_secret", e.to_string()))
+}
+
+/// A grace period of at most [`MAX_GRACE`].
+pub fn parse_grace(secs: u64) -> ServiceResult<Duration> {
+    let grace = Duration::from_secs(secs);
+    if grace > MAX_GRACE {
+        return Err(ServiceError::invalid(
+            "invalid_grace_period",
+            format!(
+                "grace_period_secs must be at most {} (7 days)",
+                MAX_GRACE.as_secs()
+            ),
+        ));
+    }
+    Ok(grace)
+}
+
+/// A new webhook, parsed.
+#[derive(Debug)]
+pub struct NewWebhook {
+    /// Where to deliver.
+    pub url: WebhookUrl,
+    /// What to deliver.
+    pub event_types: Vec<EventFilter>,
+    /// Free text.
+    pub description: String,
+    /// The signing secret.
+    pub secret: Secret,
+    /// Whether it starts enabled.
+    pub enabled: bool,
+    /// Whether it starts paused.
+    pub paused: bool,
+}
+
+/// Changes to a webhook; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct WebhookChanges {
+    /// A new URL.
+    pub url: Option<WebhookUrl>,
+    /// New filters.
+    pub event_types: Option<Vec<EventFilter>>,
+    /// A new description.
+    pub description: Option<String>,
+    /// Enable (forgetting the failing streak) or disable.
+    pub enabled: Option<bool>,
+    /// Pause or resume.
+    pub paused: Option<bool>,
+}
+
+/// What a secret rotation did.
+#[derive(Debug)]
+pub struct Rotated {
+    /// The webhook with its new secret.
+    pub webhook: Webhook,
+    /// Until then the replaced secret also signs `webhook-signature`.
+    pub previous_valid_until: Timestamp,
+    /// When `fullup-signature` starts using the new secret.
+    pub fullup_signature_switches_at: Timestamp,
+}
+
+impl Service {
+    /// Vets a receiver URL as a delivery would (the same guard, one lookup). A name
+    /// that does not resolve yet is accepted (its DNS may be set up after the webhook):
+    /// nothing is connected to here, and every delivery vets it again.
+    async fn vet(&self, url: WebhookUrl) -> ServiceResult<WebhookUrl> {
+        match self.guard.vet(url.as_url()).await {
+            Ok(_) | Err(GuardError::Dns { .. }) => Ok(url),
+            Err(e) => Err(ServiceError::invalid("invalid_url", e.to_string())),
+        }
+    }
+
+    /// Creates a webhook of `site`.
+    pub async fn create_webhook(&self, site: &Site, new: NewWebhook) -> ServiceResult<Webhook> {
+        let url = self.vet(new.url).await?;
+        if self.store.count_webhooks(site.id).await? >= MAX_WEBHOOKS_PER_SITE {
+            return Err(ServiceError::conflict(
+                "limit_reached",
+                format!(
+                    "a site may hold at most {MAX_WEBHOOKS_PER_SITE} webhooks; delete one first"
+                ),
+            ));
+        }
+        let now = self.clock.now();
+        let webhook = Webhook {
+            id: WebhookId::new(now),
+            site_id: site.id,
+            url,
+            event_types: new.event_types,
+            description: new.description,
+            health: Health {
+                enabled: new.enabled,
+                ..Health::default()
+            },
+            paused: new.paused,
+            secret: new.secret,
+            old_secrets: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_webhook(&webhook).await?;
+        Ok(webhook)
+    }
+
+    /// The webhook `id` of `site`.
+    pub async fn webhook(&self, site: &Site, id: WebhookId) -> ServiceResult<Webhook> {
+        self.store
+            .get_webhook(site.id, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("webhook {id}")))
+    }
+
+    /// A site's webhooks, newest first.
+    pub async fn webhooks(&self, site: &Site, page: &PageRequest) -> ServiceResult<Page<Webhook>> {
+        Ok(self.store.list_webhooks(site.id, page).await?)
+    }
+
+    /// Applies `changes` to `webhook`; resuming or enabling may make deliveries due.
+    pub async fn update_webhook(
+        &self,
+        mut webhook: Webhook,
+        changes: WebhookChanges,
+    ) -> ServiceResult<Webhook> {
+        if let Some(url) = changes.url {
+            webhook.url = self.vet(url).await?;
+        }
+        if let Some(filters) = changes.event_types {
+            webhook.event_types = filters;
+        }
+        if let Some(description) = changes.description {
+            webhook.description = description;
+        }
+        if let Some(enabled) = changes.enabled {
+            webhook.health = webhook.health.switched(enabled);
+        }
+        if let Some(paused) = changes.paused {
+            webhook.paused = paused;
+        }
+        webhook.updated_at = self.clock.now();
+        self.store.update_webhook(&webhook).await?;
+        self.wake_dispatcher();
+        Ok(webhook)
+    }
+
+    /// Deletes `webhook` and its deliveries.
+    pub async fn delete_webhook(&self, webhook: &Webhook) -> ServiceResult<()> {
+        self.store
+            .delete_webhook(webhook.site_id, webhook.id)
+            .await?;
+        Ok(())
+    }
+
+    /// Replaces the secret of `webhook` with `new`; the replaced one keeps signing for
+    /// `grace`, so receivers can switch without a failed delivery.
+    pub async fn rotate_secret(
+        &self,
+        webhook: &Webhook,
+        new: Secret,
+        grace: Duration,
+    ) -> ServiceResult<Rotated> {
+        let now = self.clock.now();
+        if webhook.standard_signing_secrets(now).contains(&&new) {
+            return Err(ServiceError::invalid(
+                "invalid_secret",
+                "the new secret is already in use by this webhook; choose another or omit it",
+            ));
+        }
+        let rotated = self
+            .store
+            .rotate_webhook_secret(webhook.site_id, webhook.id, new, grace, now)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("webhook {}", webhook.id)))?;
+        Ok(Rotated {
+            fullup_signature_switches_at: rotated.fullup_signature_switches_at(now),
+            previous_valid_until: now + grace,
+            webhook: rotated,
+        })
+    }
+}
+
+/// Refuses work that a disabled webhook would never carry out.
+pub fn require_enabled(webhook: &Webhook) -> ServiceResult<()> {
+    if webhook.health.enabled {
+        return Ok(());
+    }
+    Err(ServiceError::conflict(
+        "webhook_disabled",
+        format!(
+            "webhook {} is disabled; enable it (PATCH enabled=true) first",
+            webhook.id
+        ),
+    ))
+}

@@ -1,0 +1,181 @@
+//! The read queries, written once for both databases: every query is built with sqlx's
+//! `QueryBuilder`, which writes each database's placeholders, and read back with the
+//! mappers of [`super::rows`]. [`impl_reads!`] implements [`super::Reads`] for a store
+//! given its read pool and its row mappers.
+
+/// Implements [`crate::store::Reads`] for `$store`, reading from `self.$pool` with the
+/// mappers of `crate::store::rows::$rows` and opening secrets with `self.key`.
+macro_rules! impl_reads {
+    ($store:ty, $pool:ident, $rows:ident) => {
+        #[async_trait::async_trait]
+        impl crate::store::Reads for $store {
+            async fn get_setting(&self, key: &str) -> crate::store::StoreResult<Option<Vec<u8>>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT value FROM settings WHERE key = ");
+                q.push_bind(key.to_owned());
+                Ok(q.build_query_scalar().fetch_optional(&self.$pool).await?)
+            }
+
+            async fn get_site(
+                &self,
+                id: crate::domain::ids::SiteId,
+            ) -> crate::store::StoreResult<Option<crate::domain::models::Site>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM sites WHERE id = ");
+                q.push_bind(id.to_string());
+                let row = q.build().fetch_optional(&self.$pool).await?;
+                row.as_ref().map(crate::store::rows::$rows::site).transpose()
+            }
+
+            async fn list_sites(
+                &self,
+                page: &crate::store::PageRequest,
+            ) -> crate::store::StoreResult<crate::store::Page<crate::domain::models::Site>> {
+                let q = sqlx::QueryBuilder::new("SELECT * FROM sites WHERE 1 = 1");
+                self.fetch_page(q, page, "id", crate::store::rows::$rows::site, |s| s.id.to_string())
+                    .await
+            }
+
+            async fn list_api_keys(
+                &self,
+                site: crate::domain::ids::SiteId,
+                page: &crate::store::PageRequest,
+            ) -> crate::store::StoreResult<crate::store::Page<crate::domain::models::ApiKey>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM api_keys WHERE site_id = ");
+                q.push_bind(site.to_string());
+                self.fetch_page(q, page, "id", crate::store::rows::$rows::api_key, |k| k.id.to_string())
+                    .await
+            }
+
+            async fn get_webhook(
+                &self,
+                site: crate::domain::ids::SiteId,
+                id: crate::domain::ids::WebhookId,
+            ) -> crate::store::StoreResult<Option<crate::domain::webhook::Webhook>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM webhooks WHERE id = ");
+                q.push_bind(id.to_string()).push(" AND site_id = ").push_bind(site.to_string());
+                let row = q.build().fetch_optional(&self.$pool).await?;
+                row.as_ref()
+                    .map(|row| crate::store::rows::$rows::webhook(row, &self.key))
+                    .transpose()
+            }
+
+            async fn list_webhooks(
+                &self,
+                site: crate::domain::ids::SiteId,
+                page: &crate::store::PageRequest,
+            ) -> crate::store::StoreResult<crate::store::Page<crate::domain::webhook::Webhook>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM webhooks WHERE site_id = ");
+                q.push_bind(site.to_string());
+                let key = &self.key;
+                self.fetch_page(
+                    q,
+                    page,
+                    "id",
+                    |row| crate::store::rows::$rows::webhook(row, key),
+                    |w| w.id.to_string(),
+                )
+                .await
+            }
+
+            async fn count_webhooks(
+                &self,
+                site: crate::domain::ids::SiteId,
+            ) -> crate::store::StoreResult<u64> {
+                let mut q = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM webhooks WHERE site_id = ");
+                q.push_bind(site.to_string());
+                let n: i64 = q.build_query_scalar().fetch_one(&self.$pool).await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
+            async fn get_event(
+                &self,
+                site: crate::domain::ids::SiteId,
+                id: crate::domain::ids::EventId,
+            ) -> crate::store::StoreResult<Option<crate::domain::models::Event>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM events WHERE id = ");
+                q.push_bind(id.to_string()).push(" AND site_id = ").push_bind(site.to_string());
+                let row = q.build().fetch_optional(&self.$pool).await?;
+                row.as_ref().map(crate::store::rows::$rows::event).transpose()
+            }
+
+            async fn list_events(
+                &self,
+                site: crate::domain::ids::SiteId,
+                filter: &crate::store::EventFilterQuery,
+                page: &crate::store::PageRequest,
+            ) -> crate::store::StoreResult<crate::store::Page<crate::domain::models::Event>> {
+                let q = crate::store::filters::events(site, filter);
+                self.fetch_page(q, page, "id", crate::store::rows::$rows::event, |e| e.id.to_string())
+                    .await
+            }
+
+            async fn get_delivery(
+                &self,
+                site: crate::domain::ids::SiteId,
+                id: crate::domain::ids::DeliveryId,
+            ) -> crate::store::StoreResult<Option<crate::domain::models::Delivery>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM deliveries WHERE id = ");
+                q.push_bind(id.to_string()).push(" AND site_id = ").push_bind(site.to_string());
+                let row = q.build().fetch_optional(&self.$pool).await?;
+                row.as_ref().map(crate::store::rows::$rows::delivery).transpose()
+            }
+
+            async fn list_deliveries(
+                &self,
+                site: crate::domain::ids::SiteId,
+                filter: &crate::store::DeliveryFilter,
+                page: &crate::store::PageRequest,
+            ) -> crate::store::StoreResult<crate::store::Page<crate::domain::models::Delivery>> {
+                let q = crate::store::filters::deliveries(site, filter);
+                self.fetch_page(q, page, "id", crate::store::rows::$rows::delivery, |d| d.id.to_string())
+                    .await
+            }
+
+            async fn list_attempts(
+                &self,
+                site: crate::domain::ids::SiteId,
+                delivery: crate::domain::ids::DeliveryId,
+                page: &crate::store::PageRequest,
+            ) -> crate::store::StoreResult<crate::store::Page<crate::domain::models::Attempt>> {
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT a.* FROM attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.site_id = ",
+                );
+                q.push_bind(site.to_string())
+                    .push(" AND a.delivery_id = ")
+                    .push_bind(delivery.to_string());
+                self.fetch_page(q, page, "a.id", crate::store::rows::$rows::attempt, |a| a.id.to_string())
+                    .await
+            }
+        }
+
+        impl $store {
+            /// Runs a list query (`q` ends inside its `WHERE`), newest first from the
+            /// cursor, and maps one more row than the page holds to learn whether a
+            /// next page exists.
+            async fn fetch_page<'q, T>(
+                &self,
+                mut q: sqlx::QueryBuilder<'q, <$store as crate::store::reads::Dialect>::Db>,
+                page: &crate::store::PageRequest,
+                id_col: &str,
+                from_row: impl Fn(
+                    &<<$store as crate::store::reads::Dialect>::Db as sqlx::Database>::Row,
+                ) -> crate::store::StoreResult<T>,
+                id: impl Fn(&T) -> String,
+            ) -> crate::store::StoreResult<crate::store::Page<T>> {
+                crate::store::filters::push_page(&mut q, page, id_col);
+                let rows = q.build().fetch_all(&self.$pool).await?;
+                let items = rows
+                    .iter()
+                    .map(from_row)
+                    .collect::<crate::store::StoreResult<Vec<_>>>()?;
+                Ok(crate::store::rows::page_of(items, page.limit, id))
+            }
+        }
+    };
+}
+pub(crate) use impl_reads;
+
+/// Which sqlx database a store runs its reads on.
+pub(crate) trait Dialect {
+    /// The sqlx database.
+    type Db: sqlx::Database;
+}

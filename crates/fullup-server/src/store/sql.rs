@@ -1,0 +1,62 @@
+//! The write statements both databases run as they are, written once. Placeholders are
+//! `$1`, `$2`, … in order of first use: PostgreSQL numbers them so, and SQLite, which
+//! reads `$1` as a named parameter, numbers names in order of first appearance, so the
+//! same positional arguments bind on both.
+
+/// Stores a setting unless one is stored: `$1` key, `$2` value.
+pub(crate) const ADD_SETTING: &str =
+    "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+
+/// `$1` id, `$2` name, `$3` created, `$4` updated.
+pub(crate) const INSERT_SITE: &str =
+    "INSERT INTO sites (id, name, created_at, updated_at) VALUES ($1, $2, $3, $4)";
+/// `$1` name, `$2` updated, `$3` id.
+pub(crate) const RENAME_SITE: &str = "UPDATE sites SET name = $1, updated_at = $2 WHERE id = $3";
+/// `$1` id; everything the site owns goes with it (`ON DELETE CASCADE`).
+pub(crate) const DELETE_SITE: &str = "DELETE FROM sites WHERE id = $1";
+
+/// `$1` id, `$2` site, `$3` name, `$4` token hash, `$5` created.
+pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, site_id, name, token_hash, created_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+/// `$1` id, `$2` site.
+pub(crate) const DELETE_API_KEY: &str = "DELETE FROM api_keys WHERE id = $1 AND site_id = $2";
+
+/// Everything of a webhook but its secrets: `$1` url, `$2` filters, `$3` description,
+/// `$4` enabled, `$5` disabled reason, `$6` paused, `$7` failing since, `$8` updated,
+/// `$9` id, `$10` site.
+pub(crate) const UPDATE_WEBHOOK: &str = "UPDATE webhooks SET url = $1, event_types = $2, description = $3, \
+     enabled = $4, disabled_reason = $5, paused = $6, failing_since = $7, updated_at = $8 \
+     WHERE id = $9 AND site_id = $10";
+
+/// The site's enabled webhooks an event may go to: `$1` site.
+pub(crate) const FAN_OUT_CANDIDATES: &str =
+    "SELECT id, event_types FROM webhooks WHERE site_id = $1 AND enabled = TRUE";
+/// The earlier event holding an idempotency key: `$1` site, `$2` key.
+pub(crate) const EVENT_BY_IDEMPOTENCY_KEY: &str =
+    "SELECT id, request_hash FROM events WHERE site_id = $1 AND idempotency_key = $2";
+
+/// `$1` id, `$2` delivery, `$3` webhook, `$4` number, `$5` started, `$6` duration (ms),
+/// `$7` status, `$8` error kind, `$9` error message, `$10` response body.
+pub(crate) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, \
+     started_at, duration_ms, status_code, error_kind, error_message, response_body) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+/// An attempt's effect on its delivery: `$1` state, `$2` attempts made, `$3` next
+/// attempt, `$4` updated, `$5` id.
+pub(crate) const COMPLETE_DELIVERY: &str = "UPDATE deliveries SET state = $1, attempt_count = $2, \
+     next_attempt_at = $3, lease_until = NULL, updated_at = $4 WHERE id = $5";
+/// A webhook's health: `$1` id.
+pub(crate) const READ_HEALTH: &str =
+    "SELECT enabled, disabled_reason, failing_since FROM webhooks WHERE id = $1";
+/// Writes a webhook's health if it is still the one read (compare and swap): `$1`
+/// enabled, `$2` reason, `$3` failing since, `$4` updated (NULL: unchanged), `$5` id,
+/// then the values read: `$6` enabled, `$7` reason, `$8` failing since.
+pub(crate) const WRITE_HEALTH: &str = "UPDATE webhooks SET enabled = $1, disabled_reason = $2, \
+     failing_since = $3, updated_at = COALESCE($4, updated_at) \
+     WHERE id = $5 AND enabled = $6 AND disabled_reason IS NOT DISTINCT FROM $7 \
+     AND failing_since IS NOT DISTINCT FROM $8";
+
+/// A webhook's failed deliveries created in a range, due again: `$1` now, `$2` site,
+/// `$3` webhook, `$4` since, `$5` until.
+pub(crate) const RECOVER_DELIVERIES: &str = "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, \
+     lease_until = NULL, updated_at = $1 WHERE site_id = $2 AND webhook_id = $3 \
+     AND state = 'failed' AND created_at >= $4 AND created_at < $5";
