@@ -7,7 +7,7 @@ use crate::domain::ids::DeliveryId;
 use crate::domain::models::{Attempt, Delivery, Site};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
-use crate::store::{DeliveryFilter, Page, PageRequest};
+use crate::store::{DeliveryFilter, Page, PageRequest, Recovery};
 
 impl Service {
     /// The delivery `id` of `site`.
@@ -52,7 +52,7 @@ impl Service {
         }
         let retried = self
             .store
-            .retry_delivery(delivery.site_id, delivery.id, self.clock.now())
+            .retry_delivery(delivery, self.clock.now())
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("delivery {}", delivery.id)))?;
         self.wake_dispatcher();
@@ -76,7 +76,13 @@ impl Service {
         }
         let recovered = self
             .store
-            .recover_deliveries(webhook.site_id, webhook.id, since, until, now)
+            .recover_deliveries(&Recovery {
+                site: webhook.site_id,
+                webhook: webhook.id,
+                since,
+                until,
+                now,
+            })
             .await?;
         self.wake_dispatcher();
         Ok(recovered)

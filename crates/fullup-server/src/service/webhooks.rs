@@ -14,7 +14,7 @@ use crate::domain::models::Site;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::{MAX_GRACE, Webhook};
 use crate::domain::webhook_url::WebhookUrl;
-use crate::store::{Page, PageRequest};
+use crate::store::{Page, PageRequest, SecretRotation};
 
 /// A site may hold at most this many webhooks; fan-out cost grows with each.
 pub const MAX_WEBHOOKS_PER_SITE: u64 = 100;
@@ -239,7 +239,13 @@ impl Service {
         }
         let rotated = self
             .store
-            .rotate_webhook_secret(webhook.site_id, webhook.id, new, grace, now)
+            .rotate_webhook_secret(&SecretRotation {
+                site: webhook.site_id,
+                webhook: webhook.id,
+                new,
+                grace,
+                now,
+            })
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("webhook {}", webhook.id)))?;
         Ok(Rotated {

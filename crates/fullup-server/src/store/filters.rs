@@ -13,13 +13,8 @@ where
     String: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    let mut q = QueryBuilder::new("SELECT * FROM events WHERE site_id = ");
-    q.push_bind(site.to_string());
-    if let Some(t) = &f.event_type {
-        q.push(" AND type = ").push_bind(t.clone());
-    }
-    push_created(&mut q, f.since, f.until);
-    q
+    let equal = [("type", f.event_type.clone())];
+    of_site("events", site, equal, f.since, f.until)
 }
 
 /// `SELECT * FROM deliveries WHERE site_id = … AND …`, ready for paging.
@@ -28,18 +23,35 @@ where
     String: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    let mut q = QueryBuilder::new("SELECT * FROM deliveries WHERE site_id = ");
+    let equal = [
+        ("event_id", f.event_id.map(|e| e.to_string())),
+        ("webhook_id", f.webhook_id.map(|w| w.to_string())),
+        ("state", f.state.map(|s| s.as_str().to_owned())),
+    ];
+    of_site("deliveries", site, equal, f.since, f.until)
+}
+
+/// `SELECT * FROM table WHERE site_id = …`, each `equal` column that has a value equal
+/// to it, created in `[since, until)` where given.
+fn of_site<'q, DB: Database>(
+    table: &str,
+    site: SiteId,
+    equal: impl IntoIterator<Item = (&'static str, Option<String>)>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+) -> QueryBuilder<'q, DB>
+where
+    String: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new(format!("SELECT * FROM {table} WHERE site_id = "));
     q.push_bind(site.to_string());
-    if let Some(e) = f.event_id {
-        q.push(" AND event_id = ").push_bind(e.to_string());
+    for (column, value) in equal {
+        if let Some(value) = value {
+            q.push(format!(" AND {column} = ")).push_bind(value);
+        }
     }
-    if let Some(w) = f.webhook_id {
-        q.push(" AND webhook_id = ").push_bind(w.to_string());
-    }
-    if let Some(s) = f.state {
-        q.push(" AND state = ").push_bind(s.as_str().to_owned());
-    }
-    push_created(&mut q, f.since, f.until);
+    push_created(&mut q, since, until);
     q
 }
 

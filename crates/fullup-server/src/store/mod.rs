@@ -226,6 +226,36 @@ pub struct Completion {
     pub health: HealthEffect,
 }
 
+/// A secret rotation of one webhook.
+#[derive(Debug, Clone)]
+pub struct SecretRotation {
+    /// The webhook's site.
+    pub site: SiteId,
+    /// The webhook.
+    pub webhook: WebhookId,
+    /// Its new secret (Debug prints `[redacted]`).
+    pub new: fullup_signature::Secret,
+    /// How long the replaced secret keeps signing.
+    pub grace: Duration,
+    /// When the rotation happens.
+    pub now: Timestamp,
+}
+
+/// The failed deliveries of one webhook, created in `[since, until)`, to make due at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// The webhook's site.
+    pub site: SiteId,
+    /// The webhook.
+    pub webhook: WebhookId,
+    /// Created at or after this.
+    pub since: Timestamp,
+    /// Created before this.
+    pub until: Timestamp,
+    /// When they become due.
+    pub now: Timestamp,
+}
+
 /// A request for due deliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
@@ -327,15 +357,11 @@ pub trait Store: Reads + DeliveryQueue {
     /// Saves a webhook's url, filter, description, health and paused flag (not its
     /// secrets: see [`Store::rotate_webhook_secret`]).
     async fn update_webhook(&self, webhook: &Webhook) -> StoreResult<bool>;
-    /// Atomically replaces a webhook's secret with `new`, keeping the replaced one valid
-    /// for `grace` (see [`Webhook::rotate_secret`]); the webhook after, or None when absent.
+    /// Atomically applies `rotation` to the webhook's secrets (see
+    /// [`Webhook::rotate_secret`]); the webhook after, or None when absent.
     async fn rotate_webhook_secret(
         &self,
-        site: SiteId,
-        id: WebhookId,
-        new: fullup_signature::Secret,
-        grace: Duration,
-        now: Timestamp,
+        rotation: &SecretRotation,
     ) -> StoreResult<Option<Webhook>>;
     /// Deletes a webhook and its deliveries.
     async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool>;
@@ -347,21 +373,9 @@ pub trait Store: Reads + DeliveryQueue {
     /// Makes a delivery pending and due at `now`, whatever its state; None when absent.
     /// A live lease is kept: the attempt in flight decides what happens next, and no
     /// second attempt of the same delivery may run beside it.
-    async fn retry_delivery(
-        &self,
-        site: SiteId,
-        id: DeliveryId,
-        now: Timestamp,
-    ) -> StoreResult<Option<Delivery>>;
-    /// Makes a webhook's failed deliveries created in `[since, until)` due at `now`.
-    async fn recover_deliveries(
-        &self,
-        site: SiteId,
-        webhook: WebhookId,
-        since: Timestamp,
-        until: Timestamp,
-        now: Timestamp,
-    ) -> StoreResult<u64>;
+    async fn retry_delivery(&self, d: &Delivery, now: Timestamp) -> StoreResult<Option<Delivery>>;
+    /// Makes the failed deliveries `recovery` names due again; returns how many.
+    async fn recover_deliveries(&self, recovery: &Recovery) -> StoreResult<u64>;
 
     /// Called once at start: a single-node store drops every lease, since the process
     /// that held them is gone; a shared store keeps them (other nodes may hold them).

@@ -14,12 +14,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::reads::{Dialect, impl_reads};
+use super::reads::impl_reads;
 use super::rows::filters_json;
 use super::rows::postgres::{api_key, delivery};
 use super::{
-    Claim, ClaimedDelivery, Completion, DeliveryQueue, IngestOutcome, NewEvent, Store, StoreResult,
-    sql,
+    Claim, ClaimedDelivery, Completion, DeliveryQueue, IngestOutcome, NewEvent, Recovery,
+    SecretRotation, Store, StoreResult, sql,
 };
 use crate::crypto::MainKey;
 use crate::domain::ids::{ApiKeyId, DeliveryId, SiteId, WebhookId};
@@ -27,7 +27,6 @@ use crate::domain::models::{ApiKey, Delivery, Site};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
 use crate::store::sealing::seal_secrets;
-use fullup_signature::Secret;
 
 mod secrets;
 mod writes;
@@ -78,11 +77,24 @@ impl PgStore {
     }
 }
 
-impl Dialect for PgStore {
-    type Db = sqlx::Postgres;
+/// Binds the parameters of [`sql::WEBHOOK_COLUMNS`].
+fn bind_webhook<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    w: &Webhook,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    q.bind(w.url.to_string())
+        .bind(filters_json(&w.event_types))
+        .bind(w.description.clone())
+        .bind(w.health.enabled)
+        .bind(w.health.disabled_reason.clone())
+        .bind(w.paused)
+        .bind(w.health.failing_since)
+        .bind(w.updated_at)
+        .bind(w.id.to_string())
+        .bind(w.site_id.to_string())
 }
 
-impl_reads!(PgStore, pool, postgres);
+impl_reads!(PgStore, sqlx::Postgres, pool, postgres);
 
 #[async_trait]
 impl DeliveryQueue for PgStore {
@@ -163,56 +175,27 @@ impl Store for PgStore {
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = seal_secrets(&self.key, w)?;
-        sqlx::query(
-            "INSERT INTO webhooks (id, site_id, url, event_types, description, enabled, disabled_reason, paused, \
-             secret_sealed, old_secrets_sealed, failing_since, created_at, updated_at) \
+        let sql = format!(
+            "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(w.id.to_string())
-        .bind(w.site_id.to_string())
-        .bind(w.url.as_str())
-        .bind(filters_json(&w.event_types))
-        .bind(&w.description)
-        .bind(w.health.enabled)
-        .bind(&w.health.disabled_reason)
-        .bind(w.paused)
-        .bind(sealed.current.into_bytes())
-        .bind(sealed.old.map(String::into_bytes))
-        .bind(w.health.failing_since)
-        .bind(w.created_at)
-        .bind(w.updated_at)
-        .execute(&self.pool)
-        .await?;
+            sql::WEBHOOK_COLUMNS
+        );
+        bind_webhook(sqlx::query(&sql), w)
+            .bind(sealed.current.into_bytes())
+            .bind(sealed.old.map(String::into_bytes))
+            .bind(w.created_at)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
-        let done = sqlx::query(sql::UPDATE_WEBHOOK)
-            .bind(w.url.as_str())
-            .bind(filters_json(&w.event_types))
-            .bind(&w.description)
-            .bind(w.health.enabled)
-            .bind(&w.health.disabled_reason)
-            .bind(w.paused)
-            .bind(w.health.failing_since)
-            .bind(w.updated_at)
-            .bind(w.id.to_string())
-            .bind(w.site_id.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let q = bind_webhook(sqlx::query(sql::UPDATE_WEBHOOK), w);
+        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
     }
 
-    async fn rotate_webhook_secret(
-        &self,
-        site: SiteId,
-        id: WebhookId,
-        new: Secret,
-        grace: Duration,
-        now: Timestamp,
-    ) -> StoreResult<Option<Webhook>> {
-        self.rotate_secret_atomically(site, id, new, grace, now)
-            .await
+    async fn rotate_webhook_secret(&self, r: &SecretRotation) -> StoreResult<Option<Webhook>> {
+        self.rotate_secret_atomically(r).await
     }
 
     /// Deletes the deliveries before the webhook (the cascade would do it after), so
@@ -239,12 +222,8 @@ impl Store for PgStore {
         writes::ingest(&self.pool, new).await
     }
 
-    async fn retry_delivery(
-        &self,
-        site: SiteId,
-        id: DeliveryId,
-        now: Timestamp,
-    ) -> StoreResult<Option<Delivery>> {
+    async fn retry_delivery(&self, d: &Delivery, now: Timestamp) -> StoreResult<Option<Delivery>> {
+        let (site, id) = (d.site_id, d.id);
         // A live lease stays: the attempt in flight (on whichever node) decides what
         // happens next, and no second attempt of the same delivery runs beside it.
         let row = sqlx::query(
@@ -260,20 +239,13 @@ impl Store for PgStore {
         row.as_ref().map(delivery).transpose()
     }
 
-    async fn recover_deliveries(
-        &self,
-        site: SiteId,
-        webhook: WebhookId,
-        since: Timestamp,
-        until: Timestamp,
-        now: Timestamp,
-    ) -> StoreResult<u64> {
+    async fn recover_deliveries(&self, r: &Recovery) -> StoreResult<u64> {
         let done = sqlx::query(sql::RECOVER_DELIVERIES)
-            .bind(now)
-            .bind(site.to_string())
-            .bind(webhook.to_string())
-            .bind(since)
-            .bind(until)
+            .bind(r.now)
+            .bind(r.site.to_string())
+            .bind(r.webhook.to_string())
+            .bind(r.since)
+            .bind(r.until)
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected())

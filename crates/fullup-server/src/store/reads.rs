@@ -3,10 +3,11 @@
 //! mappers of [`super::rows`]. [`impl_reads!`] implements [`super::Reads`] for a store
 //! given its read pool and its row mappers.
 
-/// Implements [`crate::store::Reads`] for `$store`, reading from `self.$pool` with the
-/// mappers of `crate::store::rows::$rows` and opening secrets with `self.key`.
+/// Implements [`crate::store::Reads`] for `$store` on the sqlx database `$db`, reading
+/// from `self.$pool` with the mappers of `crate::store::rows::$rows` and opening secrets
+/// with `self.key`.
 macro_rules! impl_reads {
-    ($store:ty, $pool:ident, $rows:ident) => {
+    ($store:ty, $db:ty, $pool:ident, $rows:ident) => {
         #[async_trait::async_trait]
         impl crate::store::Reads for $store {
             async fn get_setting(&self, key: &str) -> crate::store::StoreResult<Option<Vec<u8>>> {
@@ -21,8 +22,7 @@ macro_rules! impl_reads {
             ) -> crate::store::StoreResult<Option<crate::domain::models::Site>> {
                 let mut q = sqlx::QueryBuilder::new("SELECT * FROM sites WHERE id = ");
                 q.push_bind(id.to_string());
-                let row = q.build().fetch_optional(&self.$pool).await?;
-                row.as_ref().map(crate::store::rows::$rows::site).transpose()
+                self.fetch_one_of(q, crate::store::rows::$rows::site).await
             }
 
             async fn list_sites(
@@ -50,12 +50,9 @@ macro_rules! impl_reads {
                 site: crate::domain::ids::SiteId,
                 id: crate::domain::ids::WebhookId,
             ) -> crate::store::StoreResult<Option<crate::domain::webhook::Webhook>> {
-                let mut q = sqlx::QueryBuilder::new("SELECT * FROM webhooks WHERE id = ");
-                q.push_bind(id.to_string()).push(" AND site_id = ").push_bind(site.to_string());
-                let row = q.build().fetch_optional(&self.$pool).await?;
-                row.as_ref()
-                    .map(|row| crate::store::rows::$rows::webhook(row, &self.key))
-                    .transpose()
+                let q = crate::store::reads::scoped("webhooks", id.to_string(), site);
+                self.fetch_one_of(q, |row| crate::store::rows::$rows::webhook(row, &self.key))
+                    .await
             }
 
             async fn list_webhooks(
@@ -91,10 +88,8 @@ macro_rules! impl_reads {
                 site: crate::domain::ids::SiteId,
                 id: crate::domain::ids::EventId,
             ) -> crate::store::StoreResult<Option<crate::domain::models::Event>> {
-                let mut q = sqlx::QueryBuilder::new("SELECT * FROM events WHERE id = ");
-                q.push_bind(id.to_string()).push(" AND site_id = ").push_bind(site.to_string());
-                let row = q.build().fetch_optional(&self.$pool).await?;
-                row.as_ref().map(crate::store::rows::$rows::event).transpose()
+                let q = crate::store::reads::scoped("events", id.to_string(), site);
+                self.fetch_one_of(q, crate::store::rows::$rows::event).await
             }
 
             async fn list_events(
@@ -113,10 +108,8 @@ macro_rules! impl_reads {
                 site: crate::domain::ids::SiteId,
                 id: crate::domain::ids::DeliveryId,
             ) -> crate::store::StoreResult<Option<crate::domain::models::Delivery>> {
-                let mut q = sqlx::QueryBuilder::new("SELECT * FROM deliveries WHERE id = ");
-                q.push_bind(id.to_string()).push(" AND site_id = ").push_bind(site.to_string());
-                let row = q.build().fetch_optional(&self.$pool).await?;
-                row.as_ref().map(crate::store::rows::$rows::delivery).transpose()
+                let q = crate::store::reads::scoped("deliveries", id.to_string(), site);
+                self.fetch_one_of(q, crate::store::rows::$rows::delivery).await
             }
 
             async fn list_deliveries(
@@ -148,16 +141,26 @@ macro_rules! impl_reads {
         }
 
         impl $store {
+            /// Runs a query for at most one row and maps it.
+            async fn fetch_one_of<'q, T>(
+                &self,
+                mut q: sqlx::QueryBuilder<'q, $db>,
+                from_row: impl Fn(&<$db as sqlx::Database>::Row) -> crate::store::StoreResult<T>,
+            ) -> crate::store::StoreResult<Option<T>> {
+                let row = q.build().fetch_optional(&self.$pool).await?;
+                row.as_ref().map(from_row).transpose()
+            }
+
             /// Runs a list query (`q` ends inside its `WHERE`), newest first from the
             /// cursor, and maps one more row than the page holds to learn whether a
             /// next page exists.
             async fn fetch_page<'q, T>(
                 &self,
-                mut q: sqlx::QueryBuilder<'q, <$store as crate::store::reads::Dialect>::Db>,
+                mut q: sqlx::QueryBuilder<'q, $db>,
                 page: &crate::store::PageRequest,
                 id_col: &str,
                 from_row: impl Fn(
-                    &<<$store as crate::store::reads::Dialect>::Db as sqlx::Database>::Row,
+                    &<$db as sqlx::Database>::Row,
                 ) -> crate::store::StoreResult<T>,
                 id: impl Fn(&T) -> String,
             ) -> crate::store::StoreResult<crate::store::Page<T>> {
@@ -174,8 +177,18 @@ macro_rules! impl_reads {
 }
 pub(crate) use impl_reads;
 
-/// Which sqlx database a store runs its reads on.
-pub(crate) trait Dialect {
-    /// The sqlx database.
-    type Db: sqlx::Database;
+/// `SELECT * FROM table WHERE id = … AND site_id = …`: one row of a site's.
+pub(crate) fn scoped<'q, DB: sqlx::Database>(
+    table: &str,
+    id: String,
+    site: crate::domain::ids::SiteId,
+) -> sqlx::QueryBuilder<'q, DB>
+where
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut q = sqlx::QueryBuilder::new(format!("SELECT * FROM {table} WHERE id = "));
+    q.push_bind(id)
+        .push(" AND site_id = ")
+        .push_bind(site.to_string());
+    q
 }

@@ -21,6 +21,11 @@ pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, site_id, name
 /// `$1` id, `$2` site.
 pub(crate) const DELETE_API_KEY: &str = "DELETE FROM api_keys WHERE id = $1 AND site_id = $2";
 
+/// The columns of a webhook but its secrets and creation time, in the order of the
+/// first ten parameters of [`UPDATE_WEBHOOK`] and of each store's insert.
+pub(crate) const WEBHOOK_COLUMNS: &str = "url, event_types, description, enabled, disabled_reason, \
+     paused, failing_since, updated_at, id, site_id";
+
 /// Everything of a webhook but its secrets: `$1` url, `$2` filters, `$3` description,
 /// `$4` enabled, `$5` disabled reason, `$6` paused, `$7` failing since, `$8` updated,
 /// `$9` id, `$10` site.

@@ -21,12 +21,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::reads::{Dialect, impl_reads};
+use super::reads::impl_reads;
 use super::rows::sqlite::webhook as webhook_from_row;
 use super::rows::{corrupt, filters_json};
 use super::{
-    Claim, ClaimedDelivery, Completion, DeliveryQueue, IngestOutcome, NewEvent, Reads as _, Store,
-    StoreError, StoreResult, sql,
+    Claim, ClaimedDelivery, Completion, DeliveryQueue, IngestOutcome, NewEvent, Reads as _,
+    Recovery, SecretRotation, Store, StoreError, StoreResult, sql,
 };
 use crate::crypto::MainKey;
 use crate::domain::event_type::EventType;
@@ -34,7 +34,6 @@ use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{ApiKey, Delivery, Site};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
-use fullup_signature::Secret;
 
 mod batch;
 mod jobs;
@@ -131,10 +130,15 @@ impl SqliteStore {
 impl SqliteStore {
     /// Runs one statement on the writer thread, in its next batch; rows changed.
     async fn execute(&self, sql: &'static str, params: Vec<Value>) -> StoreResult<u64> {
+        self.execute_owned(sql.to_owned(), params).await
+    }
+
+    /// [`Self::execute`] of a statement built at run time (prepared once, then cached).
+    async fn execute_owned(&self, sql: String, params: Vec<Value>) -> StoreResult<u64> {
         self.batch
             .call(move |conn| {
                 let changed = conn
-                    .prepare_cached(sql)?
+                    .prepare_cached(&sql)?
                     .execute(rusqlite::params_from_iter(params.iter()))?;
                 Ok(u64::try_from(changed).unwrap_or(u64::MAX))
             })
@@ -178,16 +182,28 @@ fn lock_database(db: &Path) -> StoreResult<std::fs::File> {
     }
 }
 
+/// The parameters of [`sql::WEBHOOK_COLUMNS`].
+fn webhook_params(w: &Webhook) -> Vec<Value> {
+    vec![
+        Value::from(w.url.to_string()),
+        Value::from(filters_json(&w.event_types)),
+        Value::from(w.description.clone()),
+        Value::from(w.health.enabled),
+        Value::from(w.health.disabled_reason.clone()),
+        Value::from(w.paused),
+        Value::from(w.health.failing_since.map(Timestamp::unix_ms)),
+        Value::from(w.updated_at),
+        Value::from(w.id.to_string()),
+        Value::from(w.site_id.to_string()),
+    ]
+}
+
 /// Ids as the JSON array that `json_each` reads.
 fn ids_json<T: ToString>(ids: &[T]) -> StoreResult<String> {
     serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>()).map_err(corrupt)
 }
 
-impl Dialect for SqliteStore {
-    type Db = sqlx::Sqlite;
-}
-
-impl_reads!(SqliteStore, reader, sqlite);
+impl_reads!(SqliteStore, sqlx::Sqlite, reader, sqlite);
 
 #[async_trait]
 impl DeliveryQueue for SqliteStore {
@@ -331,58 +347,28 @@ impl Store for SqliteStore {
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = secrets::seal_secrets(&self.key, w)?;
-        let params = vec![
-            Value::from(w.id.to_string()),
-            Value::from(w.site_id.to_string()),
-            Value::from(w.url.to_string()),
-            Value::from(filters_json(&w.event_types)),
-            Value::from(w.description.clone()),
-            Value::from(w.health.enabled),
-            Value::from(w.health.disabled_reason.clone()),
-            Value::from(w.paused),
+        let mut params = webhook_params(w);
+        params.extend([
             Value::from(sealed.current),
             Value::from(sealed.old),
-            Value::from(w.health.failing_since.map(Timestamp::unix_ms)),
             Value::from(w.created_at),
-            Value::from(w.updated_at),
-        ];
+        ]);
         // `secret` is the plain column of the first schema, kept empty since sealing.
-        self.execute(
-            "INSERT INTO webhooks (id, site_id, url, event_types, description, enabled, disabled_reason, \
-             paused, secret, secret_sealed, old_secrets_sealed, failing_since, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9, $10, $11, $12, $13)",
-            params,
-        )
-        .await?;
+        let sql = format!(
+            "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, secret) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '')",
+            sql::WEBHOOK_COLUMNS
+        );
+        self.execute_owned(sql, params).await?;
         Ok(())
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
-        let params = vec![
-            Value::from(w.url.to_string()),
-            Value::from(filters_json(&w.event_types)),
-            Value::from(w.description.clone()),
-            Value::from(w.health.enabled),
-            Value::from(w.health.disabled_reason.clone()),
-            Value::from(w.paused),
-            Value::from(w.health.failing_since.map(Timestamp::unix_ms)),
-            Value::from(w.updated_at),
-            Value::from(w.id.to_string()),
-            Value::from(w.site_id.to_string()),
-        ];
-        Ok(self.execute(sql::UPDATE_WEBHOOK, params).await? == 1)
+        Ok(self.execute(sql::UPDATE_WEBHOOK, webhook_params(w)).await? == 1)
     }
 
-    async fn rotate_webhook_secret(
-        &self,
-        site: SiteId,
-        id: WebhookId,
-        new: Secret,
-        grace: Duration,
-        now: Timestamp,
-    ) -> StoreResult<Option<Webhook>> {
-        self.rotate_secret_atomically(site, id, new, grace, now)
-            .await
+    async fn rotate_webhook_secret(&self, r: &SecretRotation) -> StoreResult<Option<Webhook>> {
+        self.rotate_secret_atomically(r).await
     }
 
     async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool> {
@@ -401,12 +387,8 @@ impl Store for SqliteStore {
         self.batch.call(move |conn| jobs::ingest(conn, &new)).await
     }
 
-    async fn retry_delivery(
-        &self,
-        site: SiteId,
-        id: DeliveryId,
-        now: Timestamp,
-    ) -> StoreResult<Option<Delivery>> {
+    async fn retry_delivery(&self, d: &Delivery, now: Timestamp) -> StoreResult<Option<Delivery>> {
+        let (site, id) = (d.site_id, d.id);
         // A lease in flight stays (it lives in memory): that attempt decides what
         // happens next, and no second attempt of the same delivery runs beside it.
         let params = vec![
@@ -427,20 +409,13 @@ impl Store for SqliteStore {
         self.get_delivery(site, id).await
     }
 
-    async fn recover_deliveries(
-        &self,
-        site: SiteId,
-        webhook: WebhookId,
-        since: Timestamp,
-        until: Timestamp,
-        now: Timestamp,
-    ) -> StoreResult<u64> {
+    async fn recover_deliveries(&self, r: &Recovery) -> StoreResult<u64> {
         let params = vec![
-            Value::from(now),
-            Value::from(site.to_string()),
-            Value::from(webhook.to_string()),
-            Value::from(since),
-            Value::from(until),
+            Value::from(r.now),
+            Value::from(r.site.to_string()),
+            Value::from(r.webhook.to_string()),
+            Value::from(r.since),
+            Value::from(r.until),
         ];
         self.execute(sql::RECOVER_DELIVERIES, params).await
     }

@@ -3,18 +3,12 @@
 //! written under a row lock, so concurrent rotations on several nodes cannot lose a
 //! secret.
 
-use std::time::Duration;
-
-use fullup_signature::Secret;
-
 use super::PgStore;
 use crate::crypto::MainKey;
-use crate::domain::ids::{SiteId, WebhookId};
-use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
-use crate::store::StoreResult;
 use crate::store::rows::postgres::webhook as webhook_from_row;
 use crate::store::sealing::{KEY_CHECK_SETTING, seal_key_check, seal_secrets, verify_key_check};
+use crate::store::{SecretRotation, StoreResult};
 
 impl PgStore {
     /// Fails with [`crate::store::StoreError::WrongMainKey`] when the database was
@@ -67,23 +61,20 @@ impl PgStore {
     /// (`FOR UPDATE`) from read to write, so a concurrent rotation waits for this one.
     pub(super) async fn rotate_secret_atomically(
         &self,
-        site: SiteId,
-        id: WebhookId,
-        new: Secret,
-        grace: Duration,
-        now: Timestamp,
+        r: &SecretRotation,
     ) -> StoreResult<Option<Webhook>> {
+        let (id, site, now) = (r.webhook.to_string(), r.site.to_string(), r.now);
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query("SELECT * FROM webhooks WHERE id = $1 AND site_id = $2 FOR UPDATE")
-            .bind(id.to_string())
-            .bind(site.to_string())
+            .bind(&id)
+            .bind(&site)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let mut webhook = webhook_from_row(&row, &self.key)?;
-        webhook.rotate_secret(new, now, grace);
+        webhook.rotate_secret(r.new.clone(), now, r.grace);
         let sealed = seal_secrets(&self.key, &webhook)?;
         sqlx::query(
             "UPDATE webhooks SET secret_sealed = $1, old_secrets_sealed = $2, updated_at = $3 WHERE id = $4",

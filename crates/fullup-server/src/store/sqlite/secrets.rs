@@ -5,21 +5,16 @@
 //! open. A `main_key_check` setting, sealed under the same key, makes a wrong key fail
 //! at start with a clear message instead of at the first delivery.
 
-use std::time::Duration;
-
-use fullup_signature::Secret;
 use sqlx::Row as _;
 
 use rusqlite::types::Value;
 
 use super::{SqliteStore, webhook_from_row};
 use crate::crypto::MainKey;
-use crate::domain::ids::{SiteId, WebhookId};
-use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
 pub(super) use crate::store::sealing::seal_secrets;
 use crate::store::sealing::{KEY_CHECK_SETTING, seal_key_check, verify_key_check};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{SecretRotation, StoreError, StoreResult};
 
 /// Reads before a rotation gives up: only a storm of concurrent rotations of one
 /// webhook loses this many races.
@@ -107,16 +102,13 @@ impl SqliteStore {
     /// so concurrent rotations cannot lose a secret; a lost race reads again.
     pub(super) async fn rotate_secret_atomically(
         &self,
-        site: SiteId,
-        id: WebhookId,
-        new: Secret,
-        grace: Duration,
-        now: Timestamp,
+        r: &SecretRotation,
     ) -> StoreResult<Option<Webhook>> {
+        let (id, site, now) = (r.webhook.to_string(), r.site.to_string(), r.now);
         for _ in 0..ROTATION_ATTEMPTS {
             let row = sqlx::query("SELECT * FROM webhooks WHERE id = ? AND site_id = ?")
-                .bind(id.to_string())
-                .bind(site.to_string())
+                .bind(&id)
+                .bind(&site)
                 .fetch_optional(&self.reader)
                 .await?;
             let Some(row) = row else {
@@ -125,7 +117,7 @@ impl SqliteStore {
             let read_current: Option<String> = row.try_get("secret_sealed")?;
             let read_old: Option<String> = row.try_get("old_secrets_sealed")?;
             let mut webhook = webhook_from_row(&row, &self.key)?;
-            webhook.rotate_secret(new.clone(), now, grace);
+            webhook.rotate_secret(r.new.clone(), now, r.grace);
             let sealed = seal_secrets(&self.key, &webhook)?;
             let swapped = self
                 .execute(
