@@ -144,9 +144,20 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Deletes the site's deliveries before the site (see [`Store::delete_webhook`]).
     async fn delete_site(&self, id: SiteId) -> StoreResult<bool> {
-        let q = sqlx::query(sql::DELETE_SITE).bind(id.to_string());
-        Ok(q.execute(&self.pool).await?.rows_affected() == 1)
+        let id = id.to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM deliveries WHERE site_id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(sql::DELETE_SITE)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {

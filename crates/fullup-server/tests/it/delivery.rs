@@ -6,14 +6,14 @@ use fullup_server::config::Config;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::server::{manual_clock, short_schedule, test_config};
-use crate::support::{Received, TestReceiver, TestServer};
+use crate::support::server::{manual_clock, short_schedule};
+use crate::support::{Backend, Received, TestReceiver, TestServer, store_test};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-#[tokio::test]
-async fn an_event_is_delivered_signed_with_both_schemes_and_all_headers() {
-    let server = TestServer::start().await;
+store_test!(an_event_is_delivered_signed_with_both_schemes_and_all_headers);
+async fn an_event_is_delivered_signed_with_both_schemes_and_all_headers(backend: Backend) {
+    let server = backend.start().await;
     let mut receiver = TestReceiver::start().await;
     let site = server.create_site().await;
     let (webhook, secret) = server
@@ -94,9 +94,9 @@ async fn wait_succeeded(server: &TestServer, site: &str, event: &str, webhook: &
         .await
 }
 
-#[tokio::test]
-async fn an_event_reaches_exactly_the_enabled_webhooks_whose_filter_matches() {
-    let server = TestServer::start().await;
+store_test!(an_event_reaches_exactly_the_enabled_webhooks_whose_filter_matches);
+async fn an_event_reaches_exactly_the_enabled_webhooks_whose_filter_matches(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let filters: [&[&str]; 4] = [&["*"], &["form.*"], &["form.submitted"], &["other.thing"]];
     let mut receivers = Vec::new();
@@ -148,9 +148,9 @@ async fn an_event_reaches_exactly_the_enabled_webhooks_whose_filter_matches() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn gone_fails_the_delivery_and_disables_the_webhook() {
-    let server = TestServer::start().await;
+store_test!(gone_fails_the_delivery_and_disables_the_webhook);
+async fn gone_fails_the_delivery_and_disables_the_webhook(backend: Backend) {
+    let server = backend.start().await;
     let mut receiver = TestReceiver::start().await;
     receiver.set_status(410);
     let site = server.create_site().await;
@@ -193,14 +193,15 @@ async fn gone_fails_the_delivery_and_disables_the_webhook() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn redirects_are_failures_and_never_followed() {
+store_test!(redirects_are_failures_and_never_followed);
+async fn redirects_are_failures_and_never_followed(backend: Backend) {
     let clock = manual_clock();
-    let server = TestServer::start_with(|c| {
-        c.clock = clock.clone();
-        c.delivery.retry = short_schedule();
-    })
-    .await;
+    let server = backend
+        .start_with(|c| {
+            c.clock = clock.clone();
+            c.delivery.retry = short_schedule();
+        })
+        .await;
     let mut elsewhere = TestReceiver::start().await;
     let mut receiver = TestReceiver::start().await;
     receiver.set_clock(clock.clone());
@@ -241,14 +242,15 @@ async fn redirects_are_failures_and_never_followed() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_receiver_that_never_answers_times_out() {
+store_test!(a_receiver_that_never_answers_times_out);
+async fn a_receiver_that_never_answers_times_out(backend: Backend) {
     let clock = manual_clock();
-    let server = TestServer::start_with(|c| {
-        c.clock = clock.clone();
-        c.delivery.request_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let server = backend
+        .start_with(|c| {
+            c.clock = clock.clone();
+            c.delivery.request_timeout = Duration::from_secs(1);
+        })
+        .await;
     let mut receiver = TestReceiver::start().await;
     receiver.set_clock(clock.clone());
     receiver.set_hang(true);
@@ -270,9 +272,9 @@ async fn a_receiver_that_never_answers_times_out() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_test_ping_reaches_the_webhook_whatever_its_filter() {
-    let server = TestServer::start().await;
+store_test!(a_test_ping_reaches_the_webhook_whatever_its_filter);
+async fn a_test_ping_reaches_the_webhook_whatever_its_filter(backend: Backend) {
+    let server = backend.start().await;
     let mut receiver = TestReceiver::start().await;
     let site = server.create_site().await;
     let (webhook, secret) = server
@@ -296,15 +298,16 @@ async fn a_test_ping_reaches_the_webhook_whatever_its_filter() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_hanging_receiver_does_not_delay_another_webhook() {
-    let server = TestServer::start_with(|c| {
-        c.delivery.per_webhook_concurrency = 2;
-        c.delivery.workers = 4;
-        // Longer than the test: the two stuck attempts never finish while it runs.
-        c.delivery.request_timeout = Duration::from_secs(300);
-    })
-    .await;
+store_test!(a_hanging_receiver_does_not_delay_another_webhook);
+async fn a_hanging_receiver_does_not_delay_another_webhook(backend: Backend) {
+    let server = backend
+        .start_with(|c| {
+            c.delivery.per_webhook_concurrency = 2;
+            c.delivery.workers = 4;
+            // Longer than the test: the two stuck attempts never finish while it runs.
+            c.delivery.request_timeout = Duration::from_secs(300);
+        })
+        .await;
     let mut stuck = TestReceiver::start().await;
     stuck.set_hang(true);
     let mut healthy = TestReceiver::start().await;
@@ -353,14 +356,14 @@ async fn a_hanging_receiver_does_not_delay_another_webhook() {
     );
 }
 
-#[tokio::test]
-async fn graceful_shutdown_records_the_attempt_in_flight() {
+store_test!(graceful_shutdown_records_the_attempt_in_flight);
+async fn graceful_shutdown_records_the_attempt_in_flight(backend: Backend) {
     let clock = manual_clock();
     let tweak = |c: &mut Config| {
         c.clock = clock.clone();
         c.delivery.request_timeout = Duration::from_secs(1);
     };
-    let server = TestServer::start_with(tweak).await;
+    let server = backend.start_with(tweak).await;
     let mut receiver = TestReceiver::start().await;
     receiver.set_clock(clock.clone());
     receiver.set_hang(true);
@@ -372,12 +375,7 @@ async fn graceful_shutdown_records_the_attempt_in_flight() {
         .await;
     assert_signed(&receiver.next(WAIT).await);
 
-    let dir = server.dir.clone();
-    server.stop().await;
-
-    let mut config = test_config(&dir);
-    tweak(&mut config);
-    let server = TestServer::start_in(dir, config).await;
+    let server = server.restart_with(tweak).await;
     let deliveries = server.deliveries(&site, &format!("event_id={event}")).await;
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0]["attempt_count"], 1, "{deliveries:?}");
@@ -389,12 +387,12 @@ async fn graceful_shutdown_records_the_attempt_in_flight() {
     server.stop().await;
 }
 
+store_test!(a_refused_connection_is_a_connect_error_whatever_the_url_says);
 /// Regression: the error kind came from the error text, which names the URL, so a
 /// refused connection to `…/tls-certificate` was logged as a TLS failure.
-#[tokio::test]
-async fn a_refused_connection_is_a_connect_error_whatever_the_url_says() {
+async fn a_refused_connection_is_a_connect_error_whatever_the_url_says(backend: Backend) {
     let clock = manual_clock();
-    let server = TestServer::start_with(|c| c.clock = clock.clone()).await;
+    let server = backend.start_with(|c| c.clock = clock.clone()).await;
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

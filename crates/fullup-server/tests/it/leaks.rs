@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::support::server::{ADMIN_TOKEN, manual_clock, short_schedule};
 use crate::support::time::AdvanceMs as _;
-use crate::support::{TestReceiver, TestServer};
+use crate::support::{Backend, TestReceiver, TestServer, store_test};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -83,15 +83,16 @@ fn assert_absent(place: &str, haystack: &str, needles: &[(&str, &str)]) {
     }
 }
 
-#[tokio::test]
-async fn a_full_delivery_cycle_logs_no_secret_token_or_body() {
+store_test!(a_full_delivery_cycle_logs_no_secret_token_or_body);
+async fn a_full_delivery_cycle_logs_no_secret_token_or_body(backend: Backend) {
     let logs = Logs::capture();
     let clock = manual_clock();
-    let server = TestServer::start_with(|c| {
-        c.clock = clock.clone();
-        c.delivery.retry = short_schedule();
-    })
-    .await;
+    let server = backend
+        .start_with(|c| {
+            c.clock = clock.clone();
+            c.delivery.retry = short_schedule();
+        })
+        .await;
     let mut receiver = TestReceiver::start().await;
     receiver.set_clock(clock.clone());
     let data_marker = marker("data");

@@ -11,20 +11,25 @@ use serde_json::{Value, json};
 
 use crate::support::server::{manual_clock, short_schedule};
 use crate::support::time::{AdvanceMs as _, NowMs as _, format_rfc3339};
-use crate::support::{Received, TestReceiver, TestServer};
+use crate::support::{Backend, Received, TestReceiver, TestServer, store_test};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// Long enough for many 20 ms dispatcher polls; a due attempt would arrive within it.
 const QUIET: Duration = Duration::from_millis(300);
 
-/// A server on a manual clock with `schedule`, and a receiver judging timestamps by it.
-async fn setup(schedule: RetrySchedule) -> (Arc<ManualClock>, TestServer, TestReceiver) {
+/// A server on `backend` with a manual clock and `schedule`, and a receiver judging
+/// timestamps by that clock.
+async fn setup(
+    backend: Backend,
+    schedule: RetrySchedule,
+) -> (Arc<ManualClock>, TestServer, TestReceiver) {
     let clock = manual_clock();
-    let server = TestServer::start_with(|c| {
-        c.clock = clock.clone();
-        c.delivery.retry = schedule;
-    })
-    .await;
+    let server = backend
+        .start_with(|c| {
+            c.clock = clock.clone();
+            c.delivery.retry = schedule;
+        })
+        .await;
     let receiver = TestReceiver::start().await;
     receiver.set_clock(clock.clone());
     (clock, server, receiver)
@@ -60,9 +65,9 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).expect("small duration")
 }
 
-#[tokio::test]
-async fn a_500_is_retried_after_the_schedule_and_then_succeeds() {
-    let (clock, server, mut receiver) = setup(short_schedule()).await;
+store_test!(a_500_is_retried_after_the_schedule_and_then_succeeds);
+async fn a_500_is_retried_after_the_schedule_and_then_succeeds(backend: Backend) {
+    let (clock, server, mut receiver) = setup(backend, short_schedule()).await;
     let (site, _) = subscribe(&server, &receiver).await;
     receiver.set_status(500);
     let t0 = clock.now_ms();
@@ -102,9 +107,9 @@ async fn a_500_is_retried_after_the_schedule_and_then_succeeds() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_delivery_fails_once_the_schedule_is_exhausted() {
-    let (clock, server, mut receiver) = setup(short_schedule()).await;
+store_test!(a_delivery_fails_once_the_schedule_is_exhausted);
+async fn a_delivery_fails_once_the_schedule_is_exhausted(backend: Backend) {
+    let (clock, server, mut receiver) = setup(backend, short_schedule()).await;
     let (site, _) = subscribe(&server, &receiver).await;
     receiver.set_status(500);
 
@@ -156,9 +161,9 @@ async fn delay_after(
         .to_owned()
 }
 
-#[tokio::test]
-async fn retry_after_is_honoured_on_429_and_503_within_one_to_two_delays() {
-    let (clock, server, _) = setup(short_schedule()).await;
+store_test!(retry_after_is_honoured_on_429_and_503_within_one_to_two_delays);
+async fn retry_after_is_honoured_on_429_and_503_within_one_to_two_delays(backend: Backend) {
+    let (clock, server, _) = setup(backend, short_schedule()).await;
     let t0 = clock.now_ms();
     let at = |secs: i64| format_rfc3339(t0 + secs * 1000);
     assert_eq!(
@@ -192,9 +197,9 @@ async fn recover(server: &TestServer, site: &str, webhook: &str, body: Value) ->
     answer["recovered"].clone()
 }
 
-#[tokio::test]
-async fn recover_requeues_the_failed_deliveries_of_a_time_range() {
-    let (clock, server, mut receiver) = setup(RetrySchedule::new(Vec::new(), 0.0)).await;
+store_test!(recover_requeues_the_failed_deliveries_of_a_time_range);
+async fn recover_requeues_the_failed_deliveries_of_a_time_range(backend: Backend) {
+    let (clock, server, mut receiver) = setup(backend, RetrySchedule::new(Vec::new(), 0.0)).await;
     let (site, webhook) = subscribe(&server, &receiver).await;
     receiver.set_status(500);
     let t0 = clock.now_ms();
@@ -234,9 +239,9 @@ async fn recover_requeues_the_failed_deliveries_of_a_time_range() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_manual_retry_replays_a_succeeded_delivery() {
-    let (_clock, server, mut receiver) = setup(short_schedule()).await;
+store_test!(a_manual_retry_replays_a_succeeded_delivery);
+async fn a_manual_retry_replays_a_succeeded_delivery(backend: Backend) {
+    let (_clock, server, mut receiver) = setup(backend, short_schedule()).await;
     let (site, _) = subscribe(&server, &receiver).await;
     let event = server
         .send_event(&site, "form.submitted", json!({"replay": true}))
@@ -271,9 +276,9 @@ async fn a_manual_retry_replays_a_succeeded_delivery() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_manual_retry_of_a_disabled_webhooks_delivery_is_refused() {
-    let (_clock, server, mut receiver) = setup(short_schedule()).await;
+store_test!(a_manual_retry_of_a_disabled_webhooks_delivery_is_refused);
+async fn a_manual_retry_of_a_disabled_webhooks_delivery_is_refused(backend: Backend) {
+    let (_clock, server, mut receiver) = setup(backend, short_schedule()).await;
     let (site, webhook) = subscribe(&server, &receiver).await;
     let event = server
         .send_event(&site, "form.submitted", json!({"n": 1}))
@@ -302,16 +307,17 @@ async fn a_manual_retry_of_a_disabled_webhooks_delivery_is_refused() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_webhook_failing_for_longer_than_disable_after_is_disabled() {
+store_test!(a_webhook_failing_for_longer_than_disable_after_is_disabled);
+async fn a_webhook_failing_for_longer_than_disable_after_is_disabled(backend: Backend) {
     let step = Duration::from_secs(40 * 60);
     let clock = manual_clock();
-    let server = TestServer::start_with(|c| {
-        c.clock = clock.clone();
-        c.delivery.retry = RetrySchedule::new(vec![step; 3], 0.0);
-        c.delivery.disable_after = Duration::from_secs(3600);
-    })
-    .await;
+    let server = backend
+        .start_with(|c| {
+            c.clock = clock.clone();
+            c.delivery.retry = RetrySchedule::new(vec![step; 3], 0.0);
+            c.delivery.disable_after = Duration::from_secs(3600);
+        })
+        .await;
     let mut receiver = TestReceiver::start().await;
     receiver.set_clock(clock.clone());
     receiver.set_status(500);
@@ -346,11 +352,11 @@ async fn a_webhook_failing_for_longer_than_disable_after_is_disabled() {
     server.stop().await;
 }
 
+store_test!(a_manual_retry_does_not_duplicate_an_attempt_in_flight);
 /// Regression: a manual retry dropped the lease of an attempt in flight, so the
 /// dispatcher sent the same delivery again, concurrently, under the same attempt number.
-#[tokio::test]
-async fn a_manual_retry_does_not_duplicate_an_attempt_in_flight() {
-    let (_clock, server, mut receiver) = setup(short_schedule()).await;
+async fn a_manual_retry_does_not_duplicate_an_attempt_in_flight(backend: Backend) {
+    let (_clock, server, mut receiver) = setup(backend, short_schedule()).await;
     receiver.set_hang(true);
     let (site, _) = subscribe(&server, &receiver).await;
     let event = server.send_event(&site, "form.submitted", json!({})).await;
@@ -367,9 +373,9 @@ async fn a_manual_retry_does_not_duplicate_an_attempt_in_flight() {
     );
 }
 
-#[tokio::test]
-async fn a_paused_webhook_queues_deliveries_until_it_is_resumed() {
-    let (_clock, server, mut receiver) = setup(short_schedule()).await;
+store_test!(a_paused_webhook_queues_deliveries_until_it_is_resumed);
+async fn a_paused_webhook_queues_deliveries_until_it_is_resumed(backend: Backend) {
+    let (_clock, server, mut receiver) = setup(backend, short_schedule()).await;
     let (site, webhook) = subscribe(&server, &receiver).await;
     let path = format!("/v1/sites/{site}/webhooks/{webhook}");
     let (status, paused) = server

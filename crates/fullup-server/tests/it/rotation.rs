@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support::server::manual_clock;
 use crate::support::time::{AdvanceMs as _, NowMs as _, format_rfc3339};
-use crate::support::{Received, TestReceiver, TestServer};
+use crate::support::{Backend, Received, TestReceiver, TestServer, store_test};
 
 const WAIT: Duration = Duration::from_secs(10);
 const GRACE_SECS: i64 = 3600;
@@ -75,10 +75,10 @@ fn entries(got: &Received) -> usize {
     got.header("webhook-signature").split(' ').count()
 }
 
-#[tokio::test]
-async fn receivers_holding_both_secrets_never_fail_across_the_cut_over() {
+store_test!(receivers_holding_both_secrets_never_fail_across_the_cut_over);
+async fn receivers_holding_both_secrets_never_fail_across_the_cut_over(backend: Backend) {
     let clock: std::sync::Arc<ManualClock> = manual_clock();
-    let server = TestServer::start_with(|c| c.clock = clock.clone()).await;
+    let server = backend.start_with(|c| c.clock = clock.clone()).await;
     let mut receiver = TestReceiver::start().await;
     receiver.set_clock(clock.clone());
     let site = server.create_site().await;
@@ -166,10 +166,10 @@ async fn receivers_holding_both_secrets_never_fail_across_the_cut_over() {
     }
 }
 
-#[tokio::test]
-async fn rotation_keeps_at_most_ten_old_secrets_and_accepts_a_chosen_one() {
+store_test!(rotation_keeps_at_most_ten_old_secrets_and_accepts_a_chosen_one);
+async fn rotation_keeps_at_most_ten_old_secrets_and_accepts_a_chosen_one(backend: Backend) {
     let clock = manual_clock();
-    let server = TestServer::start_with(|c| c.clock = clock.clone()).await;
+    let server = backend.start_with(|c| c.clock = clock.clone()).await;
     let mut receiver = TestReceiver::start().await;
     receiver.set_clock(clock.clone());
     let site = server.create_site().await;
@@ -213,9 +213,9 @@ async fn rotation_keeps_at_most_ten_old_secrets_and_accepts_a_chosen_one() {
     );
 }
 
-#[tokio::test]
-async fn rotation_requests_are_validated() {
-    let server = TestServer::start().await;
+store_test!(rotation_requests_are_validated);
+async fn rotation_requests_are_validated(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let other = server.create_site().await;
     let receiver = TestReceiver::start().await;

@@ -14,7 +14,7 @@ use fullup_server::domain::webhook_url::WebhookUrl;
 use fullup_server::store::{Claim, ClaimedDelivery, Completion, NewEvent, Store};
 use fullup_signature::Secret;
 
-use crate::support::stores::{Backend, open_store};
+use crate::support::{Backend, store_test};
 
 const T0: Timestamp = Timestamp::from_unix_ms(1_800_000_000_000);
 
@@ -109,18 +109,12 @@ async fn failing_since(store: &dyn Store, d: &ClaimedDelivery) -> Option<Timesta
         .failing_since
 }
 
+store_test!(only_a_success_that_started_after_the_streak_ends_it);
 /// Regression: a slow success recorded after a failure that started later cleared the
 /// streak, so the failures since went uncounted.
 async fn only_a_success_that_started_after_the_streak_ends_it(backend: Backend) {
-    let Some((store, _db)) = open_store(
-        backend,
-        "only_a_success_that_started_after_the_streak_ends_it",
-    )
-    .await
-    else {
-        return;
-    };
-    let store = &*store;
+    let open = backend.open_store().await;
+    let store = &*open.store;
     let d = one_claimed_delivery(store).await;
 
     store
@@ -146,15 +140,12 @@ async fn only_a_success_that_started_after_the_streak_ends_it(backend: Backend) 
     assert_eq!(failing_since(store, &d).await, None);
 }
 
+store_test!(a_streak_past_disable_after_disables_the_webhook);
 /// A streak longer than `disable_after` disables the webhook, naming when it began;
 /// attempts of the same webhook recorded at once still count the streak once.
 async fn a_streak_past_disable_after_disables_the_webhook(backend: Backend) {
-    let Some((store, _db)) =
-        open_store(backend, "a_streak_past_disable_after_disables_the_webhook").await
-    else {
-        return;
-    };
-    let store = &*store;
+    let open = backend.open_store().await;
+    let store = &*open.store;
     let d = one_claimed_delivery(store).await;
     let failures = (1..=8).map(|n| {
         let c = result(&d, n, at(1), false);
@@ -176,8 +167,3 @@ async fn a_streak_past_disable_after_disables_the_webhook(backend: Backend) {
     );
     assert_eq!(webhook.updated_at, at(3_600_001), "disabling is a change");
 }
-
-crate::store_tests!(
-    only_a_success_that_started_after_the_streak_ends_it,
-    a_streak_past_disable_after_disables_the_webhook
-);

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::assert_error;
-use crate::support::TestServer;
+use crate::support::{Backend, TestServer, store_test};
 
 /// Creates an API key for `site` as admin; returns (key id, token).
 async fn create_key(server: &TestServer, site: &str) -> (String, String) {
@@ -34,9 +34,9 @@ async fn create_key(server: &TestServer, site: &str) -> (String, String) {
     )
 }
 
-#[tokio::test]
-async fn missing_or_wrong_tokens_get_401_and_the_admin_token_works() {
-    let server = TestServer::start().await;
+store_test!(missing_or_wrong_tokens_get_401_and_the_admin_token_works);
+async fn missing_or_wrong_tokens_get_401_and_the_admin_token_works(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let path = format!("/v1/sites/{site}");
 
@@ -74,9 +74,9 @@ async fn missing_or_wrong_tokens_get_401_and_the_admin_token_works() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn api_key_tokens_are_shown_once_and_never_listed() {
-    let server = TestServer::start().await;
+store_test!(api_key_tokens_are_shown_once_and_never_listed);
+async fn api_key_tokens_are_shown_once_and_never_listed(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let (first, _) = create_key(&server, &site).await;
     let (second, _) = create_key(&server, &site).await;
@@ -100,9 +100,9 @@ async fn api_key_tokens_are_shown_once_and_never_listed() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_site_key_works_on_its_own_site() {
-    let server = TestServer::start().await;
+store_test!(a_site_key_works_on_its_own_site);
+async fn a_site_key_works_on_its_own_site(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let (_, token) = create_key(&server, &site).await;
     let key = Some(token.as_str());
@@ -149,9 +149,9 @@ async fn a_site_key_works_on_its_own_site() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_site_key_on_another_sites_paths_gets_404() {
-    let server = TestServer::start().await;
+store_test!(a_site_key_on_another_sites_paths_gets_404);
+async fn a_site_key_on_another_sites_paths_gets_404(backend: Backend) {
+    let server = backend.start().await;
     let own = server.create_site().await;
     let other = server.create_site().await;
     let (webhook, _) = server
@@ -199,9 +199,9 @@ async fn a_site_key_on_another_sites_paths_gets_404() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_site_key_on_admin_only_routes_gets_403() {
-    let server = TestServer::start().await;
+store_test!(a_site_key_on_admin_only_routes_gets_403);
+async fn a_site_key_on_admin_only_routes_gets_403(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let (_, token) = create_key(&server, &site).await;
     let key = Some(token.as_str());
@@ -231,9 +231,9 @@ async fn a_site_key_on_admin_only_routes_gets_403() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_deleted_key_gets_401() {
-    let server = TestServer::start().await;
+store_test!(a_deleted_key_gets_401);
+async fn a_deleted_key_gets_401(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let (key_id, token) = create_key(&server, &site).await;
     let path = format!("/v1/sites/{site}/webhooks");
@@ -264,9 +264,9 @@ async fn a_deleted_key_gets_401() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_key_of_a_deleted_site_gets_401() {
-    let server = TestServer::start().await;
+store_test!(a_key_of_a_deleted_site_gets_401);
+async fn a_key_of_a_deleted_site_gets_401(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let (_, token) = create_key(&server, &site).await;
     let path = format!("/v1/sites/{site}/webhooks");

@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{assert_error, raw};
-use crate::support::TestServer;
+use crate::support::{Backend, TestServer, store_test};
 
 #[tokio::test]
 async fn unknown_routes_get_404_in_the_error_shape() {
@@ -67,9 +67,9 @@ async fn unsupported_methods_get_405_in_the_error_shape() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn ids_that_cannot_exist_and_absent_ids_get_404() {
-    let server = TestServer::start().await;
+store_test!(ids_that_cannot_exist_and_absent_ids_get_404);
+async fn ids_that_cannot_exist_and_absent_ids_get_404(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let absent = "01JDQ3W5Z8K9T2M4N6P8R0S2V4";
     for path in [
@@ -108,9 +108,9 @@ async fn ids_that_cannot_exist_and_absent_ids_get_404() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn client_mistakes_on_every_kind_of_route_share_the_shape() {
-    let server = TestServer::start().await;
+store_test!(client_mistakes_on_every_kind_of_route_share_the_shape);
+async fn client_mistakes_on_every_kind_of_route_share_the_shape(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let (webhook, _) = server
         .create_webhook(&site, "http://127.0.0.1:9/hook", &["*"])

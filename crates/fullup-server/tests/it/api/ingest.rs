@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::{assert_error, raw};
-use crate::support::TestServer;
+use crate::support::{Backend, TestServer, store_test};
 
 /// The number of events and deliveries the site holds.
 async fn counts(server: &TestServer, site: &str) -> (usize, usize) {
@@ -24,9 +24,9 @@ async fn counts(server: &TestServer, site: &str) -> (usize, usize) {
     )
 }
 
-#[tokio::test]
-async fn an_accepted_event_is_readable_with_its_canonical_envelope() {
-    let server = TestServer::start().await;
+store_test!(an_accepted_event_is_readable_with_its_canonical_envelope);
+async fn an_accepted_event_is_readable_with_its_canonical_envelope(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let body = r#"{"type": "form.submitted", "data": {"b": 1.0, "2": "x", "a": [1e3, "\u00e9\/"], "1": null}}"#;
     let (status, created) = raw(
@@ -71,9 +71,9 @@ async fn an_accepted_event_is_readable_with_its_canonical_envelope() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_payload_keeps_the_exact_canonical_bytes() {
-    let server = TestServer::start().await;
+store_test!(the_payload_keeps_the_exact_canonical_bytes);
+async fn the_payload_keeps_the_exact_canonical_bytes(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let body = r#"{"type":"a.b","data":{"z":1e21,"10":true,"y":-0,"x":"\u2028\t"}}"#;
     let (status, created) = raw(
@@ -100,9 +100,9 @@ async fn the_payload_keeps_the_exact_canonical_bytes() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn values_javascript_would_change_get_422_naming_the_field() {
-    let server = TestServer::start().await;
+store_test!(values_javascript_would_change_get_422_naming_the_field);
+async fn values_javascript_would_change_get_422_naming_the_field(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let path = format!("/v1/sites/{site}/events");
     let send = |body: &'static str| raw(&server, Method::POST, &path, &[], body);
@@ -130,9 +130,9 @@ async fn values_javascript_would_change_get_422_naming_the_field() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn malformed_requests_get_400_or_422() {
-    let server = TestServer::start().await;
+store_test!(malformed_requests_get_400_or_422);
+async fn malformed_requests_get_400_or_422(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let path = format!("/v1/sites/{site}/events");
     let send = |body: &'static str| raw(&server, Method::POST, &path, &[], body);
@@ -224,9 +224,9 @@ async fn the_ingest_limit_follows_max_event_bytes() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_same_idempotency_key_and_body_answer_the_same_event_once() {
-    let server = TestServer::start().await;
+store_test!(the_same_idempotency_key_and_body_answer_the_same_event_once);
+async fn the_same_idempotency_key_and_body_answer_the_same_event_once(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     server
         .create_webhook(&site, "http://127.0.0.1:9/hook", &["*"])
@@ -304,9 +304,9 @@ async fn the_same_idempotency_key_and_body_answer_the_same_event_once() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn different_sites_may_use_the_same_idempotency_key() {
-    let server = TestServer::start().await;
+store_test!(different_sites_may_use_the_same_idempotency_key);
+async fn different_sites_may_use_the_same_idempotency_key(backend: Backend) {
+    let server = backend.start().await;
     let key = [("Idempotency-Key", "shared-key")];
     let body = r#"{"type":"a.b","data":{}}"#;
     let one = server.create_site().await;
@@ -335,9 +335,9 @@ async fn different_sites_may_use_the_same_idempotency_key() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn an_event_fans_out_to_each_enabled_matching_webhook() {
-    let server = TestServer::start().await;
+store_test!(an_event_fans_out_to_each_enabled_matching_webhook);
+async fn an_event_fans_out_to_each_enabled_matching_webhook(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     let url = "http://127.0.0.1:9/hook";
     let (all, _) = server.create_webhook(&site, url, &["*"]).await;
@@ -375,9 +375,9 @@ async fn an_event_fans_out_to_each_enabled_matching_webhook() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn concurrent_retries_with_one_idempotency_key_store_one_event() {
-    let server = TestServer::start().await;
+store_test!(concurrent_retries_with_one_idempotency_key_store_one_event);
+async fn concurrent_retries_with_one_idempotency_key_store_one_event(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     server
         .create_webhook(&site, "http://127.0.0.1:9/hook", &["*"])

@@ -7,11 +7,11 @@ use serde_json::Value;
 use super::{all_pages, assert_error, ids};
 use crate::support::server::manual_clock;
 use crate::support::time::AdvanceMs as _;
-use crate::support::{TestReceiver, TestServer};
+use crate::support::{Backend, TestReceiver, TestServer, store_test};
 
-#[tokio::test]
-async fn events_and_deliveries_page_newest_first_with_every_item_once() {
-    let server = TestServer::start().await;
+store_test!(events_and_deliveries_page_newest_first_with_every_item_once);
+async fn events_and_deliveries_page_newest_first_with_every_item_once(backend: Backend) {
+    let server = backend.start().await;
     let receiver = TestReceiver::start().await;
     let site = server.create_site().await;
     server.create_webhook(&site, &receiver.url(), &["*"]).await;
@@ -52,9 +52,9 @@ async fn events_and_deliveries_page_newest_first_with_every_item_once() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn page_sizes_outside_1_to_250_get_400() {
-    let server = TestServer::start().await;
+store_test!(page_sizes_outside_1_to_250_get_400);
+async fn page_sizes_outside_1_to_250_get_400(backend: Backend) {
+    let server = backend.start().await;
     let site = server.create_site().await;
     for route in ["events", "deliveries", "webhooks", "api-keys"] {
         for limit in ["0", "251"] {
@@ -106,10 +106,10 @@ fn select(deliveries: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<String> {
     found
 }
 
-#[tokio::test]
-async fn deliveries_filter_by_state_webhook_event_and_time() {
+store_test!(deliveries_filter_by_state_webhook_event_and_time);
+async fn deliveries_filter_by_state_webhook_event_and_time(backend: Backend) {
     let clock = manual_clock();
-    let server = TestServer::start_with(|c| c.clock = clock.clone()).await;
+    let server = backend.start_with(|c| c.clock = clock.clone()).await;
     let site = server.create_site().await;
     let ok = TestReceiver::start().await;
     let gone = TestReceiver::start().await;
@@ -195,10 +195,10 @@ async fn deliveries_filter_by_state_webhook_event_and_time() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn events_filter_by_type_and_time() {
+store_test!(events_filter_by_type_and_time);
+async fn events_filter_by_type_and_time(backend: Backend) {
     let clock = manual_clock();
-    let server = TestServer::start_with(|c| c.clock = clock.clone()).await;
+    let server = backend.start_with(|c| c.clock = clock.clone()).await;
     let site = server.create_site().await;
     let first = server
         .send_event(&site, "form.submitted", serde_json::json!({}))

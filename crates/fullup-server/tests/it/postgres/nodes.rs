@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use fullup_server::crypto::MainKey;
 use fullup_server::domain::canonical_json::canonicalize;
+use fullup_server::domain::clock::Clock as _;
 use fullup_server::domain::envelope::envelope;
 use fullup_server::domain::event_type::EventType;
 use fullup_server::domain::ids::{EventId, SiteId};
@@ -20,7 +21,6 @@ use super::{QUIET, WAIT, assert_signed, scalar};
 use crate::support::TestReceiver;
 use crate::support::postgres::{TestDatabase, pg_config, start_node};
 use crate::support::server::manual_clock;
-use fullup_server::domain::clock::Clock as _;
 
 /// How many requests each event's id arrived in, for one receiver.
 async fn arrivals(receiver: &mut TestReceiver, events: usize) -> HashMap<String, u32> {

@@ -1,5 +1,6 @@
-//! The real service (`Application`) on 127.0.0.1:0 with a temporary SQLite file, and a
-//! small JSON client for its API.
+//! The real service (`Application`) on 127.0.0.1:0 with a temporary SQLite file (or a
+//! throwaway PostgreSQL database, see `support::backend`), and a small JSON client for
+//! its API.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,8 @@ use fullup_server::domain::retry::RetrySchedule;
 use fullup_signature::Secret;
 use reqwest::Method;
 use serde_json::{Value, json};
+
+use super::postgres::TestStore;
 
 /// The admin token every test server uses.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -24,6 +27,9 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// The database folder, kept as long as the server lives.
     pub dir: Arc<tempfile::TempDir>,
+    /// The PostgreSQL database the server runs on, if it does; dropped with the server,
+    /// so only after `stop` has awaited it (or `Drop` has aborted it).
+    store: Option<TestStore>,
 }
 
 /// A resolver that knows only `localhost`, so a test cannot send traffic off the
@@ -89,13 +95,32 @@ impl TestServer {
     /// Starts with settings changed by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let mut config = test_config(&dir);
-        tweak(&mut config);
-        Self::start_in(dir, config).await
+        Self::start_on(dir, None, tweak).await
     }
 
     /// Starts on an existing folder (a restart) with `config`.
     pub async fn start_in(dir: Arc<tempfile::TempDir>, config: Config) -> Self {
+        Self::launch(dir, None, config).await
+    }
+
+    /// Starts on the SQLite file in `dir`, or on `store` (a PostgreSQL database), with
+    /// the test settings changed by `tweak` (applied last, so they hold on both).
+    pub async fn start_on(
+        dir: Arc<tempfile::TempDir>,
+        store: Option<TestStore>,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut config = test_config(&dir);
+        if let Some(store) = &store {
+            store.apply(&mut config);
+        }
+        tweak(&mut config);
+        Self::launch(dir, store, config).await
+    }
+
+    /// Starts with `config`, keeping `dir` and `store` (the PostgreSQL database
+    /// `config` names, if any) as long as the server lives.
+    async fn launch(dir: Arc<tempfile::TempDir>, store: Option<TestStore>, config: Config) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -113,11 +138,23 @@ impl TestServer {
             shutdown: Some(tx),
             task: Some(task),
             dir,
+            store,
         }
     }
 
     /// Stops gracefully and waits.
     pub async fn stop(mut self) {
+        self.stop_in_place().await;
+    }
+
+    /// Stops gracefully, then starts again on the same store (folder, or database and
+    /// main key) with the test settings changed by `tweak`.
+    pub async fn restart_with(mut self, tweak: impl FnOnce(&mut Config)) -> Self {
+        self.stop_in_place().await;
+        Self::start_on(self.dir.clone(), self.store.take(), tweak).await
+    }
+
+    async fn stop_in_place(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
