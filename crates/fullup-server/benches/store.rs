@@ -21,7 +21,7 @@ use fullup_server::domain::canonical_json::canonicalize;
 use fullup_server::domain::clock::{Clock as _, SystemClock};
 use fullup_server::domain::envelope::envelope;
 use fullup_server::domain::event_type::{EventFilter, EventType};
-use fullup_server::domain::health::{Health, HealthEffect};
+use fullup_server::domain::health::{Health, HealthEffect, HealthPolicy};
 use fullup_server::domain::ids::{AttemptId, EventId, SiteId, WebhookId};
 use fullup_server::domain::models::{Attempt, Event, Site};
 use fullup_server::domain::outcome::NextStep;
@@ -127,7 +127,7 @@ impl Fixture {
                 lease: LEASE,
                 limit: BATCH,
                 per_webhook: BATCH,
-                skip_webhooks: Vec::new(),
+                per_site: BATCH * WEBHOOKS,
             })
             .await
             .expect("claim");
@@ -184,6 +184,10 @@ fn succeeded(delivery: &ClaimedDelivery, started_at: Timestamp) -> Completion {
         },
         next: NextStep::Succeeded,
         health: HealthEffect::Healthy,
+        policy: HealthPolicy {
+            disable_after: Duration::from_secs(3600),
+            max_concurrency: 16,
+        },
     }
 }
 

@@ -64,7 +64,13 @@ impl Application {
         )
         .context("building the HTTP client")?;
         let state = AppState {
-            service: Service::new(store, config.clock.clone(), wake, guard),
+            service: Service::new(
+                store,
+                config.clock.clone(),
+                wake,
+                guard,
+                config.delivery.health_policy(),
+            ),
             admin_token_hash,
             max_event_bytes: config.max_event_bytes,
             limits: config.limits.clone(),

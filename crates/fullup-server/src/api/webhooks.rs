@@ -77,6 +77,9 @@ pub struct WebhookResponse {
     pub disabled_reason: Option<String>,
     /// Whether deliveries queue without being attempted.
     pub paused: bool,
+    /// Attempts it may have in flight now: the configured per-webhook limit, cut while
+    /// its receiver times out or refuses connections and grown back one per success.
+    pub concurrency_limit: u32,
     /// The signing secret (creation response only; later `GET …/secret`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -86,8 +89,9 @@ pub struct WebhookResponse {
     pub updated_at: String,
 }
 
-impl From<&Webhook> for WebhookResponse {
-    fn from(w: &Webhook) -> Self {
+impl WebhookResponse {
+    /// `w` as the API shows it, its concurrency limit under the service's policy.
+    fn new(state: &AppState, w: &Webhook) -> Self {
         Self {
             id: w.id,
             site_id: w.site_id,
@@ -97,6 +101,7 @@ impl From<&Webhook> for WebhookResponse {
             enabled: w.health.enabled,
             disabled_reason: w.health.disabled_reason.clone(),
             paused: w.paused,
+            concurrency_limit: state.service.concurrency_limit(w),
             secret: None,
             created_at: w.created_at.to_rfc3339(),
             updated_at: w.updated_at.to_rfc3339(),
@@ -193,7 +198,7 @@ pub async fn create(
         paused: req.paused.unwrap_or(false),
     };
     let webhook = state.service.create_webhook(&site, new).await?;
-    let mut response = WebhookResponse::from(&webhook);
+    let mut response = WebhookResponse::new(&state, &webhook);
     response.secret = Some(webhook.secret.expose().to_owned());
     Ok((StatusCode::CREATED, Json(response)))
 }
@@ -210,7 +215,7 @@ pub async fn list(
     let site = load_site(&state, caller, &site_id).await?;
     let page = state.service.webhooks(&site, &page.to_request()?).await?;
     Ok(Json(ListResponse::from_page(page, |w| {
-        WebhookResponse::from(&w)
+        WebhookResponse::new(&state, &w)
     })))
 }
 
@@ -223,7 +228,7 @@ pub async fn get(
     Path((site_id, webhook_id)): Path<(String, String)>,
 ) -> Result<Json<WebhookResponse>, ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
-    Ok(Json(WebhookResponse::from(&webhook)))
+    Ok(Json(WebhookResponse::new(&state, &webhook)))
 }
 
 /// Gets a webhook's secret.
@@ -265,7 +270,7 @@ pub async fn update(
         paused: req.paused,
     };
     let webhook = state.service.update_webhook(webhook, changes).await?;
-    Ok(Json(WebhookResponse::from(&webhook)))
+    Ok(Json(WebhookResponse::new(&state, &webhook)))
 }
 
 /// Deletes a webhook and its deliveries.

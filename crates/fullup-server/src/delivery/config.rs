@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::domain::health::HealthPolicy;
 use crate::domain::retry::RetrySchedule;
 
 /// How deliveries are attempted.
@@ -16,8 +17,12 @@ pub struct DeliveryConfig {
     pub retry: RetrySchedule,
     /// Attempts in flight at once, over all webhooks.
     pub workers: usize,
-    /// Attempts in flight at once to one webhook, so one slow receiver cannot take every worker.
+    /// Attempts in flight at once to one webhook, so one slow receiver cannot take every
+    /// worker; a webhook that times out gets fewer (see [`crate::domain::health`]).
     pub per_webhook_concurrency: usize,
+    /// Attempts in flight at once for one site, over all its webhooks, so one tenant's
+    /// dead endpoints cannot take every worker.
+    pub per_site_concurrency: usize,
     /// How often the dispatcher looks for due retries when nothing wakes it.
     pub poll_interval: Duration,
     /// Deliveries claimed per database round trip.
@@ -36,6 +41,9 @@ pub const DEFAULT_WORKERS: usize = 256;
 /// Default attempts in flight to one webhook: enough for a fast receiver, a few
 /// workers only for one that hangs.
 pub const DEFAULT_PER_WEBHOOK_CONCURRENCY: usize = 16;
+/// Default attempts in flight for one site: a quarter of the default workers, so a
+/// tenant whose endpoints all hang leaves three quarters to everyone else.
+pub const DEFAULT_PER_SITE_CONCURRENCY: usize = 64;
 /// Default streak after which a failing webhook is disabled: five days, past a long
 /// weekend's outage.
 pub const DEFAULT_DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);
@@ -48,6 +56,7 @@ impl Default for DeliveryConfig {
             retry: RetrySchedule::default(),
             workers: DEFAULT_WORKERS,
             per_webhook_concurrency: DEFAULT_PER_WEBHOOK_CONCURRENCY,
+            per_site_concurrency: DEFAULT_PER_SITE_CONCURRENCY,
             poll_interval: Duration::from_secs(1),
             claim_batch: 128,
             disable_after: DEFAULT_DISABLE_AFTER,
@@ -56,6 +65,14 @@ impl Default for DeliveryConfig {
 }
 
 impl DeliveryConfig {
+    /// The settings the webhook health rules apply.
+    pub fn health_policy(&self) -> HealthPolicy {
+        HealthPolicy {
+            disable_after: self.disable_after,
+            max_concurrency: u32::try_from(self.per_webhook_concurrency).unwrap_or(u32::MAX),
+        }
+    }
+
     /// How long a claimed delivery stays leased: past it, another worker (or this one
     /// after a crash) may claim it. Longer than any attempt can take.
     pub fn lease(&self) -> Duration {

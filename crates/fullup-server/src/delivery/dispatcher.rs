@@ -1,13 +1,15 @@
 //! The delivery loop: claim due deliveries, run their attempts concurrently, record the
 //! outcomes.
 //!
-//! Isolation: at most `workers` attempts run at once, and at most
-//! `per_webhook_concurrency` to one webhook, so a receiver that hangs until the timeout
-//! holds a few workers, not all of them. Claims are leases: a delivery whose attempt
-//! never reports (crash) becomes claimable again when its lease ends.
+//! Isolation: at most `workers` attempts run at once; the store's claim keeps each
+//! webhook within its (adaptive) concurrency limit and each site within
+//! `per_site_concurrency`, counting every live lease, and takes due deliveries
+//! round-robin across sites. So a receiver that hangs holds a few workers, a tenant
+//! whose receivers all hang holds at most its site's share, and neither delays another
+//! site's deliveries. Claims are leases: a delivery whose attempt never reports (crash)
+//! becomes claimable again when its lease ends.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -18,7 +20,7 @@ use super::DeliveryConfig;
 use super::guard::OutboundGuard;
 use super::sender::{AttemptResult, Sender};
 use crate::domain::clock::Clock;
-use crate::domain::ids::{AttemptId, DeliveryId, WebhookId};
+use crate::domain::ids::AttemptId;
 use crate::domain::models::Attempt;
 use crate::domain::outcome::consequences;
 use crate::domain::time::Timestamp;
@@ -29,8 +31,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Wait after a store error before claiming again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
-type InFlight = Arc<Mutex<HashMap<WebhookId, usize>>>;
-
 /// Claims and runs deliveries until cancelled.
 #[derive(Debug, Clone)]
 pub struct Dispatcher {
@@ -39,7 +39,6 @@ pub struct Dispatcher {
     config: DeliveryConfig,
     sender: Sender,
     wake: Arc<Notify>,
-    in_flight: InFlight,
 }
 
 impl Dispatcher {
@@ -57,7 +56,6 @@ impl Dispatcher {
             clock,
             config,
             wake,
-            in_flight: Arc::default(),
         })
     }
 
@@ -124,21 +122,13 @@ impl Dispatcher {
             lease: self.config.lease(),
             limit: want,
             per_webhook: u32::try_from(self.config.per_webhook_concurrency).unwrap_or(u32::MAX),
-            skip_webhooks: self.saturated_webhooks(),
+            per_site: u32::try_from(self.config.per_site_concurrency).unwrap_or(u32::MAX),
         };
         let claimed = self.store.claim_due(&claim).await?;
         let count = u32::try_from(claimed.len()).unwrap_or(u32::MAX);
-        let mut release: Vec<DeliveryId> = Vec::new();
         for delivery in claimed {
-            if self.try_reserve(delivery.webhook.id) {
-                let this = self.clone();
-                tasks.spawn(async move { this.attempt(delivery).await });
-            } else {
-                release.push(delivery.delivery_id);
-            }
-        }
-        if !release.is_empty() {
-            self.store.release_claims(&release).await?;
+            let this = self.clone();
+            tasks.spawn(async move { this.attempt(delivery).await });
         }
         Ok(count)
     }
@@ -150,45 +140,7 @@ impl Dispatcher {
         (batch.min(self.config.workers) / 4).max(1)
     }
 
-    fn saturated_webhooks(&self) -> Vec<WebhookId> {
-        let map = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        map.iter()
-            .filter(|&(_, &n)| n >= self.config.per_webhook_concurrency)
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    fn try_reserve(&self, webhook: WebhookId) -> bool {
-        let mut map = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let n = map.entry(webhook).or_insert(0);
-        if *n >= self.config.per_webhook_concurrency {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    fn unreserve(&self, webhook: WebhookId) {
-        let mut map = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = map.get_mut(&webhook) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(&webhook);
-            }
-        }
-    }
-
     async fn attempt(&self, delivery: ClaimedDelivery) {
-        let webhook = delivery.webhook.id;
         let number = delivery.attempt_count.saturating_add(1);
         let started_at = self.clock.now();
         let result = self.sender.send(&delivery, number, started_at).await;
@@ -197,7 +149,6 @@ impl Dispatcher {
         if let Err(err) = self.store.complete(&completion, now).await {
             tracing::error!(error = %err, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
         }
-        self.unreserve(webhook);
         self.wake.notify_one();
     }
 
@@ -210,13 +161,8 @@ impl Dispatcher {
         started_at: Timestamp,
         r: AttemptResult,
     ) -> Completion {
-        let (next, health) = consequences(
-            r.verdict(),
-            number,
-            &self.config.retry,
-            self.config.disable_after,
-            self.clock.now(),
-        );
+        let (next, health) =
+            consequences(r.verdict(), number, &self.config.retry, self.clock.now());
         if !r.succeeded() {
             tracing::info!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
                 status = ?r.status, error = ?r.error_kind, "delivery attempt failed");
@@ -236,6 +182,7 @@ impl Dispatcher {
             },
             next,
             health,
+            policy: self.config.health_policy(),
         }
     }
 }

@@ -54,6 +54,10 @@ impl AttemptResult {
         } else {
             Verdict::Failed {
                 retry_after: self.retry_after,
+                unreachable: matches!(
+                    self.error_kind,
+                    Some(ErrorKind::Timeout | ErrorKind::Connect)
+                ),
             }
         }
     }

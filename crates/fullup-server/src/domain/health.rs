@@ -1,7 +1,12 @@
-//! A webhook's health: enabled or disabled (and why), and since when every attempt has
-//! failed. The one place that says what an attempt, a 410 or an operator's switch does
-//! to it; each store reads the health, applies these rules and writes the result back,
-//! inside its own transaction.
+//! A webhook's health: enabled or disabled (and why), since when every attempt has
+//! failed, and how many attempts it may have in flight. The one place that says what an
+//! attempt, a 410 or an operator's switch does to it; each store reads the health,
+//! applies these rules and writes the result back, inside its own transaction.
+//!
+//! The concurrency limit adapts as TCP's window does (AIMD): an attempt that timed out
+//! or could not connect halves it (never below 1), a success adds one back (up to the
+//! configured limit). A dead receiver therefore holds one worker per node while it is
+//! dead, and gets its full share back a few successes after it answers again.
 
 use std::time::Duration;
 
@@ -21,6 +26,9 @@ pub struct Health {
     pub disabled_reason: Option<String>,
     /// When the first failed attempt of the current streak started; None after a success.
     pub failing_since: Option<Timestamp>,
+    /// Attempts it may have in flight, cut while its receiver times out or refuses
+    /// connections; None: the configured limit ([`HealthPolicy::max_concurrency`]).
+    pub concurrency: Option<u32>,
 }
 
 impl Default for Health {
@@ -30,6 +38,7 @@ impl Default for Health {
             enabled: true,
             disabled_reason: None,
             failing_since: None,
+            concurrency: None,
         }
     }
 }
@@ -39,13 +48,22 @@ impl Default for Health {
 pub enum HealthEffect {
     /// It answered 2xx.
     Healthy,
-    /// It failed; a webhook failing without one success for `disable_after` is disabled.
-    Failing {
-        /// How long a streak may last before the webhook is disabled.
-        disable_after: Duration,
-    },
+    /// It answered, but not 2xx (or the attempt failed in a way that says nothing of
+    /// its capacity: refused by the guard, a TLS or DNS failure).
+    Failing,
+    /// It did not answer in time, or refused the connection: fewer attempts at once.
+    Unreachable,
     /// It answered 410 Gone: disable at once.
     Gone,
+}
+
+/// The settings the health rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthPolicy {
+    /// A webhook failing without one success for this long is disabled.
+    pub disable_after: Duration,
+    /// The most attempts one webhook may have in flight (`--per-webhook-concurrency`).
+    pub max_concurrency: u32,
 }
 
 impl Health {
@@ -54,8 +72,14 @@ impl Health {
         Self {
             enabled: false,
             disabled_reason: Some(reason.into()),
-            failing_since: None,
+            ..Self::default()
         }
+    }
+
+    /// Attempts the webhook may have in flight now, under `policy`.
+    pub fn concurrency_limit(&self, policy: &HealthPolicy) -> u32 {
+        let max = policy.max_concurrency.max(1);
+        self.concurrency.map_or(max, |c| c.clamp(1, max))
     }
 
     /// The health after an attempt that started at `started_at` and is recorded at `now`.
@@ -66,19 +90,26 @@ impl Health {
     pub fn after_attempt(
         &self,
         effect: HealthEffect,
+        policy: &HealthPolicy,
         started_at: Timestamp,
         now: Timestamp,
     ) -> Self {
         let mut next = self.clone();
+        let limit = self.concurrency_limit(policy);
         match effect {
             HealthEffect::Healthy => {
                 if self.failing_since.is_some_and(|since| since <= started_at) {
                     next.failing_since = None;
                 }
+                next.concurrency =
+                    Some(limit.saturating_add(1)).filter(|&c| c < policy.max_concurrency.max(1));
             }
-            HealthEffect::Failing { disable_after } => {
+            HealthEffect::Failing | HealthEffect::Unreachable => {
+                if effect == HealthEffect::Unreachable {
+                    next.concurrency = Some((limit / 2).max(1));
+                }
                 let since = *next.failing_since.get_or_insert(started_at);
-                if next.enabled && since <= now - disable_after {
+                if next.enabled && since <= now - policy.disable_after {
                     next.enabled = false;
                     next.disabled_reason = Some(format!(
                         "every attempt failed since {}",
@@ -94,8 +125,9 @@ impl Health {
         next
     }
 
-    /// Switched on or off by an operator. Enabling forgets the streak: the operator says
-    /// the receiver is fixed, and it gets the whole `disable_after` window again.
+    /// Switched on or off by an operator. Enabling forgets the streak and the cut
+    /// concurrency: the operator says the receiver is fixed, and it gets the whole
+    /// `disable_after` window and its full concurrency again.
     pub fn switched(&self, enabled: bool) -> Self {
         if enabled {
             Self::default()
@@ -103,7 +135,7 @@ impl Health {
             Self {
                 enabled: false,
                 disabled_reason: Some(OPERATOR_REASON.to_owned()),
-                failing_since: self.failing_since,
+                ..self.clone()
             }
         }
     }
@@ -120,6 +152,10 @@ mod tests {
     use super::*;
 
     const DAY: Duration = Duration::from_secs(24 * 3600);
+    const POLICY: HealthPolicy = HealthPolicy {
+        disable_after: DAY,
+        max_concurrency: 16,
+    };
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::from_unix_ms(ms)
@@ -127,10 +163,10 @@ mod tests {
 
     #[test]
     fn a_failure_starts_a_streak_that_later_failures_keep() {
-        let failing = HealthEffect::Failing { disable_after: DAY };
-        let h = Health::default().after_attempt(failing, t(100), t(101));
+        let failing = HealthEffect::Failing;
+        let h = Health::default().after_attempt(failing, &POLICY, t(100), t(101));
         assert_eq!(h.failing_since, Some(t(100)));
-        let h = h.after_attempt(failing, t(200), t(201));
+        let h = h.after_attempt(failing, &POLICY, t(200), t(201));
         assert_eq!(h.failing_since, Some(t(100)), "the streak keeps its start");
         assert!(h.enabled);
     }
@@ -139,22 +175,27 @@ mod tests {
     /// the streak, so the failures since went uncounted.
     #[test]
     fn only_a_success_that_started_after_the_streak_ends_it() {
-        let failing = HealthEffect::Failing { disable_after: DAY };
-        let h = Health::default().after_attempt(failing, t(100), t(101));
-        let late = h.after_attempt(HealthEffect::Healthy, t(50), t(200));
+        let failing = HealthEffect::Failing;
+        let h = Health::default().after_attempt(failing, &POLICY, t(100), t(101));
+        let late = h.after_attempt(HealthEffect::Healthy, &POLICY, t(50), t(200));
         assert_eq!(late.failing_since, Some(t(100)));
-        let after = h.after_attempt(HealthEffect::Healthy, t(300), t(301));
+        let after = h.after_attempt(HealthEffect::Healthy, &POLICY, t(300), t(301));
         assert_eq!(after.failing_since, None);
     }
 
     #[test]
     fn a_streak_longer_than_disable_after_disables_naming_its_start() {
-        let failing = HealthEffect::Failing { disable_after: DAY };
+        let failing = HealthEffect::Failing;
         let start = t(1_700_000_000_123);
-        let h = Health::default().after_attempt(failing, start, start);
-        let h = h.after_attempt(failing, start + DAY, start + DAY - Duration::from_millis(1));
+        let h = Health::default().after_attempt(failing, &POLICY, start, start);
+        let h = h.after_attempt(
+            failing,
+            &POLICY,
+            start + DAY,
+            start + DAY - Duration::from_millis(1),
+        );
         assert!(h.enabled, "one millisecond short of the window");
-        let h = h.after_attempt(failing, start + DAY, start + DAY);
+        let h = h.after_attempt(failing, &POLICY, start + DAY, start + DAY);
         assert!(!h.enabled);
         assert_eq!(
             h.disabled_reason.as_deref(),
@@ -164,15 +205,47 @@ mod tests {
 
     #[test]
     fn gone_disables_at_once_and_enabling_forgets_the_streak() {
-        let h = Health::default().after_attempt(HealthEffect::Gone, t(1), t(2));
+        let h = Health::default().after_attempt(HealthEffect::Gone, &POLICY, t(1), t(2));
         assert_eq!(h, Health::disabled(GONE_REASON));
-        let failing = HealthEffect::Failing { disable_after: DAY };
-        let h = Health::default().after_attempt(failing, t(1), t(2));
+        let failing = HealthEffect::Failing;
+        let h = Health::default().after_attempt(failing, &POLICY, t(1), t(2));
         let off = h.switched(false);
         assert_eq!(off.disabled_reason.as_deref(), Some(OPERATOR_REASON));
         assert_eq!(off.failing_since, Some(t(1)));
+        assert!(
+            h.enabled && h.concurrency.is_none(),
+            "a failing status keeps the concurrency"
+        );
         assert_eq!(off.switched(true), Health::default());
         assert!(Health::default().switch_differs(&off));
         assert!(!h.switch_differs(&Health::default()));
+    }
+
+    #[test]
+    fn concurrency_halves_while_unreachable_and_grows_back_one_per_success() {
+        let mut h = Health::default();
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            h = h.after_attempt(HealthEffect::Unreachable, &POLICY, t(1), t(2));
+            seen.push(h.concurrency_limit(&POLICY));
+        }
+        assert_eq!(seen, [8, 4, 2, 1, 1, 1], "halved, never below 1");
+        let mut seen = Vec::new();
+        for _ in 0..16 {
+            h = h.after_attempt(HealthEffect::Healthy, &POLICY, t(3), t(4));
+            seen.push(h.concurrency_limit(&POLICY));
+        }
+        assert_eq!(seen[..3], [2, 3, 4]);
+        assert_eq!(h.concurrency, None, "back to the configured limit");
+        assert_eq!(h.concurrency_limit(&POLICY), 16);
+        let stored_above = Health {
+            concurrency: Some(40),
+            ..Health::default()
+        };
+        assert_eq!(
+            stored_above.concurrency_limit(&POLICY),
+            16,
+            "a lowered setting wins"
+        );
     }
 }

@@ -19,6 +19,8 @@ pub enum Verdict {
     Failed {
         /// The receiver's `Retry-After` (429 and 503 only).
         retry_after: Option<Duration>,
+        /// It timed out or refused the connection: its receiver cannot take more now.
+        unreachable: bool,
     },
 }
 
@@ -39,17 +41,24 @@ pub fn consequences(
     verdict: Verdict,
     attempt: u32,
     schedule: &RetrySchedule,
-    disable_after: Duration,
     now: Timestamp,
 ) -> (NextStep, HealthEffect) {
     match verdict {
         Verdict::Delivered => (NextStep::Succeeded, HealthEffect::Healthy),
         Verdict::Gone => (NextStep::Failed, HealthEffect::Gone),
-        Verdict::Failed { retry_after } => {
+        Verdict::Failed {
+            retry_after,
+            unreachable,
+        } => {
             let next = schedule
                 .next_delay(attempt, retry_after)
                 .map_or(NextStep::Failed, |delay| NextStep::RetryAt(now + delay));
-            (next, HealthEffect::Failing { disable_after })
+            let health = if unreachable {
+                HealthEffect::Unreachable
+            } else {
+                HealthEffect::Failing
+            };
+            (next, health)
         }
     }
 }
@@ -62,25 +71,35 @@ mod tests {
     fn failures_follow_the_schedule_then_give_up() {
         let schedule = RetrySchedule::new(vec![Duration::from_secs(5)], 0.0);
         let now = Timestamp::from_unix_ms(1_000);
-        let window = Duration::from_secs(60);
-        let failed = Verdict::Failed { retry_after: None };
-        let failing = HealthEffect::Failing {
-            disable_after: window,
+        let failed = Verdict::Failed {
+            retry_after: None,
+            unreachable: false,
         };
         assert_eq!(
-            consequences(failed, 1, &schedule, window, now),
-            (NextStep::RetryAt(Timestamp::from_unix_ms(6_000)), failing)
+            consequences(failed, 1, &schedule, now),
+            (
+                NextStep::RetryAt(Timestamp::from_unix_ms(6_000)),
+                HealthEffect::Failing
+            )
         );
         assert_eq!(
-            consequences(failed, 2, &schedule, window, now),
-            (NextStep::Failed, failing)
+            consequences(failed, 2, &schedule, now),
+            (NextStep::Failed, HealthEffect::Failing)
+        );
+        let timed_out = Verdict::Failed {
+            retry_after: None,
+            unreachable: true,
+        };
+        assert_eq!(
+            consequences(timed_out, 2, &schedule, now),
+            (NextStep::Failed, HealthEffect::Unreachable)
         );
         assert_eq!(
-            consequences(Verdict::Gone, 1, &schedule, window, now),
+            consequences(Verdict::Gone, 1, &schedule, now),
             (NextStep::Failed, HealthEffect::Gone)
         );
         assert_eq!(
-            consequences(Verdict::Delivered, 1, &schedule, window, now),
+            consequences(Verdict::Delivered, 1, &schedule, now),
             (NextStep::Succeeded, HealthEffect::Healthy)
         );
     }

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use crate::delivery::guard::OutboundGuard;
 use crate::domain::clock::Clock;
+use crate::domain::health::HealthPolicy;
 use crate::store::{Store, StoreError};
 
 pub mod deliveries;
@@ -81,23 +82,32 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
     guard: OutboundGuard,
+    health: HealthPolicy,
 }
 
 impl Service {
     /// The use cases over `store`, telling time by `clock`, waking the dispatcher
-    /// through `wake`, and judging webhook URLs with `guard` (as deliveries are).
+    /// through `wake`, judging webhook URLs with `guard` (as deliveries are), and
+    /// webhook health with `health` (as the dispatcher does).
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         wake: Arc<Notify>,
         guard: OutboundGuard,
+        health: HealthPolicy,
     ) -> Self {
         Self {
             store,
             clock,
             wake,
             guard,
+            health,
         }
+    }
+
+    /// Attempts `webhook` may have in flight now.
+    pub fn concurrency_limit(&self, webhook: &crate::domain::webhook::Webhook) -> u32 {
+        webhook.health.concurrency_limit(&self.health)
     }
 
     /// The store, for what is not a use case (authentication, start-up settings).

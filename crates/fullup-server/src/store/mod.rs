@@ -16,7 +16,7 @@ use async_trait::async_trait;
 
 use crate::crypto::MainKey;
 use crate::domain::event_type::EventType;
-use crate::domain::health::HealthEffect;
+use crate::domain::health::{HealthEffect, HealthPolicy};
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{ApiKey, Attempt, Delivery, DeliveryState, Event, Site};
 use crate::domain::outcome::NextStep;
@@ -224,6 +224,8 @@ pub struct Completion {
     pub next: NextStep,
     /// What the attempt says about the webhook's health (see [`crate::domain::health`]).
     pub health: HealthEffect,
+    /// The settings the health rules apply.
+    pub policy: HealthPolicy,
 }
 
 /// A secret rotation of one webhook.
@@ -265,19 +267,25 @@ pub struct Claim {
     pub lease: Duration,
     /// At most this many in all.
     pub limit: u32,
-    /// At most this many of one webhook (its concurrency limit).
+    /// The most attempts one webhook may have in flight (a webhook's own, adaptive
+    /// limit may be lower: [`crate::domain::health::Health::concurrency_limit`]).
     pub per_webhook: u32,
-    /// Webhooks to leave alone (saturated ones).
-    pub skip_webhooks: Vec<WebhookId>,
+    /// The most attempts one site may have in flight, over all its webhooks.
+    pub per_site: u32,
 }
 
 /// The part of the store the dispatcher uses: leasing due deliveries and recording
 /// what their attempts did.
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
-    /// Leases up to `claim.limit` due deliveries of enabled, unpaused webhooks not in
-    /// `claim.skip_webhooks`, at most `claim.per_webhook` of one webhook, oldest due
-    /// first.
+    /// Leases up to `claim.limit` due deliveries of enabled, unpaused webhooks, so that
+    /// with the attempts already in flight (live leases, on any node) no webhook has more
+    /// than its concurrency limit and no site more than `claim.per_site`. Fair: the
+    /// deliveries are taken round-robin across sites (each site's oldest due first, then
+    /// each site's second, …) and, within a site, across its webhooks, so one site's
+    /// backlog never stands in front of another site's due deliveries. Concurrent claims
+    /// on several nodes may each take up to the caps: together they exceed a cap by at
+    /// most one claim each.
     async fn claim_due(&self, claim: &Claim) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records an attempt and its consequences in one transaction: the attempt row, the
     /// delivery's next step, and the webhook's health after
@@ -398,7 +406,7 @@ pub(crate) fn health_change(
     c: &Completion,
     now: Timestamp,
 ) -> Option<(crate::domain::health::Health, Option<Timestamp>)> {
-    let next = read.after_attempt(c.health, c.attempt.started_at, now);
+    let next = read.after_attempt(c.health, &c.policy, c.attempt.started_at, now);
     if next == *read {
         return None;
     }

@@ -89,6 +89,11 @@ fn bind_webhook<'q>(
         .bind(w.health.disabled_reason.clone())
         .bind(w.paused)
         .bind(w.health.failing_since)
+        .bind(
+            w.health
+                .concurrency
+                .map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
+        )
         .bind(w.updated_at)
         .bind(w.id.to_string())
         .bind(w.site_id.to_string())
@@ -188,7 +193,7 @@ impl Store for PgStore {
         let sealed = seal_secrets(&self.key, w)?;
         let sql = format!(
             "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             sql::WEBHOOK_COLUMNS
         );
         bind_webhook(sqlx::query(&sql), w)

@@ -130,6 +130,11 @@ macro_rules! row_mappers {
                 enabled: row.try_get("enabled")?,
                 disabled_reason: row.try_get("disabled_reason")?,
                 failing_since: optional_time(row, "failing_since")?,
+                concurrency: row
+                    .try_get::<Option<i32>, _>("concurrency_limit")?
+                    .map(u32::try_from)
+                    .transpose()
+                    .map_err(corrupt)?,
             })
         }
 

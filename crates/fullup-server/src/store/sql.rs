@@ -24,14 +24,14 @@ pub(crate) const DELETE_API_KEY: &str = "DELETE FROM api_keys WHERE id = $1 AND 
 /// The columns of a webhook but its secrets and creation time, in the order of the
 /// first ten parameters of [`UPDATE_WEBHOOK`] and of each store's insert.
 pub(crate) const WEBHOOK_COLUMNS: &str = "url, event_types, description, enabled, disabled_reason, \
-     paused, failing_since, updated_at, id, site_id";
+     paused, failing_since, concurrency_limit, updated_at, id, site_id";
 
 /// Everything of a webhook but its secrets: `$1` url, `$2` filters, `$3` description,
-/// `$4` enabled, `$5` disabled reason, `$6` paused, `$7` failing since, `$8` updated,
-/// `$9` id, `$10` site.
+/// `$4` enabled, `$5` disabled reason, `$6` paused, `$7` failing since, `$8`
+/// concurrency limit, `$9` updated, `$10` id, `$11` site.
 pub(crate) const UPDATE_WEBHOOK: &str = "UPDATE webhooks SET url = $1, event_types = $2, description = $3, \
-     enabled = $4, disabled_reason = $5, paused = $6, failing_since = $7, updated_at = $8 \
-     WHERE id = $9 AND site_id = $10";
+     enabled = $4, disabled_reason = $5, paused = $6, failing_since = $7, concurrency_limit = $8, \
+     updated_at = $9 WHERE id = $10 AND site_id = $11";
 
 /// The site's enabled webhooks an event may go to: `$1` site.
 pub(crate) const FAN_OUT_CANDIDATES: &str =
@@ -50,15 +50,16 @@ pub(crate) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (id, delivery_id, 
 pub(crate) const COMPLETE_DELIVERY: &str = "UPDATE deliveries SET state = $1, attempt_count = $2, \
      next_attempt_at = $3, lease_until = NULL, updated_at = $4 WHERE id = $5";
 /// A webhook's health: `$1` id.
-pub(crate) const READ_HEALTH: &str =
-    "SELECT enabled, disabled_reason, failing_since FROM webhooks WHERE id = $1";
+pub(crate) const READ_HEALTH: &str = "SELECT enabled, disabled_reason, failing_since, concurrency_limit \
+     FROM webhooks WHERE id = $1";
 /// Writes a webhook's health if it is still the one read (compare and swap): `$1`
-/// enabled, `$2` reason, `$3` failing since, `$4` updated (NULL: unchanged), `$5` id,
-/// then the values read: `$6` enabled, `$7` reason, `$8` failing since.
+/// enabled, `$2` reason, `$3` failing since, `$4` concurrency limit, `$5` updated (NULL:
+/// unchanged), `$6` id, then the values read: `$7` enabled, `$8` reason, `$9` failing
+/// since, `$10` concurrency limit.
 pub(crate) const WRITE_HEALTH: &str = "UPDATE webhooks SET enabled = $1, disabled_reason = $2, \
-     failing_since = $3, updated_at = COALESCE($4, updated_at) \
-     WHERE id = $5 AND enabled = $6 AND disabled_reason IS NOT DISTINCT FROM $7 \
-     AND failing_since IS NOT DISTINCT FROM $8";
+     failing_since = $3, concurrency_limit = $4, updated_at = COALESCE($5, updated_at) \
+     WHERE id = $6 AND enabled = $7 AND disabled_reason IS NOT DISTINCT FROM $8 \
+     AND failing_since IS NOT DISTINCT FROM $9 AND concurrency_limit IS NOT DISTINCT FROM $10";
 
 /// A webhook's failed deliveries created in a range, due again: `$1` now, `$2` site,
 /// `$3` webhook, `$4` since, `$5` until.

@@ -45,21 +45,40 @@ use batch::BatchWriter;
 use key_cache::KeyCache;
 use leases::Leases;
 
-/// Due deliveries to claim: ?1 now, ?2 leased ids, ?3 most of one webhook, ?4 webhooks
-/// to skip, ?5 most in all. Each eligible webhook's due deliveries come from its own
-/// range of the `deliveries_due_webhook` index, so a paused or saturated webhook's
-/// backlog is never scanned; the payloads are read for the chosen ones only. `CROSS
+/// Due deliveries to claim (see [`crate::store::DeliveryQueue::claim_due`]): ?1 now,
+/// ?2 leased ids (the attempts in flight), ?3 most of one webhook, ?4 most of one site,
+/// ?5 most in all. Each eligible webhook's due deliveries come from its own range of the
+/// `deliveries_due_webhook` index, so a paused or saturated webhook's backlog is never
+/// scanned; those within the webhook's room (its adaptive limit less its leases) are
+/// ranked within their site, its webhooks in turn, and taken round-robin across sites
+/// within each site's room. The payloads are read for the chosen ones only. `CROSS
 /// JOIN` fixes SQLite's join order, which would otherwise scan `deliveries`.
-const CLAIM_SQL: &str = "SELECT c.id, c.attempt_count, c.event_id, e.type, e.payload, c.webhook_id FROM ( \
-                SELECT d.id, d.attempt_count, d.event_id, d.webhook_id, d.next_attempt_at \
-                FROM webhooks w CROSS JOIN deliveries d ON d.rowid IN ( \
+const CLAIM_SQL: &str = "WITH live AS ( \
+                SELECT d.webhook_id, COUNT(*) AS n FROM deliveries d \
+                WHERE d.id IN (SELECT value FROM json_each(?2)) GROUP BY d.webhook_id), \
+             site_live AS ( \
+                SELECT w.site_id, SUM(l.n) AS n FROM live l CROSS JOIN webhooks w ON w.id = l.webhook_id \
+                GROUP BY w.site_id), \
+             candidates AS ( \
+                SELECT d.id, d.attempt_count, d.event_id, d.webhook_id, d.next_attempt_at, w.site_id, \
+                       ROW_NUMBER() OVER (PARTITION BY w.id ORDER BY d.next_attempt_at) AS webhook_rank, \
+                       MIN(COALESCE(w.concurrency_limit, ?3), ?3) - COALESCE(l.n, 0) AS webhook_room \
+                FROM webhooks w LEFT JOIN live l ON l.webhook_id = w.id \
+                CROSS JOIN deliveries d ON d.rowid IN ( \
                     SELECT rowid FROM deliveries WHERE webhook_id = w.id AND state = 'pending' \
                       AND next_attempt_at <= ?1 AND id NOT IN (SELECT value FROM json_each(?2)) \
                     ORDER BY next_attempt_at LIMIT ?3) \
-                WHERE w.enabled = 1 AND w.paused = 0 \
-                  AND w.id NOT IN (SELECT value FROM json_each(?4)) \
-                ORDER BY d.next_attempt_at LIMIT ?5 \
-             ) c CROSS JOIN events e ON e.id = c.event_id ORDER BY c.next_attempt_at";
+                WHERE w.enabled = 1 AND w.paused = 0), \
+             ranked AS ( \
+                SELECT c.*, ?4 - COALESCE(s.n, 0) AS site_room, \
+                       ROW_NUMBER() OVER (PARTITION BY c.site_id ORDER BY c.webhook_rank, c.next_attempt_at) AS site_rank \
+                FROM candidates c LEFT JOIN site_live s ON s.site_id = c.site_id \
+                WHERE c.webhook_rank <= c.webhook_room), \
+             due AS ( \
+                SELECT * FROM ranked WHERE site_rank <= site_room \
+                ORDER BY site_rank, next_attempt_at LIMIT ?5) \
+             SELECT c.id, c.attempt_count, c.event_id, e.type, e.payload, c.webhook_id \
+             FROM due c CROSS JOIN events e ON e.id = c.event_id ORDER BY c.site_rank, c.next_attempt_at";
 
 /// How long a connection waits for a lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -192,6 +211,7 @@ fn webhook_params(w: &Webhook) -> Vec<Value> {
         Value::from(w.health.disabled_reason.clone()),
         Value::from(w.paused),
         Value::from(w.health.failing_since.map(Timestamp::unix_ms)),
+        Value::from(w.health.concurrency),
         Value::from(w.updated_at),
         Value::from(w.id.to_string()),
         Value::from(w.site_id.to_string()),
@@ -213,7 +233,7 @@ impl DeliveryQueue for SqliteStore {
             .bind(claim.now)
             .bind(ids_json(&self.leases.live())?)
             .bind(i64::from(claim.per_webhook.min(claim.limit)))
-            .bind(ids_json(&claim.skip_webhooks)?)
+            .bind(i64::from(claim.per_site))
             .bind(i64::from(claim.limit))
             .fetch_all(&self.reader)
             .await?;
@@ -356,7 +376,7 @@ impl Store for SqliteStore {
         // `secret` is the plain column of the first schema, kept empty since sealing.
         let sql = format!(
             "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, secret) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, '')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '')",
             sql::WEBHOOK_COLUMNS
         );
         self.execute_owned(sql, params).await?;
@@ -458,7 +478,7 @@ mod tests {
             .bind(0)
             .bind("[]")
             .bind(16)
-            .bind("[]")
+            .bind(64)
             .bind(128)
             .fetch_all(&store.reader)
             .await

@@ -13,7 +13,7 @@ use std::time::Duration;
 use fullup_server::config::Config;
 use fullup_server::crypto::MainKey;
 use fullup_server::domain::event_type::EventType;
-use fullup_server::domain::health::{Health, HealthEffect};
+use fullup_server::domain::health::{Health, HealthEffect, HealthPolicy};
 use fullup_server::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
 use fullup_server::domain::models::{ApiKey, Attempt, Event};
 use fullup_server::domain::outcome::NextStep;
@@ -290,6 +290,10 @@ fn debug_of_config_and_models_redacts_secrets_tokens_and_bodies() {
         },
         next: NextStep::Failed,
         health: HealthEffect::Healthy,
+        policy: HealthPolicy {
+            disable_after: Duration::from_secs(3600),
+            max_concurrency: 16,
+        },
     };
     let new_event = NewEvent {
         event: event(&payload),

@@ -3,6 +3,8 @@
 mod api;
 mod canonical_json;
 mod delivery;
+mod fairness;
+mod isolation;
 mod leaks;
 mod limits;
 mod openapi;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use fullup_server::domain::event_type::{EventFilter, EventType};
-use fullup_server::domain::health::{Health, HealthEffect};
+use fullup_server::domain::health::{Health, HealthEffect, HealthPolicy};
 use fullup_server::domain::ids::{AttemptId, EventId, SiteId, WebhookId};
 use fullup_server::domain::models::{Attempt, ErrorKind, Event, Site};
 use fullup_server::domain::outcome::NextStep;
@@ -63,7 +63,7 @@ async fn one_claimed_delivery(store: &dyn Store) -> ClaimedDelivery {
             lease: Duration::from_secs(60),
             limit: 1,
             per_webhook: 1,
-            skip_webhooks: Vec::new(),
+            per_site: 1,
         })
         .await
         .expect("claim");
@@ -92,9 +92,11 @@ fn result(d: &ClaimedDelivery, number: u32, started_at: Timestamp, ok: bool) -> 
         health: if ok {
             HealthEffect::Healthy
         } else {
-            HealthEffect::Failing {
-                disable_after: Duration::from_secs(3600),
-            }
+            HealthEffect::Failing
+        },
+        policy: HealthPolicy {
+            disable_after: Duration::from_secs(3600),
+            max_concurrency: 16,
         },
     }
 }

@@ -14,8 +14,8 @@ use fullup_server::config::{
 };
 use fullup_server::delivery::ssrf::NetworkPolicy;
 use fullup_server::delivery::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISABLE_AFTER, DEFAULT_PER_WEBHOOK_CONCURRENCY,
-    DEFAULT_REQUEST_TIMEOUT, DEFAULT_WORKERS, DeliveryConfig,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISABLE_AFTER, DEFAULT_PER_SITE_CONCURRENCY,
+    DEFAULT_PER_WEBHOOK_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT, DEFAULT_WORKERS, DeliveryConfig,
 };
 use fullup_server::domain::clock::SystemClock;
 use fullup_server::domain::retry::{DEFAULT_DELAYS, DEFAULT_JITTER, RetrySchedule};
@@ -57,6 +57,9 @@ pub struct Args {
     /// Attempts in flight at once to one webhook.
     #[arg(long, env = "FULLUP_PER_WEBHOOK_CONCURRENCY", default_value_t = DEFAULT_PER_WEBHOOK_CONCURRENCY)]
     per_webhook_concurrency: usize,
+    /// Attempts in flight at once for one site, over all its webhooks.
+    #[arg(long, env = "FULLUP_PER_SITE_CONCURRENCY", default_value_t = DEFAULT_PER_SITE_CONCURRENCY)]
+    per_site_concurrency: usize,
     /// Disable a webhook after it has failed without one success for this long.
     #[arg(long, env = "FULLUP_DISABLE_AFTER", default_value_t = DEFAULT_DISABLE_AFTER.into())]
     disable_after: HumanDuration,
@@ -107,6 +110,10 @@ impl Args {
             "--per-webhook-concurrency must be at least 1"
         );
         anyhow::ensure!(
+            self.per_site_concurrency > 0,
+            "--per-site-concurrency must be at least 1"
+        );
+        anyhow::ensure!(
             self.ingest_rate_limit == 0 || self.ingest_burst > 0,
             "--ingest-burst must be at least 1 while --ingest-rate-limit is on"
         );
@@ -139,6 +146,7 @@ impl Args {
                 retry: RetrySchedule::new(delays, DEFAULT_JITTER),
                 workers: self.workers,
                 per_webhook_concurrency: self.per_webhook_concurrency,
+                per_site_concurrency: self.per_site_concurrency,
                 disable_after: self.disable_after.into(),
                 ..DeliveryConfig::default()
             },

@@ -118,32 +118,47 @@ async fn insert_deliveries(tx: &mut PgConnection, new: &NewEvent) -> StoreResult
     u32::try_from(webhooks.len()).map_err(corrupt)
 }
 
-/// Leases due deliveries in one statement: at most `per_webhook` of each webhook (read
-/// from its own range of `deliveries_due_webhook`, so a paused or saturated webhook's
-/// backlog is never scanned), oldest due first. `FOR NO KEY UPDATE SKIP LOCKED`: rows
+/// Leases due deliveries in one statement (see [`crate::store::DeliveryQueue::claim_due`]).
+///
+/// `live` counts the attempts in flight on every node (live leases) per webhook and
+/// site. Each eligible webhook's due deliveries come from its own range of
+/// `deliveries_due_webhook`, as many as its limit leaves room for (a paused or saturated
+/// webhook's backlog is never scanned), picked `FOR NO KEY UPDATE SKIP LOCKED`: rows
 /// another node is claiming at this moment are skipped, not waited for, and a row whose
 /// lease another node committed after this statement's snapshot is re-checked against
-/// the lease condition before it is taken. Two nodes therefore never lease one delivery.
+/// the lease condition before it is taken, so two nodes never lease one delivery. They
+/// are then ranked within their site (its webhooks in turn) and taken round-robin across
+/// sites, within each site's room.
 pub(super) async fn claim_due(
     pool: &PgPool,
     key: &MainKey,
     claim: &Claim,
 ) -> StoreResult<Vec<ClaimedDelivery>> {
-    let skip: Vec<String> = claim
-        .skip_webhooks
-        .iter()
-        .map(ToString::to_string)
-        .collect();
     let rows = sqlx::query(
-        "WITH due AS ( \
-             SELECT d.id FROM webhooks w CROSS JOIN LATERAL ( \
+        "WITH live AS ( \
+             SELECT d.webhook_id, w.site_id, COUNT(*) AS n \
+             FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.state = 'pending' AND d.lease_until IS NOT NULL AND d.lease_until > $2 \
+             GROUP BY d.webhook_id, w.site_id), \
+         site_live AS (SELECT site_id, SUM(n) AS n FROM live GROUP BY site_id), \
+         candidates AS ( \
+             SELECT d.id, d.next_attempt_at, w.site_id, \
+                    ROW_NUMBER() OVER (PARTITION BY w.id ORDER BY d.next_attempt_at) AS webhook_rank \
+             FROM webhooks w LEFT JOIN live l ON l.webhook_id = w.id CROSS JOIN LATERAL ( \
                  SELECT d.id, d.next_attempt_at FROM deliveries d \
                  WHERE d.webhook_id = w.id AND d.state = 'pending' AND d.next_attempt_at <= $2 \
                    AND (d.lease_until IS NULL OR d.lease_until <= $2) \
-                 ORDER BY d.next_attempt_at LIMIT $5 \
+                 ORDER BY d.next_attempt_at \
+                 LIMIT GREATEST(LEAST(COALESCE(w.concurrency_limit, $4), $4) - COALESCE(l.n, 0), 0) \
                  FOR NO KEY UPDATE OF d SKIP LOCKED) d \
-             WHERE w.enabled AND NOT w.paused AND w.id <> ALL($3::text[]) \
-             ORDER BY d.next_attempt_at LIMIT $4), \
+             WHERE w.enabled AND NOT w.paused), \
+         ranked AS ( \
+             SELECT c.id, c.next_attempt_at, $5 - COALESCE(s.n, 0) AS site_room, \
+                    ROW_NUMBER() OVER (PARTITION BY c.site_id ORDER BY c.webhook_rank, c.next_attempt_at) AS site_rank \
+             FROM candidates c LEFT JOIN site_live s ON s.site_id = c.site_id), \
+         due AS ( \
+             SELECT id FROM ranked WHERE site_rank <= site_room \
+             ORDER BY site_rank, next_attempt_at LIMIT $3), \
          claimed AS ( \
              UPDATE deliveries d SET lease_until = $1 FROM due WHERE d.id = due.id \
              RETURNING d.id, d.attempt_count, d.event_id, d.webhook_id, d.next_attempt_at) \
@@ -153,9 +168,9 @@ pub(super) async fn claim_due(
     )
     .bind(claim.now + claim.lease)
     .bind(claim.now)
-    .bind(&skip)
     .bind(i64::from(claim.limit))
     .bind(i64::from(claim.per_webhook.min(claim.limit)))
+    .bind(i64::from(claim.per_site))
     .fetch_all(pool)
     .await?;
     rows.iter()
@@ -174,6 +189,11 @@ pub(super) async fn claim_due(
             })
         })
         .collect()
+}
+
+/// A concurrency limit as its `INTEGER` column holds it.
+fn limit_column(limit: u32) -> i32 {
+    i32::try_from(limit).unwrap_or(i32::MAX)
 }
 
 /// Records one attempt and its consequences in one transaction.
@@ -229,11 +249,13 @@ async fn record_health(tx: &mut PgConnection, c: &Completion, now: Timestamp) ->
             .bind(next.enabled)
             .bind(&next.disabled_reason)
             .bind(next.failing_since)
+            .bind(next.concurrency.map(limit_column))
             .bind(updated)
             .bind(&webhook)
             .bind(read.enabled)
             .bind(&read.disabled_reason)
             .bind(read.failing_since)
+            .bind(read.concurrency.map(limit_column))
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 1 {

@@ -120,6 +120,7 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
                 enabled: row.get(0)?,
                 disabled_reason: row.get(1)?,
                 failing_since: row.get(2)?,
+                concurrency: row.get(3)?,
             })
         })
         .optional()?;
@@ -132,11 +133,13 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
             next.enabled,
             next.disabled_reason,
             next.failing_since,
+            next.concurrency,
             updated,
             webhook,
             read.enabled,
             read.disabled_reason,
             read.failing_since,
+            read.concurrency,
         ])?;
     }
     Ok(())

@@ -162,7 +162,7 @@ async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_expires() {
             lease,
             limit: 10,
             per_webhook: 10,
-            skip_webhooks: Vec::new(),
+            per_site: 10,
         })
         .await
         .expect("claim");

@@ -27,6 +27,8 @@ pub struct Received {
     pub fullup_ok: bool,
     /// Whether the Standard Webhooks headers verified.
     pub standard_ok: bool,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -163,6 +165,7 @@ impl Drop for TestReceiver {
 }
 
 async fn handle(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let at = std::time::Instant::now();
     let secrets = s.secrets.lock().expect("lock").clone();
     let now = s.clock.lock().expect("lock").now_ms() / 1000;
     let (fullup_ok, standard_ok) = verify(&secrets, &headers, &body, now);
@@ -171,6 +174,7 @@ async fn handle(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
         body,
         fullup_ok,
         standard_ok,
+        at,
     });
     if s.hang.load(Ordering::SeqCst) {
         std::future::pending::<()>().await;
