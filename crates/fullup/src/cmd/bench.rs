@@ -110,6 +110,11 @@ pub struct Args {
     /// Healthy webhooks beside the stalled one (isolation; default 20).
     #[arg(long)]
     healthy_webhooks: Option<usize>,
+    /// Make the stalled side a noisy tenant: instead of one stalled webhook of the
+    /// run's site, another site with 40 webhooks on the never-answering receiver, sent
+    /// 20 events as the run starts (isolation).
+    #[arg(long)]
+    noisy_site: bool,
     /// Give up waiting for deliveries when none has arrived for this long.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -277,14 +282,22 @@ impl Bench {
         stream: &Events,
         expect: Expect,
         label: &str,
+        noise: Option<&isolation::Noise>,
     ) -> anyhow::Result<(f64, Settled)> {
         let (deployment, _) = self.deploy(hooks).await?;
+        let noisy = match noise {
+            Some(noise) => Some(noise.start(&deployment.api, &self.secret).await?),
+            None => None,
+        };
         let requests = stream.ingest(&deployment.api, &deployment.site);
         let pace = Pace::Open {
             rate: f64::from(self.plan.rate),
         };
         let sent = self.send(label, requests, expect, pace).await?;
         let settled = self.settle(&sent).await;
+        if let Some(site) = noisy {
+            deployment.api.delete_site(&site).await?;
+        }
         deployment.finish().await?;
         Ok((sent.send_rate(), settled))
     }

@@ -130,6 +130,24 @@ impl Api {
             .to_owned())
     }
 
+    /// Sends one event of `event_type` to `site`; returns its id.
+    pub async fn send_event(
+        &self,
+        site: &str,
+        event_type: &str,
+        data: Value,
+    ) -> anyhow::Result<String> {
+        let path = format!("/v1/sites/{site}/events");
+        let body = json!({ "type": event_type, "data": data });
+        let created = self
+            .call(reqwest::Method::POST, &path, Some(body), 202)
+            .await?;
+        Ok(created["id"]
+            .as_str()
+            .context("the new event's id")?
+            .to_owned())
+    }
+
     /// Pauses or resumes a webhook.
     pub async fn set_paused(&self, site: &str, webhook: &str, paused: bool) -> anyhow::Result<()> {
         let path = format!("/v1/sites/{site}/webhooks/{webhook}");

@@ -7,15 +7,54 @@
 //! second with it pointing at a receiver that accepts connections and never answers.
 //! The figure is the healthy webhooks' p99 ingest-to-receipt latency with the stalled
 //! webhook over without it; the ceiling sends the same rate straight to the receiver.
+//!
+//! `--noisy-site` makes the stalled side a noisy tenant, the attack of the fair-delivery
+//! issue: another site's [`NOISY_WEBHOOKS`] webhooks on the never-answering receiver,
+//! sent [`NOISY_EVENTS`] events as the run starts (800 deliveries, each attempt held
+//! until the request timeout), while the run's site sends its stream as before.
 
+use fullup_signature::Secret;
 use serde::Serialize;
 
-use super::api::NewWebhook;
+use super::api::{Api, NewWebhook};
 use super::load::Events;
 use super::receiver::Expect;
 use super::report::{Latency, Row, Tally, ratio};
 use super::stall::Stall;
 use super::{Bench, Scenario, Settled};
+
+/// Webhooks of the noisy site, all on the never-answering receiver.
+pub const NOISY_WEBHOOKS: usize = 40;
+/// Events sent to the noisy site as the run starts; each goes to every one of its webhooks.
+pub const NOISY_EVENTS: usize = 20;
+
+/// A noisy tenant: another site whose webhooks all point at a receiver that never answers.
+#[derive(Debug, Clone)]
+pub struct Noise {
+    url: String,
+}
+
+impl Noise {
+    /// Creates the noisy site with its webhooks on `api` and sends its events; returns
+    /// the site's id (to delete after the run).
+    pub async fn start(&self, api: &Api, secret: &Secret) -> anyhow::Result<String> {
+        let site = api.create_site().await?;
+        let hook = NewWebhook {
+            url: self.url.clone(),
+            event_type: "*".to_owned(),
+            secret: secret.clone(),
+            paused: false,
+        };
+        for _ in 0..NOISY_WEBHOOKS {
+            api.create_webhook(&site, &hook).await?;
+        }
+        for n in 0..NOISY_EVENTS {
+            api.send_event(&site, "noise.event", serde_json::json!({ "n": n }))
+                .await?;
+        }
+        Ok(site)
+    }
+}
 
 /// One run's healthy deliveries.
 #[derive(Debug, Serialize)]
@@ -34,6 +73,8 @@ pub struct Report {
     duration_secs: f64,
     events: usize,
     healthy_webhooks: usize,
+    /// The stalled side was another site's 40 webhooks (`--noisy-site`).
+    noisy_site: bool,
     without_stalled: Run,
     with_stalled: Run,
     /// Connections the stalled receiver accepted (none would mean it was never tried).
@@ -64,14 +105,19 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
             paused: false,
         })
         .collect();
-    let without_stalled = measure(bench, &hooks, &stream, "without the stalled webhook").await?;
-    hooks.push(NewWebhook {
-        url: stall.url(),
-        event_type: types[healthy].clone(),
-        secret: bench.secret.clone(),
-        paused: false,
-    });
-    let with_stalled = measure(bench, &hooks, &stream, "with the stalled webhook").await?;
+    let noisy_site = bench.plan.noisy_site;
+    let without_stalled = measure(bench, &hooks, &stream, "without the stalled side", None).await?;
+    let noise = Noise { url: stall.url() };
+    if !noisy_site {
+        hooks.push(NewWebhook {
+            url: noise.url.clone(),
+            event_type: types[healthy].clone(),
+            secret: bench.secret.clone(),
+            paused: false,
+        });
+    }
+    let noise = noisy_site.then_some(&noise);
+    let with_stalled = measure(bench, &hooks, &stream, "with the stalled side", noise).await?;
     let stalled_connections = stall.connections();
     drop(stall);
     let ceiling = bench.ceiling_latency(events, f64::from(rate)).await?;
@@ -81,6 +127,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
         duration_secs: bench.plan.duration.as_secs_f64(),
         events,
         healthy_webhooks: healthy,
+        noisy_site,
         p99_ratio: ratio(with_stalled.latency.p99_ms, without_stalled.latency.p99_ms),
         p99_vs_ceiling: ratio(with_stalled.latency.p99_ms, ceiling.p99_ms),
         without_stalled,
@@ -96,6 +143,7 @@ async fn measure(
     hooks: &[NewWebhook],
     stream: &Events,
     label: &str,
+    noise: Option<&Noise>,
 ) -> anyhow::Result<Run> {
     let healthy = bench.plan.healthy_webhooks;
     let expect = Expect::RoundRobin {
@@ -105,7 +153,7 @@ async fn measure(
     };
     let label = format!("{} events/s {label}", bench.plan.rate);
     let (sent_per_sec, Settled { tally, latency, .. }) =
-        bench.at_rate(hooks, stream, expect, &label).await?;
+        bench.at_rate(hooks, stream, expect, &label, noise).await?;
     Ok(Run {
         sent_per_sec,
         tally,
@@ -121,8 +169,18 @@ impl Report {
             (
                 "load",
                 format!(
-                    "{} events/s for {} s = {} events over {} healthy webhooks + 1 stalled",
-                    self.rate, self.duration_secs, self.events, self.healthy_webhooks
+                    "{} events/s for {} s = {} events over {} healthy webhooks + {}",
+                    self.rate,
+                    self.duration_secs,
+                    self.events,
+                    self.healthy_webhooks,
+                    if self.noisy_site {
+                        format!(
+                            "a noisy site ({NOISY_WEBHOOKS} stalled webhooks x {NOISY_EVENTS} events)"
+                        )
+                    } else {
+                        "1 stalled".to_owned()
+                    }
                 ),
             ),
             (

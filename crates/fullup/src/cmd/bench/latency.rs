@@ -34,7 +34,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
     let expect = Expect::FanOut { events, hooks: 1 };
     let label = format!("sending {rate} events/s for {:?}", bench.plan.duration);
     let (sent_per_sec, Settled { tally, latency, .. }) =
-        bench.at_rate(&hooks, &stream, expect, &label).await?;
+        bench.at_rate(&hooks, &stream, expect, &label, None).await?;
     let ceiling = bench.ceiling_latency(events, f64::from(rate)).await?;
     Ok(Report {
         scenario: Scenario::Latency,

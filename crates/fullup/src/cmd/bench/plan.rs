@@ -56,6 +56,8 @@ pub struct Plan {
     pub reference_backlog: usize,
     /// Healthy webhooks of the isolation scenario.
     pub healthy_webhooks: usize,
+    /// Isolation: the stalled side is another site's 40 webhooks, not one of this site's.
+    pub noisy_site: bool,
     /// Give up on deliveries after this long without a new one.
     pub timeout: Duration,
     /// JSON instead of a table.
@@ -91,6 +93,7 @@ impl Plan {
             backlog: args.backlog.unwrap_or(DEFAULT_BACKLOG),
             reference_backlog: args.reference_backlog.unwrap_or(DEFAULT_REFERENCE_BACKLOG),
             healthy_webhooks: args.healthy_webhooks.unwrap_or(DEFAULT_HEALTHY_WEBHOOKS),
+            noisy_site: args.noisy_site,
             timeout: args.timeout,
             json: args.json,
             target: target(&args)?,
@@ -184,7 +187,8 @@ impl Plan {
 /// Refuses a flag given to a scenario that does not use it, rather than ignore it.
 fn refuse_unused(args: &Args) -> anyhow::Result<()> {
     use Scenario::{Backlog, Ingest, Isolation, Latency, Throughput};
-    let flags: [(&str, bool, &[Scenario]); 9] = [
+    let flags: [(&str, bool, &[Scenario]); 10] = [
+        ("--noisy-site", args.noisy_site, &[Isolation]),
         ("--events", args.events.is_some(), &[Throughput, Ingest]),
         ("--fanout", args.fanout.is_some(), &[Throughput, Backlog]),
         (
