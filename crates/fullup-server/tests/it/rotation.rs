@@ -27,17 +27,21 @@ async fn rotate(server: &TestServer, site: &str, webhook: &str, body: Value) -> 
         .await
 }
 
-/// Sends an event and returns its delivery as the receiver saw it.
+/// Sends an event and returns its delivery as the receiver saw it, once its success
+/// is recorded: the test then moves the clock by up to a day, and on PostgreSQL, whose
+/// leases run on the service's clock, an attempt still in flight would lose its lease
+/// and be made again, arriving as a later phase's delivery.
 async fn deliver(
     server: &TestServer,
     receiver: &mut TestReceiver,
     site: &str,
     phase: &str,
 ) -> Received {
-    server
+    let event = server
         .send_event(site, "form.submitted", json!({ "phase": phase }))
         .await;
     let got = receiver.next(WAIT).await;
+    server.wait_for_state(site, &event, "succeeded").await;
     assert!(
         got.fullup_ok,
         "{phase}: fullup-signature failed for a receiver holding both secrets"
