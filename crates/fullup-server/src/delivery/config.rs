@@ -41,9 +41,13 @@ pub const DEFAULT_WORKERS: usize = 256;
 /// Default attempts in flight to one webhook: enough for a fast receiver, a few
 /// workers only for one that hangs.
 pub const DEFAULT_PER_WEBHOOK_CONCURRENCY: usize = 16;
-/// Default attempts in flight for one site: a quarter of the default workers, so a
-/// tenant whose endpoints all hang leaves three quarters to everyone else.
-pub const DEFAULT_PER_SITE_CONCURRENCY: usize = 64;
+/// Default attempts in flight for one site: three quarters of the default workers, so a
+/// tenant whose endpoints all start hanging at once leaves a quarter of them to everyone
+/// else for the first request timeout, and nearly all of them once its webhooks' limits
+/// are cut (four timeouts each). It is also more than one site's 10 webhooks at the
+/// per-webhook default need (160), so one busy tenant is not slowed: a cap of 64 cost
+/// the throughput bench a third of its deliveries/s, 128 a sixth (`docs/benchmarks.md`).
+pub const DEFAULT_PER_SITE_CONCURRENCY: usize = 192;
 /// Default streak after which a failing webhook is disabled: five days, past a long
 /// weekend's outage.
 pub const DEFAULT_DISABLE_AFTER: Duration = Duration::from_secs(5 * 24 * 3600);

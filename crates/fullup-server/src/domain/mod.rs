@@ -8,6 +8,7 @@ pub mod canonical_json;
 pub mod clock;
 pub mod envelope;
 pub mod event_type;
+pub mod fairness;
 pub mod health;
 pub mod ids;
 pub mod models;

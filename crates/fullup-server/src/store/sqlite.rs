@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -30,6 +29,7 @@ use super::{
 };
 use crate::crypto::MainKey;
 use crate::domain::event_type::EventType;
+use crate::domain::fairness::{Candidate, pick};
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{ApiKey, Delivery, Site};
 use crate::domain::time::Timestamp;
@@ -45,40 +45,36 @@ use batch::BatchWriter;
 use key_cache::KeyCache;
 use leases::Leases;
 
-/// Due deliveries to claim (see [`crate::store::DeliveryQueue::claim_due`]): ?1 now,
-/// ?2 leased ids (the attempts in flight), ?3 most of one webhook, ?4 most of one site,
-/// ?5 most in all. Each eligible webhook's due deliveries come from its own range of the
+/// The due deliveries a claim may take (see [`crate::store::DeliveryQueue::claim_due`]):
+/// ?1 now, ?2 leased ids (the attempts in flight), ?3 most of one webhook, ?4 most of one
+/// site, ?5 and ?6 the leases per webhook and per site (`[id, n]` pairs). Each eligible
+/// webhook with room left (its adaptive limit less its leases, and its site's cap less
+/// the site's) gives its oldest due deliveries, from its own range of the
 /// `deliveries_due_webhook` index, so a paused or saturated webhook's backlog is never
-/// scanned; those within the webhook's room (its adaptive limit less its leases) are
-/// ranked within their site, its webhooks in turn, and taken round-robin across sites
-/// within each site's room. The payloads are read for the chosen ones only. `CROSS
-/// JOIN` fixes SQLite's join order, which would otherwise scan `deliveries`.
-const CLAIM_SQL: &str = "WITH live AS ( \
-                SELECT d.webhook_id, COUNT(*) AS n FROM deliveries d \
-                WHERE d.id IN (SELECT value FROM json_each(?2)) GROUP BY d.webhook_id), \
+/// scanned; [`crate::domain::fairness::pick`] then chooses among them. `CROSS JOIN` fixes
+/// SQLite's join order, which would otherwise scan `deliveries`.
+const CANDIDATES_SQL: &str = "WITH live AS ( \
+                SELECT value ->> 0 AS webhook_id, value ->> 1 AS n FROM json_each(?5)), \
              site_live AS ( \
-                SELECT w.site_id, SUM(l.n) AS n FROM live l CROSS JOIN webhooks w ON w.id = l.webhook_id \
-                GROUP BY w.site_id), \
-             candidates AS ( \
-                SELECT d.id, d.attempt_count, d.event_id, d.webhook_id, d.next_attempt_at, w.site_id, \
-                       ROW_NUMBER() OVER (PARTITION BY w.id ORDER BY d.next_attempt_at) AS webhook_rank, \
-                       MIN(COALESCE(w.concurrency_limit, ?3), ?3) - COALESCE(l.n, 0) AS webhook_room \
+                SELECT value ->> 0 AS site_id, value ->> 1 AS n FROM json_each(?6)), \
+             rooms AS ( \
+                SELECT w.id, w.site_id, \
+                       MIN(COALESCE(w.concurrency_limit, ?3), ?3) - COALESCE(l.n, 0) AS webhook_room, \
+                       ?4 - COALESCE(s.n, 0) AS site_room \
                 FROM webhooks w LEFT JOIN live l ON l.webhook_id = w.id \
-                CROSS JOIN deliveries d ON d.rowid IN ( \
-                    SELECT rowid FROM deliveries WHERE webhook_id = w.id AND state = 'pending' \
-                      AND next_attempt_at <= ?1 AND id NOT IN (SELECT value FROM json_each(?2)) \
-                    ORDER BY next_attempt_at LIMIT ?3) \
-                WHERE w.enabled = 1 AND w.paused = 0), \
-             ranked AS ( \
-                SELECT c.*, ?4 - COALESCE(s.n, 0) AS site_room, \
-                       ROW_NUMBER() OVER (PARTITION BY c.site_id ORDER BY c.webhook_rank, c.next_attempt_at) AS site_rank \
-                FROM candidates c LEFT JOIN site_live s ON s.site_id = c.site_id \
-                WHERE c.webhook_rank <= c.webhook_room), \
-             due AS ( \
-                SELECT * FROM ranked WHERE site_rank <= site_room \
-                ORDER BY site_rank, next_attempt_at LIMIT ?5) \
-             SELECT c.id, c.attempt_count, c.event_id, e.type, e.payload, c.webhook_id \
-             FROM due c CROSS JOIN events e ON e.id = c.event_id ORDER BY c.site_rank, c.next_attempt_at";
+                LEFT JOIN site_live s ON s.site_id = w.site_id \
+                WHERE w.enabled = 1 AND w.paused = 0) \
+             SELECT d.id, r.id AS webhook_id, r.site_id, d.next_attempt_at, r.webhook_room, r.site_room \
+             FROM rooms r CROSS JOIN deliveries d ON d.rowid IN ( \
+                SELECT rowid FROM deliveries WHERE webhook_id = r.id AND state = 'pending' \
+                  AND next_attempt_at <= ?1 AND id NOT IN (SELECT value FROM json_each(?2)) \
+                ORDER BY next_attempt_at LIMIT ?3) \
+             WHERE r.webhook_room > 0 AND r.site_room > 0";
+
+/// What an attempt of each chosen delivery needs: ?1 their ids.
+const CHOSEN_SQL: &str = "SELECT d.id, d.attempt_count, d.event_id, e.type, e.payload, d.webhook_id \
+             FROM deliveries d CROSS JOIN events e ON e.id = d.event_id \
+             WHERE d.id IN (SELECT value FROM json_each(?1))";
 
 /// How long a connection waits for a lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,6 +86,9 @@ const READ_CONNECTIONS: u32 = 4;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The claim's own read connection (rusqlite, statements cached): a claim reads
+    /// hundreds of candidate rows, which sqlx would hand over one by one.
+    claimer: Arc<std::sync::Mutex<rusqlite::Connection>>,
     key: Arc<MainKey>,
     /// The writer thread: group-commits ingests and attempt completions.
     batch: BatchWriter,
@@ -127,6 +126,7 @@ impl SqliteStore {
             .await?;
         let store = Self {
             batch: BatchWriter::spawn(options.get_filename())?,
+            claimer: Arc::new(std::sync::Mutex::new(open_claimer(options.get_filename())?)),
             leases: Arc::default(),
             api_keys: Arc::default(),
             lock,
@@ -182,6 +182,16 @@ impl SqliteStore {
     }
 }
 
+/// Opens the claim's read-only connection to the database at `path`.
+fn open_claimer(path: &Path) -> StoreResult<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
 /// Takes the lock file beside the database (`PATH.lock`), or says who holds it.
 fn lock_database(db: &Path) -> StoreResult<std::fs::File> {
     let path = PathBuf::from(format!("{}.lock", db.display()));
@@ -218,55 +228,144 @@ fn webhook_params(w: &Webhook) -> Vec<Value> {
     ]
 }
 
-/// Ids as the JSON array that `json_each` reads.
-fn ids_json<T: ToString>(ids: &[T]) -> StoreResult<String> {
-    serde_json::to_string(&ids.iter().map(ToString::to_string).collect::<Vec<_>>()).map_err(corrupt)
+/// `value` as the JSON that `json_each` reads.
+fn json(value: &impl serde::Serialize) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(corrupt)
 }
 
 impl_reads!(SqliteStore, sqlx::Sqlite, reader, sqlite);
+
+impl SqliteStore {
+    /// The deliveries `claim` takes, in the fair order of
+    /// [`crate::domain::fairness::pick`], with what their attempts need but the webhook
+    /// (webhook id first); the caller holds the claiming lock.
+    async fn choose(&self, claim: &Claim) -> StoreResult<Vec<(String, Chosen)>> {
+        let live = self.leases.live();
+        let params = (
+            claim.now.unix_ms(),
+            json(&live.ids)?,
+            i64::from(claim.per_webhook.min(claim.limit)),
+            i64::from(claim.per_site),
+            json(&live.webhooks)?,
+            json(&live.sites)?,
+        );
+        let limit = usize::try_from(claim.limit).unwrap_or(usize::MAX);
+        let conn = self.claimer.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let picked = candidates(&conn, &params, limit)?;
+            chosen(&conn, &picked)
+        })
+        .await
+        .map_err(|e| StoreError::WriteFailed(format!("the claim task failed: {e}")))?
+    }
+}
+
+/// What a chosen delivery's attempt needs, but its webhook.
+struct Chosen {
+    delivery: DeliveryId,
+    attempt_count: u32,
+    event_id: EventId,
+    event_type: EventType,
+    payload: String,
+}
+
+/// The parameters of [`CANDIDATES_SQL`].
+type CandidateParams = (i64, String, i64, i64, String, String);
+
+/// Reads the candidates and picks among them.
+fn candidates(
+    conn: &rusqlite::Connection,
+    params: &CandidateParams,
+    limit: usize,
+) -> StoreResult<Vec<DeliveryId>> {
+    let mut query = conn.prepare_cached(CANDIDATES_SQL)?;
+    let mut rows = query.query(rusqlite::params![
+        params.0, params.1, params.2, params.3, params.4, params.5
+    ])?;
+    let (mut webhook_rooms, mut site_rooms) = (HashMap::new(), HashMap::new());
+    let mut all = Vec::new();
+    while let Some(row) = rows.next()? {
+        let id = |i: usize| -> StoreResult<String> { Ok(row.get(i)?) };
+        let candidate = Candidate {
+            delivery: DeliveryId::parse(&id(0)?).map_err(corrupt)?,
+            webhook: WebhookId::parse(&id(1)?).map_err(corrupt)?,
+            site: SiteId::parse(&id(2)?).map_err(corrupt)?,
+            due_at: row.get(3)?,
+        };
+        let room = |i: usize| -> StoreResult<usize> {
+            Ok(usize::try_from(row.get::<_, i64>(i)?).unwrap_or(0))
+        };
+        webhook_rooms.insert(candidate.webhook, room(4)?);
+        site_rooms.insert(candidate.site, room(5)?);
+        all.push(candidate);
+    }
+    let picked = pick(
+        all,
+        limit,
+        |w| webhook_rooms.get(&w).copied().unwrap_or(0),
+        |s| site_rooms.get(&s).copied().unwrap_or(0),
+    );
+    Ok(picked.into_iter().map(|c| c.delivery).collect())
+}
+
+/// The attempts' needs of the `picked` deliveries, in that order; webhook id first.
+fn chosen(
+    conn: &rusqlite::Connection,
+    picked: &[DeliveryId],
+) -> StoreResult<Vec<(String, Chosen)>> {
+    if picked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = conn.prepare_cached(CHOSEN_SQL)?;
+    let mut rows = query.query([json(&picked)?])?;
+    let mut by_id = HashMap::with_capacity(picked.len());
+    while let Some(row) = rows.next()? {
+        let text = |i: usize| -> StoreResult<String> { Ok(row.get(i)?) };
+        let delivery = DeliveryId::parse(&text(0)?).map_err(corrupt)?;
+        let chosen = Chosen {
+            delivery,
+            attempt_count: row.get(1)?,
+            event_id: EventId::parse(&text(2)?).map_err(corrupt)?,
+            event_type: EventType::parse(&text(3)?).map_err(corrupt)?,
+            payload: text(4)?,
+        };
+        by_id.insert(delivery, (text(5)?, chosen));
+    }
+    Ok(picked.iter().filter_map(|id| by_id.remove(id)).collect())
+}
 
 #[async_trait]
 impl DeliveryQueue for SqliteStore {
     async fn claim_due(&self, claim: &Claim) -> StoreResult<Vec<ClaimedDelivery>> {
         let _one_claim = self.leases.claiming.lock().await;
-        let rows = sqlx::query(CLAIM_SQL)
-            .bind(claim.now)
-            .bind(ids_json(&self.leases.live())?)
-            .bind(i64::from(claim.per_webhook.min(claim.limit)))
-            .bind(i64::from(claim.per_site))
-            .bind(i64::from(claim.limit))
-            .fetch_all(&self.reader)
-            .await?;
-        if rows.is_empty() {
+        let chosen = self.choose(claim).await?;
+        if chosen.is_empty() {
             return Ok(Vec::new());
         }
-        let webhook_ids = rows
+        let webhooks = self
+            .webhooks_by_id(chosen.iter().map(|(w, _)| w.clone()).collect())
+            .await?;
+        // A webhook deleted since the read took its deliveries with it.
+        let out: Vec<ClaimedDelivery> = chosen
+            .into_iter()
+            .filter_map(|(webhook_id, c)| {
+                Some(ClaimedDelivery {
+                    delivery_id: c.delivery,
+                    attempt_count: c.attempt_count,
+                    event_id: c.event_id,
+                    event_type: c.event_type,
+                    payload: c.payload,
+                    webhook: webhooks.get(&webhook_id)?.clone(),
+                })
+            })
+            .collect();
+        let leased = out
             .iter()
-            .map(|row| row.try_get(5))
-            .collect::<Result<Vec<String>, _>>()?;
-        let webhooks = self.webhooks_by_id(webhook_ids).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let webhook_id: String = row.try_get(5)?;
-            // Deleted since the read: its deliveries are gone too.
-            let Some(webhook) = webhooks.get(&webhook_id) else {
-                continue;
-            };
-            let delivery_id: String = row.try_get(0)?;
-            let attempt_count: i64 = row.try_get(1)?;
-            let event_id: String = row.try_get(2)?;
-            let event_type: String = row.try_get(3)?;
-            out.push(ClaimedDelivery {
-                delivery_id: DeliveryId::parse(&delivery_id).map_err(corrupt)?,
-                attempt_count: u32::try_from(attempt_count).map_err(corrupt)?,
-                event_id: EventId::parse(&event_id).map_err(corrupt)?,
-                event_type: EventType::parse(&event_type).map_err(corrupt)?,
-                payload: row.try_get(4)?,
-                webhook: webhook.clone(),
-            });
-        }
-        self.leases
-            .take(out.iter().map(|c| c.delivery_id), claim.lease);
+            .map(|c| (c.delivery_id, c.webhook.id, c.webhook.site_id));
+        self.leases.take(leased, claim.lease);
         Ok(out)
     }
 
@@ -464,6 +563,8 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::Row as _;
+
     use super::*;
 
     /// Regression: claims scanned every paused delivery (the bench's backlog run).
@@ -474,12 +575,13 @@ mod tests {
         let store = SqliteStore::open(&url, MainKey::generate())
             .await
             .expect("open");
-        let plan = sqlx::query(&format!("EXPLAIN QUERY PLAN {CLAIM_SQL}"))
+        let plan = sqlx::query(&format!("EXPLAIN QUERY PLAN {CANDIDATES_SQL}"))
             .bind(0)
             .bind("[]")
             .bind(16)
             .bind(64)
-            .bind(128)
+            .bind("[]")
+            .bind("[]")
             .fetch_all(&store.reader)
             .await
             .expect("plan")

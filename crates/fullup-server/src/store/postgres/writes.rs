@@ -142,20 +142,21 @@ pub(super) async fn claim_due(
              GROUP BY d.webhook_id, w.site_id), \
          site_live AS (SELECT site_id, SUM(n) AS n FROM live GROUP BY site_id), \
          candidates AS ( \
-             SELECT d.id, d.next_attempt_at, w.site_id, \
+             SELECT d.id, d.next_attempt_at, w.site_id, $5 - COALESCE(s.n, 0) AS site_room, \
                     ROW_NUMBER() OVER (PARTITION BY w.id ORDER BY d.next_attempt_at) AS webhook_rank \
-             FROM webhooks w LEFT JOIN live l ON l.webhook_id = w.id CROSS JOIN LATERAL ( \
+             FROM webhooks w LEFT JOIN live l ON l.webhook_id = w.id \
+             LEFT JOIN site_live s ON s.site_id = w.site_id CROSS JOIN LATERAL ( \
                  SELECT d.id, d.next_attempt_at FROM deliveries d \
                  WHERE d.webhook_id = w.id AND d.state = 'pending' AND d.next_attempt_at <= $2 \
                    AND (d.lease_until IS NULL OR d.lease_until <= $2) \
                  ORDER BY d.next_attempt_at \
                  LIMIT GREATEST(LEAST(COALESCE(w.concurrency_limit, $4), $4) - COALESCE(l.n, 0), 0) \
                  FOR NO KEY UPDATE OF d SKIP LOCKED) d \
-             WHERE w.enabled AND NOT w.paused), \
+             WHERE w.enabled AND NOT w.paused AND $5 - COALESCE(s.n, 0) > 0), \
          ranked AS ( \
-             SELECT c.id, c.next_attempt_at, $5 - COALESCE(s.n, 0) AS site_room, \
+             SELECT c.id, c.next_attempt_at, c.site_room, \
                     ROW_NUMBER() OVER (PARTITION BY c.site_id ORDER BY c.webhook_rank, c.next_attempt_at) AS site_rank \
-             FROM candidates c LEFT JOIN site_live s ON s.site_id = c.site_id), \
+             FROM candidates c), \
          due AS ( \
              SELECT id FROM ranked WHERE site_rank <= site_room \
              ORDER BY site_rank, next_attempt_at LIMIT $3), \

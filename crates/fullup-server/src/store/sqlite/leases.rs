@@ -9,31 +9,76 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::domain::ids::DeliveryId;
+use serde::Serialize;
+
+use crate::domain::ids::{DeliveryId, SiteId, WebhookId};
+
+/// One lease: until when, and whose attempt it is.
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    until: Instant,
+    webhook: WebhookId,
+    site: SiteId,
+}
+
+/// The live leases as the claim query reads them: JSON arrays for `json_each`.
+#[derive(Debug, Serialize)]
+pub(super) struct Live {
+    /// The leased deliveries' ids.
+    pub ids: Vec<DeliveryId>,
+    /// `[webhook id, leases]` pairs.
+    pub webhooks: Vec<(WebhookId, usize)>,
+    /// `[site id, leases]` pairs.
+    pub sites: Vec<(SiteId, usize)>,
+}
 
 /// The deliveries leased by this process, each until a deadline.
 #[derive(Debug, Default)]
 pub(super) struct Leases {
-    held: Mutex<HashMap<DeliveryId, Instant>>,
+    held: Mutex<HashMap<DeliveryId, Lease>>,
     /// Held for the whole of a claim (read, then lease), so two claims never pick the
     /// same delivery.
     pub claiming: tokio::sync::Mutex<()>,
 }
 
 impl Leases {
-    /// The deliveries leased now; expired leases are dropped first.
-    pub fn live(&self) -> Vec<DeliveryId> {
+    /// The deliveries leased now, and how many of each webhook and site; expired
+    /// leases are dropped first.
+    pub fn live(&self) -> Live {
         let now = Instant::now();
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        held.retain(|_, until| *until > now);
-        held.keys().copied().collect()
+        held.retain(|_, lease| lease.until > now);
+        let mut webhooks: HashMap<WebhookId, usize> = HashMap::new();
+        let mut sites: HashMap<SiteId, usize> = HashMap::new();
+        for lease in held.values() {
+            *webhooks.entry(lease.webhook).or_default() += 1;
+            *sites.entry(lease.site).or_default() += 1;
+        }
+        Live {
+            ids: held.keys().copied().collect(),
+            webhooks: webhooks.into_iter().collect(),
+            sites: sites.into_iter().collect(),
+        }
     }
 
-    /// Leases `ids` for `duration`.
-    pub fn take(&self, ids: impl IntoIterator<Item = DeliveryId>, duration: Duration) {
+    /// Leases each delivery of `claimed` (id, its webhook and site) for `duration`.
+    pub fn take(
+        &self,
+        claimed: impl IntoIterator<Item = (DeliveryId, WebhookId, SiteId)>,
+        duration: Duration,
+    ) {
         let until = Instant::now() + duration;
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        held.extend(ids.into_iter().map(|id| (id, until)));
+        held.extend(claimed.into_iter().map(|(id, webhook, site)| {
+            (
+                id,
+                Lease {
+                    until,
+                    webhook,
+                    site,
+                },
+            )
+        }));
     }
 
     /// Drops the leases of `ids`.
@@ -52,14 +97,16 @@ mod tests {
     #[test]
     fn a_lease_is_live_until_it_expires_or_is_released() {
         let leases = Leases::default();
-        let (a, b) = (
-            DeliveryId::new(crate::domain::time::Timestamp::EPOCH),
-            DeliveryId::new(crate::domain::time::Timestamp::EPOCH),
-        );
-        leases.take([a], Duration::ZERO);
-        leases.take([b], Duration::from_secs(3600));
-        assert_eq!(leases.live(), vec![b], "a expired at once");
+        let t = crate::domain::time::Timestamp::EPOCH;
+        let (a, b) = (DeliveryId::new(t), DeliveryId::new(t));
+        let (webhook, site) = (WebhookId::new(t), SiteId::new(t));
+        leases.take([(a, webhook, site)], Duration::ZERO);
+        leases.take([(b, webhook, site)], Duration::from_secs(3600));
+        let live = leases.live();
+        assert_eq!(live.ids, vec![b], "a expired at once");
+        assert_eq!(live.webhooks, vec![(webhook, 1)]);
+        assert_eq!(live.sites, vec![(site, 1)]);
         leases.release(&[b]);
-        assert!(leases.live().is_empty());
+        assert!(leases.live().ids.is_empty());
     }
 }
