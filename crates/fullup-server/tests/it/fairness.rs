@@ -5,17 +5,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use fullup_server::domain::event_type::{EventFilter, EventType};
-use fullup_server::domain::health::{Health, HealthEffect, HealthPolicy};
+use fullup_server::domain::event_type::EventType;
+use fullup_server::domain::health::{HealthEffect, HealthPolicy};
 use fullup_server::domain::ids::{AttemptId, EventId, SiteId, WebhookId};
-use fullup_server::domain::models::{Attempt, ErrorKind, Event, Site};
+use fullup_server::domain::models::{Attempt, ErrorKind, Event};
 use fullup_server::domain::outcome::NextStep;
 use fullup_server::domain::time::Timestamp;
-use fullup_server::domain::webhook::Webhook;
-use fullup_server::domain::webhook_url::WebhookUrl;
 use fullup_server::store::{Claim, ClaimedDelivery, Completion, NewEvent, Store};
-use fullup_signature::Secret;
 
+use crate::support::records::site_with_webhooks;
 use crate::support::{Backend, store_test};
 
 const T0: Timestamp = Timestamp::from_unix_ms(1_800_000_000_000);
@@ -23,36 +21,6 @@ const POLICY: HealthPolicy = HealthPolicy {
     disable_after: Duration::from_secs(3600),
     max_concurrency: 16,
 };
-
-/// A site with `webhooks` webhooks, each subscribed to everything.
-async fn site_with_webhooks(store: &dyn Store, webhooks: usize) -> (SiteId, Vec<WebhookId>) {
-    let site = Site {
-        id: SiteId::new(T0),
-        name: "fairness".to_owned(),
-        created_at: T0,
-        updated_at: T0,
-    };
-    store.create_site(&site).await.expect("site");
-    let mut ids = Vec::new();
-    for _ in 0..webhooks {
-        let webhook = Webhook {
-            id: WebhookId::new(T0),
-            site_id: site.id,
-            url: WebhookUrl::parse("https://receiver.example.com/hook").expect("url"),
-            event_types: vec![EventFilter::All],
-            description: String::new(),
-            health: Health::default(),
-            paused: false,
-            secret: Secret::generate(),
-            old_secrets: Vec::new(),
-            created_at: T0,
-            updated_at: T0,
-        };
-        store.create_webhook(&webhook).await.expect("webhook");
-        ids.push(webhook.id);
-    }
-    (site.id, ids)
-}
 
 /// Ingests `events` events of `site`, each `ms` after T0 (older first).
 async fn send(store: &dyn Store, site: SiteId, events: usize, ms: u64) {
@@ -101,8 +69,8 @@ store_test!(a_sites_backlog_does_not_stand_in_front_of_another_sites_delivery);
 async fn a_sites_backlog_does_not_stand_in_front_of_another_sites_delivery(backend: Backend) {
     let open = backend.open_store().await;
     let store = &*open.store;
-    let (a, a_hooks) = site_with_webhooks(store, 3).await;
-    let (b, _) = site_with_webhooks(store, 1).await;
+    let (a, a_hooks) = site_with_webhooks(store, T0, 3).await;
+    let (b, _) = site_with_webhooks(store, T0, 1).await;
     send(store, a, 100, 0).await;
     send(store, b, 1, 10_000).await;
 
@@ -131,25 +99,19 @@ store_test!(a_site_never_has_more_than_its_share_in_flight);
 async fn a_site_never_has_more_than_its_share_in_flight(backend: Backend) {
     let open = backend.open_store().await;
     let store = &*open.store;
-    let (a, _) = site_with_webhooks(store, 4).await;
+    let (a, _) = site_with_webhooks(store, T0, 4).await;
     send(store, a, 20, 0).await;
     let first = claim(store, 128, 10).await;
     assert_eq!(first.len(), 10, "the cap, of 80 due");
     assert!(claim(store, 128, 10).await.is_empty(), "A is at its cap");
 
-    let (b, _) = site_with_webhooks(store, 1).await;
+    let (b, _) = site_with_webhooks(store, T0, 1).await;
     send(store, b, 2, 5_000).await;
     let second = claim(store, 128, 10).await;
     assert_eq!(per_site(&second), HashMap::from([(b, 2)]));
 
     let done = first.first().expect("claimed");
-    store
-        .complete(
-            &completion(done, ErrorKind::Status),
-            T0 + Duration::from_secs(61),
-        )
-        .await
-        .expect("record");
+    fail(store, done, ErrorKind::Status).await;
     let third = claim(store, 128, 10).await;
     assert_eq!(
         per_site(&third),
@@ -164,18 +126,12 @@ store_test!(a_webhook_that_times_out_gets_fewer_attempts_at_once);
 async fn a_webhook_that_times_out_gets_fewer_attempts_at_once(backend: Backend) {
     let open = backend.open_store().await;
     let store = &*open.store;
-    let (a, hooks) = site_with_webhooks(store, 1).await;
+    let (a, hooks) = site_with_webhooks(store, T0, 1).await;
     send(store, a, 40, 0).await;
     let first = claim(store, 128, 64).await;
     assert_eq!(first.len(), 16, "the configured per-webhook limit");
     for c in &first[..4] {
-        store
-            .complete(
-                &completion(c, ErrorKind::Timeout),
-                T0 + Duration::from_secs(61),
-            )
-            .await
-            .expect("record");
+        fail(store, c, ErrorKind::Timeout).await;
     }
     let webhook = store
         .get_webhook(a, hooks[0])
@@ -192,19 +148,20 @@ async fn a_webhook_that_times_out_gets_fewer_attempts_at_once(backend: Backend) 
         "12 still in flight, over the limit of 1"
     );
     for c in &first[4..] {
-        store
-            .complete(
-                &completion(c, ErrorKind::Timeout),
-                T0 + Duration::from_secs(61),
-            )
-            .await
-            .expect("record");
+        fail(store, c, ErrorKind::Timeout).await;
     }
     assert_eq!(
         claim(store, 128, 64).await.len(),
         1,
         "one at a time while it times out"
     );
+}
+
+/// Records a failed attempt of `c` (a timeout cuts the webhook's concurrency).
+async fn fail(store: &dyn Store, c: &ClaimedDelivery, kind: ErrorKind) {
+    let recorded_at = T0 + Duration::from_secs(61);
+    let done = store.complete(&completion(c, kind), recorded_at).await;
+    done.expect("record");
 }
 
 /// The record of a failed attempt of `c` (a timeout cuts the webhook's concurrency).

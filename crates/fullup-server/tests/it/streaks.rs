@@ -3,17 +3,15 @@
 
 use std::time::Duration;
 
-use fullup_server::domain::event_type::{EventFilter, EventType};
-use fullup_server::domain::health::{Health, HealthEffect, HealthPolicy};
-use fullup_server::domain::ids::{AttemptId, EventId, SiteId, WebhookId};
-use fullup_server::domain::models::{Attempt, ErrorKind, Event, Site};
+use fullup_server::domain::event_type::EventType;
+use fullup_server::domain::health::{HealthEffect, HealthPolicy};
+use fullup_server::domain::ids::{AttemptId, EventId};
+use fullup_server::domain::models::{Attempt, ErrorKind, Event};
 use fullup_server::domain::outcome::NextStep;
 use fullup_server::domain::time::Timestamp;
-use fullup_server::domain::webhook::Webhook;
-use fullup_server::domain::webhook_url::WebhookUrl;
 use fullup_server::store::{Claim, ClaimedDelivery, Completion, NewEvent, Store};
-use fullup_signature::Secret;
 
+use crate::support::records::site_with_webhooks;
 use crate::support::{Backend, store_test};
 
 const T0: Timestamp = Timestamp::from_unix_ms(1_800_000_000_000);
@@ -23,31 +21,11 @@ fn at(ms: i64) -> Timestamp {
 }
 
 async fn one_claimed_delivery(store: &dyn Store) -> ClaimedDelivery {
-    let site = Site {
-        id: SiteId::new(T0),
-        name: "streaks".to_owned(),
-        created_at: T0,
-        updated_at: T0,
-    };
-    store.create_site(&site).await.expect("site");
-    let webhook = Webhook {
-        id: WebhookId::new(T0),
-        site_id: site.id,
-        url: WebhookUrl::parse("https://receiver.example.com/hook").expect("url"),
-        event_types: vec![EventFilter::All],
-        description: String::new(),
-        health: Health::default(),
-        paused: false,
-        secret: Secret::generate(),
-        old_secrets: Vec::new(),
-        created_at: T0,
-        updated_at: T0,
-    };
-    store.create_webhook(&webhook).await.expect("webhook");
+    let (site, _) = site_with_webhooks(store, T0, 1).await;
     let new = NewEvent {
         event: Event {
             id: EventId::new(T0),
-            site_id: site.id,
+            site_id: site,
             event_type: EventType::parse("a.b").expect("type"),
             payload: "{}".to_owned(),
             created_at: T0,

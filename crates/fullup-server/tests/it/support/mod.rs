@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod postgres;
 pub mod receiver;
+pub mod records;
 pub mod server;
 pub mod stores;
 pub mod time;

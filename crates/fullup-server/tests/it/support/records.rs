@@ -1,0 +1,46 @@
+//! Records for tests below the API, written straight to a store.
+
+use fullup_server::domain::event_type::EventFilter;
+use fullup_server::domain::health::Health;
+use fullup_server::domain::ids::{SiteId, WebhookId};
+use fullup_server::domain::models::Site;
+use fullup_server::domain::time::Timestamp;
+use fullup_server::domain::webhook::Webhook;
+use fullup_server::domain::webhook_url::WebhookUrl;
+use fullup_server::store::Store;
+use fullup_signature::Secret;
+
+/// Creates a site, created at `at`, with `webhooks` webhooks, each subscribed to
+/// everything; returns their ids.
+pub async fn site_with_webhooks(
+    store: &dyn Store,
+    at: Timestamp,
+    webhooks: usize,
+) -> (SiteId, Vec<WebhookId>) {
+    let site = Site {
+        id: SiteId::new(at),
+        name: "test site".to_owned(),
+        created_at: at,
+        updated_at: at,
+    };
+    store.create_site(&site).await.expect("site");
+    let mut ids = Vec::new();
+    for _ in 0..webhooks {
+        let webhook = Webhook {
+            id: WebhookId::new(at),
+            site_id: site.id,
+            url: WebhookUrl::parse("https://receiver.example.com/hook").expect("url"),
+            event_types: vec![EventFilter::All],
+            description: String::new(),
+            health: Health::default(),
+            paused: false,
+            secret: Secret::generate(),
+            old_secrets: Vec::new(),
+            created_at: at,
+            updated_at: at,
+        };
+        store.create_webhook(&webhook).await.expect("webhook");
+        ids.push(webhook.id);
+    }
+    (site.id, ids)
+}
