@@ -137,7 +137,10 @@ async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<P
     let url = &config.database_url;
     let postgres = Backend::of(url)? == Backend::Postgres;
     if let Some(key) = &config.main_key {
-        return Ok((crate::store::open(url, key.clone()).await?, None));
+        return Ok((
+            crate::store::open_with(url, key.clone(), &config.store).await?,
+            None,
+        ));
     }
     let path = match config.main_key_file.clone() {
         Some(path) => path,
@@ -152,11 +155,14 @@ async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<P
     };
     if path.exists() {
         let key = MainKey::read_file(&path)?;
-        return Ok((crate::store::open(url, key).await?, None));
+        return Ok((
+            crate::store::open_with(url, key, &config.store).await?,
+            None,
+        ));
     }
     let key = MainKey::generate();
     key.write_new_file(&path)?;
-    match crate::store::open(url, key).await {
+    match crate::store::open_with(url, key, &config.store).await {
         Ok(store) => Ok((store, Some(path))),
         Err(err) => {
             let _ = std::fs::remove_file(&path);

@@ -12,6 +12,7 @@ use crate::delivery::DeliveryConfig;
 use crate::delivery::guard::{Lookup, SystemLookup};
 use crate::delivery::ssrf::NetworkPolicy;
 use crate::domain::clock::{Clock, SystemClock};
+use crate::store::StoreSettings;
 
 /// Default API address: loopback only, so a first start on a laptop exposes nothing.
 pub const DEFAULT_LISTEN: std::net::SocketAddr = std::net::SocketAddr::V4(
@@ -33,6 +34,8 @@ pub struct Config {
     pub max_event_bytes: usize,
     /// Delivery settings.
     pub delivery: DeliveryConfig,
+    /// How the store connects (PostgreSQL's pool size).
+    pub store: StoreSettings,
     /// The time source (tests inject a manual clock).
     pub clock: Arc<dyn Clock>,
     /// Which destinations webhooks may reach.
@@ -56,6 +59,7 @@ impl Default for Config {
             admin_token: None,
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             delivery: DeliveryConfig::default(),
+            store: StoreSettings::default(),
             clock: Arc::new(SystemClock),
             network: NetworkPolicy::default(),
             lookup: Arc::new(SystemLookup),

@@ -62,6 +62,10 @@ impl Dispatcher {
     /// Runs until `shutdown` is cancelled, then stops claiming and waits (at most the
     /// request timeout plus a few seconds) for attempts in flight to be recorded.
     pub async fn run(self, shutdown: CancellationToken) {
+        let watcher = {
+            let (store, wake) = (self.store.clone(), self.wake.clone());
+            tokio::spawn(async move { store.watch_due(wake).await })
+        };
         let mut tasks = JoinSet::new();
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
@@ -99,6 +103,7 @@ impl Dispatcher {
                 _ = shutdown.cancelled() => {}
             }
         }
+        watcher.abort();
         let drain = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(self.config.request_timeout + SHUTDOWN_GRACE, drain)
             .await

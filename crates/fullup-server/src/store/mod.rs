@@ -35,10 +35,37 @@ pub mod sqlite;
 /// database's main key: PostgreSQL for `postgres://`/`postgresql://`, SQLite for
 /// `sqlite:`. The one place that chooses a backend, for `fullup serve` and `fullup admin`.
 pub async fn open(url: &str, key: MainKey) -> StoreResult<Arc<dyn Store>> {
+    open_with(url, key, &StoreSettings::default()).await
+}
+
+/// [`open`] with `settings` instead of the defaults.
+pub async fn open_with(
+    url: &str,
+    key: MainKey,
+    settings: &StoreSettings,
+) -> StoreResult<Arc<dyn Store>> {
     Ok(match Backend::of(url)? {
-        Backend::Postgres => Arc::new(postgres::PgStore::open(url, key).await?),
+        Backend::Postgres => {
+            Arc::new(postgres::PgStore::open_with(url, key, settings.pool_connections).await?)
+        }
         Backend::Sqlite => Arc::new(sqlite::SqliteStore::open(url, key).await?),
     })
+}
+
+/// How a store connects, where the database lets it choose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Connections each node keeps at most to PostgreSQL (SQLite has its own fixed set:
+    /// one writer, a few readers).
+    pub pool_connections: u32,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            pool_connections: postgres::POOL_CONNECTIONS,
+        }
+    }
 }
 
 /// The kinds of database the service runs on.
@@ -291,6 +318,10 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     /// delivery's next step, and the webhook's health after
     /// [`crate::domain::health::Health::after_attempt`].
     async fn complete(&self, completion: &Completion, now: Timestamp) -> StoreResult<()>;
+    /// Wakes `wake` whenever deliveries become due that another node created, for as
+    /// long as the future runs; a store with one node returns at once (its own ingests
+    /// wake the dispatcher directly).
+    async fn watch_due(&self, _wake: Arc<tokio::sync::Notify>) {}
     /// Drops the leases of claimed deliveries that will not be attempted now.
     async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()>;
 }
@@ -398,19 +429,24 @@ pub trait Store: Reads + DeliveryQueue {
     async fn close(&self);
 }
 
-/// The health write an attempt calls for, given the health read inside the recording
-/// transaction: the new health and, when the attempt enabled or disabled the webhook,
+/// The health write attempts of one webhook call for, given the health read inside the
+/// recording transaction and the attempts in the order they are recorded (each with the
+/// time it is recorded): the new health and, when they enabled or disabled the webhook,
 /// the time to set as its `updated_at`; None when the health stays as it is.
-pub(crate) fn health_change(
+pub(crate) fn health_change<'a>(
     read: &crate::domain::health::Health,
-    c: &Completion,
-    now: Timestamp,
+    attempts: impl IntoIterator<Item = (&'a Completion, Timestamp)>,
 ) -> Option<(crate::domain::health::Health, Option<Timestamp>)> {
-    let next = read.after_attempt(c.health, &c.policy, c.attempt.started_at, now);
+    let mut next = read.clone();
+    let mut last = None;
+    for (c, now) in attempts {
+        next = next.after_attempt(c.health, &c.policy, c.attempt.started_at, now);
+        last = Some(now);
+    }
     if next == *read {
         return None;
     }
-    let updated = read.switch_differs(&next).then_some(now);
+    let updated = last.filter(|_| read.switch_differs(&next));
     Some((next, updated))
 }
 

@@ -2,8 +2,10 @@
 //! once, with no coordinator between them.
 //!
 //! What makes sharing safe: ingest claims its idempotency key with the insert itself
-//! (`ON CONFLICT`), a delivery is leased by one `UPDATE` whose rows are picked
-//! `FOR NO KEY UPDATE SKIP LOCKED`, every multi-row write is one transaction, and leases
+//! (`ON CONFLICT`), a delivery is leased by one statement whose rows are picked
+//! `FOR NO KEY UPDATE SKIP LOCKED` and whose lease rows are inserted with `ON CONFLICT`
+//! (the `leases` table, migration 0004), every multi-row write is one transaction,
+//! ingests and completions are committed in groups ([`batch`]), and leases
 //! survive a node's restart (they may belong to another node; an expired one is claimed
 //! again by the normal claim). Each node keeps a pool of [`POOL_CONNECTIONS`].
 
@@ -12,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use tokio::sync::Notify;
 
 use super::reads::impl_reads;
 use super::rows::filters_json;
@@ -28,13 +31,20 @@ use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
 use crate::store::sealing::seal_secrets;
 
+mod batch;
 mod secrets;
 mod writes;
 
-/// Connections each node keeps at most: the API's queries and the dispatcher's claims
-/// and completions are short transactions, so 16 serve hundreds of attempts in flight;
-/// PostgreSQL's default `max_connections` (100) leaves room for several nodes.
+/// Connections each node keeps at most by default: the API's queries, the dispatcher's
+/// claims and the group-commit writers ([`batch::WRITERS`]) are short transactions, so
+/// 16 serve hundreds of attempts in flight; PostgreSQL's default `max_connections` (100)
+/// leaves room for several nodes.
 pub const POOL_CONNECTIONS: u32 = 16;
+/// The fewest connections a node can run on: the group-commit writers, a claim, and a
+/// query of the API at once.
+pub const MIN_POOL_CONNECTIONS: u32 = batch::WRITERS as u32 + 2;
+/// Wait before listening again after the notification connection failed.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 /// How long a query waits for a free connection before failing.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -43,6 +53,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct PgStore {
     pool: PgPool,
     key: Arc<MainKey>,
+    /// Ingests and attempt completions, committed in groups.
+    batch: batch::GroupCommit,
 }
 
 impl PgStore {
@@ -50,15 +62,21 @@ impl PgStore {
     /// must exist), runs migrations (safe from several nodes at once: they take an
     /// advisory lock) and checks that `key` is the database's main key.
     pub async fn open(url: &str, key: MainKey) -> StoreResult<Self> {
+        Self::open_with(url, key, POOL_CONNECTIONS).await
+    }
+
+    /// [`PgStore::open`] with a pool of `connections` (at least [`MIN_POOL_CONNECTIONS`]).
+    pub async fn open_with(url: &str, key: MainKey, connections: u32) -> StoreResult<Self> {
         // Notices ("relation … already exists, skipping" at every start) are not news.
         let options =
             PgConnectOptions::from_str(url)?.options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
-            .max_connections(POOL_CONNECTIONS)
+            .max_connections(connections.max(MIN_POOL_CONNECTIONS))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         let store = Self {
+            batch: batch::GroupCommit::spawn(&pool),
             pool,
             key: Arc::new(key),
         };
@@ -99,6 +117,18 @@ fn bind_webhook<'q>(
         .bind(w.site_id.to_string())
 }
 
+/// Wakes `wake` at each notification on [`batch::DUE_CHANNEL`] until the connection fails.
+async fn listen(pool: &PgPool, wake: &Notify) -> StoreResult<()> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(batch::DUE_CHANNEL).await?;
+    // Whatever was announced while not listening is found by this claim.
+    wake.notify_one();
+    loop {
+        listener.recv().await?;
+        wake.notify_one();
+    }
+}
+
 impl_reads!(PgStore, sqlx::Postgres, pool, postgres);
 
 #[async_trait]
@@ -108,12 +138,25 @@ impl DeliveryQueue for PgStore {
     }
 
     async fn complete(&self, c: &Completion, now: Timestamp) -> StoreResult<()> {
-        writes::complete(&self.pool, c, now).await
+        self.batch.complete(c.clone(), now).await
+    }
+
+    /// Listens on [`batch::DUE_CHANNEL`], on which every node's ingests announce new
+    /// deliveries at commit, so deliveries ingested on another node start within
+    /// milliseconds instead of at the next poll. A lost connection is re-established
+    /// (the wait in between is covered by polling).
+    async fn watch_due(&self, wake: Arc<Notify>) {
+        loop {
+            if let Err(err) = listen(&self.pool, &wake).await {
+                tracing::warn!(error = %err, "listening for due deliveries failed; polling meanwhile");
+            }
+            tokio::time::sleep(RELISTEN_AFTER).await;
+        }
     }
 
     async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()> {
         let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE id = ANY($1::text[])")
+        sqlx::query("DELETE FROM leases WHERE delivery_id = ANY($1::text[])")
             .bind(&ids)
             .execute(&self.pool)
             .await?;
@@ -235,16 +278,16 @@ impl Store for PgStore {
     }
 
     async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome> {
-        writes::ingest(&self.pool, new).await
+        self.batch.ingest(new.clone()).await
     }
 
     async fn retry_delivery(&self, d: &Delivery, now: Timestamp) -> StoreResult<Option<Delivery>> {
         let (site, id) = (d.site_id, d.id);
         // A live lease stays: the attempt in flight (on whichever node) decides what
-        // happens next, and no second attempt of the same delivery runs beside it.
+        // happens next, and no second attempt of the same delivery runs beside it. An
+        // ended one no longer counts.
         let row = sqlx::query(
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1, \
-             lease_until = CASE WHEN lease_until > $1 THEN lease_until END \
+            "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
              WHERE id = $2 AND site_id = $3 RETURNING *",
         )
         .bind(now)

@@ -46,9 +46,9 @@ pub(crate) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (id, delivery_id, 
      started_at, duration_ms, status_code, error_kind, error_message, response_body) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 /// An attempt's effect on its delivery: `$1` state, `$2` attempts made, `$3` next
-/// attempt, `$4` updated, `$5` id.
+/// attempt, `$4` updated, `$5` id. (Each store ends the attempt's lease its own way.)
 pub(crate) const COMPLETE_DELIVERY: &str = "UPDATE deliveries SET state = $1, attempt_count = $2, \
-     next_attempt_at = $3, lease_until = NULL, updated_at = $4 WHERE id = $5";
+     next_attempt_at = $3, updated_at = $4 WHERE id = $5";
 /// A webhook's health: `$1` id.
 pub(crate) const READ_HEALTH: &str = "SELECT enabled, disabled_reason, failing_since, concurrency_limit \
      FROM webhooks WHERE id = $1";
@@ -64,5 +64,5 @@ pub(crate) const WRITE_HEALTH: &str = "UPDATE webhooks SET enabled = $1, disable
 /// A webhook's failed deliveries created in a range, due again: `$1` now, `$2` site,
 /// `$3` webhook, `$4` since, `$5` until.
 pub(crate) const RECOVER_DELIVERIES: &str = "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, \
-     lease_until = NULL, updated_at = $1 WHERE site_id = $2 AND webhook_id = $3 \
+     updated_at = $1 WHERE site_id = $2 AND webhook_id = $3 \
      AND state = 'failed' AND created_at >= $4 AND created_at < $5";

@@ -11,6 +11,7 @@
 
 mod api;
 mod backlog;
+mod cpu;
 mod deployment;
 mod ingest;
 mod isolation;
@@ -33,6 +34,7 @@ use fullup_signature::Secret;
 use serde::Serialize;
 
 use self::api::NewWebhook;
+use self::cpu::CpuPerDelivery;
 use self::deployment::Deployment;
 use self::load::{Events, Load, Pace, Requests};
 use self::plan::Plan;
@@ -275,7 +277,8 @@ impl Bench {
     }
 
     /// Sends `stream`'s events at `--rate` to a fresh service with `hooks` and waits
-    /// for their deliveries; returns the rate they were sent at, and the deliveries.
+    /// for their deliveries; returns the rate they were sent at, the deliveries, and the
+    /// CPU they cost.
     async fn at_rate(
         &mut self,
         hooks: &[NewWebhook],
@@ -283,7 +286,7 @@ impl Bench {
         expect: Expect,
         label: &str,
         noise: Option<&isolation::Noise>,
-    ) -> anyhow::Result<(f64, Settled)> {
+    ) -> anyhow::Result<(f64, Settled, CpuPerDelivery)> {
         let (deployment, _) = self.deploy(hooks).await?;
         let noisy = match noise {
             Some(noise) => Some(noise.start(&deployment.api, &self.secret).await?),
@@ -293,13 +296,15 @@ impl Bench {
         let pace = Pace::Open {
             rate: f64::from(self.plan.rate),
         };
+        let cpu_start = deployment.cpu_now();
         let sent = self.send(label, requests, expect, pace).await?;
         let settled = self.settle(&sent).await;
+        let cpu = cpu_start.per_delivery(&deployment.cpu_now(), settled.tally.deliveries_distinct);
         if let Some(site) = noisy {
             deployment.api.delete_site(&site).await?;
         }
         deployment.finish().await?;
-        Ok((sent.send_rate(), settled))
+        Ok((sent.send_rate(), settled, cpu))
     }
 
     /// The ceiling of a closed-loop run: `requests` signed envelopes straight to the

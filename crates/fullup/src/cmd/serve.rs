@@ -19,6 +19,8 @@ use fullup_server::delivery::{
 };
 use fullup_server::domain::clock::SystemClock;
 use fullup_server::domain::retry::{DEFAULT_DELAYS, DEFAULT_JITTER, RetrySchedule};
+use fullup_server::store::StoreSettings;
+use fullup_server::store::postgres::{MIN_POOL_CONNECTIONS, POOL_CONNECTIONS};
 use fullup_signature::Secret;
 use humantime::Duration as HumanDuration;
 
@@ -34,6 +36,10 @@ pub struct Args {
     /// nodes sharing it; PostgreSQL needs `FULLUP_MAIN_KEY` or `--main-key-file`.
     #[arg(long, env = "FULLUP_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     database_url: String,
+    /// Connections this node keeps at most to PostgreSQL (every node has its own pool:
+    /// keep nodes x pool size below the server's `max_connections`). Ignored by SQLite.
+    #[arg(long, env = "FULLUP_DATABASE_POOL_SIZE", default_value_t = POOL_CONNECTIONS)]
+    database_pool_size: u32,
     /// Address the API listens on.
     #[arg(long, env = "FULLUP_LISTEN", default_value_t = DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -126,6 +132,10 @@ impl Args {
             "--header-read-timeout must be more than 0s"
         );
         anyhow::ensure!(
+            self.database_pool_size >= MIN_POOL_CONNECTIONS,
+            "--database-pool-size must be at least {MIN_POOL_CONNECTIONS}"
+        );
+        anyhow::ensure!(
             self.max_connections > 0,
             "--max-connections must be at least 1"
         );
@@ -165,6 +175,9 @@ impl Args {
             },
             main_key: super::admin::main_key_from_env()?,
             main_key_file: self.main_key_file,
+            store: StoreSettings {
+                pool_connections: self.database_pool_size,
+            },
             ..Config::default()
         })
     }

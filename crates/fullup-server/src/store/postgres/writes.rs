@@ -58,7 +58,10 @@ pub(super) async fn ingest(pool: &PgPool, new: &NewEvent) -> StoreResult<IngestO
 }
 
 /// The event that holds `new`'s idempotency key.
-async fn earlier_event(tx: &mut PgConnection, new: &NewEvent) -> StoreResult<IngestOutcome> {
+pub(super) async fn earlier_event(
+    tx: &mut PgConnection,
+    new: &NewEvent,
+) -> StoreResult<IngestOutcome> {
     let event = &new.event;
     let key = event
         .idempotency_key
@@ -105,8 +108,8 @@ async fn insert_deliveries(tx: &mut PgConnection, new: &NewEvent) -> StoreResult
         .map(|_| DeliveryId::new(event.created_at).to_string())
         .collect();
     sqlx::query(
-        "INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, next_attempt_at, lease_until, created_at, updated_at) \
-         SELECT d, $3, $4, w, 'pending', 0, $5, NULL, $5, $5 FROM UNNEST($1::text[], $2::text[]) AS t(d, w)",
+        "INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, next_attempt_at, created_at, updated_at) \
+         SELECT d, $3, $4, w, 'pending', 0, $5, $5, $5 FROM UNNEST($1::text[], $2::text[]) AS t(d, w)",
     )
     .bind(&ids)
     .bind(&webhooks)
@@ -115,20 +118,24 @@ async fn insert_deliveries(tx: &mut PgConnection, new: &NewEvent) -> StoreResult
     .bind(event.created_at)
     .execute(&mut *tx)
     .await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(super::batch::DUE_CHANNEL)
+        .execute(&mut *tx)
+        .await?;
     u32::try_from(webhooks.len()).map_err(corrupt)
 }
 
 /// Leases due deliveries in one statement (see [`crate::store::DeliveryQueue::claim_due`]).
 ///
 /// `live` counts the attempts in flight on every node (live leases) per webhook and
-/// site. Each eligible webhook's due deliveries come from its own range of
+/// site. Each eligible webhook's due, unleased deliveries come from its own range of
 /// `deliveries_due_webhook`, as many as its limit leaves room for (a paused or saturated
-/// webhook's backlog is never scanned), picked `FOR NO KEY UPDATE SKIP LOCKED`: rows
-/// another node is claiming at this moment are skipped, not waited for, and a row whose
-/// lease another node committed after this statement's snapshot is re-checked against
-/// the lease condition before it is taken, so two nodes never lease one delivery. They
-/// are then ranked within their site (its webhooks in turn) and taken round-robin across
-/// sites, within each site's room.
+/// webhook's backlog is never scanned), locked `FOR NO KEY UPDATE SKIP LOCKED` so that
+/// concurrent claims (of any nodes) pick different rows. They are then ranked within
+/// their site (its webhooks in turn) and taken round-robin across sites, within each
+/// site's room. A lease is a row of `leases`, inserted, or renewed only if it has ended:
+/// the primary key decides against the latest committed lease, whatever this statement's
+/// snapshot saw, so two nodes never lease one delivery. The delivery row is not written.
 pub(super) async fn claim_due(
     pool: &PgPool,
     key: &MainKey,
@@ -136,36 +143,38 @@ pub(super) async fn claim_due(
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let rows = sqlx::query(
         "WITH live AS ( \
-             SELECT d.webhook_id, w.site_id, COUNT(*) AS n \
-             FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.state = 'pending' AND d.lease_until IS NOT NULL AND d.lease_until > $2 \
-             GROUP BY d.webhook_id, w.site_id), \
+             SELECT webhook_id, site_id, COUNT(*) AS n FROM leases WHERE until > $2 \
+             GROUP BY webhook_id, site_id), \
          site_live AS (SELECT site_id, SUM(n) AS n FROM live GROUP BY site_id), \
          candidates AS ( \
-             SELECT d.id, d.next_attempt_at, w.site_id, $5 - COALESCE(s.n, 0) AS site_room, \
+             SELECT d.id, d.next_attempt_at, w.id AS webhook_id, w.site_id, \
+                    $5 - COALESCE(s.n, 0) AS site_room, \
                     ROW_NUMBER() OVER (PARTITION BY w.id ORDER BY d.next_attempt_at) AS webhook_rank \
              FROM webhooks w LEFT JOIN live l ON l.webhook_id = w.id \
              LEFT JOIN site_live s ON s.site_id = w.site_id CROSS JOIN LATERAL ( \
                  SELECT d.id, d.next_attempt_at FROM deliveries d \
                  WHERE d.webhook_id = w.id AND d.state = 'pending' AND d.next_attempt_at <= $2 \
-                   AND (d.lease_until IS NULL OR d.lease_until <= $2) \
+                   AND NOT EXISTS (SELECT 1 FROM leases x WHERE x.delivery_id = d.id AND x.until > $2) \
                  ORDER BY d.next_attempt_at \
                  LIMIT GREATEST(LEAST(COALESCE(w.concurrency_limit, $4), $4) - COALESCE(l.n, 0), 0) \
                  FOR NO KEY UPDATE OF d SKIP LOCKED) d \
              WHERE w.enabled AND NOT w.paused AND $5 - COALESCE(s.n, 0) > 0), \
          ranked AS ( \
-             SELECT c.id, c.next_attempt_at, c.site_room, \
+             SELECT c.id, c.webhook_id, c.site_id, c.next_attempt_at, c.site_room, \
                     ROW_NUMBER() OVER (PARTITION BY c.site_id ORDER BY c.webhook_rank, c.next_attempt_at) AS site_rank \
              FROM candidates c), \
          due AS ( \
-             SELECT id FROM ranked WHERE site_rank <= site_room \
+             SELECT id, webhook_id, site_id FROM ranked WHERE site_rank <= site_room \
              ORDER BY site_rank, next_attempt_at LIMIT $3), \
          claimed AS ( \
-             UPDATE deliveries d SET lease_until = $1 FROM due WHERE d.id = due.id \
-             RETURNING d.id, d.attempt_count, d.event_id, d.webhook_id, d.next_attempt_at) \
-         SELECT c.id AS delivery_id, c.attempt_count, e.id AS event_id, e.type AS event_type, e.payload, w.* \
-         FROM claimed c JOIN events e ON e.id = c.event_id JOIN webhooks w ON w.id = c.webhook_id \
-         ORDER BY c.next_attempt_at",
+             INSERT INTO leases (delivery_id, webhook_id, site_id, until) \
+             SELECT id, webhook_id, site_id, $1 FROM due \
+             ON CONFLICT (delivery_id) DO UPDATE SET until = EXCLUDED.until WHERE leases.until <= $2 \
+             RETURNING delivery_id) \
+         SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.type AS event_type, e.payload, w.* \
+         FROM claimed c JOIN deliveries d ON d.id = c.delivery_id \
+         JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
+         ORDER BY d.next_attempt_at",
     )
     .bind(claim.now + claim.lease)
     .bind(claim.now)
@@ -224,26 +233,34 @@ pub(super) async fn complete(pool: &PgPool, c: &Completion, now: Timestamp) -> S
         .bind(a.delivery_id.to_string())
         .execute(&mut *tx)
         .await?;
-    record_health(&mut tx, c, now).await?;
+    sqlx::query("DELETE FROM leases WHERE delivery_id = $1")
+        .bind(a.delivery_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    record_health(&mut tx, &a.webhook_id.to_string(), &[(c, now)]).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Applies the attempt's effect to its webhook's health: read, rule, and a write only if
-/// the health changes and is still the one read (compare and swap; a lost race reads
-/// again). No lock is taken when nothing changes, which is almost every attempt.
-async fn record_health(tx: &mut PgConnection, c: &Completion, now: Timestamp) -> StoreResult<()> {
-    let webhook = c.attempt.webhook_id.to_string();
+/// Applies the effect of `attempts` (all of `webhook`, in the order they were made) to
+/// its health: read, rule, and a write only if the health changes and is still the one
+/// read (compare and swap; a lost race reads again). No lock is taken when nothing
+/// changes, which is almost every attempt.
+pub(super) async fn record_health(
+    tx: &mut PgConnection,
+    webhook: &str,
+    attempts: &[(&Completion, Timestamp)],
+) -> StoreResult<()> {
     for _ in 0..HEALTH_ATTEMPTS {
         let row = sqlx::query(sql::READ_HEALTH)
-            .bind(&webhook)
+            .bind(webhook)
             .fetch_optional(&mut *tx)
             .await?;
         // Deleted since the claim: nothing to record.
         let Some(read) = row.as_ref().map(health).transpose()? else {
             return Ok(());
         };
-        let Some((next, updated)) = health_change(&read, c, now) else {
+        let Some((next, updated)) = health_change(&read, attempts.iter().copied()) else {
             return Ok(());
         };
         let done = sqlx::query(sql::WRITE_HEALTH)
@@ -252,7 +269,7 @@ async fn record_health(tx: &mut PgConnection, c: &Completion, now: Timestamp) ->
             .bind(next.failing_since)
             .bind(next.concurrency.map(limit_column))
             .bind(updated)
-            .bind(&webhook)
+            .bind(webhook)
             .bind(read.enabled)
             .bind(&read.disabled_reason)
             .bind(read.failing_since)

@@ -128,7 +128,7 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
     let Some(read) = read else {
         return Ok(());
     };
-    if let Some((next, updated)) = health_change(&read, c, now) {
+    if let Some((next, updated)) = health_change(&read, [(c, now)]) {
         conn.prepare_cached(sql::WRITE_HEALTH)?.execute(params![
             next.enabled,
             next.disabled_reason,

@@ -20,6 +20,7 @@ use serde_json::json;
 use super::{QUIET, WAIT, assert_signed, scalar};
 use crate::support::TestReceiver;
 use crate::support::postgres::{TestDatabase, pg_config, start_node};
+use crate::support::records::site_with_webhooks;
 use crate::support::server::manual_clock;
 
 /// How many requests each event's id arrived in, for one receiver.
@@ -282,4 +283,37 @@ async fn nodes_starting_together_agree_on_one_admin_token() {
         answers.iter().all(|(h, _)| *h == hash),
         "every node accepts the printed token"
     );
+}
+
+#[tokio::test]
+async fn a_node_hears_of_deliveries_another_node_ingests_without_polling() {
+    let Some(db) =
+        TestDatabase::create("a_node_hears_of_deliveries_another_node_ingests_without_polling")
+            .await
+    else {
+        return;
+    };
+    let key = MainKey::generate();
+    let ingesting = PgStore::open(&db.url, key.clone()).await.expect("open");
+    let listening = PgStore::open(&db.url, key).await.expect("open");
+    let now = Timestamp::from_unix_ms(1_800_000_000_000);
+    let (site, _) = site_with_webhooks(&ingesting, now, 2).await;
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let watch = tokio::spawn({
+        let wake = wake.clone();
+        async move { listening.watch_due(wake).await }
+    });
+    // The first wake says it listens (and covers whatever was announced before).
+    tokio::time::timeout(WAIT, wake.notified())
+        .await
+        .expect("the watch starts listening");
+
+    ingesting
+        .ingest(&new_event(site, now, None, 0))
+        .await
+        .expect("ingest");
+    tokio::time::timeout(WAIT, wake.notified())
+        .await
+        .expect("the other node is told of the new deliveries");
+    watch.abort();
 }

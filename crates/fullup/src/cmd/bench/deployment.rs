@@ -5,6 +5,7 @@
 use anyhow::Context as _;
 
 use super::api::Api;
+use super::cpu::CpuTimes;
 use super::service::Service;
 
 /// How to get a service for each run.
@@ -27,6 +28,8 @@ pub enum Target {
 #[derive(Debug)]
 struct Local {
     service: Service,
+    /// Whether it runs on PostgreSQL (whose server's CPU time is then measured).
+    postgres: bool,
     // Dropped after the service, which holds files in it.
     _dir: tempfile::TempDir,
 }
@@ -54,7 +57,15 @@ impl Deployment {
                     base: service.base.clone(),
                     token: service.admin_token.clone(),
                 };
-                (api, Some(Local { service, _dir: dir }))
+                let postgres = database_url
+                    .as_deref()
+                    .is_some_and(|url| url.starts_with("postgres"));
+                let local = Local {
+                    service,
+                    postgres,
+                    _dir: dir,
+                };
+                (api, Some(local))
             }
             Target::Remote { base, token } => {
                 let api = Api {
@@ -76,6 +87,16 @@ impl Deployment {
             .as_ref()
             .map(|local| local.service.peak_rss_bytes())
             .transpose()
+    }
+
+    /// The CPU time used so far by the service the bench started (and its PostgreSQL
+    /// server), and by the bench.
+    pub fn cpu_now(&self) -> CpuTimes {
+        let local = self.local.as_ref();
+        CpuTimes::now(
+            local.map(|l| l.service.pid()),
+            local.is_some_and(|l| l.postgres),
+        )
     }
 
     /// Stops the service the bench started, or deletes the run's site from the target.

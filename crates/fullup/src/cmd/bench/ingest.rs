@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::cpu::CpuPerDelivery;
 use super::load::{Events, Pace};
 use super::receiver::Expect;
 use super::report::{Row, Tally, percent_of, ratio};
@@ -22,6 +23,8 @@ pub struct Report {
     events_per_sec: f64,
     ceiling_requests_per_sec: f64,
     share_of_ceiling: f64,
+    #[serde(flatten)]
+    cpu: CpuPerDelivery,
 }
 
 /// Runs the scenario.
@@ -31,10 +34,12 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
     let expect = Expect::FanOut { events, hooks: 1 };
     let requests = Events::uniform(bench.plan.data_bytes).ingest(&deployment.api, &deployment.site);
     let label = format!("ingesting {events} events, {concurrency} clients");
+    let cpu_start = deployment.cpu_now();
     let ingest = bench
         .send(&label, requests, expect, Pace::Closed { concurrency })
         .await?;
     let tally = bench.settle(&ingest).await.tally;
+    let cpu = cpu_start.per_delivery(&deployment.cpu_now(), tally.deliveries_distinct);
     deployment.finish().await?;
     let ceiling = bench
         .ceiling_rate(bench.plan.ceiling_requests_for(events), concurrency)
@@ -47,6 +52,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
         events_per_sec: ingest.per_sec(),
         ceiling_requests_per_sec: ceiling,
         share_of_ceiling: ratio(ingest.per_sec(), ceiling),
+        cpu,
     })
 }
 
@@ -75,6 +81,7 @@ impl Report {
                 "share of ceiling",
                 percent_of(self.events_per_sec, self.ceiling_requests_per_sec),
             ),
+            ("CPU per delivery", self.cpu.describe()),
         ]
     }
 

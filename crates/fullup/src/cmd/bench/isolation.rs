@@ -152,7 +152,7 @@ async fn measure(
         healthy,
     };
     let label = format!("{} events/s {label}", bench.plan.rate);
-    let (sent_per_sec, Settled { tally, latency, .. }) =
+    let (sent_per_sec, Settled { tally, latency, .. }, _) =
         bench.at_rate(hooks, stream, expect, &label, noise).await?;
     Ok(Run {
         sent_per_sec,

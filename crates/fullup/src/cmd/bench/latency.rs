@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::cpu::CpuPerDelivery;
 use super::load::Events;
 use super::receiver::Expect;
 use super::report::{Latency, Row, Tally, ratio};
@@ -24,6 +25,8 @@ pub struct Report {
     ceiling_latency: Latency,
     p50_vs_ceiling: f64,
     p99_vs_ceiling: f64,
+    #[serde(flatten)]
+    cpu: CpuPerDelivery,
 }
 
 /// Runs the scenario.
@@ -33,7 +36,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
     let stream = Events::uniform(bench.plan.data_bytes);
     let expect = Expect::FanOut { events, hooks: 1 };
     let label = format!("sending {rate} events/s for {:?}", bench.plan.duration);
-    let (sent_per_sec, Settled { tally, latency, .. }) =
+    let (sent_per_sec, Settled { tally, latency, .. }, cpu) =
         bench.at_rate(&hooks, &stream, expect, &label, None).await?;
     let ceiling = bench.ceiling_latency(events, f64::from(rate)).await?;
     Ok(Report {
@@ -47,6 +50,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
         ceiling_latency: ceiling,
         p50_vs_ceiling: ratio(latency.p50_ms, ceiling.p50_ms),
         p99_vs_ceiling: ratio(latency.p99_ms, ceiling.p99_ms),
+        cpu,
     })
 }
 
@@ -72,6 +76,7 @@ impl Report {
                     self.p50_vs_ceiling, self.p99_vs_ceiling
                 ),
             ),
+            ("CPU per delivery", self.cpu.describe()),
         ]
     }
 

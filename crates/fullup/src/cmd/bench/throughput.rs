@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::cpu::CpuPerDelivery;
 use super::load::{Events, Pace};
 use super::receiver::Expect;
 use super::report::{Row, Tally, percent_of, ratio};
@@ -22,6 +23,8 @@ pub struct Report {
     deliveries_per_sec: f64,
     ceiling_requests_per_sec: f64,
     share_of_ceiling: f64,
+    #[serde(flatten)]
+    cpu: CpuPerDelivery,
 }
 
 /// Runs the scenario.
@@ -35,10 +38,12 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
     };
     let requests = Events::uniform(bench.plan.data_bytes).ingest(&deployment.api, &deployment.site);
     let label = format!("ingesting {events} events, fan-out {fanout}");
+    let cpu_start = deployment.cpu_now();
     let ingest = bench
         .send(&label, requests, expect, Pace::Closed { concurrency })
         .await?;
     let Settled { last, tally, .. } = bench.settle(&ingest).await;
+    let cpu = cpu_start.per_delivery(&deployment.cpu_now(), tally.deliveries_distinct);
     deployment.finish().await?;
     let deliveries_per_sec = last.map_or(0.0, |at| {
         tally.deliveries_distinct as f64 / at.duration_since(ingest.started).as_secs_f64()
@@ -55,6 +60,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
         deliveries_per_sec,
         ceiling_requests_per_sec: ceiling,
         share_of_ceiling: ratio(deliveries_per_sec, ceiling),
+        cpu,
     })
 }
 
@@ -87,6 +93,7 @@ impl Report {
                 "share of ceiling",
                 percent_of(self.deliveries_per_sec, self.ceiling_requests_per_sec),
             ),
+            ("CPU per delivery", self.cpu.describe()),
         ]
     }
 

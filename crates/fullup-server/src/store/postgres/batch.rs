@@ -1,0 +1,440 @@
+//! Group commit: concurrent ingests and attempt completions share one transaction and
+//! one multi-row statement per table, so one WAL flush and a handful of statements
+//! cover hundreds of them.
+//!
+//! [`WRITERS`] tasks take turns at the queue: each takes every job waiting (up to
+//! [`MAX_BATCH`]), writes them in one transaction and answers each caller only after the
+//! commit, so a 202 still means "committed". While one writer waits for its commit to
+//! be flushed, the next collects the jobs that arrived meanwhile. A batch that fails
+//! (a deadlock with another node, a row deleted in between) is not retried as a whole:
+//! each of its jobs is then written alone, as the unbatched store did, so one job's
+//! failure is its own.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use sqlx::Row as _;
+use sqlx::postgres::{PgConnection, PgPool};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::writes::{self, earlier_event, record_health};
+use crate::domain::event_type::EventFilter;
+use crate::domain::ids::{DeliveryId, WebhookId};
+use crate::domain::models::ErrorKind;
+use crate::domain::time::Timestamp;
+use crate::domain::webhook::targets;
+use crate::store::rows::corrupt;
+use crate::store::rows::postgres::{filters, parsed};
+use crate::store::{Completion, IngestOutcome, NewEvent, StoreError, StoreResult, delivery_after};
+
+/// Most jobs in one transaction: enough to amortise the commit, few enough that a
+/// batch's statements stay a few milliseconds.
+pub const MAX_BATCH: usize = 256;
+/// Writer tasks, each with a connection while it writes: two, so one collects while the
+/// other commits.
+pub const WRITERS: usize = 2;
+/// Jobs waiting before callers wait to enqueue (backpressure).
+const QUEUE_DEPTH: usize = 4096;
+/// The channel on which nodes announce deliveries that are due now (see
+/// [`super::PgStore::watch`]).
+pub const DUE_CHANNEL: &str = "fullup_due";
+
+enum Job {
+    Ingest(NewEvent, oneshot::Sender<StoreResult<IngestOutcome>>),
+    Complete(Completion, Timestamp, oneshot::Sender<StoreResult<()>>),
+}
+
+/// The handle callers submit writes through; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct GroupCommit {
+    queue: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    /// Starts the writers over `pool`. They stop when the last handle is dropped.
+    pub fn spawn(pool: &PgPool) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..WRITERS {
+            tokio::spawn(run(pool.clone(), Arc::clone(&rx)));
+        }
+        Self { queue }
+    }
+
+    /// Stores an event and its deliveries in the next batch.
+    pub async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Ingest(new, reply), answer).await
+    }
+
+    /// Records an attempt and its consequences in the next batch.
+    pub async fn complete(&self, c: Completion, now: Timestamp) -> StoreResult<()> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Complete(c, now, reply), answer).await
+    }
+
+    async fn submit<T>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<StoreResult<T>>,
+    ) -> StoreResult<T> {
+        self.queue
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriteFailed("the store is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::WriteFailed("the writer dropped the job".into()))?
+    }
+}
+
+async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            jobs.push(first);
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        write(&pool, jobs).await;
+    }
+}
+
+/// Writes `jobs` in one transaction and answers each; on failure, writes each alone.
+async fn write(pool: &PgPool, jobs: Vec<Job>) {
+    let mut ingests = Vec::new();
+    let mut completions = Vec::new();
+    for job in jobs {
+        match job {
+            Job::Ingest(new, reply) => ingests.push((new, reply)),
+            Job::Complete(c, now, reply) => completions.push((c, now, reply)),
+        }
+    }
+    let news: Vec<&NewEvent> = ingests.iter().map(|(new, _)| new).collect();
+    let done: Vec<(&Completion, Timestamp)> =
+        completions.iter().map(|(c, now, _)| (c, *now)).collect();
+    match write_batch(pool, &news, &done).await {
+        Ok(outcomes) => {
+            for ((_, reply), outcome) in ingests.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+            for (_, _, reply) in completions {
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, ingests = ingests.len(), completions = completions.len(),
+                "a write batch failed; writing its jobs one by one");
+            for (new, reply) in ingests {
+                let _ = reply.send(writes::ingest(pool, &new).await);
+            }
+            for (c, now, reply) in completions {
+                let _ = reply.send(writes::complete(pool, &c, now).await);
+            }
+        }
+    }
+}
+
+/// One transaction: the events, their deliveries, the attempts and their effects.
+async fn write_batch(
+    pool: &PgPool,
+    news: &[&NewEvent],
+    done: &[(&Completion, Timestamp)],
+) -> StoreResult<Vec<IngestOutcome>> {
+    let mut tx = pool.begin().await?;
+    let outcomes = if news.is_empty() {
+        Vec::new()
+    } else {
+        ingest_batch(&mut tx, news).await?
+    };
+    if !done.is_empty() {
+        complete_batch(&mut tx, done).await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// Inserts the events (an idempotency key already held leaves its event out), then one
+/// delivery per target of each inserted event, and announces them to every node.
+async fn ingest_batch(
+    tx: &mut PgConnection,
+    news: &[&NewEvent],
+) -> StoreResult<Vec<IngestOutcome>> {
+    let inserted = insert_events(tx, news).await?;
+    let fresh: Vec<&NewEvent> = news
+        .iter()
+        .copied()
+        .filter(|new| inserted.contains(&new.event.id.to_string()))
+        .collect();
+    let created = insert_deliveries(tx, &fresh).await?;
+    if created.values().any(|n| *n > 0) {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(DUE_CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut outcomes = Vec::with_capacity(news.len());
+    for new in news {
+        let id = new.event.id.to_string();
+        outcomes.push(match created.get(&id) {
+            Some(&deliveries) => IngestOutcome::Created {
+                event_id: new.event.id,
+                deliveries,
+            },
+            None => earlier_event(tx, new).await?,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// Inserts the events in one statement; returns the ids of those inserted.
+async fn insert_events(tx: &mut PgConnection, news: &[&NewEvent]) -> StoreResult<HashSet<String>> {
+    let events = news.iter().map(|new| &new.event);
+    let rows = sqlx::query(
+        "INSERT INTO events (id, site_id, type, payload, created_at, idempotency_key, request_hash) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+                              $6::text[], $7::bytea[]) \
+         ON CONFLICT (site_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id",
+    )
+    .bind(events.clone().map(|e| e.id.to_string()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.site_id.to_string()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.payload.as_str()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.created_at.unix_ms()).collect::<Vec<_>>())
+    .bind(events.clone().map(|e| e.idempotency_key.as_deref()).collect::<Vec<_>>())
+    .bind(news.iter().map(|new| &new.request_hash[..]).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
+}
+
+/// One delivery per webhook each event goes to (see [`targets`]), in one statement;
+/// returns how many each event got, by event id.
+async fn insert_deliveries(
+    tx: &mut PgConnection,
+    news: &[&NewEvent],
+) -> StoreResult<HashMap<String, u32>> {
+    let sites: Vec<String> = news
+        .iter()
+        .map(|new| new.event.site_id.to_string())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let rows = sqlx::query(
+        "SELECT id, site_id, event_types FROM webhooks WHERE site_id = ANY($1) AND enabled = TRUE",
+    )
+    .bind(&sites)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut candidates: HashMap<String, Vec<(WebhookId, Vec<EventFilter>)>> = HashMap::new();
+    for row in &rows {
+        let site: String = row.try_get("site_id")?;
+        let webhook = (
+            parsed(row, "id", WebhookId::parse)?,
+            filters(row, "event_types")?,
+        );
+        candidates.entry(site).or_default().push(webhook);
+    }
+    let mut rows = DeliveryRows::default();
+    let mut created = HashMap::with_capacity(news.len());
+    for new in news {
+        let event = &new.event;
+        let site = event.site_id.to_string();
+        let of_site = candidates.get(&site).map_or(&[][..], Vec::as_slice);
+        let to = targets(
+            of_site.iter().map(|(id, f)| (*id, f.as_slice())),
+            &event.event_type,
+            new.only_webhook,
+        );
+        let count = u32::try_from(to.len()).map_err(corrupt)?;
+        created.insert(event.id.to_string(), count);
+        for webhook in to {
+            rows.push(new, &site, webhook);
+        }
+    }
+    if !rows.ids.is_empty() {
+        sqlx::query(
+            "INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, \
+                                     next_attempt_at, created_at, updated_at) \
+             SELECT d, s, e, w, 'pending', 0, t, t, t \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS v(d, s, e, w, t)",
+        )
+        .bind(&rows.ids)
+        .bind(&rows.sites)
+        .bind(&rows.events)
+        .bind(&rows.webhooks)
+        .bind(&rows.created)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(created)
+}
+
+/// The columns of the deliveries a batch creates.
+#[derive(Default)]
+struct DeliveryRows {
+    ids: Vec<String>,
+    sites: Vec<String>,
+    events: Vec<String>,
+    webhooks: Vec<String>,
+    created: Vec<i64>,
+}
+
+impl DeliveryRows {
+    fn push(&mut self, new: &NewEvent, site: &str, webhook: WebhookId) {
+        let event = &new.event;
+        self.ids.push(DeliveryId::new(event.created_at).to_string());
+        self.sites.push(site.to_owned());
+        self.events.push(event.id.to_string());
+        self.webhooks.push(webhook.to_string());
+        self.created.push(event.created_at.unix_ms());
+    }
+}
+
+/// Records the attempts (of deliveries that still exist), their deliveries' next steps
+/// (ending their leases), and each webhook's health after its attempts, in the order they were made.
+async fn complete_batch(
+    tx: &mut PgConnection,
+    done: &[(&Completion, Timestamp)],
+) -> StoreResult<()> {
+    // Rows are locked in id order, so two batches (of any nodes) cannot deadlock.
+    let mut sorted: Vec<&(&Completion, Timestamp)> = done.iter().collect();
+    sorted.sort_by_key(|(c, _)| c.attempt.delivery_id);
+    insert_attempts(tx, &sorted).await?;
+    update_deliveries(tx, &sorted).await?;
+    let mut by_webhook: BTreeMap<WebhookId, Vec<(&Completion, Timestamp)>> = BTreeMap::new();
+    for (c, now) in done {
+        by_webhook
+            .entry(c.attempt.webhook_id)
+            .or_default()
+            .push((c, *now));
+    }
+    for (webhook, attempts) in by_webhook {
+        record_health(tx, &webhook.to_string(), &attempts).await?;
+    }
+    Ok(())
+}
+
+async fn insert_attempts(
+    tx: &mut PgConnection,
+    done: &[&(&Completion, Timestamp)],
+) -> StoreResult<()> {
+    let attempts = done.iter().map(|(c, _)| &c.attempt);
+    let numbers = attempts
+        .clone()
+        .map(|a| i32::try_from(a.attempt_number).map_err(corrupt))
+        .collect::<StoreResult<Vec<_>>>()?;
+    sqlx::query(
+        "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, \
+                               duration_ms, status_code, error_kind, error_message, response_body) \
+         SELECT v.* FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], \
+                                $6::int8[], $7::int4[], $8::text[], $9::text[], $10::text[]) \
+              AS v(id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, \
+                   status_code, error_kind, error_message, response_body) \
+         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.delivery_id)",
+    )
+    .bind(
+        attempts
+            .clone()
+            .map(|a| a.id.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .clone()
+            .map(|a| a.delivery_id.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .clone()
+            .map(|a| a.webhook_id.to_string())
+            .collect::<Vec<_>>(),
+    )
+    .bind(numbers)
+    .bind(
+        attempts
+            .clone()
+            .map(|a| a.started_at.unix_ms())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .clone()
+            .map(|a| i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .clone()
+            .map(|a| a.status_code.map(i32::from))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .clone()
+            .map(|a| a.error_kind.map(ErrorKind::as_str))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .clone()
+            .map(|a| a.error_message.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .map(|a| a.response_body.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn update_deliveries(
+    tx: &mut PgConnection,
+    done: &[&(&Completion, Timestamp)],
+) -> StoreResult<()> {
+    let mut ids = Vec::with_capacity(done.len());
+    let mut states = Vec::with_capacity(done.len());
+    let mut counts = Vec::with_capacity(done.len());
+    let mut next = Vec::with_capacity(done.len());
+    let mut updated = Vec::with_capacity(done.len());
+    for (c, now) in done {
+        let (state, next_at) = delivery_after(c.next);
+        ids.push(c.attempt.delivery_id.to_string());
+        states.push(state.as_str());
+        counts.push(i32::try_from(c.attempt.attempt_number).map_err(corrupt)?);
+        next.push(next_at.map(Timestamp::unix_ms));
+        updated.push(now.unix_ms());
+    }
+    sqlx::query(
+        "UPDATE deliveries d SET state = v.state, attempt_count = v.n, next_attempt_at = v.next, \
+                updated_at = v.updated \
+         FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int8[], $5::int8[]) \
+              AS v(id, state, n, next, updated) \
+         WHERE d.id = v.id",
+    )
+    .bind(&ids)
+    .bind(&states)
+    .bind(&counts)
+    .bind(&next)
+    .bind(&updated)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM leases WHERE delivery_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
