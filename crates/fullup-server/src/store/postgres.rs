@@ -287,8 +287,13 @@ impl Store for PgStore {
         // happens next, and no second attempt of the same delivery runs beside it. An
         // ended one no longer counts.
         let row = sqlx::query(
-            "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
-             WHERE id = $2 AND site_id = $3 RETURNING *",
+            "WITH d AS ( \
+                 UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND site_id = $3 RETURNING *), \
+             queued AS ( \
+                 INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT id, webhook_id, $1 FROM d \
+                 ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at) \
+             SELECT * FROM d",
         )
         .bind(now)
         .bind(id.to_string())
@@ -299,14 +304,21 @@ impl Store for PgStore {
     }
 
     async fn recover_deliveries(&self, r: &Recovery) -> StoreResult<u64> {
-        let done = sqlx::query(sql::RECOVER_DELIVERIES)
-            .bind(r.now)
-            .bind(r.site.to_string())
-            .bind(r.webhook.to_string())
-            .bind(r.since)
-            .bind(r.until)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "WITH d AS ( \
+                 UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
+                 WHERE site_id = $2 AND webhook_id = $3 AND state = 'failed' \
+                   AND created_at >= $4 AND created_at < $5 RETURNING id, webhook_id) \
+             INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT id, webhook_id, $1 FROM d \
+             ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at",
+        )
+        .bind(r.now)
+        .bind(r.site.to_string())
+        .bind(r.webhook.to_string())
+        .bind(r.since)
+        .bind(r.until)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 

@@ -33,22 +33,10 @@ pub(crate) const UPDATE_WEBHOOK: &str = "UPDATE webhooks SET url = $1, event_typ
      enabled = $4, disabled_reason = $5, paused = $6, failing_since = $7, concurrency_limit = $8, \
      updated_at = $9 WHERE id = $10 AND site_id = $11";
 
-/// The site's enabled webhooks an event may go to: `$1` site.
-pub(crate) const FAN_OUT_CANDIDATES: &str =
-    "SELECT id, event_types FROM webhooks WHERE site_id = $1 AND enabled = TRUE";
 /// The earlier event holding an idempotency key: `$1` site, `$2` key.
 pub(crate) const EVENT_BY_IDEMPOTENCY_KEY: &str =
     "SELECT id, request_hash FROM events WHERE site_id = $1 AND idempotency_key = $2";
 
-/// `$1` id, `$2` delivery, `$3` webhook, `$4` number, `$5` started, `$6` duration (ms),
-/// `$7` status, `$8` error kind, `$9` error message, `$10` response body.
-pub(crate) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, \
-     started_at, duration_ms, status_code, error_kind, error_message, response_body) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-/// An attempt's effect on its delivery: `$1` state, `$2` attempts made, `$3` next
-/// attempt, `$4` updated, `$5` id. (Each store ends the attempt's lease its own way.)
-pub(crate) const COMPLETE_DELIVERY: &str = "UPDATE deliveries SET state = $1, attempt_count = $2, \
-     next_attempt_at = $3, updated_at = $4 WHERE id = $5";
 /// A webhook's health: `$1` id.
 pub(crate) const READ_HEALTH: &str = "SELECT enabled, disabled_reason, failing_since, concurrency_limit \
      FROM webhooks WHERE id = $1";
@@ -60,9 +48,3 @@ pub(crate) const WRITE_HEALTH: &str = "UPDATE webhooks SET enabled = $1, disable
      failing_since = $3, concurrency_limit = $4, updated_at = COALESCE($5, updated_at) \
      WHERE id = $6 AND enabled = $7 AND disabled_reason IS NOT DISTINCT FROM $8 \
      AND failing_since IS NOT DISTINCT FROM $9 AND concurrency_limit IS NOT DISTINCT FROM $10";
-
-/// A webhook's failed deliveries created in a range, due again: `$1` now, `$2` site,
-/// `$3` webhook, `$4` since, `$5` until.
-pub(crate) const RECOVER_DELIVERIES: &str = "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, \
-     updated_at = $1 WHERE site_id = $2 AND webhook_id = $3 \
-     AND state = 'failed' AND created_at >= $4 AND created_at < $5";

@@ -76,6 +76,12 @@ const CHOSEN_SQL: &str = "SELECT d.id, d.attempt_count, d.event_id, e.type, e.pa
              FROM deliveries d CROSS JOIN events e ON e.id = d.event_id \
              WHERE d.id IN (SELECT value FROM json_each(?1))";
 
+/// A webhook's failed deliveries created in a range, due again: `$1` now, `$2` site,
+/// `$3` webhook, `$4` since, `$5` until.
+const RECOVER_DELIVERIES: &str = "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, \
+     updated_at = $1 WHERE site_id = $2 AND webhook_id = $3 \
+     AND state = 'failed' AND created_at >= $4 AND created_at < $5";
+
 /// How long a connection waits for a lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Readers: enough for the API's concurrent queries; SQLite reads do not block writes in WAL.
@@ -536,7 +542,7 @@ impl Store for SqliteStore {
             Value::from(r.since),
             Value::from(r.until),
         ];
-        self.execute(sql::RECOVER_DELIVERIES, params).await
+        self.execute(RECOVER_DELIVERIES, params).await
     }
 
     async fn recover_after_restart(&self) -> StoreResult<u64> {

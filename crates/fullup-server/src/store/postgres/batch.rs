@@ -6,9 +6,12 @@
 //! [`MAX_BATCH`]), writes them in one transaction and answers each caller only after the
 //! commit, so a 202 still means "committed". While one writer waits for its commit to
 //! be flushed, the next collects the jobs that arrived meanwhile. A batch that fails
-//! (a deadlock with another node, a row deleted in between) is not retried as a whole:
-//! each of its jobs is then written alone, as the unbatched store did, so one job's
-//! failure is its own.
+//! (a deadlock with another node, say) is not retried as a whole: each of its jobs is
+//! then written alone, in a transaction of its own, so one job's failure is its own.
+//!
+//! Every pending delivery has a row in `queue` (migration 0005), written here with the
+//! delivery: inserted at ingest, moved to the next attempt's time after a retryable
+//! failure, deleted once the delivery succeeded or failed for good.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -17,14 +20,14 @@ use sqlx::Row as _;
 use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::writes::{self, earlier_event, record_health};
+use super::writes::{earlier_event, record_health};
 use crate::domain::event_type::EventFilter;
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::models::ErrorKind;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::targets;
 use crate::store::rows::corrupt;
-use crate::store::rows::postgres::{filters, parsed};
+use crate::store::rows::postgres::{filters, health, parsed};
 use crate::store::{Completion, IngestOutcome, NewEvent, StoreError, StoreResult, delivery_after};
 
 /// Most jobs in one transaction: enough to amortise the commit, few enough that a
@@ -118,10 +121,14 @@ async fn write(pool: &PgPool, jobs: Vec<Job>) {
             Job::Complete(c, now, reply) => completions.push((c, now, reply)),
         }
     }
-    let news: Vec<&NewEvent> = ingests.iter().map(|(new, _)| new).collect();
-    let done: Vec<(&Completion, Timestamp)> =
-        completions.iter().map(|(c, now, _)| (c, *now)).collect();
-    match write_batch(pool, &news, &done).await {
+    let result = {
+        let news: Vec<&NewEvent> = ingests.iter().map(|(new, _)| new).collect();
+        let done: Vec<(&Completion, Timestamp)> =
+            completions.iter().map(|(c, now, _)| (c, *now)).collect();
+        write_batch(pool, &news, &done).await
+    };
+    let alone = ingests.len() + completions.len() == 1;
+    match result {
         Ok(outcomes) => {
             for ((_, reply), outcome) in ingests.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
@@ -130,17 +137,29 @@ async fn write(pool: &PgPool, jobs: Vec<Job>) {
                 let _ = reply.send(Ok(()));
             }
         }
+        Err(err) if alone => {
+            if let Some((_, reply)) = ingests.pop() {
+                let _ = reply.send(Err(err));
+            } else if let Some((_, _, reply)) = completions.pop() {
+                let _ = reply.send(Err(err));
+            }
+        }
         Err(err) => {
             tracing::warn!(error = %err, ingests = ingests.len(), completions = completions.len(),
                 "a write batch failed; writing its jobs one by one");
             for (new, reply) in ingests {
-                let _ = reply.send(writes::ingest(pool, &new).await);
+                let outcome = write_batch(pool, &[&new], &[]).await;
+                let _ = reply.send(outcome.and_then(|mut o| o.pop().ok_or_else(lost)));
             }
             for (c, now, reply) in completions {
-                let _ = reply.send(writes::complete(pool, &c, now).await);
+                let _ = reply.send(write_batch(pool, &[], &[(&c, now)]).await.map(drop));
             }
         }
     }
+}
+
+fn lost() -> StoreError {
+    StoreError::WriteFailed("the write had no result".into())
 }
 
 /// One transaction: the events, their deliveries, the attempts and their effects.
@@ -163,7 +182,7 @@ async fn write_batch(
 }
 
 /// Inserts the events (an idempotency key already held leaves its event out), then one
-/// delivery per target of each inserted event, and announces them to every node.
+/// delivery per target of each inserted event.
 async fn ingest_batch(
     tx: &mut PgConnection,
     news: &[&NewEvent],
@@ -175,12 +194,6 @@ async fn ingest_batch(
         .filter(|new| inserted.contains(&new.event.id.to_string()))
         .collect();
     let created = insert_deliveries(tx, &fresh).await?;
-    if created.values().any(|n| *n > 0) {
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(DUE_CHANNEL)
-            .execute(&mut *tx)
-            .await?;
-    }
     let mut outcomes = Vec::with_capacity(news.len());
     for new in news {
         let id = new.event.id.to_string();
@@ -217,8 +230,8 @@ async fn insert_events(tx: &mut PgConnection, news: &[&NewEvent]) -> StoreResult
     rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
 }
 
-/// One delivery per webhook each event goes to (see [`targets`]), in one statement;
-/// returns how many each event got, by event id.
+/// One delivery per webhook each event goes to (see [`targets`]), queued, and announced
+/// to every node at commit, in one statement; returns how many each event got, by id.
 async fn insert_deliveries(
     tx: &mut PgConnection,
     news: &[&NewEvent],
@@ -263,16 +276,20 @@ async fn insert_deliveries(
     }
     if !rows.ids.is_empty() {
         sqlx::query(
-            "INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, \
-                                     next_attempt_at, created_at, updated_at) \
-             SELECT d, s, e, w, 'pending', 0, t, t, t \
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS v(d, s, e, w, t)",
+            "WITH v AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                                             $5::int8[]) AS v(d, s, e, w, t)), \
+             delivery AS (INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, \
+                                 attempt_count, next_attempt_at, created_at, updated_at) \
+                 SELECT d, s, e, w, 'pending', 0, t, t, t FROM v), \
+             queued AS (INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT d, w, t FROM v) \
+             SELECT pg_notify($6, '')",
         )
         .bind(&rows.ids)
         .bind(&rows.sites)
         .bind(&rows.events)
         .bind(&rows.webhooks)
         .bind(&rows.created)
+        .bind(DUE_CHANNEL)
         .execute(&mut *tx)
         .await?;
     }
@@ -301,7 +318,9 @@ impl DeliveryRows {
 }
 
 /// Records the attempts (of deliveries that still exist), their deliveries' next steps
-/// (ending their leases), and each webhook's health after its attempts, in the order they were made.
+/// (ending their leases, moving or removing their queue rows), and each webhook's health
+/// after its attempts, in the order they were made: one statement, and a health write
+/// for a webhook whose health changed.
 async fn complete_batch(
     tx: &mut PgConnection,
     done: &[(&Completion, Timestamp)],
@@ -309,8 +328,14 @@ async fn complete_batch(
     // Rows are locked in id order, so two batches (of any nodes) cannot deadlock.
     let mut sorted: Vec<&(&Completion, Timestamp)> = done.iter().collect();
     sorted.sort_by_key(|(c, _)| c.attempt.delivery_id);
-    insert_attempts(tx, &sorted).await?;
-    update_deliveries(tx, &sorted).await?;
+    let rows = outcomes(&sorted)?
+        .bind_attempts(sqlx::query(COMPLETE_SQL), &sorted)?
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut read = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        read.insert(row.try_get::<String, _>("id")?, health(row)?);
+    }
     let mut by_webhook: BTreeMap<WebhookId, Vec<(&Completion, Timestamp)>> = BTreeMap::new();
     for (c, now) in done {
         by_webhook
@@ -319,122 +344,153 @@ async fn complete_batch(
             .push((c, *now));
     }
     for (webhook, attempts) in by_webhook {
-        record_health(tx, &webhook.to_string(), &attempts).await?;
+        let webhook = webhook.to_string();
+        let first = read.remove(&webhook);
+        // Deleted since the claim: nothing to record.
+        if first.is_some() {
+            record_health(tx, &webhook, first, &attempts).await?;
+        }
     }
     Ok(())
 }
 
-async fn insert_attempts(
-    tx: &mut PgConnection,
-    done: &[&(&Completion, Timestamp)],
-) -> StoreResult<()> {
-    let attempts = done.iter().map(|(c, _)| &c.attempt);
-    let numbers = attempts
-        .clone()
-        .map(|a| i32::try_from(a.attempt_number).map_err(corrupt))
-        .collect::<StoreResult<Vec<_>>>()?;
-    sqlx::query(
-        "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, \
-                               duration_ms, status_code, error_kind, error_message, response_body) \
-         SELECT v.* FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], \
-                                $6::int8[], $7::int4[], $8::text[], $9::text[], $10::text[]) \
-              AS v(id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, \
-                   status_code, error_kind, error_message, response_body) \
-         WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.delivery_id)",
-    )
-    .bind(
-        attempts
-            .clone()
-            .map(|a| a.id.to_string())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .clone()
-            .map(|a| a.delivery_id.to_string())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .clone()
-            .map(|a| a.webhook_id.to_string())
-            .collect::<Vec<_>>(),
-    )
-    .bind(numbers)
-    .bind(
-        attempts
-            .clone()
-            .map(|a| a.started_at.unix_ms())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .clone()
-            .map(|a| i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .clone()
-            .map(|a| a.status_code.map(i32::from))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .clone()
-            .map(|a| a.error_kind.map(ErrorKind::as_str))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .clone()
-            .map(|a| a.error_message.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .map(|a| a.response_body.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+/// The attempts (`$7`…`$16`, of deliveries that still exist), the deliveries' next steps
+/// (`$1` id, `$2` state, `$3` attempts made, `$4` next attempt or NULL, `$5` updated,
+/// `$6` webhook): their leases end, a delivery due again has its queue row (moved to its
+/// time), one that is done has none. Answers the health of the webhooks concerned.
+/// Each table is reached through `= ANY($1)` as well as the join, so the planner looks
+/// the rows up by key whatever it guesses of the arrays' length (a join alone was planned
+/// as a scan of the whole table).
+const COMPLETE_SQL: &str = "WITH v AS ( \
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int8[], $5::int8[], $6::text[]) \
+            AS v(id, state, n, next, updated, webhook)), \
+    attempt AS ( \
+        INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, \
+                              duration_ms, status_code, error_kind, error_message, response_body) \
+        SELECT a.* FROM UNNEST($7::text[], $8::text[], $9::text[], $10::int4[], $11::int8[], \
+                               $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
+             AS a(id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, \
+                  status_code, error_kind, error_message, response_body) \
+        WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id)), \
+    delivery AS ( \
+        UPDATE deliveries d SET state = v.state, attempt_count = v.n, next_attempt_at = v.next, \
+               updated_at = v.updated \
+        FROM v WHERE d.id = v.id AND d.id = ANY($1) RETURNING d.id), \
+    lease AS (DELETE FROM leases WHERE delivery_id = ANY($1)), \
+    done AS (DELETE FROM queue q USING v \
+             WHERE q.delivery_id = ANY($1) AND q.delivery_id = v.id AND v.next IS NULL), \
+    again AS ( \
+        INSERT INTO queue (delivery_id, webhook_id, due_at) \
+        SELECT v.id, v.webhook, v.next FROM v JOIN delivery ON delivery.id = v.id \
+        WHERE v.next IS NOT NULL \
+        ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at) \
+    SELECT id, enabled, disabled_reason, failing_since, concurrency_limit FROM webhooks \
+    WHERE id = ANY($6)";
+
+/// The columns of the deliveries' next steps.
+struct Outcomes {
+    ids: Vec<String>,
+    states: Vec<&'static str>,
+    counts: Vec<i32>,
+    next: Vec<Option<i64>>,
+    updated: Vec<i64>,
+    webhooks: Vec<String>,
 }
 
-async fn update_deliveries(
-    tx: &mut PgConnection,
-    done: &[&(&Completion, Timestamp)],
-) -> StoreResult<()> {
-    let mut ids = Vec::with_capacity(done.len());
-    let mut states = Vec::with_capacity(done.len());
-    let mut counts = Vec::with_capacity(done.len());
-    let mut next = Vec::with_capacity(done.len());
-    let mut updated = Vec::with_capacity(done.len());
+fn outcomes(done: &[&(&Completion, Timestamp)]) -> StoreResult<Outcomes> {
+    let mut o = Outcomes {
+        ids: Vec::with_capacity(done.len()),
+        states: Vec::with_capacity(done.len()),
+        counts: Vec::with_capacity(done.len()),
+        next: Vec::with_capacity(done.len()),
+        updated: Vec::with_capacity(done.len()),
+        webhooks: Vec::with_capacity(done.len()),
+    };
     for (c, now) in done {
         let (state, next_at) = delivery_after(c.next);
-        ids.push(c.attempt.delivery_id.to_string());
-        states.push(state.as_str());
-        counts.push(i32::try_from(c.attempt.attempt_number).map_err(corrupt)?);
-        next.push(next_at.map(Timestamp::unix_ms));
-        updated.push(now.unix_ms());
+        o.ids.push(c.attempt.delivery_id.to_string());
+        o.states.push(state.as_str());
+        o.counts
+            .push(i32::try_from(c.attempt.attempt_number).map_err(corrupt)?);
+        o.next.push(next_at.map(Timestamp::unix_ms));
+        o.updated.push(now.unix_ms());
+        o.webhooks.push(c.attempt.webhook_id.to_string());
     }
-    sqlx::query(
-        "UPDATE deliveries d SET state = v.state, attempt_count = v.n, next_attempt_at = v.next, \
-                updated_at = v.updated \
-         FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int8[], $5::int8[]) \
-              AS v(id, state, n, next, updated) \
-         WHERE d.id = v.id",
-    )
-    .bind(&ids)
-    .bind(&states)
-    .bind(&counts)
-    .bind(&next)
-    .bind(&updated)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM leases WHERE delivery_id = ANY($1)")
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    Ok(o)
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+impl Outcomes {
+    /// Binds `$1`…`$6`, then the attempts as `$7`…`$16`.
+    fn bind_attempts<'q>(
+        self,
+        q: PgQuery<'q>,
+        done: &[&(&'q Completion, Timestamp)],
+    ) -> StoreResult<PgQuery<'q>> {
+        let attempts = done.iter().map(|(c, _)| &c.attempt);
+        let numbers = attempts
+            .clone()
+            .map(|a| i32::try_from(a.attempt_number).map_err(corrupt))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let durations: Vec<i64> = attempts
+            .clone()
+            .map(|a| i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX))
+            .collect();
+        Ok(q.bind(self.ids)
+            .bind(self.states)
+            .bind(self.counts)
+            .bind(self.next)
+            .bind(self.updated)
+            .bind(self.webhooks)
+            .bind(
+                attempts
+                    .clone()
+                    .map(|a| a.id.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                attempts
+                    .clone()
+                    .map(|a| a.delivery_id.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                attempts
+                    .clone()
+                    .map(|a| a.webhook_id.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(numbers)
+            .bind(
+                attempts
+                    .clone()
+                    .map(|a| a.started_at.unix_ms())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(durations)
+            .bind(
+                attempts
+                    .clone()
+                    .map(|a| a.status_code.map(i32::from))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                attempts
+                    .clone()
+                    .map(|a| a.error_kind.map(ErrorKind::as_str))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                attempts
+                    .clone()
+                    .map(|a| a.error_message.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                attempts
+                    .map(|a| a.response_body.as_str())
+                    .collect::<Vec<_>>(),
+            ))
+    }
 }

@@ -16,6 +16,21 @@ use crate::store::{
     Completion, IngestOutcome, NewEvent, StoreResult, delivery_after, health_change, sql,
 };
 
+/// The site's enabled webhooks an event may go to: `$1` site.
+const FAN_OUT_CANDIDATES: &str =
+    "SELECT id, event_types FROM webhooks WHERE site_id = $1 AND enabled = TRUE";
+
+/// `$1` id, `$2` delivery, `$3` webhook, `$4` number, `$5` started, `$6` duration (ms),
+/// `$7` status, `$8` error kind, `$9` error message, `$10` response body.
+const INSERT_ATTEMPT: &str = "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, \
+     started_at, duration_ms, status_code, error_kind, error_message, response_body) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// An attempt's effect on its delivery: `$1` state, `$2` attempts made, `$3` next
+/// attempt, `$4` updated, `$5` id. (Each store ends the attempt's lease its own way.)
+const COMPLETE_DELIVERY: &str = "UPDATE deliveries SET state = $1, attempt_count = $2, \
+     next_attempt_at = $3, updated_at = $4 WHERE id = $5";
+
 /// Stores one event and its deliveries.
 pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOutcome> {
     let event = &new.event;
@@ -72,7 +87,7 @@ pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOut
 
 /// The webhooks `new` goes to (see [`targets`]).
 fn targets_of(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<WebhookId>> {
-    let mut query = conn.prepare_cached(sql::FAN_OUT_CANDIDATES)?;
+    let mut query = conn.prepare_cached(FAN_OUT_CANDIDATES)?;
     let mut rows = query.query([site])?;
     let mut candidates = Vec::new();
     while let Some(row) = rows.next()? {
@@ -90,7 +105,7 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
     let a = &c.attempt;
     let delivery = a.delivery_id.to_string();
     let webhook = a.webhook_id.to_string();
-    conn.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
+    conn.prepare_cached(INSERT_ATTEMPT)?.execute(params![
         a.id.to_string(),
         delivery,
         webhook,
@@ -103,14 +118,13 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
         a.response_body,
     ])?;
     let (state, next_at) = delivery_after(c.next);
-    conn.prepare_cached(sql::COMPLETE_DELIVERY)?
-        .execute(params![
-            state.as_str(),
-            a.attempt_number,
-            next_at,
-            now,
-            delivery
-        ])?;
+    conn.prepare_cached(COMPLETE_DELIVERY)?.execute(params![
+        state.as_str(),
+        a.attempt_number,
+        next_at,
+        now,
+        delivery
+    ])?;
     // The writer thread is the only writer: the health read here is still current
     // when it is written.
     let read = conn
