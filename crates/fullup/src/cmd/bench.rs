@@ -139,6 +139,10 @@ pub struct Args {
     /// by default); the database should be empty.
     #[arg(long, value_name = "URL", conflicts_with = "target")]
     database_url: Option<String>,
+    /// The `fullup` executable whose `serve` the bench starts (default: this one), so
+    /// that two builds are measured by one bench in one sitting.
+    #[arg(long, value_name = "PATH", conflicts_with = "target")]
+    service_exe: Option<std::path::PathBuf>,
     /// Where the verifying receiver listens.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     receiver_listen: SocketAddr,

@@ -15,6 +15,8 @@ pub enum Target {
     Local {
         /// Passed through as the child's `--database-url` (default: a new SQLite file).
         database_url: Option<String>,
+        /// The executable to start (default: this one).
+        exe: Option<std::path::PathBuf>,
     },
     /// Use the deployment at `base` with this admin token.
     Remote {
@@ -48,10 +50,11 @@ impl Deployment {
     /// Starts (or connects to) a service and creates the run's site.
     pub async fn start(target: &Target, client: &reqwest::Client) -> anyhow::Result<Self> {
         let (api, local) = match target {
-            Target::Local { database_url } => {
+            Target::Local { database_url, exe } => {
                 let dir = tempfile::tempdir()
                     .context("creating a temporary folder for the service's files")?;
-                let service = Service::start(dir.path(), database_url.as_deref()).await?;
+                let service =
+                    Service::start(dir.path(), database_url.as_deref(), exe.as_deref()).await?;
                 let api = Api {
                     client: client.clone(),
                     base: service.base.clone(),

@@ -232,6 +232,7 @@ fn target(args: &Args) -> anyhow::Result<Target> {
     let Some(url) = &args.target else {
         return Ok(Target::Local {
             database_url: args.database_url.clone(),
+            exe: args.service_exe.clone(),
         });
     };
     let token = args

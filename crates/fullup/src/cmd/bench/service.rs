@@ -22,15 +22,22 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts this executable's `serve` on `database_url`, by default a new SQLite file
-    /// in `dir` (which also holds the main key file).
+    /// Starts `exe serve` (by default this executable's) on `database_url`, by default a
+    /// new SQLite file in `dir` (which also holds the main key file).
     ///
     /// Its settings are the defaults a deployment starts with, except two that a local
     /// benchmark needs: loopback receivers are allowed, and the per-credential ingest
     /// rate limit is off (it would otherwise cap the load generator, one credential, at
     /// its default 1,000 events/s).
-    pub async fn start(dir: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("locating the fullup executable")?;
+    pub async fn start(
+        dir: &Path,
+        database_url: Option<&str>,
+        exe: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let exe = match exe {
+            Some(exe) => exe.to_owned(),
+            None => std::env::current_exe().context("locating the fullup executable")?,
+        };
         let admin_token = fullup_signature::Secret::generate().expose().to_owned();
         let database_url = database_url.map_or_else(
             || format!("sqlite://{}", dir.join("bench.db").display()),
