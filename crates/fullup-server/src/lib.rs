@@ -8,6 +8,7 @@ pub mod config;
 pub mod crypto;
 pub mod delivery;
 pub mod domain;
+pub mod metrics;
 pub mod rekey;
 pub mod service;
 pub mod store;

@@ -3,6 +3,8 @@
 //! Ingest answers only after the event and every delivery row it fans out to are
 //! committed in one transaction: there is no second write a crash could lose.
 
+use std::time::Instant;
+
 use sha2::{Digest, Sha256};
 
 use super::{Service, ServiceError, ServiceResult};
@@ -12,6 +14,7 @@ use crate::domain::event_type::EventType;
 use crate::domain::ids::{EventId, SiteId, WebhookId};
 use crate::domain::models::{Event, Site};
 use crate::domain::webhook::Webhook;
+use crate::metrics::StoreOp;
 use crate::store::{EventFilterQuery, IngestOutcome, NewEvent, Page, PageRequest};
 
 use super::webhooks::require_enabled;
@@ -30,6 +33,8 @@ pub struct NewEventRequest {
     pub data: CanonicalJson,
     /// The client's `Idempotency-Key`.
     pub idempotency_key: Option<String>,
+    /// When its handler started, for `fullup_ingest_duration_seconds` (request to commit).
+    pub received: Instant,
 }
 
 impl Service {
@@ -50,6 +55,7 @@ impl Service {
             event_type,
             data,
             idempotency_key: None,
+            received: Instant::now(),
         };
         self.store_event(webhook.site_id, req, Some(webhook.id))
             .await
@@ -63,6 +69,7 @@ impl Service {
     ) -> ServiceResult<EventId> {
         let now = self.clock.now();
         let id = EventId::new(now);
+        let received = req.received;
         let mut hasher = Sha256::new();
         hasher.update(req.event_type.as_str().as_bytes());
         hasher.update([0]);
@@ -79,11 +86,17 @@ impl Service {
             request_hash: hasher.finalize().into(),
             only_webhook,
         };
-        match self.store.ingest(&new).await? {
+        let outcome = self
+            .store
+            .ingest(&new)
+            .await
+            .map_err(|e| self.store_failed(StoreOp::Ingest, e))?;
+        match outcome {
             IngestOutcome::Created {
                 event_id,
                 deliveries,
             } => {
+                self.metrics.event_ingested(received.elapsed());
                 if deliveries > 0 {
                     self.wake_dispatcher();
                 }

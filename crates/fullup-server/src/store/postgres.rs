@@ -277,6 +277,13 @@ impl Store for PgStore {
         self.reseal_under(new).await
     }
 
+    /// Takes a connection from the pool (a new one when the idle ones are gone) and
+    /// runs a trivial query on it.
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -66,3 +66,16 @@ pub(crate) const WRITE_HEALTH: &str = "UPDATE webhooks SET enabled = $1, disable
 pub(crate) const RECOVER_DELIVERIES: &str = "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, \
      lease_until = NULL, updated_at = $1 WHERE site_id = $2 AND webhook_id = $3 \
      AND state = 'failed' AND created_at >= $4 AND created_at < $5";
+
+/// Pending deliveries, counted from the pending part of the `deliveries_due_webhook`
+/// index.
+pub(crate) const COUNT_PENDING: &str = "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'";
+/// The earliest `next_attempt_at` of a pending delivery of an enabled, unpaused webhook:
+/// one probe of each such webhook's range of `deliveries_due_webhook`, never a scan of
+/// the backlog.
+pub(crate) const OLDEST_DUE: &str = "SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d \
+     WHERE d.webhook_id = w.id AND d.state = 'pending')) \
+     FROM webhooks w WHERE w.enabled = TRUE AND w.paused = FALSE";
+/// Webhooks per (enabled, paused).
+pub(crate) const COUNT_WEBHOOKS_BY_STATE: &str =
+    "SELECT enabled, paused, COUNT(*) FROM webhooks GROUP BY enabled, paused";

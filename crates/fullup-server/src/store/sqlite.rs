@@ -99,6 +99,8 @@ pub struct SqliteStore {
     /// Held while the store is open: leases live in this process's memory, so a second
     /// process on the same file would attempt the same deliveries.
     lock: Arc<std::fs::File>,
+    /// The database file, which the readiness probe opens afresh.
+    path: Arc<PathBuf>,
 }
 
 impl SqliteStore {
@@ -130,6 +132,7 @@ impl SqliteStore {
             leases: Arc::default(),
             api_keys: Arc::default(),
             lock,
+            path: Arc::new(options.get_filename().to_path_buf()),
             writer,
             reader,
             key: Arc::new(key),
@@ -549,6 +552,22 @@ impl Store for SqliteStore {
 
     async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {
         self.reseal_under(new).await
+    }
+
+    /// Opens the file at the configured path read-only, on a connection of its own,
+    /// and reads a table: the pooled connections hold the file open, so they would go
+    /// on reading it after it was moved, deleted or its disk unmounted.
+    async fn ping(&self) -> StoreResult<()> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = open_claimer(&path)?;
+            conn.query_row("SELECT COUNT(*) FROM settings", [], |row| {
+                row.get::<_, i64>(0)
+            })?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::WriteFailed(format!("the readiness probe panicked: {e}")))?
     }
 
     async fn close(&self) {
