@@ -299,3 +299,65 @@ async fn the_backlog_query_skips_paused_webhooks_for_the_oldest_due(backend: Bac
         (0, 1, 1)
     );
 }
+
+/// The alert rules `docs/operations.md` gives are valid Prometheus rules.
+#[test]
+fn the_documented_alert_rules_pass_promtool_check_rules() {
+    let test = "metrics::the_documented_alert_rules_pass_promtool_check_rules";
+    if !fullup_testkit::require_tool("promtool", &["--version"], test) {
+        return;
+    }
+    let doc = include_str!("../../../../docs/operations.md");
+    let (_, rest) = doc.split_once("```yaml\n").expect("a yaml block");
+    let (rules, _) = rest.split_once("```").expect("its end");
+    assert!(rules.contains("fullup_oldest_pending_age_seconds"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("rules.yml");
+    std::fs::write(&path, rules).expect("write the rules");
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `--metrics-listen`: a second listener serves the metrics and the probes, and
+/// nothing of the API.
+#[tokio::test]
+async fn the_metrics_listener_serves_the_metrics_and_not_the_api() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = crate::support::server::test_config(&dir);
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app = fullup_server::app::Application::build(config, api)
+        .await
+        .expect("build")
+        .with_metrics_listener(metrics);
+    let base = format!(
+        "http://{}",
+        app.metrics_addr().expect("a listener").expect("addr")
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let text = scrape_text(&base).await;
+    assert!(text.contains("fullup_build_info{version=\""), "{text}");
+    for (path, status) in [("/healthz", 200), ("/readyz", 200), ("/v1/sites", 404)] {
+        let got = reqwest::get(format!("{base}{path}")).await.expect(path);
+        assert_eq!(got.status().as_u16(), status, "{path}");
+    }
+    let _ = stop.send(());
+    running.await.expect("task").expect("clean stop");
+}

@@ -18,8 +18,8 @@ pub const HELP: &str = "\
 Logging:
   Logs go to stderr: pretty on a terminal, JSON lines otherwise (--log-format).
   RUST_LOG chooses what is logged, as tracing's EnvFilter reads it (default: info):
-    RUST_LOG=debug                        also each successful attempt and each probe
-    RUST_LOG=info,fullup_server::api=warn  no line per API request
+    RUST_LOG=debug                          also each successful attempt and each probe
+    RUST_LOG=info,fullup_server::api=warn   no line per API request
   NO_COLOR=1 turns colour off (it is off anyway when stderr is not a terminal).";
 
 /// The format to use: the one asked for, else pretty on a terminal and JSON otherwise.
