@@ -7,15 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fullup_server::domain::clock::ManualClock;
-use fullup_server::domain::event_type::EventType;
-use fullup_server::domain::ids::{EventId, SiteId, WebhookId};
-use fullup_server::domain::models::Event;
 use fullup_server::domain::time::Timestamp;
-use fullup_server::store::{NewEvent, Store};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::records::site_with_webhooks;
+use crate::support::records::{ingest_at, site_with_webhooks};
 use crate::support::server::{manual_clock, short_schedule};
 use crate::support::time::AdvanceMs as _;
 use crate::support::{Backend, TestReceiver, TestServer, store_test};
@@ -231,23 +227,6 @@ async fn a_scrape_passes_promtool_check_metrics() {
 
 const T0: Timestamp = Timestamp::from_unix_ms(1_800_000_000_000);
 
-/// Ingests an event of `site` at `at`, to `only` or to every webhook.
-async fn ingest(store: &dyn Store, site: SiteId, at: Timestamp, only: Option<WebhookId>) {
-    let new = NewEvent {
-        event: Event {
-            id: EventId::new(at),
-            site_id: site,
-            event_type: EventType::parse("a.b").expect("type"),
-            payload: "{}".to_owned(),
-            created_at: at,
-            idempotency_key: None,
-        },
-        request_hash: [0; 32],
-        only_webhook: only,
-    };
-    store.ingest(&new).await.expect("ingest");
-}
-
 store_test!(the_backlog_query_skips_paused_webhooks_for_the_oldest_due);
 /// The store's backlog: every pending delivery counts, but only enabled, unpaused
 /// webhooks' deliveries can be overdue.
@@ -255,9 +234,9 @@ async fn the_backlog_query_skips_paused_webhooks_for_the_oldest_due(backend: Bac
     let open = backend.open_store().await;
     let store = &*open.store;
     let (site, hooks) = site_with_webhooks(store, T0, 2).await;
-    ingest(store, site, T0, Some(hooks[0])).await;
+    ingest_at(store, site, T0, Some(hooks[0])).await;
     let later = T0 + Duration::from_millis(10);
-    ingest(store, site, later, None).await;
+    ingest_at(store, site, later, None).await;
     let backlog = store.backlog().await.expect("backlog");
     assert_eq!(backlog.pending, 3);
     assert_eq!(backlog.oldest_due, Some(T0));
