@@ -38,9 +38,9 @@ pub async fn log_request(request: Request, next: Next) -> Response {
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let status = response.status().as_u16();
     if QUIET_ROUTES.contains(&route.as_str()) {
-        tracing::debug!(method = %method, route, status, duration_ms, request_id = %id, "request");
+        tracing::debug!(method = %method, route = %route, status, duration_ms, request_id = %id, "request");
     } else {
-        tracing::info!(method = %method, route, status, duration_ms, request_id = %id, "request");
+        tracing::info!(method = %method, route = %route, status, duration_ms, request_id = %id, "request");
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);

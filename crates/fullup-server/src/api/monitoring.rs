@@ -47,14 +47,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             }),
         ),
         Err(err) => {
-            let mut chain = err.to_string();
-            let mut source = std::error::Error::source(&err);
-            while let Some(s) = source {
-                chain.push_str(": ");
-                chain.push_str(&s.to_string());
-                source = s.source();
-            }
-            tracing::warn!(reason = err.code(), error = %chain, "not ready");
+            let chain = crate::error_chain(&err);
+            tracing::warn!(reason = %err.code(), error = %chain, "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(Readiness {

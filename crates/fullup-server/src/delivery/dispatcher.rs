@@ -90,7 +90,8 @@ impl Dispatcher {
                     Ok(n) => n,
                     Err(err) => {
                         self.metrics.store_error(StoreOp::Claim);
-                        tracing::error!(error = %err, "claiming deliveries failed");
+                        let error = crate::error_chain(&err);
+                        tracing::error!(error = %error, "claiming deliveries failed");
                         tokio::time::sleep(ERROR_BACKOFF).await;
                         0
                     }
@@ -155,7 +156,8 @@ impl Dispatcher {
         let now = self.clock.now();
         if let Err(err) = self.store.complete(&completion, now).await {
             self.metrics.store_error(StoreOp::Complete);
-            tracing::error!(error = %err, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
+            let error = crate::error_chain(&err);
+            tracing::error!(error = %error, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
         }
         self.wake.notify_one();
     }
@@ -209,11 +211,11 @@ fn log_attempt(
     let duration_ms = u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX);
     if r.succeeded() {
         tracing::debug!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
-            status = r.status, class = class.as_str(), outcome = outcome.as_str(), duration_ms,
+            status = r.status, class = %class.as_str(), outcome = %outcome.as_str(), duration_ms,
             "delivery attempt succeeded");
     } else {
         tracing::info!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
-            status = r.status, class = class.as_str(), outcome = outcome.as_str(), duration_ms,
+            status = r.status, class = %class.as_str(), outcome = %outcome.as_str(), duration_ms,
             "delivery attempt failed");
     }
 }

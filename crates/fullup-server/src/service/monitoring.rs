@@ -20,8 +20,8 @@ use crate::metrics::StoreOp;
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default interval of the backlog gauges' refresh: Prometheus' usual scrape interval,
 /// so a scrape rarely shows values older than its own, and the backlog's count (one
-/// pass over the pending part of an index, tens of milliseconds at a million pending)
-/// runs four times a minute at most.
+/// pass over the pending part of an index: 43 ms on SQLite, 100 ms on PostgreSQL at a
+/// million pending, debug build) runs four times a minute at most.
 pub const DEFAULT_BACKLOG_REFRESH: Duration = Duration::from_secs(15);
 
 /// Why the service is not ready.
@@ -82,7 +82,8 @@ impl Service {
                 () = stop.cancelled() => return,
             }
             if let Err(err) = self.refresh_backlog().await {
-                tracing::warn!(error = %err, "refreshing the backlog gauges failed");
+                let error = crate::error_chain(&err);
+                tracing::warn!(error = %error, "refreshing the backlog gauges failed");
             }
         }
     }

@@ -171,3 +171,46 @@ async fn json_logs_parse_carry_their_fields_and_hold_no_secret() {
         "an attempt's status is a plain number: {attempts:?}"
     );
 }
+
+/// Runs `fullup serve` with `args` until one API request is logged, then stops it;
+/// returns what it logged.
+async fn logged_lines(args: &[&str]) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("fullup.db").display());
+    let (mut server, lines) = Server::start_capturing_logs(&database_url, args, "info").await;
+    let sites = reqwest::Client::new()
+        .get(format!("{}/v1/sites", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("list sites");
+    assert_eq!(sites.status(), 200);
+    let status = server.terminate(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}");
+    lines.join().expect("the log reader")
+}
+
+/// Into a pipe, the default is JSON; `--log-format pretty` writes plain text with no
+/// colour codes (stderr is not a terminal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipe_gets_json_by_default_and_pretty_lines_without_colour() {
+    let default = logged_lines(&[]).await;
+    assert!(
+        default.iter().any(|l| l.contains(r#""route":"/v1/sites""#)),
+        "{default:?}"
+    );
+    for line in &default {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+
+    let pretty = logged_lines(&["--log-format", "pretty"]).await;
+    let request = pretty
+        .iter()
+        .find(|l| l.contains("route=/v1/sites"))
+        .unwrap_or_else(|| panic!("no request line: {pretty:?}"));
+    assert!(request.contains("status=200"), "{request}");
+    for line in &pretty {
+        assert!(!line.contains('\u{1b}'), "an escape code: {line:?}");
+        assert!(serde_json::from_str::<Value>(line).is_err(), "JSON: {line}");
+    }
+}
