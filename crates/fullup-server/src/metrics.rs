@@ -56,16 +56,22 @@ pub enum StoreOp {
     Backlog,
     /// The readiness probe's query.
     Ping,
+    /// A management use case's read (a site, webhook, event, delivery; a list).
+    Read,
+    /// A management use case's write (create, update, delete, retry, recover, rotate).
+    Write,
 }
 
 impl StoreOp {
     /// Every op, so each series exists (at 0) before it first happens.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Ingest,
         Self::Claim,
         Self::Complete,
         Self::Backlog,
         Self::Ping,
+        Self::Read,
+        Self::Write,
     ];
 
     /// The label value.
@@ -76,6 +82,8 @@ impl StoreOp {
             Self::Complete => "complete",
             Self::Backlog => "backlog",
             Self::Ping => "ping",
+            Self::Read => "read",
+            Self::Write => "write",
         }
     }
 }

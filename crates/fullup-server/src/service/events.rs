@@ -86,11 +86,7 @@ impl Service {
             request_hash: hasher.finalize().into(),
             only_webhook,
         };
-        let outcome = self
-            .store
-            .ingest(&new)
-            .await
-            .map_err(|e| self.store_failed(StoreOp::Ingest, e))?;
+        let outcome = self.counted(StoreOp::Ingest, self.store.ingest(&new).await)?;
         match outcome {
             IngestOutcome::Created {
                 event_id,
@@ -120,9 +116,7 @@ impl Service {
 
     /// The event `id` of `site`.
     pub async fn event(&self, site: &Site, id: EventId) -> ServiceResult<Event> {
-        self.store
-            .get_event(site.id, id)
-            .await?
+        self.counted(StoreOp::Read, self.store.get_event(site.id, id).await)?
             .ok_or_else(|| ServiceError::NotFound(format!("event {id}")))
     }
 
@@ -133,6 +127,9 @@ impl Service {
         filter: &EventFilterQuery,
         page: &PageRequest,
     ) -> ServiceResult<Page<Event>> {
-        Ok(self.store.list_events(site.id, filter, page).await?)
+        Ok(self.counted(
+            StoreOp::Read,
+            self.store.list_events(site.id, filter, page).await,
+        )?)
     }
 }

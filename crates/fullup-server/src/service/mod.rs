@@ -18,7 +18,7 @@ use crate::delivery::guard::OutboundGuard;
 use crate::domain::clock::Clock;
 use crate::domain::health::HealthPolicy;
 use crate::metrics::{Metrics, StoreOp};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreResult};
 
 pub mod deliveries;
 pub mod events;
@@ -117,10 +117,10 @@ impl Service {
         &self.metrics
     }
 
-    /// Counts `err` as a failure of the store call `op`, and hands it back.
-    fn store_failed(&self, op: StoreOp, err: StoreError) -> StoreError {
-        self.metrics.store_error(op);
-        err
+    /// The `result` of a store call, a failure counted under `op`
+    /// (`fullup_store_errors_total`).
+    fn counted<T>(&self, op: StoreOp, result: StoreResult<T>) -> StoreResult<T> {
+        result.inspect_err(|_| self.metrics.store_error(op))
     }
 
     /// Attempts `webhook` may have in flight now.

@@ -62,11 +62,7 @@ impl Service {
 
     /// Reads the backlog from the store and sets the gauges.
     pub async fn refresh_backlog(&self) -> crate::store::StoreResult<()> {
-        let backlog = self
-            .store
-            .backlog()
-            .await
-            .map_err(|e| self.store_failed(StoreOp::Backlog, e))?;
+        let backlog = self.counted(StoreOp::Backlog, self.store.backlog().await)?;
         self.metrics
             .set_backlog(&backlog, self.clock.now().unix_ms());
         Ok(())

@@ -25,6 +25,16 @@ async fn readyz_becomes(server: &TestServer, status: u16) -> Value {
     panic!("/readyz never answered {status}; last: {last:?}");
 }
 
+/// The value of `series` in a scrape.
+async fn sample(server: &TestServer, series: &str) -> f64 {
+    let text = crate::metrics::scrape_text(&server.base).await;
+    let line = text
+        .lines()
+        .find(|l| l.strip_prefix(series).is_some_and(|v| v.starts_with(' ')))
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+    line[series.len()..].trim().parse().expect("a number")
+}
+
 async fn healthz(server: &TestServer) -> u16 {
     let response = reqwest::get(format!("{}/healthz", server.base))
         .await
@@ -51,6 +61,7 @@ async fn readyz_is_503_while_the_sqlite_file_is_gone_and_200_once_it_is_back() {
         200,
         "the process is alive all along"
     );
+    assert!(sample(&server, r#"fullup_store_errors_total{op="ping"}"#).await >= 1.0);
 
     std::fs::rename(&aside, &db).expect("put the database back");
     readyz_becomes(&server, 200).await;
@@ -99,6 +110,10 @@ async fn readyz_is_503_while_postgres_refuses_connections_and_200_once_it_takes_
         200,
         "the process is alive all along"
     );
+    let (status, _) = server.call(reqwest::Method::GET, "/v1/sites", None).await;
+    assert_eq!(status, 500, "a read needs the database");
+    assert!(sample(&server, r#"fullup_store_errors_total{op="read"}"#).await >= 1.0);
+    assert!(sample(&server, r#"fullup_store_errors_total{op="ping"}"#).await >= 1.0);
 
     sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
         .execute(&mut admin)
