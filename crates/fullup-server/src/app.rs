@@ -15,11 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::ADMIN_TOKEN_PREFIX;
 use crate::api::server::serve;
-use crate::api::{AppState, router};
+use crate::api::{AppState, metrics_router, router};
 use crate::config::Config;
 use crate::crypto::{MainKey, default_key_file, generate_token, hash_token};
 use crate::delivery::dispatcher::Dispatcher;
 use crate::delivery::guard::OutboundGuard;
+use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::store::{Backend, Store};
 
@@ -30,6 +31,8 @@ const ADMIN_TOKEN_HASH_KEY: &str = "admin_token_hash";
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    backlog_refresh: std::time::Duration,
     state: AppState,
     dispatcher: Dispatcher,
     generated_admin_token: Option<String>,
@@ -55,12 +58,14 @@ impl Application {
         let mut network = config.network.clone();
         network.own_address = Some(listener.local_addr()?);
         let guard = OutboundGuard::new(network, config.lookup.clone());
+        let metrics = Arc::new(Metrics::new());
         let dispatcher = Dispatcher::new(
             store.clone(),
             config.clock.clone(),
             config.delivery.clone(),
             wake.clone(),
             guard.clone(),
+            metrics.clone(),
         )
         .context("building the HTTP client")?;
         let state = AppState {
@@ -70,6 +75,7 @@ impl Application {
                 wake,
                 guard,
                 config.delivery.health_policy(),
+                metrics,
             ),
             admin_token_hash,
             max_event_bytes: config.max_event_bytes,
@@ -77,6 +83,8 @@ impl Application {
         };
         Ok(Self {
             listener,
+            metrics_listener: None,
+            backlog_refresh: config.backlog_refresh,
             state,
             dispatcher,
             generated_admin_token,
@@ -87,6 +95,19 @@ impl Application {
     /// The address the API listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Also serves `/metrics` (and the probes) on `listener`, such as an address only
+    /// the monitoring network reaches (`--metrics-listen`). The API listener serves
+    /// them too.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
+    }
+
+    /// The address of the metrics listener, when there is one.
+    pub fn metrics_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.metrics_listener.as_ref().map(TcpListener::local_addr)
     }
 
     /// The main key file created on this first start, to show the operator once.
@@ -108,9 +129,28 @@ impl Application {
     ) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
         let dispatcher = tokio::spawn(self.dispatcher.run(cancel.clone()));
+        let service = self.state.service.clone();
+        let backlog = tokio::spawn({
+            let stop = cancel.clone();
+            async move {
+                service
+                    .refresh_backlog_until(self.backlog_refresh, stop)
+                    .await
+            }
+        });
         let stop = cancel.clone();
         let store = self.state.service.store().clone();
         let limits = self.state.limits.clone();
+        let metrics = self.metrics_listener.map(|listener| {
+            let (router, limits, stop) = (
+                metrics_router(self.state.clone()),
+                limits.clone(),
+                cancel.clone(),
+            );
+            tokio::spawn(
+                async move { serve(listener, router, &limits, stop.cancelled_owned()).await },
+            )
+        });
         serve(self.listener, router(self.state), &limits, async move {
             tokio::select! {
                 () = shutdown => {}
@@ -120,6 +160,10 @@ impl Application {
         .await;
         cancel.cancel();
         dispatcher.await.context("the dispatcher panicked")?;
+        backlog.await.context("the backlog gauges' task panicked")?;
+        if let Some(metrics) = metrics {
+            metrics.await.context("the metrics listener panicked")?;
+        }
         store.close().await;
         Ok(())
     }

@@ -12,6 +12,7 @@ use crate::delivery::DeliveryConfig;
 use crate::delivery::guard::{Lookup, SystemLookup};
 use crate::delivery::ssrf::NetworkPolicy;
 use crate::domain::clock::{Clock, SystemClock};
+pub use crate::service::monitoring::DEFAULT_BACKLOG_REFRESH;
 use crate::store::StoreSettings;
 
 /// Default API address: loopback only, so a first start on a laptop exposes nothing.
@@ -50,6 +51,9 @@ pub struct Config {
     /// Where the main key is kept when `main_key` is absent; default `fullup.key` next
     /// to the SQLite database (PostgreSQL has no default: set this or `main_key`).
     pub main_key_file: Option<PathBuf>,
+    /// How often the backlog gauges of `/metrics` are read from the store (see
+    /// [`crate::service::monitoring`]); a scrape shows values at most this old.
+    pub backlog_refresh: Duration,
 }
 
 impl Default for Config {
@@ -66,6 +70,7 @@ impl Default for Config {
             limits: ApiLimits::default(),
             main_key: None,
             main_key_file: None,
+            backlog_refresh: DEFAULT_BACKLOG_REFRESH,
         }
     }
 }

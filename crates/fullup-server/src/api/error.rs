@@ -95,13 +95,7 @@ impl ApiError {
 
     /// 500, after logging `cause` with its chain.
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
+        let chain = crate::error_chain(cause);
         tracing::error!(error = %chain, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

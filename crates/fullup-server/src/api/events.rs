@@ -121,6 +121,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<CreatedEvent>), ApiError> {
+    let received = std::time::Instant::now();
     let site = load_site(&state, caller, &site_id).await?;
     let body = body.map_err(super::extract::body_rejection)?;
     let req: CreateEvent = parse_json(&body)?;
@@ -132,6 +133,7 @@ pub async fn create(
         event_type,
         data,
         idempotency_key: idempotency_key(&headers)?,
+        received,
     };
     let id = state.service.ingest(&site, req).await?;
     Ok((StatusCode::ACCEPTED, Json(CreatedEvent { id })))

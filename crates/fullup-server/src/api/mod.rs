@@ -1,5 +1,6 @@
 //! The management API under `/v1`: sites, API keys, webhooks, events, deliveries and
-//! attempts, plus `/openapi.json` and `/health`.
+//! attempts, plus `/openapi.json` and the operator's routes (`/healthz`, `/health`,
+//! `/readyz`, `/metrics`).
 
 use crate::config::ApiLimits;
 use crate::domain::time::Timestamp;
@@ -13,11 +14,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
+pub mod access_log;
 pub mod auth;
 pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod monitoring;
 pub mod openapi;
 pub mod ratelimit;
 pub mod server;
@@ -64,6 +67,9 @@ pub fn router(state: AppState) -> Router {
     let api_timeout = state.limits.request_timeout;
     Router::new()
         .route("/health", get(health))
+        .route("/healthz", get(monitoring::healthz))
+        .route("/readyz", get(monitoring::readyz))
+        .route("/metrics", get(monitoring::metrics))
         .route("/openapi.json", get(openapi::serve))
         .route("/v1/sites", post(sites::create).get(sites::list))
         .route(
@@ -131,6 +137,19 @@ pub fn router(state: AppState) -> Router {
             ApiError::method_not_allowed(&method)
         })
         .layer(from_fn_with_state(api_timeout, time_limit))
+        .layer(axum::middleware::from_fn(access_log::log_request))
+        .with_state(state)
+}
+
+/// The router of `--metrics-listen`: `/metrics` alone (and the liveness and readiness
+/// probes, which a monitoring network may want too), logged like the API's.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(monitoring::metrics))
+        .route("/healthz", get(monitoring::healthz))
+        .route("/readyz", get(monitoring::readyz))
+        .fallback(|| async { ApiError::not_found("this route") })
+        .layer(axum::middleware::from_fn(access_log::log_request))
         .with_state(state)
 }
 
@@ -157,7 +176,7 @@ async fn time_limit(
     }
 }
 
-/// Liveness: answers `ok` while the process serves requests.
+/// Liveness, the older name of `/healthz`: answers `ok` while the process serves requests.
 #[utoipa::path(get, path = "/health", tag = "service",
     responses((status = 200, description = "The service is up", body = String, content_type = "text/plain")))]
 pub async fn health() -> &'static str {

@@ -4,14 +4,14 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, error, events, sites, webhooks};
+use super::{deliveries, error, events, monitoring, sites, webhooks};
 
 /// The API's OpenAPI description.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Fullup webhooks API", description = "Manage sites, webhooks and events; inspect deliveries and attempts."),
     paths(
-        super::health, serve,
+        super::health, monitoring::healthz, monitoring::readyz, monitoring::metrics, serve,
         sites::create, sites::list, sites::get, sites::update, sites::delete,
         sites::create_key, sites::list_keys, sites::delete_key,
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
@@ -19,7 +19,7 @@ use super::{deliveries, error, events, sites, webhooks};
         events::create, events::list, events::get,
         deliveries::list, deliveries::get, deliveries::retry, deliveries::attempts,
     ),
-    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    components(schemas(error::ErrorBody, error::ErrorDetail, monitoring::Readiness)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

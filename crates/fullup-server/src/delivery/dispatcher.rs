@@ -22,8 +22,10 @@ use super::sender::{AttemptResult, Sender};
 use crate::domain::clock::Clock;
 use crate::domain::ids::AttemptId;
 use crate::domain::models::Attempt;
-use crate::domain::outcome::consequences;
+use crate::domain::models::ErrorKind;
+use crate::domain::outcome::{AttemptClass, DeliveryOutcome, consequences};
 use crate::domain::time::Timestamp;
+use crate::metrics::{Metrics, StoreOp};
 use crate::store::{Claim, ClaimedDelivery, Completion, DeliveryQueue};
 
 /// Extra time granted at shutdown, beyond the request timeout, to record outcomes.
@@ -39,16 +41,19 @@ pub struct Dispatcher {
     config: DeliveryConfig,
     sender: Sender,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `store`, woken early by `wake`, reaching only what `guard` allows.
+    /// A dispatcher over `store`, woken early by `wake`, reaching only what `guard`
+    /// allows, counting its attempts in `metrics`.
     pub fn new(
         store: Arc<dyn DeliveryQueue>,
         clock: Arc<dyn Clock>,
         config: DeliveryConfig,
         wake: Arc<Notify>,
         guard: OutboundGuard,
+        metrics: Arc<Metrics>,
     ) -> reqwest::Result<Self> {
         Ok(Self {
             sender: Sender::new(&config, guard)?,
@@ -56,6 +61,7 @@ impl Dispatcher {
             clock,
             config,
             wake,
+            metrics,
         })
     }
 
@@ -87,7 +93,9 @@ impl Dispatcher {
                 match self.claim_and_start(want, &mut tasks).await {
                     Ok(n) => n,
                     Err(err) => {
-                        tracing::error!(error = %err, "claiming deliveries failed");
+                        self.metrics.store_error(StoreOp::Claim);
+                        let error = crate::error_chain(&err);
+                        tracing::error!(error = %error, "claiming deliveries failed");
                         tokio::time::sleep(ERROR_BACKOFF).await;
                         0
                     }
@@ -152,7 +160,9 @@ impl Dispatcher {
         let completion = self.completion(&delivery, number, started_at, result);
         let now = self.clock.now();
         if let Err(err) = self.store.complete(&completion, now).await {
-            tracing::error!(error = %err, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
+            self.metrics.store_error(StoreOp::Complete);
+            let error = crate::error_chain(&err);
+            tracing::error!(error = %error, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
         }
         self.wake.notify_one();
     }
@@ -166,12 +176,13 @@ impl Dispatcher {
         started_at: Timestamp,
         r: AttemptResult,
     ) -> Completion {
-        let (next, health) =
-            consequences(r.verdict(), number, &self.config.retry, self.clock.now());
-        if !r.succeeded() {
-            tracing::info!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
-                status = ?r.status, error = ?r.error_kind, "delivery attempt failed");
-        }
+        let verdict = r.verdict();
+        let (next, health) = consequences(verdict, number, &self.config.retry, self.clock.now());
+        let class = AttemptClass::of(r.status, r.error_kind);
+        let refused = r.error_kind == Some(ErrorKind::Blocked);
+        let outcome = DeliveryOutcome::of(verdict, next, refused);
+        self.metrics.attempt(class, outcome, r.duration);
+        log_attempt(d, number, &r, class, outcome);
         Completion {
             attempt: Attempt {
                 id: AttemptId::new(started_at),
@@ -189,5 +200,27 @@ impl Dispatcher {
             health,
             policy: self.config.health_policy(),
         }
+    }
+}
+
+/// One line per attempt: successes at debug (there are many), failures at info. The
+/// URL and the error message stay out: a webhook URL may carry a token (Slack's do),
+/// and the error names the URL; the attempt log in the API has the message.
+fn log_attempt(
+    d: &ClaimedDelivery,
+    number: u32,
+    r: &AttemptResult,
+    class: AttemptClass,
+    outcome: DeliveryOutcome,
+) {
+    let duration_ms = u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX);
+    if r.succeeded() {
+        tracing::debug!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
+            status = r.status, class = %class.as_str(), outcome = %outcome.as_str(), duration_ms,
+            "delivery attempt succeeded");
+    } else {
+        tracing::info!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
+            status = r.status, class = %class.as_str(), outcome = %outcome.as_str(), duration_ms,
+            "delivery attempt failed");
     }
 }

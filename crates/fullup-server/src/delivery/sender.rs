@@ -15,6 +15,7 @@ use crate::domain::outcome::Verdict;
 use crate::domain::retry::parse_retry_after;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook_url::WebhookUrl;
+use crate::error_chain;
 use crate::store::ClaimedDelivery;
 
 /// The most of a response body kept in the attempt log.
@@ -208,17 +209,6 @@ async fn read_response(mut response: reqwest::Response) -> AttemptResult {
         retry_after,
         duration: Duration::ZERO,
     }
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn classify(err: &reqwest::Error) -> ErrorKind {

@@ -7,14 +7,13 @@ use crate::domain::ids::DeliveryId;
 use crate::domain::models::{Attempt, Delivery, Site};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
+use crate::metrics::StoreOp;
 use crate::store::{DeliveryFilter, Page, PageRequest, Recovery};
 
 impl Service {
     /// The delivery `id` of `site`.
     pub async fn delivery(&self, site: &Site, id: DeliveryId) -> ServiceResult<Delivery> {
-        self.store
-            .get_delivery(site.id, id)
-            .await?
+        self.counted(StoreOp::Read, self.store.get_delivery(site.id, id).await)?
             .ok_or_else(|| ServiceError::NotFound(format!("delivery {id}")))
     }
 
@@ -25,7 +24,10 @@ impl Service {
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> ServiceResult<Page<Delivery>> {
-        Ok(self.store.list_deliveries(site.id, filter, page).await?)
+        Ok(self.counted(
+            StoreOp::Read,
+            self.store.list_deliveries(site.id, filter, page).await,
+        )?)
     }
 
     /// A delivery's attempts, newest first.
@@ -34,26 +36,30 @@ impl Service {
         delivery: &Delivery,
         page: &PageRequest,
     ) -> ServiceResult<Page<Attempt>> {
-        Ok(self
-            .store
-            .list_attempts(delivery.site_id, delivery.id, page)
-            .await?)
+        Ok(self.counted(
+            StoreOp::Read,
+            self.store
+                .list_attempts(delivery.site_id, delivery.id, page)
+                .await,
+        )?)
     }
 
     /// Attempts `delivery` again now, whatever its state (a replay when it had
     /// succeeded); refused while its webhook is disabled.
     pub async fn retry(&self, delivery: &Delivery) -> ServiceResult<Delivery> {
-        if let Some(webhook) = self
-            .store
-            .get_webhook(delivery.site_id, delivery.webhook_id)
-            .await?
-        {
+        if let Some(webhook) = self.counted(
+            StoreOp::Read,
+            self.store
+                .get_webhook(delivery.site_id, delivery.webhook_id)
+                .await,
+        )? {
             require_enabled(&webhook)?;
         }
         let retried = self
-            .store
-            .retry_delivery(delivery, self.clock.now())
-            .await?
+            .counted(
+                StoreOp::Write,
+                self.store.retry_delivery(delivery, self.clock.now()).await,
+            )?
             .ok_or_else(|| ServiceError::NotFound(format!("delivery {}", delivery.id)))?;
         self.wake_dispatcher();
         Ok(retried)
@@ -74,16 +80,18 @@ impl Service {
                 "since must be before until".to_owned(),
             ));
         }
-        let recovered = self
-            .store
-            .recover_deliveries(&Recovery {
-                site: webhook.site_id,
-                webhook: webhook.id,
-                since,
-                until,
-                now,
-            })
-            .await?;
+        let recovered = self.counted(
+            StoreOp::Write,
+            self.store
+                .recover_deliveries(&Recovery {
+                    site: webhook.site_id,
+                    webhook: webhook.id,
+                    since,
+                    until,
+                    now,
+                })
+                .await,
+        )?;
         self.wake_dispatcher();
         Ok(recovered)
     }

@@ -3,6 +3,8 @@
 //! Ingest answers only after the event and every delivery row it fans out to are
 //! committed in one transaction: there is no second write a crash could lose.
 
+use std::time::Instant;
+
 use sha2::{Digest, Sha256};
 
 use super::{Service, ServiceError, ServiceResult};
@@ -12,6 +14,7 @@ use crate::domain::event_type::EventType;
 use crate::domain::ids::{EventId, SiteId, WebhookId};
 use crate::domain::models::{Event, Site};
 use crate::domain::webhook::Webhook;
+use crate::metrics::StoreOp;
 use crate::store::{EventFilterQuery, IngestOutcome, NewEvent, Page, PageRequest};
 
 use super::webhooks::require_enabled;
@@ -30,6 +33,8 @@ pub struct NewEventRequest {
     pub data: CanonicalJson,
     /// The client's `Idempotency-Key`.
     pub idempotency_key: Option<String>,
+    /// When its handler started, for `fullup_ingest_duration_seconds` (request to commit).
+    pub received: Instant,
 }
 
 impl Service {
@@ -50,6 +55,7 @@ impl Service {
             event_type,
             data,
             idempotency_key: None,
+            received: Instant::now(),
         };
         self.store_event(webhook.site_id, req, Some(webhook.id))
             .await
@@ -63,6 +69,7 @@ impl Service {
     ) -> ServiceResult<EventId> {
         let now = self.clock.now();
         let id = EventId::new(now);
+        let received = req.received;
         let mut hasher = Sha256::new();
         hasher.update(req.event_type.as_str().as_bytes());
         hasher.update([0]);
@@ -79,11 +86,13 @@ impl Service {
             request_hash: hasher.finalize().into(),
             only_webhook,
         };
-        match self.store.ingest(&new).await? {
+        let outcome = self.counted(StoreOp::Ingest, self.store.ingest(&new).await)?;
+        match outcome {
             IngestOutcome::Created {
                 event_id,
                 deliveries,
             } => {
+                self.metrics.event_ingested(received.elapsed());
                 if deliveries > 0 {
                     self.wake_dispatcher();
                 }
@@ -107,9 +116,7 @@ impl Service {
 
     /// The event `id` of `site`.
     pub async fn event(&self, site: &Site, id: EventId) -> ServiceResult<Event> {
-        self.store
-            .get_event(site.id, id)
-            .await?
+        self.counted(StoreOp::Read, self.store.get_event(site.id, id).await)?
             .ok_or_else(|| ServiceError::NotFound(format!("event {id}")))
     }
 
@@ -120,6 +127,9 @@ impl Service {
         filter: &EventFilterQuery,
         page: &PageRequest,
     ) -> ServiceResult<Page<Event>> {
-        Ok(self.store.list_events(site.id, filter, page).await?)
+        Ok(self.counted(
+            StoreOp::Read,
+            self.store.list_events(site.id, filter, page).await,
+        )?)
     }
 }

@@ -7,7 +7,8 @@
 //! handed a site its caller may reach.
 //!
 //! One module per family: [`sites`] (sites and API keys), [`webhooks`], [`events`]
-//! (ingest and the event log), [`deliveries`] (deliveries, attempts, retries).
+//! (ingest and the event log), [`deliveries`] (deliveries, attempts, retries),
+//! [`monitoring`] (readiness and the backlog gauges).
 
 use std::sync::Arc;
 
@@ -16,10 +17,12 @@ use tokio::sync::Notify;
 use crate::delivery::guard::OutboundGuard;
 use crate::domain::clock::Clock;
 use crate::domain::health::HealthPolicy;
-use crate::store::{Store, StoreError};
+use crate::metrics::{Metrics, StoreOp};
+use crate::store::{Store, StoreError, StoreResult};
 
 pub mod deliveries;
 pub mod events;
+pub mod monitoring;
 pub mod sites;
 pub mod webhooks;
 
@@ -83,18 +86,21 @@ pub struct Service {
     wake: Arc<Notify>,
     guard: OutboundGuard,
     health: HealthPolicy,
+    metrics: Arc<Metrics>,
 }
 
 impl Service {
     /// The use cases over `store`, telling time by `clock`, waking the dispatcher
     /// through `wake`, judging webhook URLs with `guard` (as deliveries are), and
-    /// webhook health with `health` (as the dispatcher does).
+    /// webhook health with `health` (as the dispatcher does), and recording what they
+    /// do in `metrics`.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         wake: Arc<Notify>,
         guard: OutboundGuard,
         health: HealthPolicy,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
@@ -102,7 +108,19 @@ impl Service {
             wake,
             guard,
             health,
+            metrics,
         }
+    }
+
+    /// The metrics the use cases record, for `GET /metrics` to render.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The `result` of a store call, a failure counted under `op`
+    /// (`fullup_store_errors_total`).
+    fn counted<T>(&self, op: StoreOp, result: StoreResult<T>) -> StoreResult<T> {
+        result.inspect_err(|_| self.metrics.store_error(op))
     }
 
     /// Attempts `webhook` may have in flight now.

@@ -3,6 +3,7 @@
 use super::{Service, ServiceError, ServiceResult};
 use crate::domain::ids::{ApiKeyId, SiteId};
 use crate::domain::models::{ApiKey, Site};
+use crate::metrics::StoreOp;
 use crate::store::{Page, PageRequest};
 
 /// Longest site or key name.
@@ -32,36 +33,37 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
-        self.store.create_site(&site).await?;
+        self.counted(StoreOp::Write, self.store.create_site(&site).await)?;
         Ok(site)
     }
 
     /// The site `id`.
     pub async fn site(&self, id: SiteId) -> ServiceResult<Site> {
-        self.store
-            .get_site(id)
-            .await?
+        self.counted(StoreOp::Read, self.store.get_site(id).await)?
             .ok_or_else(|| ServiceError::NotFound(format!("site {id}")))
     }
 
     /// Sites, newest first.
     pub async fn sites(&self, page: &PageRequest) -> ServiceResult<Page<Site>> {
-        Ok(self.store.list_sites(page).await?)
+        Ok(self.counted(StoreOp::Read, self.store.list_sites(page).await)?)
     }
 
     /// Renames `site`.
     pub async fn rename_site(&self, mut site: Site, name: String) -> ServiceResult<Site> {
         site.name = name;
         site.updated_at = self.clock.now();
-        self.store
-            .rename_site(site.id, &site.name, site.updated_at)
-            .await?;
+        self.counted(
+            StoreOp::Write,
+            self.store
+                .rename_site(site.id, &site.name, site.updated_at)
+                .await,
+        )?;
         Ok(site)
     }
 
     /// Deletes `site` with its webhooks, events, deliveries and keys.
     pub async fn delete_site(&self, site: &Site) -> ServiceResult<()> {
-        self.store.delete_site(site.id).await?;
+        self.counted(StoreOp::Write, self.store.delete_site(site.id).await)?;
         Ok(())
     }
 
@@ -81,18 +83,18 @@ impl Service {
             token_hash: crate::crypto::hash_token(&token),
             created_at: now,
         };
-        self.store.create_api_key(&key).await?;
+        self.counted(StoreOp::Write, self.store.create_api_key(&key).await)?;
         Ok((key, token))
     }
 
     /// A site's API keys (without tokens), newest first.
     pub async fn api_keys(&self, site: &Site, page: &PageRequest) -> ServiceResult<Page<ApiKey>> {
-        Ok(self.store.list_api_keys(site.id, page).await?)
+        Ok(self.counted(StoreOp::Read, self.store.list_api_keys(site.id, page).await)?)
     }
 
     /// Revokes a key of `site`.
     pub async fn delete_api_key(&self, site: &Site, id: ApiKeyId) -> ServiceResult<()> {
-        if self.store.delete_api_key(site.id, id).await? {
+        if self.counted(StoreOp::Write, self.store.delete_api_key(site.id, id).await)? {
             Ok(())
         } else {
             Err(ServiceError::NotFound(format!("API key {id}")))

@@ -14,6 +14,7 @@ use crate::domain::models::Site;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::{MAX_GRACE, Webhook};
 use crate::domain::webhook_url::WebhookUrl;
+use crate::metrics::StoreOp;
 use crate::store::{Page, PageRequest, SecretRotation};
 
 /// A site may hold at most this many webhooks; fan-out cost grows with each.
@@ -145,7 +146,9 @@ impl Service {
     /// Creates a webhook of `site`.
     pub async fn create_webhook(&self, site: &Site, new: NewWebhook) -> ServiceResult<Webhook> {
         let url = self.vet(new.url).await?;
-        if self.store.count_webhooks(site.id).await? >= MAX_WEBHOOKS_PER_SITE {
+        if self.counted(StoreOp::Read, self.store.count_webhooks(site.id).await)?
+            >= MAX_WEBHOOKS_PER_SITE
+        {
             return Err(ServiceError::conflict(
                 "limit_reached",
                 format!(
@@ -170,21 +173,19 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
-        self.store.create_webhook(&webhook).await?;
+        self.counted(StoreOp::Write, self.store.create_webhook(&webhook).await)?;
         Ok(webhook)
     }
 
     /// The webhook `id` of `site`.
     pub async fn webhook(&self, site: &Site, id: WebhookId) -> ServiceResult<Webhook> {
-        self.store
-            .get_webhook(site.id, id)
-            .await?
+        self.counted(StoreOp::Read, self.store.get_webhook(site.id, id).await)?
             .ok_or_else(|| ServiceError::NotFound(format!("webhook {id}")))
     }
 
     /// A site's webhooks, newest first.
     pub async fn webhooks(&self, site: &Site, page: &PageRequest) -> ServiceResult<Page<Webhook>> {
-        Ok(self.store.list_webhooks(site.id, page).await?)
+        Ok(self.counted(StoreOp::Read, self.store.list_webhooks(site.id, page).await)?)
     }
 
     /// Applies `changes` to `webhook`; resuming or enabling may make deliveries due.
@@ -209,16 +210,17 @@ impl Service {
             webhook.paused = paused;
         }
         webhook.updated_at = self.clock.now();
-        self.store.update_webhook(&webhook).await?;
+        self.counted(StoreOp::Write, self.store.update_webhook(&webhook).await)?;
         self.wake_dispatcher();
         Ok(webhook)
     }
 
     /// Deletes `webhook` and its deliveries.
     pub async fn delete_webhook(&self, webhook: &Webhook) -> ServiceResult<()> {
-        self.store
-            .delete_webhook(webhook.site_id, webhook.id)
-            .await?;
+        self.counted(
+            StoreOp::Write,
+            self.store.delete_webhook(webhook.site_id, webhook.id).await,
+        )?;
         Ok(())
     }
 
@@ -238,15 +240,18 @@ impl Service {
             ));
         }
         let rotated = self
-            .store
-            .rotate_webhook_secret(&SecretRotation {
-                site: webhook.site_id,
-                webhook: webhook.id,
-                new,
-                grace,
-                now,
-            })
-            .await?
+            .counted(
+                StoreOp::Write,
+                self.store
+                    .rotate_webhook_secret(&SecretRotation {
+                        site: webhook.site_id,
+                        webhook: webhook.id,
+                        new,
+                        grace,
+                        now,
+                    })
+                    .await,
+            )?
             .ok_or_else(|| ServiceError::NotFound(format!("webhook {}", webhook.id)))?;
         Ok(Rotated {
             fullup_signature_switches_at: rotated.fullup_signature_switches_at(now),

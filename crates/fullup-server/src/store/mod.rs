@@ -285,6 +285,31 @@ pub struct Recovery {
     pub now: Timestamp,
 }
 
+/// The backlog and webhook counts the metrics' gauges show, read with a few cheap
+/// queries (see [`Reads::backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Deliveries in state `pending`: due, scheduled for a retry, or waiting for their
+    /// webhook to be enabled or unpaused.
+    pub pending: u64,
+    /// The earliest `next_attempt_at` of a pending delivery of an enabled, unpaused
+    /// webhook (in the past when one is overdue); None when there is none.
+    pub oldest_due: Option<Timestamp>,
+    /// Webhooks by state.
+    pub webhooks: WebhookCounts,
+}
+
+/// How many webhooks are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookCounts {
+    /// Enabled and not paused: their deliveries are attempted.
+    pub enabled: u64,
+    /// Enabled but paused by their owner: their deliveries wait.
+    pub paused: u64,
+    /// Disabled (by a 410, a failure streak, or their owner), paused or not.
+    pub disabled: u64,
+}
+
 /// A request for due deliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
@@ -368,6 +393,10 @@ pub trait Reads: Send + Sync {
         delivery: DeliveryId,
         page: &PageRequest,
     ) -> StoreResult<Page<Attempt>>;
+    /// The backlog and webhook counts, for the metrics. Costs one pass over the
+    /// pending part of one index (the count), one index probe per enabled webhook (the
+    /// oldest due) and one pass over the webhooks: run it at an interval, not per scrape.
+    async fn backlog(&self) -> StoreResult<Backlog>;
 }
 
 /// The service's storage.
@@ -424,6 +453,10 @@ pub trait Store: Reads + DeliveryQueue {
     /// stopped: a running node keeps sealing under the old key. After committing, this
     /// store still seals under the old key: reopen it to use the new one.
     async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64>;
+    /// Answers when the database serves a query now (readiness): on PostgreSQL the pool
+    /// gets a live connection; on SQLite the file at the configured path opens and reads
+    /// (a connection already open would keep reading a file moved or deleted under it).
+    async fn ping(&self) -> StoreResult<()>;
     /// Closes every connection and waits until they are closed (at shutdown, after the
     /// last write), so the files are complete when the process exits.
     async fn close(&self);

@@ -129,7 +129,15 @@ async fn listen(pool: &PgPool, wake: &Notify) -> StoreResult<()> {
     }
 }
 
-impl_reads!(PgStore, sqlx::Postgres, pool, postgres);
+/// The pending deliveries are the rows of `queue` (migration 0005): its count, and one
+/// probe of each enabled, unpaused webhook's range of `queue_due`.
+const QUEUE_BACKLOG: (&str, &str) = (
+    "SELECT COUNT(*) FROM queue",
+    "SELECT MIN((SELECT MIN(q.due_at) FROM queue q WHERE q.webhook_id = w.id)) \
+     FROM webhooks w WHERE w.enabled = TRUE AND w.paused = FALSE",
+);
+
+impl_reads!(PgStore, sqlx::Postgres, pool, postgres, QUEUE_BACKLOG);
 
 #[async_trait]
 impl DeliveryQueue for PgStore {
@@ -330,6 +338,13 @@ impl Store for PgStore {
 
     async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {
         self.reseal_under(new).await
+    }
+
+    /// Takes a connection from the pool (a new one when the idle ones are gone) and
+    /// runs a trivial query on it.
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn close(&self) {

@@ -5,9 +5,10 @@
 
 /// Implements [`crate::store::Reads`] for `$store` on the sqlx database `$db`, reading
 /// from `self.$pool` with the mappers of `crate::store::rows::$rows` and opening secrets
-/// with `self.key`.
+/// with `self.key`; `$pending` is the store's pair of backlog queries (the pending count,
+/// the oldest due time), which differ where the stores keep their due deliveries.
 macro_rules! impl_reads {
-    ($store:ty, $db:ty, $pool:ident, $rows:ident) => {
+    ($store:ty, $db:ty, $pool:ident, $rows:ident, $pending:expr) => {
         #[async_trait::async_trait]
         impl crate::store::Reads for $store {
             async fn get_setting(&self, key: &str) -> crate::store::StoreResult<Option<Vec<u8>>> {
@@ -138,6 +139,21 @@ macro_rules! impl_reads {
                 self.fetch_page(q, page, "a.id", crate::store::rows::$rows::attempt, |a| a.id.to_string())
                     .await
             }
+
+            async fn backlog(&self) -> crate::store::StoreResult<crate::store::Backlog> {
+                use crate::store::sql;
+                let (count_pending, oldest_due): (&str, &str) = $pending;
+                let pending: i64 = sqlx::query_scalar(count_pending)
+                    .fetch_one(&self.$pool)
+                    .await?;
+                let oldest: Option<i64> = sqlx::query_scalar(oldest_due)
+                    .fetch_one(&self.$pool)
+                    .await?;
+                let states: Vec<(bool, bool, i64)> = sqlx::query_as(sql::COUNT_WEBHOOKS_BY_STATE)
+                    .fetch_all(&self.$pool)
+                    .await?;
+                Ok(crate::store::reads::backlog(pending, oldest, &states))
+            }
         }
 
         impl $store {
@@ -191,4 +207,28 @@ where
         .push(" AND site_id = ")
         .push_bind(site.to_string());
     q
+}
+
+/// The backlog the three queries of `backlog` found: the pending count, the oldest due
+/// time (Unix ms) and the webhooks per (enabled, paused).
+pub(crate) fn backlog(
+    pending: i64,
+    oldest_due: Option<i64>,
+    states: &[(bool, bool, i64)],
+) -> super::Backlog {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let mut webhooks = super::WebhookCounts::default();
+    for &(enabled, paused, n) in states {
+        let slot = match (enabled, paused) {
+            (false, _) => &mut webhooks.disabled,
+            (true, true) => &mut webhooks.paused,
+            (true, false) => &mut webhooks.enabled,
+        };
+        *slot += count(n);
+    }
+    super::Backlog {
+        pending: count(pending),
+        oldest_due: oldest_due.map(crate::domain::time::Timestamp::from_unix_ms),
+        webhooks,
+    }
 }

@@ -48,3 +48,16 @@ pub(crate) const WRITE_HEALTH: &str = "UPDATE webhooks SET enabled = $1, disable
      failing_since = $3, concurrency_limit = $4, updated_at = COALESCE($5, updated_at) \
      WHERE id = $6 AND enabled = $7 AND disabled_reason IS NOT DISTINCT FROM $8 \
      AND failing_since IS NOT DISTINCT FROM $9 AND concurrency_limit IS NOT DISTINCT FROM $10";
+
+/// Pending deliveries (SQLite), counted from the pending part of the
+/// `deliveries_due_webhook` index; PostgreSQL counts its queue (`store/postgres.rs`).
+pub(crate) const COUNT_PENDING: &str = "SELECT COUNT(*) FROM deliveries WHERE state = 'pending'";
+/// The earliest `next_attempt_at` of a pending delivery of an enabled, unpaused webhook
+/// (SQLite): one probe of each such webhook's range of `deliveries_due_webhook`, never a
+/// scan of the backlog.
+pub(crate) const OLDEST_DUE: &str = "SELECT MIN((SELECT MIN(d.next_attempt_at) FROM deliveries d \
+     WHERE d.webhook_id = w.id AND d.state = 'pending')) \
+     FROM webhooks w WHERE w.enabled = TRUE AND w.paused = FALSE";
+/// Webhooks per (enabled, paused).
+pub(crate) const COUNT_WEBHOOKS_BY_STATE: &str =
+    "SELECT enabled, paused, COUNT(*) FROM webhooks GROUP BY enabled, paused";

@@ -105,6 +105,8 @@ pub struct SqliteStore {
     /// Held while the store is open: leases live in this process's memory, so a second
     /// process on the same file would attempt the same deliveries.
     lock: Arc<std::fs::File>,
+    /// The database file, which the readiness probe opens afresh.
+    path: Arc<PathBuf>,
 }
 
 impl SqliteStore {
@@ -136,6 +138,7 @@ impl SqliteStore {
             leases: Arc::default(),
             api_keys: Arc::default(),
             lock,
+            path: Arc::new(options.get_filename().to_path_buf()),
             writer,
             reader,
             key: Arc::new(key),
@@ -239,7 +242,13 @@ fn json(value: &impl serde::Serialize) -> StoreResult<String> {
     serde_json::to_string(value).map_err(corrupt)
 }
 
-impl_reads!(SqliteStore, sqlx::Sqlite, reader, sqlite);
+impl_reads!(
+    SqliteStore,
+    sqlx::Sqlite,
+    reader,
+    sqlite,
+    (sql::COUNT_PENDING, sql::OLDEST_DUE)
+);
 
 impl SqliteStore {
     /// The deliveries `claim` takes, in the fair order of
@@ -555,6 +564,22 @@ impl Store for SqliteStore {
 
     async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {
         self.reseal_under(new).await
+    }
+
+    /// Opens the file at the configured path read-only, on a connection of its own,
+    /// and reads a table: the pooled connections hold the file open, so they would go
+    /// on reading it after it was moved, deleted or its disk unmounted.
+    async fn ping(&self) -> StoreResult<()> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = open_claimer(&path)?;
+            conn.query_row("SELECT COUNT(*) FROM settings", [], |row| {
+                row.get::<_, i64>(0)
+            })?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::WriteFailed(format!("the readiness probe panicked: {e}")))?
     }
 
     async fn close(&self) {

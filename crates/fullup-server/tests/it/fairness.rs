@@ -5,15 +5,14 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use fullup_server::domain::event_type::EventType;
 use fullup_server::domain::health::{HealthEffect, HealthPolicy};
-use fullup_server::domain::ids::{AttemptId, EventId, SiteId, WebhookId};
-use fullup_server::domain::models::{Attempt, ErrorKind, Event};
+use fullup_server::domain::ids::{AttemptId, SiteId, WebhookId};
+use fullup_server::domain::models::{Attempt, ErrorKind};
 use fullup_server::domain::outcome::NextStep;
 use fullup_server::domain::time::Timestamp;
-use fullup_server::store::{Claim, ClaimedDelivery, Completion, NewEvent, Store};
+use fullup_server::store::{Claim, ClaimedDelivery, Completion, Store};
 
-use crate::support::records::site_with_webhooks;
+use crate::support::records::{ingest_at, site_with_webhooks};
 use crate::support::{Backend, store_test};
 
 const T0: Timestamp = Timestamp::from_unix_ms(1_800_000_000_000);
@@ -25,20 +24,7 @@ const POLICY: HealthPolicy = HealthPolicy {
 /// Ingests `events` events of `site`, each `ms` after T0 (older first).
 async fn send(store: &dyn Store, site: SiteId, events: usize, ms: u64) {
     for n in 0..events {
-        let at = T0 + Duration::from_millis(ms + n as u64);
-        let new = NewEvent {
-            event: Event {
-                id: EventId::new(at),
-                site_id: site,
-                event_type: EventType::parse("a.b").expect("type"),
-                payload: "{}".to_owned(),
-                created_at: at,
-                idempotency_key: None,
-            },
-            request_hash: [0; 32],
-            only_webhook: None,
-        };
-        store.ingest(&new).await.expect("ingest");
+        ingest_at(store, site, T0 + Duration::from_millis(ms + n as u64), None).await;
     }
 }
 

@@ -16,6 +16,9 @@ use crate::support::TestServer;
 /// Every route of the router, as (method, path template).
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("post", "/v1/sites"),
     ("get", "/v1/sites"),

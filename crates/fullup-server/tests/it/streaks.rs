@@ -3,15 +3,14 @@
 
 use std::time::Duration;
 
-use fullup_server::domain::event_type::EventType;
 use fullup_server::domain::health::{HealthEffect, HealthPolicy};
-use fullup_server::domain::ids::{AttemptId, EventId};
-use fullup_server::domain::models::{Attempt, ErrorKind, Event};
+use fullup_server::domain::ids::AttemptId;
+use fullup_server::domain::models::{Attempt, ErrorKind};
 use fullup_server::domain::outcome::NextStep;
 use fullup_server::domain::time::Timestamp;
-use fullup_server::store::{Claim, ClaimedDelivery, Completion, NewEvent, Store};
+use fullup_server::store::{Claim, ClaimedDelivery, Completion, Store};
 
-use crate::support::records::site_with_webhooks;
+use crate::support::records::{ingest_at, site_with_webhooks};
 use crate::support::{Backend, store_test};
 
 const T0: Timestamp = Timestamp::from_unix_ms(1_800_000_000_000);
@@ -22,19 +21,7 @@ fn at(ms: i64) -> Timestamp {
 
 async fn one_claimed_delivery(store: &dyn Store) -> ClaimedDelivery {
     let (site, _) = site_with_webhooks(store, T0, 1).await;
-    let new = NewEvent {
-        event: Event {
-            id: EventId::new(T0),
-            site_id: site,
-            event_type: EventType::parse("a.b").expect("type"),
-            payload: "{}".to_owned(),
-            created_at: T0,
-            idempotency_key: None,
-        },
-        request_hash: [0; 32],
-        only_webhook: None,
-    };
-    store.ingest(&new).await.expect("ingest");
+    ingest_at(store, site, T0, None).await;
     let mut claimed = store
         .claim_due(&Claim {
             now: T0,

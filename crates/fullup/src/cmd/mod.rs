@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod bench;
 pub mod listen;
+pub mod logging;
 pub mod secret;
 pub mod secret_args;
 pub mod serve;

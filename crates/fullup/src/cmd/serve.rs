@@ -24,12 +24,15 @@ use fullup_server::store::postgres::{MIN_POOL_CONNECTIONS, POOL_CONNECTIONS};
 use fullup_signature::Secret;
 use humantime::Duration as HumanDuration;
 
+use super::logging::{self, LogFormat};
+
 /// Environment variable holding the admin token (never a flag: argv is visible to every
 /// user of the machine).
 const ADMIN_TOKEN_ENV: &str = "FULLUP_ADMIN_TOKEN";
 
 /// Arguments of `fullup serve`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = super::logging::HELP)]
 pub struct Args {
     /// Database URL: `sqlite://PATH` (created if missing) for one node, or
     /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (the database must exist) for several
@@ -43,6 +46,14 @@ pub struct Args {
     /// Address the API listens on.
     #[arg(long, env = "FULLUP_LISTEN", default_value_t = DEFAULT_LISTEN)]
     listen: SocketAddr,
+    /// Also serve `/metrics`, `/healthz` and `/readyz` on this address (one only the
+    /// monitoring network reaches); the API address serves them too.
+    #[arg(long, env = "FULLUP_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log format: pretty (human-readable) or json (one object per line). Default:
+    /// pretty on a terminal, json otherwise.
+    #[arg(long, env = "FULLUP_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
     /// Delays between attempts after the first failure, comma-separated.
     #[arg(
         long,
@@ -185,8 +196,9 @@ impl Args {
 
 /// Runs the service until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    init_logging();
+    logging::init(logging::choose(args.log_format));
     let listen = args.listen;
+    let metrics_listen = args.metrics_listen;
     let config = args.config()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -195,7 +207,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| {
                 format!("cannot listen on {listen}; choose another address with --listen")
             })?;
-        let app = Application::build(config, listener).await?;
+        let mut app = Application::build(config, listener).await?;
+        if let Some(addr) = metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen on {addr}; choose another address with --metrics-listen")
+            })?;
+            app = app.with_metrics_listener(listener);
+        }
         if let Some(token) = app.generated_admin_token() {
             println!("Generated an admin token (shown once; only its hash is stored):");
             println!("  export {ADMIN_TOKEN_ENV}={token}");
@@ -208,18 +226,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let addr = app.local_addr()?;
         println!("fullup serve: listening on http://{addr}");
+        if let Some(addr) = app.metrics_addr().transpose()? {
+            println!("fullup serve: metrics on http://{addr}/metrics");
+        }
         app.run(shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn shutdown_signal() {

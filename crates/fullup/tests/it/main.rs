@@ -5,6 +5,7 @@ mod bench;
 mod cli_sign;
 mod crash;
 mod listen;
+mod logs;
 mod proxy;
 mod seed_receivers;
 mod serve;

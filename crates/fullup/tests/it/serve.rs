@@ -27,3 +27,23 @@ async fn a_bad_flag_exits_2_with_a_one_line_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--retry-schedule"), "{stderr}");
 }
+
+#[test]
+fn serve_help_documents_rust_log_and_the_monitoring_flags() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fullup"))
+        .args(["serve", "--help"])
+        .output()
+        .expect("run fullup");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for needle in [
+        "RUST_LOG",
+        "NO_COLOR",
+        "--log-format",
+        "FULLUP_LOG_FORMAT",
+        "--metrics-listen",
+        "FULLUP_METRICS_LISTEN",
+    ] {
+        assert!(help.contains(needle), "no {needle} in:\n{help}");
+    }
+}

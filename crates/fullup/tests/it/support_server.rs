@@ -26,6 +26,35 @@ pub struct Server {
 impl Server {
     /// Starts the binary on `database_url` and port 0, and reads the address it prints.
     pub async fn start(database_url: &str, extra_args: &[&str], envs: &[(&str, &str)]) -> Server {
+        Self::launch(database_url, extra_args, envs, "warn", Stdio::inherit()).await
+    }
+
+    /// [`Server::start`] logging at `rust_log` into a pipe; the thread returned yields
+    /// every line written there once the process has exited.
+    pub async fn start_capturing_logs(
+        database_url: &str,
+        extra_args: &[&str],
+        rust_log: &str,
+    ) -> (Server, std::thread::JoinHandle<Vec<String>>) {
+        let mut server =
+            Self::launch(database_url, extra_args, &[], rust_log, Stdio::piped()).await;
+        let stderr = server.child.stderr.take().expect("stderr is piped");
+        let lines = std::thread::spawn(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .collect()
+        });
+        (server, lines)
+    }
+
+    async fn launch(
+        database_url: &str,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+        rust_log: &str,
+        stderr: Stdio,
+    ) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fullup"))
             .args([
                 "serve",
@@ -43,10 +72,10 @@ impl Server {
             .args(extra_args)
             .envs(envs.iter().copied())
             .env("FULLUP_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn `fullup serve`");
         let stdout = child.stdout.take().expect("stdout is piped");

@@ -70,6 +70,16 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// A connection to the server's admin database, for what cannot be done from
+    /// inside this one (denying connections to it).
+    pub async fn connect_admin(&self) -> PgConnection {
+        connect(&self.admin_url)
+            .await
+            .expect("connect to the admin database")
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         // Drop runs inside the test's runtime, which cannot block on its own futures:

@@ -1,13 +1,13 @@
 //! Records for tests below the API, written straight to a store.
 
-use fullup_server::domain::event_type::EventFilter;
+use fullup_server::domain::event_type::{EventFilter, EventType};
 use fullup_server::domain::health::Health;
-use fullup_server::domain::ids::{SiteId, WebhookId};
-use fullup_server::domain::models::Site;
+use fullup_server::domain::ids::{EventId, SiteId, WebhookId};
+use fullup_server::domain::models::{Event, Site};
 use fullup_server::domain::time::Timestamp;
 use fullup_server::domain::webhook::Webhook;
 use fullup_server::domain::webhook_url::WebhookUrl;
-use fullup_server::store::Store;
+use fullup_server::store::{NewEvent, Store};
 use fullup_signature::Secret;
 
 /// Creates a site, created at `at`, with `webhooks` webhooks, each subscribed to
@@ -43,4 +43,22 @@ pub async fn site_with_webhooks(
         ids.push(webhook.id);
     }
     (site.id, ids)
+}
+
+/// Ingests an `a.b` event of `site` created at `at`, to `only` or to every webhook its
+/// filters reach.
+pub async fn ingest_at(store: &dyn Store, site: SiteId, at: Timestamp, only: Option<WebhookId>) {
+    let new = NewEvent {
+        event: Event {
+            id: EventId::new(at),
+            site_id: site,
+            event_type: EventType::parse("a.b").expect("type"),
+            payload: "{}".to_owned(),
+            created_at: at,
+            idempotency_key: None,
+        },
+        request_hash: [0; 32],
+        only_webhook: only,
+    };
+    store.ingest(&new).await.expect("ingest");
 }
