@@ -182,6 +182,8 @@ fn succeeded(delivery: &ClaimedDelivery, started_at: Timestamp) -> Completion {
             error_message: None,
             response_body: "ok".to_owned(),
         },
+        event_id: delivery.event_id,
+        event_type: delivery.event_type.clone(),
         next: NextStep::Succeeded,
         health: HealthEffect::Healthy,
         policy: HealthPolicy {

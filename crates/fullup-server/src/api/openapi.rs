@@ -5,6 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{deliveries, error, events, monitoring, sites, webhooks};
+use crate::domain::operational;
 
 /// The API's OpenAPI description.
 #[derive(OpenApi)]
@@ -19,7 +20,11 @@ use super::{deliveries, error, events, monitoring, sites, webhooks};
         events::create, events::list, events::get,
         deliveries::list, deliveries::get, deliveries::retry, deliveries::attempts,
     ),
-    components(schemas(error::ErrorBody, error::ErrorDetail, monitoring::Readiness)),
+    components(schemas(
+        error::ErrorBody, error::ErrorDetail, monitoring::Readiness,
+        operational::WebhookFailing, operational::WebhookRecovered,
+        operational::WebhookDisabled, operational::DeliveryExhausted,
+    )),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -196,6 +196,8 @@ impl Dispatcher {
                 error_message: r.error_message,
                 response_body: r.response_body,
             },
+            event_id: d.event_id,
+            event_type: d.event_type.clone(),
             next,
             health,
             policy: self.config.health_policy(),

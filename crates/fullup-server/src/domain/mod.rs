@@ -12,6 +12,7 @@ pub mod fairness;
 pub mod health;
 pub mod ids;
 pub mod models;
+pub mod operational;
 pub mod outcome;
 pub mod retry;
 pub mod time;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::event_type::{EventFilter, EventType, any_matches};
 use super::health::Health;
 use super::ids::{SiteId, WebhookId};
+use super::operational::is_operational;
 use super::time::Timestamp;
 use super::webhook_url::WebhookUrl;
 
@@ -126,7 +127,8 @@ impl Webhook {
 
 /// The webhooks an event goes to, of the site's enabled `candidates` (id and filters):
 /// `only` alone when given (a test ping reaches its webhook whatever its filters),
-/// otherwise every one whose filters let `event_type` through.
+/// otherwise every one whose filters let `event_type` through; the service's own events
+/// ([`super::operational`]) only through a filter that names them exactly.
 pub fn targets<'a>(
     candidates: impl IntoIterator<Item = (WebhookId, &'a [EventFilter])>,
     event_type: &EventType,
@@ -136,6 +138,9 @@ pub fn targets<'a>(
         .into_iter()
         .filter(|(id, filters)| match only {
             Some(only) => only == *id,
+            None if is_operational(event_type.as_str()) => filters
+                .iter()
+                .any(|f| matches!(f, EventFilter::Exact(name) if name == event_type.as_str())),
             None => any_matches(filters, event_type.as_str()),
         })
         .map(|(id, _)| id)

@@ -5,14 +5,12 @@
 
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
-
 use super::{Service, ServiceError, ServiceResult};
 use crate::domain::canonical_json::{CanonicalJson, canonicalize};
-use crate::domain::envelope::envelope;
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{EventId, SiteId, WebhookId};
 use crate::domain::models::{Event, Site};
+use crate::domain::operational;
 use crate::domain::webhook::Webhook;
 use crate::metrics::StoreOp;
 use crate::store::{EventFilterQuery, IngestOutcome, NewEvent, Page, PageRequest};
@@ -38,8 +36,20 @@ pub struct NewEventRequest {
 }
 
 impl Service {
-    /// Stores an event of `site` with its deliveries and wakes the dispatcher.
+    /// Stores an event of `site` with its deliveries and wakes the dispatcher. The
+    /// service's own event types ([`operational::TYPES`]) are refused: only the service
+    /// tells those, so a receiver can trust them.
     pub async fn ingest(&self, site: &Site, req: NewEventRequest) -> ServiceResult<EventId> {
+        if operational::is_operational(req.event_type.as_str()) {
+            return Err(ServiceError::invalid(
+                "reserved_event_type",
+                format!(
+                    "`{}` is one of the service's own event types ({}); send your events under other names",
+                    req.event_type.as_str(),
+                    operational::TYPES.join(", ")
+                ),
+            ));
+        }
         self.store_event(site.id, req, None).await
     }
 
@@ -67,25 +77,15 @@ impl Service {
         req: NewEventRequest,
         only_webhook: Option<WebhookId>,
     ) -> ServiceResult<EventId> {
-        let now = self.clock.now();
-        let id = EventId::new(now);
         let received = req.received;
-        let mut hasher = Sha256::new();
-        hasher.update(req.event_type.as_str().as_bytes());
-        hasher.update([0]);
-        hasher.update(req.data.as_bytes());
-        let new = NewEvent {
-            event: Event {
-                id,
-                site_id: site,
-                payload: envelope(id, &req.event_type, now, &req.data),
-                event_type: req.event_type,
-                created_at: now,
-                idempotency_key: req.idempotency_key,
-            },
-            request_hash: hasher.finalize().into(),
+        let new = NewEvent::new(
+            site,
+            req.event_type,
+            &req.data,
+            self.clock.now(),
+            req.idempotency_key,
             only_webhook,
-        };
+        );
         let outcome = self.counted(StoreOp::Ingest, self.store.ingest(&new).await)?;
         match outcome {
             IngestOutcome::Created {

@@ -15,10 +15,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::crypto::MainKey;
+use sha2::{Digest as _, Sha256};
+
+use crate::domain::canonical_json::CanonicalJson;
+use crate::domain::envelope::envelope;
 use crate::domain::event_type::EventType;
+use crate::domain::health::Health;
 use crate::domain::health::{HealthEffect, HealthPolicy};
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
-use crate::domain::models::{ApiKey, Attempt, Delivery, DeliveryState, Event, Site};
+use crate::domain::models::{ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, Site};
+use crate::domain::operational::{self, Notice};
 use crate::domain::outcome::NextStep;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
@@ -188,6 +194,49 @@ pub struct NewEvent {
     pub only_webhook: Option<WebhookId>,
 }
 
+impl NewEvent {
+    /// The event of `site` with `event_type` and `data`, created at `now`: its id, its
+    /// envelope (the body every delivery sends) and its request hash.
+    pub fn new(
+        site: SiteId,
+        event_type: EventType,
+        data: &CanonicalJson,
+        now: Timestamp,
+        idempotency_key: Option<String>,
+        only_webhook: Option<WebhookId>,
+    ) -> Self {
+        let id = EventId::new(now);
+        let mut hasher = Sha256::new();
+        hasher.update(event_type.as_str().as_bytes());
+        hasher.update([0]);
+        hasher.update(data.as_bytes());
+        Self {
+            event: Event {
+                id,
+                site_id: site,
+                payload: envelope(id, &event_type, now, data),
+                event_type,
+                created_at: now,
+                idempotency_key,
+            },
+            request_hash: hasher.finalize().into(),
+            only_webhook,
+        }
+    }
+
+    /// The service's own event `notice` about `site`, at `now`.
+    pub fn notice(site: SiteId, notice: Notice, now: Timestamp) -> Self {
+        Self::new(site, notice.event_type, &notice.data, now, None, None)
+    }
+}
+
+/// Whether `new` is stored only if some webhook gets it: the service's own events are
+/// (a notice nobody subscribes to is dropped, so a site's event list holds only the
+/// notices someone asked for); a site's events are stored whatever their targets.
+pub(crate) fn needs_targets(new: &NewEvent) -> bool {
+    operational::is_operational(new.event.event_type.as_str())
+}
+
 /// What ingest did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
@@ -247,6 +296,11 @@ impl std::fmt::Debug for ClaimedDelivery {
 pub struct Completion {
     /// The attempt's log row.
     pub attempt: Attempt,
+    /// The delivery's event (told in `delivery.exhausted`, see
+    /// [`crate::domain::operational`]).
+    pub event_id: EventId,
+    /// Its type.
+    pub event_type: EventType,
     /// What happens to the delivery.
     pub next: NextStep,
     /// What the attempt says about the webhook's health (see [`crate::domain::health`]).
@@ -462,25 +516,58 @@ pub trait Store: Reads + DeliveryQueue {
     async fn close(&self);
 }
 
-/// The health write attempts of one webhook call for, given the health read inside the
-/// recording transaction and the attempts in the order they are recorded (each with the
-/// time it is recorded): the new health and, when they enabled or disabled the webhook,
-/// the time to set as its `updated_at`; None when the health stays as it is.
+/// What recording attempts of one webhook does to it (see [`health_change`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HealthRecord {
+    /// The health to write and, when the attempts enabled or disabled the webhook, the
+    /// time to set as its `updated_at`; None when the health stays as it was read.
+    pub write: Option<(Health, Option<Timestamp>)>,
+    /// The service's own events the attempts call for, in the order they happened:
+    /// each health change ([`operational::health_notices`]) and each delivery given up
+    /// ([`operational::exhausted_notice`]), to store in the same transaction.
+    pub notices: Vec<Notice>,
+}
+
+/// The record attempts of `webhook` call for, given the health read inside the recording
+/// transaction and the attempts in the order they are recorded (each with the time it
+/// is recorded).
 pub(crate) fn health_change<'a>(
-    read: &crate::domain::health::Health,
+    webhook: WebhookId,
+    read: &Health,
     attempts: impl IntoIterator<Item = (&'a Completion, Timestamp)>,
-) -> Option<(crate::domain::health::Health, Option<Timestamp>)> {
-    let mut next = read.clone();
+) -> HealthRecord {
+    let mut health = read.clone();
     let mut last = None;
+    let mut notices = Vec::new();
     for (c, now) in attempts {
-        next = next.after_attempt(c.health, &c.policy, c.attempt.started_at, now);
+        let after = health.after_attempt(c.health, &c.policy, c.attempt.started_at, now);
+        notices.extend(operational::health_notices(webhook, &health, &after, now));
+        notices.extend(exhausted(c));
+        health = after;
         last = Some(now);
     }
-    if next == *read {
+    let write = (health != *read).then(|| {
+        let updated = last.filter(|_| read.switch_differs(&health));
+        (health, updated)
+    });
+    HealthRecord { write, notices }
+}
+
+/// The `delivery.exhausted` notice of `c`, if it gave its delivery up.
+fn exhausted(c: &Completion) -> Option<Notice> {
+    if c.next != NextStep::Failed {
         return None;
     }
-    let updated = last.filter(|_| read.switch_differs(&next));
-    Some((next, updated))
+    let a = &c.attempt;
+    operational::exhausted_notice(&operational::Exhausted {
+        delivery: a.delivery_id,
+        webhook: a.webhook_id,
+        event: c.event_id,
+        event_type: &c.event_type,
+        attempts: a.attempt_number,
+        status_code: a.status_code,
+        error_kind: a.error_kind.map(ErrorKind::as_str),
+    })
 }
 
 /// The stored state and next attempt time a delivery gets from an attempt.

@@ -55,6 +55,9 @@ pub struct PgStore {
     key: Arc<MainKey>,
     /// Ingests and attempt completions, committed in groups.
     batch: batch::GroupCommit,
+    /// This store's id among the nodes: the payload of its announcements of new
+    /// deliveries, which its own listener ignores (its dispatcher was woken already).
+    node: Arc<str>,
 }
 
 impl PgStore {
@@ -75,8 +78,10 @@ impl PgStore {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
+        let node: Arc<str> = format!("node_{}", ulid::Ulid::new()).into();
         let store = Self {
-            batch: batch::GroupCommit::spawn(&pool),
+            batch: batch::GroupCommit::spawn(&pool, Arc::clone(&node)),
+            node,
             pool,
             key: Arc::new(key),
         };
@@ -117,15 +122,17 @@ fn bind_webhook<'q>(
         .bind(w.site_id.to_string())
 }
 
-/// Wakes `wake` at each notification on [`batch::DUE_CHANNEL`] until the connection fails.
-async fn listen(pool: &PgPool, wake: &Notify) -> StoreResult<()> {
+/// Wakes `wake` at each notification on [`batch::DUE_CHANNEL`] from another node than
+/// `node`, until the connection fails.
+async fn listen(pool: &PgPool, node: &str, wake: &Notify) -> StoreResult<()> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(batch::DUE_CHANNEL).await?;
     // Whatever was announced while not listening is found by this claim.
     wake.notify_one();
     loop {
-        listener.recv().await?;
-        wake.notify_one();
+        if listener.recv().await?.payload() != node {
+            wake.notify_one();
+        }
     }
 }
 
@@ -155,7 +162,7 @@ impl DeliveryQueue for PgStore {
     /// (the wait in between is covered by polling).
     async fn watch_due(&self, wake: Arc<Notify>) {
         loop {
-            if let Err(err) = listen(&self.pool, &wake).await {
+            if let Err(err) = listen(&self.pool, &self.node, &wake).await {
                 tracing::warn!(error = %err, "listening for due deliveries failed; polling meanwhile");
             }
             tokio::time::sleep(RELISTEN_AFTER).await;

@@ -37,9 +37,9 @@ pub(crate) const UPDATE_WEBHOOK: &str = "UPDATE webhooks SET url = $1, event_typ
 pub(crate) const EVENT_BY_IDEMPOTENCY_KEY: &str =
     "SELECT id, request_hash FROM events WHERE site_id = $1 AND idempotency_key = $2";
 
-/// A webhook's health: `$1` id.
-pub(crate) const READ_HEALTH: &str = "SELECT enabled, disabled_reason, failing_since, concurrency_limit \
-     FROM webhooks WHERE id = $1";
+/// A webhook's site and health: `$1` id.
+pub(crate) const READ_HEALTH: &str = "SELECT site_id, enabled, disabled_reason, failing_since, \
+     concurrency_limit FROM webhooks WHERE id = $1";
 /// Writes a webhook's health if it is still the one read (compare and swap): `$1`
 /// enabled, `$2` reason, `$3` failing since, `$4` concurrency limit, `$5` updated (NULL:
 /// unchanged), `$6` id, then the values read: `$7` enabled, `$8` reason, `$9` failing

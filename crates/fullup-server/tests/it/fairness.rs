@@ -166,6 +166,8 @@ fn completion(c: &ClaimedDelivery, kind: ErrorKind) -> Completion {
             error_message: None,
             response_body: String::new(),
         },
+        event_id: c.event_id,
+        event_type: c.event_type.clone(),
         next: NextStep::RetryAt(started_at + Duration::from_secs(3600)),
         health: if kind == ErrorKind::Timeout {
             HealthEffect::Unreachable

@@ -288,6 +288,8 @@ fn debug_of_config_and_models_redacts_secrets_tokens_and_bodies() {
             error_message: None,
             response_body: answer.clone(),
         },
+        event_id: claimed.event_id,
+        event_type: claimed.event_type.clone(),
         next: NextStep::Failed,
         health: HealthEffect::Healthy,
         policy: HealthPolicy {

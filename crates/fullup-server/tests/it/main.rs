@@ -9,6 +9,7 @@ mod leaks;
 mod limits;
 mod metrics;
 mod openapi;
+mod operational;
 mod postgres;
 mod readiness;
 mod retries;

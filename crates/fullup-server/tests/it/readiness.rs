@@ -91,14 +91,23 @@ async fn readyz_is_503_while_postgres_refuses_connections_and_200_once_it_takes_
         .execute(&mut admin)
         .await
         .expect("deny connections");
-    sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = $1",
-    )
-    .bind(&name)
-    .execute(&mut admin)
-    .await
-    .expect("end the service's connections");
+    // A connection that was being opened as connections were denied can outlive one
+    // round of terminations: end them until none is left.
+    for round in 0.. {
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1",
+        )
+        .bind(&name)
+        .fetch_all(&mut admin)
+        .await
+        .expect("end the service's connections");
+        if ended.is_empty() {
+            break;
+        }
+        assert!(round < 100, "the service's connections keep coming back");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let down = readyz_becomes(&server, 503).await;
     assert_eq!(down["status"], "unavailable");
     assert!(

@@ -49,6 +49,8 @@ fn result(d: &ClaimedDelivery, number: u32, started_at: Timestamp, ok: bool) -> 
             error_message: None,
             response_body: String::new(),
         },
+        event_id: d.event_id,
+        event_type: d.event_type.clone(),
         next: if ok {
             NextStep::Succeeded
         } else {

@@ -20,15 +20,17 @@ use sqlx::Row as _;
 use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::writes::{earlier_event, record_health};
+use super::writes::{earlier_event, record_health, site_and_health};
 use crate::domain::event_type::EventFilter;
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::models::ErrorKind;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::targets;
 use crate::store::rows::corrupt;
-use crate::store::rows::postgres::{filters, health, parsed};
-use crate::store::{Completion, IngestOutcome, NewEvent, StoreError, StoreResult, delivery_after};
+use crate::store::rows::postgres::{filters, parsed};
+use crate::store::{
+    Completion, IngestOutcome, NewEvent, StoreError, StoreResult, delivery_after, needs_targets,
+};
 
 /// Most jobs in one transaction: enough to amortise the commit, few enough that a
 /// batch's statements stay a few milliseconds.
@@ -54,12 +56,17 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writers over `pool`. They stop when the last handle is dropped.
-    pub fn spawn(pool: &PgPool) -> Self {
+    /// Starts the writers over `pool`, announcing new deliveries as `node`. They stop
+    /// when the last handle is dropped.
+    pub fn spawn(pool: &PgPool, node: Arc<str>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..WRITERS {
-            tokio::spawn(run(pool.clone(), Arc::clone(&rx)));
+            let w = Writer {
+                pool: pool.clone(),
+                node: Arc::clone(&node),
+            };
+            tokio::spawn(run(w, Arc::clone(&rx)));
         }
         Self { queue }
     }
@@ -91,7 +98,13 @@ impl GroupCommit {
     }
 }
 
-async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+/// What a writer task writes with: the pool, and the node id its announcements carry.
+struct Writer {
+    pool: PgPool,
+    node: Arc<str>,
+}
+
+async fn run(w: Writer, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     loop {
         let mut jobs = Vec::new();
         {
@@ -107,12 +120,12 @@ async fn run(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
                 }
             }
         }
-        write(&pool, jobs).await;
+        write(&w, jobs).await;
     }
 }
 
 /// Writes `jobs` in one transaction and answers each; on failure, writes each alone.
-async fn write(pool: &PgPool, jobs: Vec<Job>) {
+async fn write(w: &Writer, jobs: Vec<Job>) {
     let mut ingests = Vec::new();
     let mut completions = Vec::new();
     for job in jobs {
@@ -125,7 +138,7 @@ async fn write(pool: &PgPool, jobs: Vec<Job>) {
         let news: Vec<&NewEvent> = ingests.iter().map(|(new, _)| new).collect();
         let done: Vec<(&Completion, Timestamp)> =
             completions.iter().map(|(c, now, _)| (c, *now)).collect();
-        write_batch(pool, &news, &done).await
+        write_batch(w, &news, &done).await
     };
     let alone = ingests.len() + completions.len() == 1;
     match result {
@@ -148,11 +161,11 @@ async fn write(pool: &PgPool, jobs: Vec<Job>) {
             tracing::warn!(error = %err, ingests = ingests.len(), completions = completions.len(),
                 "a write batch failed; writing its jobs one by one");
             for (new, reply) in ingests {
-                let outcome = write_batch(pool, &[&new], &[]).await;
+                let outcome = write_batch(w, &[&new], &[]).await;
                 let _ = reply.send(outcome.and_then(|mut o| o.pop().ok_or_else(lost)));
             }
             for (c, now, reply) in completions {
-                let _ = reply.send(write_batch(pool, &[], &[(&c, now)]).await.map(drop));
+                let _ = reply.send(write_batch(w, &[], &[(&c, now)]).await.map(drop));
             }
         }
     }
@@ -164,78 +177,89 @@ fn lost() -> StoreError {
 
 /// One transaction: the events, their deliveries, the attempts and their effects.
 async fn write_batch(
-    pool: &PgPool,
+    w: &Writer,
     news: &[&NewEvent],
     done: &[(&Completion, Timestamp)],
 ) -> StoreResult<Vec<IngestOutcome>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = w.pool.begin().await?;
     let outcomes = if news.is_empty() {
         Vec::new()
     } else {
-        ingest_batch(&mut tx, news).await?
+        ingest_batch(&mut tx, &w.node, news).await?
     };
     if !done.is_empty() {
-        complete_batch(&mut tx, done).await?;
+        complete_batch(&mut tx, &w.node, done).await?;
     }
     tx.commit().await?;
     Ok(outcomes)
 }
 
-/// Inserts the events (an idempotency key already held leaves its event out), then one
-/// delivery per target of each inserted event.
+/// Stores the events with one delivery per target of each (see [`targets`]), queued, in
+/// one statement after one read of the sites' webhooks: an event whose idempotency key
+/// is already held is left out with its deliveries (and answered with the earlier
+/// event), and one of the service's own events that no webhook takes is not stored
+/// ([`needs_targets`]). New deliveries are announced on [`DUE_CHANNEL`] at commit, with
+/// `node` as the payload, so that this node's listener can ignore its own.
 async fn ingest_batch(
     tx: &mut PgConnection,
+    node: &str,
     news: &[&NewEvent],
 ) -> StoreResult<Vec<IngestOutcome>> {
-    let inserted = insert_events(tx, news).await?;
-    let fresh: Vec<&NewEvent> = news
-        .iter()
-        .copied()
-        .filter(|new| inserted.contains(&new.event.id.to_string()))
-        .collect();
-    let created = insert_deliveries(tx, &fresh).await?;
+    let candidates = candidates(tx, news).await?;
+    let mut stored: Vec<&NewEvent> = Vec::with_capacity(news.len());
+    let mut rows = DeliveryRows::default();
+    let mut counts = HashMap::with_capacity(news.len());
+    for new in news {
+        let event = &new.event;
+        let site = event.site_id.to_string();
+        let of_site = candidates.get(&site).map_or(&[][..], Vec::as_slice);
+        let to = targets(
+            of_site.iter().map(|(id, f)| (*id, f.as_slice())),
+            &event.event_type,
+            new.only_webhook,
+        );
+        if to.is_empty() && needs_targets(new) {
+            continue;
+        }
+        counts.insert(
+            event.id.to_string(),
+            u32::try_from(to.len()).map_err(corrupt)?,
+        );
+        stored.push(new);
+        for webhook in to {
+            rows.push(new, &site, webhook);
+        }
+    }
+    let inserted = if stored.is_empty() {
+        HashSet::new()
+    } else {
+        insert(tx, node, &stored, &rows).await?
+    };
     let mut outcomes = Vec::with_capacity(news.len());
     for new in news {
         let id = new.event.id.to_string();
-        outcomes.push(match created.get(&id) {
-            Some(&deliveries) => IngestOutcome::Created {
+        outcomes.push(match counts.get(&id) {
+            Some(&deliveries) if inserted.contains(&id) => IngestOutcome::Created {
                 event_id: new.event.id,
                 deliveries,
             },
-            None => earlier_event(tx, new).await?,
+            // A notice nobody takes: nothing stored, nothing to answer (the service
+            // never asks).
+            None => IngestOutcome::Created {
+                event_id: new.event.id,
+                deliveries: 0,
+            },
+            Some(_) => earlier_event(tx, new).await?,
         });
     }
     Ok(outcomes)
 }
 
-/// Inserts the events in one statement; returns the ids of those inserted.
-async fn insert_events(tx: &mut PgConnection, news: &[&NewEvent]) -> StoreResult<HashSet<String>> {
-    let events = news.iter().map(|new| &new.event);
-    let rows = sqlx::query(
-        "INSERT INTO events (id, site_id, type, payload, created_at, idempotency_key, request_hash) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
-                              $6::text[], $7::bytea[]) \
-         ON CONFLICT (site_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING id",
-    )
-    .bind(events.clone().map(|e| e.id.to_string()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.site_id.to_string()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.payload.as_str()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.created_at.unix_ms()).collect::<Vec<_>>())
-    .bind(events.clone().map(|e| e.idempotency_key.as_deref()).collect::<Vec<_>>())
-    .bind(news.iter().map(|new| &new.request_hash[..]).collect::<Vec<_>>())
-    .fetch_all(&mut *tx)
-    .await?;
-    rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
-}
-
-/// One delivery per webhook each event goes to (see [`targets`]), queued, and announced
-/// to every node at commit, in one statement; returns how many each event got, by id.
-async fn insert_deliveries(
+/// The enabled webhooks (id and filters) of the events' sites, by site id.
+async fn candidates(
     tx: &mut PgConnection,
     news: &[&NewEvent],
-) -> StoreResult<HashMap<String, u32>> {
+) -> StoreResult<HashMap<String, Vec<(WebhookId, Vec<EventFilter>)>>> {
     let sites: Vec<String> = news
         .iter()
         .map(|new| new.event.site_id.to_string())
@@ -257,32 +281,76 @@ async fn insert_deliveries(
         );
         candidates.entry(site).or_default().push(webhook);
     }
-    let mut rows = DeliveryRows::default();
-    let mut created = HashMap::with_capacity(news.len());
-    for new in news {
-        let event = &new.event;
-        let site = event.site_id.to_string();
-        let of_site = candidates.get(&site).map_or(&[][..], Vec::as_slice);
-        let to = targets(
-            of_site.iter().map(|(id, f)| (*id, f.as_slice())),
-            &event.event_type,
-            new.only_webhook,
-        );
-        let count = u32::try_from(to.len()).map_err(corrupt)?;
-        created.insert(event.id.to_string(), count);
-        for webhook in to {
-            rows.push(new, &site, webhook);
-        }
-    }
-    if !rows.ids.is_empty() {
-        sqlx::query(
-            "WITH v AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-                                             $5::int8[]) AS v(d, s, e, w, t)), \
-             delivery AS (INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, \
-                                 attempt_count, next_attempt_at, created_at, updated_at) \
-                 SELECT d, s, e, w, 'pending', 0, t, t, t FROM v), \
-             queued AS (INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT d, w, t FROM v) \
-             SELECT pg_notify($6, '')",
+    Ok(candidates)
+}
+
+/// Events `$1`…`$7`, then deliveries `$8`…`$12` (id, site, event, webhook, created),
+/// then `$13` the channel and `$14` the node: the events not held back by their
+/// idempotency key go in, and the deliveries and queue rows of those events only. Answers
+/// the inserted events' ids, and a NULL row if it announced new deliveries (the
+/// announcement is the main query's, since PostgreSQL runs a CTE that writes nothing
+/// only if something reads it).
+const INGEST_SQL: &str = "WITH e AS ( \
+        INSERT INTO events (id, site_id, type, payload, created_at, idempotency_key, request_hash) \
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+                             $6::text[], $7::bytea[]) \
+        ON CONFLICT (site_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+        RETURNING id), \
+    v AS ( \
+        SELECT v.* FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::int8[]) \
+            AS v(d, s, ev, w, t) \
+        WHERE v.ev IN (SELECT id FROM e)), \
+    delivery AS ( \
+        INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, \
+                                next_attempt_at, created_at, updated_at) \
+        SELECT d, s, ev, w, 'pending', 0, t, t, t FROM v), \
+    queued AS (INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT d, w, t FROM v) \
+    SELECT id FROM e \
+    UNION ALL SELECT NULL FROM (SELECT pg_notify($13, $14) FROM v LIMIT 1) AS told";
+
+/// Runs [`INGEST_SQL`]; returns the ids of the events inserted.
+async fn insert(
+    tx: &mut PgConnection,
+    node: &str,
+    news: &[&NewEvent],
+    rows: &DeliveryRows,
+) -> StoreResult<HashSet<String>> {
+    let events = news.iter().map(|new| &new.event);
+    let ids: Vec<Option<String>> = sqlx::query_scalar(INGEST_SQL)
+        .bind(events.clone().map(|e| e.id.to_string()).collect::<Vec<_>>())
+        .bind(
+            events
+                .clone()
+                .map(|e| e.site_id.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .clone()
+                .map(|e| e.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .clone()
+                .map(|e| e.payload.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .clone()
+                .map(|e| e.created_at.unix_ms())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            events
+                .map(|e| e.idempotency_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            news.iter()
+                .map(|new| &new.request_hash[..])
+                .collect::<Vec<_>>(),
         )
         .bind(&rows.ids)
         .bind(&rows.sites)
@@ -290,10 +358,10 @@ async fn insert_deliveries(
         .bind(&rows.webhooks)
         .bind(&rows.created)
         .bind(DUE_CHANNEL)
-        .execute(&mut *tx)
+        .bind(node)
+        .fetch_all(&mut *tx)
         .await?;
-    }
-    Ok(created)
+    Ok(ids.into_iter().flatten().collect())
 }
 
 /// The columns of the deliveries a batch creates.
@@ -319,10 +387,12 @@ impl DeliveryRows {
 
 /// Records the attempts (of deliveries that still exist), their deliveries' next steps
 /// (ending their leases, moving or removing their queue rows), and each webhook's health
-/// after its attempts, in the order they were made: one statement, and a health write
-/// for a webhook whose health changed.
+/// after its attempts, in the order they were made: one statement, a health write for a
+/// webhook whose health changed, and the service's own events they call for
+/// ([`crate::domain::operational`]), ingested like any other.
 async fn complete_batch(
     tx: &mut PgConnection,
+    node: &str,
     done: &[(&Completion, Timestamp)],
 ) -> StoreResult<()> {
     // Rows are locked in id order, so two batches (of any nodes) cannot deadlock.
@@ -334,7 +404,7 @@ async fn complete_batch(
         .await?;
     let mut read = HashMap::with_capacity(rows.len());
     for row in &rows {
-        read.insert(row.try_get::<String, _>("id")?, health(row)?);
+        read.insert(row.try_get::<String, _>("id")?, site_and_health(row)?);
     }
     let mut by_webhook: BTreeMap<WebhookId, Vec<(&Completion, Timestamp)>> = BTreeMap::new();
     for (c, now) in done {
@@ -343,13 +413,20 @@ async fn complete_batch(
             .or_default()
             .push((c, *now));
     }
+    let mut notices = Vec::new();
     for (webhook, attempts) in by_webhook {
-        let webhook = webhook.to_string();
-        let first = read.remove(&webhook);
         // Deleted since the claim: nothing to record.
-        if first.is_some() {
-            record_health(tx, &webhook, first, &attempts).await?;
+        let Some(first) = read.remove(&webhook.to_string()) else {
+            continue;
+        };
+        if let Some((site, told)) = record_health(tx, webhook, Some(first), &attempts).await? {
+            let now = attempts.last().map_or(Timestamp::EPOCH, |(_, now)| *now);
+            notices.extend(told.into_iter().map(|n| NewEvent::notice(site, n, now)));
         }
+    }
+    if !notices.is_empty() {
+        let news: Vec<&NewEvent> = notices.iter().collect();
+        ingest_batch(tx, node, &news).await?;
     }
     Ok(())
 }
@@ -357,7 +434,8 @@ async fn complete_batch(
 /// The attempts (`$7`…`$16`, of deliveries that still exist), the deliveries' next steps
 /// (`$1` id, `$2` state, `$3` attempts made, `$4` next attempt or NULL, `$5` updated,
 /// `$6` webhook): their leases end, a delivery due again has its queue row (moved to its
-/// time), one that is done has none. Answers the health of the webhooks concerned.
+/// time), one that is done has none. Answers the site and health of the webhooks
+/// concerned.
 /// Each table is reached through `= ANY($1)` as well as the join, so the planner looks
 /// the rows up by key whatever it guesses of the arrays' length (a join alone was planned
 /// as a scan of the whole table).
@@ -384,7 +462,7 @@ const COMPLETE_SQL: &str = "WITH v AS ( \
         SELECT v.id, v.webhook, v.next FROM v JOIN delivery ON delivery.id = v.id \
         WHERE v.next IS NOT NULL \
         ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at) \
-    SELECT id, enabled, disabled_reason, failing_since, concurrency_limit FROM webhooks \
+    SELECT id, site_id, enabled, disabled_reason, failing_since, concurrency_limit FROM webhooks \
     WHERE id = ANY($6)";
 
 /// The columns of the deliveries' next steps.

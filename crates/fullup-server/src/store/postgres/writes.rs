@@ -9,7 +9,8 @@ use sqlx::postgres::{PgConnection, PgPool};
 
 use crate::crypto::MainKey;
 use crate::domain::health::Health;
-use crate::domain::ids::{DeliveryId, EventId};
+use crate::domain::ids::{DeliveryId, EventId, SiteId, WebhookId};
+use crate::domain::operational::Notice;
 use crate::domain::time::Timestamp;
 use crate::store::rows::postgres::{count, health, parsed, webhook};
 use crate::store::{
@@ -120,6 +121,11 @@ pub(super) async fn claim_due(
         .collect()
 }
 
+/// A row of [`sql::READ_HEALTH`]: the webhook's site and health.
+pub(super) fn site_and_health(row: &sqlx::postgres::PgRow) -> StoreResult<(SiteId, Health)> {
+    Ok((parsed(row, "site_id", SiteId::parse)?, health(row)?))
+}
+
 /// A concurrency limit as its `INTEGER` column holds it.
 fn limit_column(limit: u32) -> i32 {
     i32::try_from(limit).unwrap_or(i32::MAX)
@@ -129,30 +135,34 @@ fn limit_column(limit: u32) -> i32 {
 /// its health: read, rule, and a write only if the health changes and is still the one
 /// read (compare and swap; a lost race reads again). No lock is taken when nothing
 /// changes, which is almost every attempt.
-/// `first` is the health already read in this transaction, if it was.
+/// `first` is the site and health already read in this transaction, if they were.
+/// Returns the webhook's site and the service's own events the attempts call for (see
+/// [`crate::store::HealthRecord`]), or None if the webhook is gone.
 pub(super) async fn record_health(
     tx: &mut PgConnection,
-    webhook: &str,
-    mut first: Option<Health>,
+    webhook: WebhookId,
+    mut first: Option<(SiteId, Health)>,
     attempts: &[(&Completion, Timestamp)],
-) -> StoreResult<()> {
+) -> StoreResult<Option<(SiteId, Vec<Notice>)>> {
+    let id = webhook.to_string();
     for _ in 0..HEALTH_ATTEMPTS {
         let read = match first.take() {
             Some(read) => Some(read),
             None => {
                 let row = sqlx::query(sql::READ_HEALTH)
-                    .bind(webhook)
+                    .bind(&id)
                     .fetch_optional(&mut *tx)
                     .await?;
-                row.as_ref().map(health).transpose()?
+                row.as_ref().map(site_and_health).transpose()?
             }
         };
         // Deleted since the claim: nothing to record.
-        let Some(read) = read else {
-            return Ok(());
+        let Some((site, read)) = read else {
+            return Ok(None);
         };
-        let Some((next, updated)) = health_change(&read, attempts.iter().copied()) else {
-            return Ok(());
+        let record = health_change(webhook, &read, attempts.iter().copied());
+        let Some((next, updated)) = record.write else {
+            return Ok(Some((site, record.notices)));
         };
         let done = sqlx::query(sql::WRITE_HEALTH)
             .bind(next.enabled)
@@ -160,7 +170,7 @@ pub(super) async fn record_health(
             .bind(next.failing_since)
             .bind(next.concurrency.map(limit_column))
             .bind(updated)
-            .bind(webhook)
+            .bind(&id)
             .bind(read.enabled)
             .bind(&read.disabled_reason)
             .bind(read.failing_since)
@@ -168,7 +178,7 @@ pub(super) async fn record_health(
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 1 {
-            return Ok(());
+            return Ok(Some((site, record.notices)));
         }
     }
     Err(StoreError::WriteFailed(

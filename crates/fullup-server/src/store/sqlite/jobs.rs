@@ -7,13 +7,14 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::domain::event_type::EventFilter;
 use crate::domain::health::Health;
-use crate::domain::ids::{DeliveryId, EventId, WebhookId};
+use crate::domain::ids::{DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::ErrorKind;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::targets;
 use crate::store::rows::corrupt;
 use crate::store::{
-    Completion, IngestOutcome, NewEvent, StoreResult, delivery_after, health_change, sql,
+    Completion, IngestOutcome, NewEvent, StoreResult, delivery_after, health_change, needs_targets,
+    sql,
 };
 
 /// The site's enabled webhooks an event may go to: `$1` site.
@@ -49,6 +50,13 @@ pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOut
             });
         }
     }
+    let targets = targets_of(conn, &site, new)?;
+    if targets.is_empty() && needs_targets(new) {
+        return Ok(IngestOutcome::Created {
+            event_id: event.id,
+            deliveries: 0,
+        });
+    }
     let event_id = event.id.to_string();
     conn.prepare_cached(
         "INSERT INTO events (id, site_id, type, payload, created_at, idempotency_key, request_hash) \
@@ -68,7 +76,6 @@ pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOut
          next_attempt_at, lease_until, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, NULL, ?5, ?5)",
     )?;
-    let targets = targets_of(conn, &site, new)?;
     for webhook in &targets {
         let id = DeliveryId::new(event.created_at).to_string();
         insert.execute(params![
@@ -130,19 +137,21 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
     let read = conn
         .prepare_cached(sql::READ_HEALTH)?
         .query_row([&webhook], |row| {
-            Ok(Health {
-                enabled: row.get(0)?,
-                disabled_reason: row.get(1)?,
-                failing_since: row.get(2)?,
-                concurrency: row.get(3)?,
-            })
+            let health = Health {
+                enabled: row.get(1)?,
+                disabled_reason: row.get(2)?,
+                failing_since: row.get(3)?,
+                concurrency: row.get(4)?,
+            };
+            Ok((row.get::<_, String>(0)?, health))
         })
         .optional()?;
     // Deleted since the claim: its deliveries and attempts are gone too.
-    let Some(read) = read else {
+    let Some((site, read)) = read else {
         return Ok(());
     };
-    if let Some((next, updated)) = health_change(&read, [(c, now)]) {
+    let record = health_change(a.webhook_id, &read, [(c, now)]);
+    if let Some((next, updated)) = record.write {
         conn.prepare_cached(sql::WRITE_HEALTH)?.execute(params![
             next.enabled,
             next.disabled_reason,
@@ -155,6 +164,10 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
             read.failing_since,
             read.concurrency,
         ])?;
+    }
+    let site = SiteId::parse(&site).map_err(corrupt)?;
+    for notice in record.notices {
+        ingest(conn, &NewEvent::notice(site, notice, now))?;
     }
     Ok(())
 }
