@@ -175,21 +175,26 @@ fn lost() -> StoreError {
     StoreError::WriteFailed("the write had no result".into())
 }
 
-/// One transaction: the events, their deliveries, the attempts and their effects.
+/// One transaction: the events, their deliveries, the attempts and their effects (one
+/// statement when there are only events).
 async fn write_batch(
     w: &Writer,
     news: &[&NewEvent],
     done: &[(&Completion, Timestamp)],
 ) -> StoreResult<Vec<IngestOutcome>> {
+    if done.is_empty() {
+        // Ingest alone writes in one statement, atomic by itself: no BEGIN and COMMIT
+        // round trips.
+        let mut conn = w.pool.acquire().await?;
+        return ingest_batch(&mut conn, &w.node, news).await;
+    }
     let mut tx = w.pool.begin().await?;
     let outcomes = if news.is_empty() {
         Vec::new()
     } else {
         ingest_batch(&mut tx, &w.node, news).await?
     };
-    if !done.is_empty() {
-        complete_batch(&mut tx, &w.node, done).await?;
-    }
+    complete_batch(&mut tx, &w.node, done).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
@@ -431,7 +436,8 @@ async fn complete_batch(
     Ok(())
 }
 
-/// The attempts (`$7`…`$16`, of deliveries that still exist), the deliveries' next steps
+/// The attempts (`$7`…`$16`, of deliveries that still exist: those the update found),
+/// the deliveries' next steps
 /// (`$1` id, `$2` state, `$3` attempts made, `$4` next attempt or NULL, `$5` updated,
 /// `$6` webhook): their leases end, a delivery due again has its queue row (moved to its
 /// time), one that is done has none. Answers the site and health of the webhooks
@@ -442,6 +448,10 @@ async fn complete_batch(
 const COMPLETE_SQL: &str = "WITH v AS ( \
         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int8[], $5::int8[], $6::text[]) \
             AS v(id, state, n, next, updated, webhook)), \
+    delivery AS ( \
+        UPDATE deliveries d SET state = v.state, attempt_count = v.n, next_attempt_at = v.next, \
+               updated_at = v.updated \
+        FROM v WHERE d.id = v.id AND d.id = ANY($1) RETURNING d.id), \
     attempt AS ( \
         INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, \
                               duration_ms, status_code, error_kind, error_message, response_body) \
@@ -449,11 +459,7 @@ const COMPLETE_SQL: &str = "WITH v AS ( \
                                $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
              AS a(id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, \
                   status_code, error_kind, error_message, response_body) \
-        WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id)), \
-    delivery AS ( \
-        UPDATE deliveries d SET state = v.state, attempt_count = v.n, next_attempt_at = v.next, \
-               updated_at = v.updated \
-        FROM v WHERE d.id = v.id AND d.id = ANY($1) RETURNING d.id), \
+        JOIN delivery ON delivery.id = a.delivery_id), \
     lease AS (DELETE FROM leases WHERE delivery_id = ANY($1)), \
     done AS (DELETE FROM queue q USING v \
              WHERE q.delivery_id = ANY($1) AND q.delivery_id = v.id AND v.next IS NULL), \

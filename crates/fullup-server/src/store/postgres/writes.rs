@@ -56,6 +56,8 @@ pub(super) async fn earlier_event(
 /// site's room. A lease is a row of `leases`, inserted, or renewed only if it has ended:
 /// the primary key decides against the latest committed lease, whatever this statement's
 /// snapshot saw, so two nodes never lease one delivery. The delivery row is not written.
+/// The claimed rows' deliveries and events are read by key (`LATERAL`): a join let the
+/// planner read the whole `deliveries` table for a handful of rows.
 pub(super) async fn claim_due(
     pool: &PgPool,
     key: &MainKey,
@@ -92,8 +94,10 @@ pub(super) async fn claim_due(
              ON CONFLICT (delivery_id) DO UPDATE SET until = EXCLUDED.until WHERE leases.until <= $2 \
              RETURNING delivery_id) \
          SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.type AS event_type, e.payload, w.* \
-         FROM claimed c JOIN deliveries d ON d.id = c.delivery_id \
-         JOIN events e ON e.id = d.event_id JOIN webhooks w ON w.id = d.webhook_id \
+         FROM claimed c \
+         CROSS JOIN LATERAL (SELECT * FROM deliveries d WHERE d.id = c.delivery_id) d \
+         CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.id = d.event_id) e \
+         JOIN webhooks w ON w.id = d.webhook_id \
          ORDER BY d.next_attempt_at",
     )
     .bind(claim.now + claim.lease)
