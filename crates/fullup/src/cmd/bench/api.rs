@@ -59,19 +59,29 @@ impl Api {
 
     /// Checks that the service answers `/health`.
     pub async fn health(&self) -> anyhow::Result<()> {
+        self.get_ok("/health").await.map(drop)
+    }
+
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self.get_ok("/metrics").await?.text().await?)
+    }
+
+    /// `GET path` without a token, which must answer 2xx.
+    async fn get_ok(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
         let response = self
             .client
-            .get(format!("{}/health", self.base))
+            .get(&url)
             .send()
             .await
-            .with_context(|| format!("cannot reach {}/health", self.base))?;
+            .with_context(|| format!("cannot reach {url}"))?;
         anyhow::ensure!(
             response.status().is_success(),
-            "{}/health answered {}",
-            self.base,
+            "{url} answered {}",
             response.status()
         );
-        Ok(())
+        Ok(response)
     }
 
     /// Creates a site; returns its id.

@@ -1,7 +1,9 @@
 //! Backlog: deliveries queue up while the receiver is "down" (its webhooks paused: the
 //! service creates their deliveries but does not attempt them), then it comes back "up"
 //! (the webhooks resumed). Measures the drain rate, deliveries/s from the resume until
-//! the last one is verified, and the service's peak memory over the run. A small
+//! the last one is verified, and the service's peak memory over the run. While the
+//! backlog is queued, it also times [`SCRAPES`] scrapes of `GET /metrics` one after the
+//! other (what a Prometheus scrape costs beside a large backlog). A small
 //! reference backlog is drained the same way, each on a fresh service, so that "a large
 //! backlog drains at >= 80 % of a small one's rate" can be checked in one command.
 
@@ -10,9 +12,10 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use super::api::Api;
 use super::load::{Events, Pace};
 use super::receiver::Expect;
-use super::report::{Row, Tally, mib, percent_of, ratio};
+use super::report::{Latency, Row, Tally, mib, percent_of, ratio};
 use super::{Bench, Scenario, Settled};
 
 /// One backlog drained.
@@ -29,6 +32,31 @@ pub struct Drain {
     drain_per_sec: f64,
     /// `VmHWM` of the service process at the end of the run.
     peak_rss_bytes: Option<u64>,
+    /// `GET /metrics` answered while the backlog was queued, request to last byte (None:
+    /// the service has no `/metrics`, as builds before it did not).
+    scrape: Option<Latency>,
+    /// `fullup_deliveries_pending` in the last of those scrapes (as of the service's last
+    /// backlog refresh, so up to its interval old).
+    pending_gauge: Option<f64>,
+}
+
+/// Scrapes timed while the backlog is queued.
+const SCRAPES: usize = 100;
+
+/// Times [`SCRAPES`] scrapes one after the other; returns them and the pending gauge.
+async fn time_scrapes(api: &Api) -> anyhow::Result<(Latency, Option<f64>)> {
+    let mut nanos = Vec::with_capacity(SCRAPES);
+    let mut text = String::new();
+    for _ in 0..SCRAPES {
+        let started = Instant::now();
+        text = api.metrics().await?;
+        nanos.push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    }
+    let pending = text
+        .lines()
+        .find_map(|l| l.strip_prefix("fullup_deliveries_pending "))
+        .and_then(|v| v.trim().parse().ok());
+    Ok((Latency::of(nanos), pending))
 }
 
 /// What a backlog run measured.
@@ -84,6 +112,13 @@ async fn drain(bench: &mut Bench, deliveries: usize) -> anyhow::Result<Drain> {
         concurrency: bench.plan.concurrency,
     };
     let ingest = bench.send(&label, requests, expect, pace).await?;
+    let (scrape, pending_gauge) = match time_scrapes(&deployment.api).await {
+        Ok((scrape, pending)) => (Some(scrape), pending),
+        Err(err) => {
+            bench.progress.note(&format!("not timing scrapes: {err:#}"));
+            (None, None)
+        }
+    };
     let before = bench.receiver.counts();
     bench.progress.note(&format!(
         "resuming {fanout} webhooks with {deliveries} deliveries queued"
@@ -113,6 +148,8 @@ async fn drain(bench: &mut Bench, deliveries: usize) -> anyhow::Result<Drain> {
         drain_secs,
         tally,
         peak_rss_bytes,
+        scrape,
+        pending_gauge,
     })
 }
 
@@ -134,6 +171,19 @@ impl Drain {
             ),
         ));
         rows.push(("  service peak RSS", mib(self.peak_rss_bytes)));
+        let scrape = self.scrape.map_or_else(
+            || "n/a (no /metrics)".to_owned(),
+            |s| {
+                format!(
+                    "p50 / p95 / p99 / max {} ({} scrapes; pending gauge {})",
+                    s.describe(),
+                    s.samples,
+                    self.pending_gauge
+                        .map_or_else(|| "absent".to_owned(), |v| format!("{v:.0}"))
+                )
+            },
+        );
+        rows.push(("  GET /metrics while queued", scrape));
     }
 
     fn incomplete(&self) -> Option<String> {
