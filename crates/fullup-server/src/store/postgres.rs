@@ -43,6 +43,8 @@ pub const POOL_CONNECTIONS: u32 = 16;
 /// The fewest connections a node can run on: the group-commit writers, a claim, and a
 /// query of the API at once.
 pub const MIN_POOL_CONNECTIONS: u32 = batch::WRITERS as u32 + 2;
+/// How often each node vacuums the `leases` table (see [`vacuum_leases`]).
+const LEASES_VACUUM_EVERY: Duration = Duration::from_secs(5);
 /// Wait before listening again after the notification connection failed.
 const RELISTEN_AFTER: Duration = Duration::from_secs(1);
 /// How long a query waits for a free connection before failing.
@@ -89,6 +91,7 @@ impl PgStore {
             store.pool.close().await;
             return Err(err);
         }
+        tokio::spawn(vacuum_leases(store.pool.clone()));
         Ok(store)
     }
 
@@ -120,6 +123,29 @@ fn bind_webhook<'q>(
         .bind(w.updated_at)
         .bind(w.id.to_string())
         .bind(w.site_id.to_string())
+}
+
+/// Vacuums `leases` every [`LEASES_VACUUM_EVERY`] until the pool is closed. The table
+/// holds only the attempts in flight, but every attempt inserts a row and deletes it, and
+/// every claim counts the live ones by reading the whole table: dead rows left for
+/// autovacuum (which looks at a database once a minute, if it runs at all) made each
+/// claim read hundreds of thousands of them in a large backlog's drain. Vacuuming a table
+/// this small takes milliseconds; a node skips its turn while another node vacuums.
+async fn vacuum_leases(pool: PgPool) {
+    let mut every = tokio::time::interval(LEASES_VACUUM_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(err) = sqlx::raw_sql("VACUUM (SKIP_LOCKED) leases")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %err, "vacuuming the leases table failed");
+        }
+    }
 }
 
 /// Wakes `wake` at each notification on [`batch::DUE_CHANNEL`] from another node than
