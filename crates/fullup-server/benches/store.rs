@@ -107,7 +107,7 @@ impl Fixture {
                 only_webhook: None,
             };
             let store = self.store.clone();
-            async move { store.ingest(&new).await }
+            async move { store.ingest(new).await }
         });
         for outcome in futures::future::join_all(ingests).await {
             match outcome.expect("ingest") {
@@ -244,7 +244,7 @@ fn complete(c: &mut Criterion) {
                         .into_iter()
                         .map(|completion| {
                             let store = fx.store.clone();
-                            tokio::spawn(async move { store.complete(&completion, now).await })
+                            tokio::spawn(async move { store.complete(completion, now).await })
                         })
                         .collect();
                     for task in tasks {

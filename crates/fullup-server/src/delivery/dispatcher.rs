@@ -159,7 +159,7 @@ impl Dispatcher {
         let result = self.sender.send(&delivery, number, started_at).await;
         let completion = self.completion(&delivery, number, started_at, result);
         let now = self.clock.now();
-        if let Err(err) = self.store.complete(&completion, now).await {
+        if let Err(err) = self.store.complete(completion, now).await {
             self.metrics.store_error(StoreOp::Complete);
             let error = crate::error_chain(&err);
             tracing::error!(error = %error, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");

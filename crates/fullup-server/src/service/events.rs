@@ -86,7 +86,7 @@ impl Service {
             req.idempotency_key,
             only_webhook,
         );
-        let outcome = self.counted(StoreOp::Ingest, self.store.ingest(&new).await)?;
+        let outcome = self.counted(StoreOp::Ingest, self.store.ingest(new).await)?;
         match outcome {
             IngestOutcome::Created {
                 event_id,

@@ -396,7 +396,7 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     /// Records an attempt and its consequences in one transaction: the attempt row, the
     /// delivery's next step, and the webhook's health after
     /// [`crate::domain::health::Health::after_attempt`].
-    async fn complete(&self, completion: &Completion, now: Timestamp) -> StoreResult<()>;
+    async fn complete(&self, completion: Completion, now: Timestamp) -> StoreResult<()>;
     /// Wakes `wake` whenever deliveries become due that another node created, for as
     /// long as the future runs; a store with one node returns at once (its own ingests
     /// wake the dispatcher directly).
@@ -490,7 +490,7 @@ pub trait Store: Reads + DeliveryQueue {
 
     /// Stores an event and all of its deliveries (to the targets of
     /// [`crate::domain::webhook::targets`]) in one transaction.
-    async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome>;
+    async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome>;
 
     /// Makes a delivery pending and due at `now`, whatever its state; None when absent.
     /// A live lease is kept: the attempt in flight decides what happens next, and no

@@ -178,8 +178,8 @@ impl DeliveryQueue for PgStore {
         writes::claim_due(&self.pool, &self.key, claim).await
     }
 
-    async fn complete(&self, c: &Completion, now: Timestamp) -> StoreResult<()> {
-        self.batch.complete(c.clone(), now).await
+    async fn complete(&self, c: Completion, now: Timestamp) -> StoreResult<()> {
+        self.batch.complete(c, now).await
     }
 
     /// Listens on [`batch::DUE_CHANNEL`], on which every node's ingests announce new
@@ -318,8 +318,8 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome> {
-        self.batch.ingest(new.clone()).await
+    async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome> {
+        self.batch.ingest(new).await
     }
 
     async fn retry_delivery(&self, d: &Delivery, now: Timestamp) -> StoreResult<Option<Delivery>> {

@@ -384,9 +384,8 @@ impl DeliveryQueue for SqliteStore {
         Ok(out)
     }
 
-    async fn complete(&self, c: &Completion, now: Timestamp) -> StoreResult<()> {
+    async fn complete(&self, c: Completion, now: Timestamp) -> StoreResult<()> {
         let id = c.attempt.delivery_id;
-        let c = c.clone();
         self.batch
             .call(move |conn| jobs::complete(conn, &c, now))
             .await?;
@@ -516,8 +515,7 @@ impl Store for SqliteStore {
         Ok(done == 1)
     }
 
-    async fn ingest(&self, new: &NewEvent) -> StoreResult<IngestOutcome> {
-        let new = new.clone();
+    async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome> {
         self.batch.call(move |conn| jobs::ingest(conn, &new)).await
     }
 

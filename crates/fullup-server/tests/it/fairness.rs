@@ -146,7 +146,7 @@ async fn a_webhook_that_times_out_gets_fewer_attempts_at_once(backend: Backend) 
 /// Records a failed attempt of `c` (a timeout cuts the webhook's concurrency).
 async fn fail(store: &dyn Store, c: &ClaimedDelivery, kind: ErrorKind) {
     let recorded_at = T0 + Duration::from_secs(61);
-    let done = store.complete(&completion(c, kind), recorded_at).await;
+    let done = store.complete(completion(c, kind), recorded_at).await;
     done.expect("record");
 }
 

@@ -87,13 +87,13 @@ async fn only_a_success_that_started_after_the_streak_ends_it(backend: Backend) 
     let d = one_claimed_delivery(store).await;
 
     store
-        .complete(&result(&d, 1, at(100), false), at(101))
+        .complete(result(&d, 1, at(100), false), at(101))
         .await
         .expect("failure");
     assert_eq!(failing_since(store, &d).await, Some(at(100)));
 
     store
-        .complete(&result(&d, 2, at(50), true), at(200))
+        .complete(result(&d, 2, at(50), true), at(200))
         .await
         .expect("late success");
     assert_eq!(
@@ -103,7 +103,7 @@ async fn only_a_success_that_started_after_the_streak_ends_it(backend: Backend) 
     );
 
     store
-        .complete(&result(&d, 3, at(300), true), at(301))
+        .complete(result(&d, 3, at(300), true), at(301))
         .await
         .expect("success");
     assert_eq!(failing_since(store, &d).await, None);
@@ -118,7 +118,7 @@ async fn a_streak_past_disable_after_disables_the_webhook(backend: Backend) {
     let d = one_claimed_delivery(store).await;
     let failures = (1..=8).map(|n| {
         let c = result(&d, n, at(1), false);
-        async move { store.complete(&c, at(3_600_001)).await }
+        async move { store.complete(c, at(3_600_001)).await }
     });
     for done in futures::future::join_all(failures).await {
         done.expect("recorded");

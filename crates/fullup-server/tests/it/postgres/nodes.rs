@@ -156,7 +156,8 @@ async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_expires() {
     let dead = PgStore::open(&db.url, key.clone()).await.expect("open");
     let now = clock.now();
     let new = new_event(SiteId::parse(&site).expect("site id"), now, None, 0);
-    dead.ingest(&new).await.expect("ingest");
+    let event = new.event.id.to_string();
+    dead.ingest(new).await.expect("ingest");
     let claimed = dead
         .claim_due(&Claim {
             now,
@@ -175,7 +176,6 @@ async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_expires() {
         receiver.try_next(QUIET).await.is_none(),
         "a live lease is not taken over, even by a node that just started"
     );
-    let event = new.event.id.to_string();
     let waiting = node.wait_for_state(&site, &event, "pending").await;
     assert_eq!(waiting["attempt_count"], 0);
 
@@ -213,7 +213,7 @@ async fn concurrent_ingests_with_one_key_on_two_nodes_create_one_event() {
     let outcomes = futures::future::join_all((0..16).map(|i| {
         let new = new_event(site.id, now, Some("k"), 7);
         let store = &stores[i % 2];
-        async move { store.ingest(&new).await.expect("ingest") }
+        async move { store.ingest(new).await.expect("ingest") }
     }))
     .await;
     let created: Vec<EventId> = outcomes
@@ -234,7 +234,7 @@ async fn concurrent_ingests_with_one_key_on_two_nodes_create_one_event() {
         }
     }
     let other = stores[1]
-        .ingest(&new_event(site.id, now, Some("k"), 8))
+        .ingest(new_event(site.id, now, Some("k"), 8))
         .await
         .expect("ingest");
     assert_eq!(
@@ -309,7 +309,7 @@ async fn a_node_hears_of_deliveries_another_node_ingests_without_polling() {
         .expect("the watch starts listening");
 
     ingesting
-        .ingest(&new_event(site, now, None, 0))
+        .ingest(new_event(site, now, None, 0))
         .await
         .expect("ingest");
     tokio::time::timeout(WAIT, wake.notified())

@@ -60,5 +60,5 @@ pub async fn ingest_at(store: &dyn Store, site: SiteId, at: Timestamp, only: Opt
         request_hash: [0; 32],
         only_webhook: only,
     };
-    store.ingest(&new).await.expect("ingest");
+    store.ingest(new).await.expect("ingest");
 }
