@@ -105,6 +105,7 @@ impl Fixture {
                     idempotency_key: None,
                 },
                 only_webhook: None,
+                hand_off: None,
             };
             let store = self.store.clone();
             async move { store.ingest(new).await }

@@ -76,7 +76,8 @@ impl Application {
                 guard,
                 config.delivery.health_policy(),
                 metrics,
-            ),
+            )
+            .handing_off_to(dispatcher.inbox()),
             admin_token_hash,
             max_event_bytes: config.max_event_bytes,
             limits: config.limits.clone(),

@@ -7,17 +7,20 @@
 //! round-robin across sites. So a receiver that hangs holds a few workers, a tenant
 //! whose receivers all hang holds at most its site's share, and neither delays another
 //! site's deliveries. Claims are leases: a delivery whose attempt never reports (crash)
-//! becomes claimable again when its lease ends.
+//! becomes claimable again when its lease ends. While nothing waits in the queue, fresh
+//! deliveries come from ingest through the [`Inbox`] instead, leased already, and need
+//! no claim.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::DeliveryConfig;
 use super::guard::OutboundGuard;
+use super::inbox::Inbox;
 use super::sender::{AttemptResult, Sender};
 use crate::domain::clock::Clock;
 use crate::domain::ids::AttemptId;
@@ -34,13 +37,22 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Claims and runs deliveries until cancelled.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Dispatcher {
+    worker: Worker,
+    /// Deliveries handed over by ingests (see [`Inbox`]).
+    arrivals: mpsc::UnboundedReceiver<ClaimedDelivery>,
+}
+
+/// What an attempt needs; cloned into each attempt's task.
+#[derive(Debug, Clone)]
+struct Worker {
     store: Arc<dyn DeliveryQueue>,
     clock: Arc<dyn Clock>,
     config: DeliveryConfig,
     sender: Sender,
     wake: Arc<Notify>,
+    inbox: Arc<Inbox>,
     metrics: Arc<Metrics>,
 }
 
@@ -55,34 +67,49 @@ impl Dispatcher {
         guard: OutboundGuard,
         metrics: Arc<Metrics>,
     ) -> reqwest::Result<Self> {
+        let (inbox, arrivals) = Inbox::new(&config, wake.clone());
         Ok(Self {
-            sender: Sender::new(&config, guard)?,
-            store,
-            clock,
-            config,
-            wake,
-            metrics,
+            worker: Worker {
+                sender: Sender::new(&config, guard)?,
+                store,
+                clock,
+                config,
+                wake,
+                inbox: Arc::new(inbox),
+                metrics,
+            },
+            arrivals,
         })
+    }
+
+    /// Where ingests hand this dispatcher their fresh deliveries.
+    pub fn inbox(&self) -> Arc<Inbox> {
+        Arc::clone(&self.worker.inbox)
     }
 
     /// Runs until `shutdown` is cancelled, then stops claiming and waits (at most the
     /// request timeout plus a few seconds) for attempts in flight to be recorded.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let w = self.worker.clone();
         let watcher = {
-            let (store, wake) = (self.store.clone(), self.wake.clone());
+            let (store, wake) = (w.store.clone(), w.wake.clone());
             tokio::spawn(async move { store.watch_due(wake).await })
         };
         let mut tasks = JoinSet::new();
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
-            let free = self.config.workers.saturating_sub(tasks.len());
+            while let Ok(delivery) = self.arrivals.try_recv() {
+                w.start(delivery, &mut tasks);
+            }
+            let in_flight = w.inbox.in_flight();
+            let free = w.config.workers.saturating_sub(in_flight);
             let want = u32::try_from(free)
                 .unwrap_or(u32::MAX)
-                .min(self.config.claim_batch);
+                .min(w.config.claim_batch);
             // A busy dispatcher claims in chunks: one claim per freed worker would run
             // the claim query once per delivery. An idle one claims at once (latency).
-            let low_water = self.low_water();
-            let want = if tasks.len() >= low_water && (want as usize) < low_water {
+            let low_water = w.low_water();
+            let want = if in_flight >= low_water && (want as usize) < low_water {
                 0
             } else {
                 want
@@ -90,10 +117,13 @@ impl Dispatcher {
             let started = if want == 0 {
                 0
             } else {
-                match self.claim_and_start(want, &mut tasks).await {
-                    Ok(n) => n,
+                match w.claim_and_start(want, &mut tasks).await {
+                    Ok(n) => {
+                        w.inbox.after_claim(want, n);
+                        n
+                    }
                     Err(err) => {
-                        self.metrics.store_error(StoreOp::Claim);
+                        w.metrics.store_error(StoreOp::Claim);
                         let error = crate::error_chain(&err);
                         tracing::error!(error = %error, "claiming deliveries failed");
                         tokio::time::sleep(ERROR_BACKOFF).await;
@@ -105,15 +135,22 @@ impl Dispatcher {
                 continue;
             }
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = w.wake.notified() => {}
+                Some(delivery) = self.arrivals.recv() => w.start(delivery, &mut tasks),
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = tokio::time::sleep(w.config.poll_interval) => {}
                 _ = shutdown.cancelled() => {}
             }
         }
         watcher.abort();
+        // Deliveries handed over until now were accepted for this node: attempt them.
+        w.inbox.close();
+        self.arrivals.close();
+        while let Some(delivery) = self.arrivals.recv().await {
+            w.start(delivery, &mut tasks);
+        }
         let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.config.request_timeout + SHUTDOWN_GRACE, drain)
+        if tokio::time::timeout(w.config.request_timeout + SHUTDOWN_GRACE, drain)
             .await
             .is_err()
         {
@@ -122,7 +159,9 @@ impl Dispatcher {
             );
         }
     }
+}
 
+impl Worker {
     /// Claims up to `want` due deliveries and starts their attempts; returns how many
     /// were claimed.
     async fn claim_and_start(
@@ -140,10 +179,16 @@ impl Dispatcher {
         let claimed = self.store.claim_due(&claim).await?;
         let count = u32::try_from(claimed.len()).unwrap_or(u32::MAX);
         for delivery in claimed {
-            let this = self.clone();
-            tasks.spawn(async move { this.attempt(delivery).await });
+            self.inbox.claimed(&delivery);
+            self.start(delivery, tasks);
         }
         Ok(count)
+    }
+
+    /// Runs the attempt of `delivery`, counted in flight already.
+    fn start(&self, delivery: ClaimedDelivery, tasks: &mut JoinSet<()>) {
+        let this = self.clone();
+        tasks.spawn(async move { this.attempt(delivery).await });
     }
 
     /// Attempts in flight below which claims start at once, and free workers a busy
@@ -164,7 +209,12 @@ impl Dispatcher {
             let error = crate::error_chain(&err);
             tracing::error!(error = %error, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
         }
-        self.wake.notify_one();
+        // Claim again only if something may wait: the queue, or work held back by the
+        // limit this attempt was counted against.
+        let left_room = self.inbox.ended(&delivery);
+        if left_room || !self.inbox.caught_up() {
+            self.wake.notify_one();
+        }
     }
 
     /// The attempt's record and, by the domain's rules, what it means for its

@@ -3,6 +3,7 @@
 //! Ingest answers only after the event and every delivery row it fans out to are
 //! committed in one transaction: there is no second write a crash could lose.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Service, ServiceError, ServiceResult};
@@ -78,7 +79,7 @@ impl Service {
         only_webhook: Option<WebhookId>,
     ) -> ServiceResult<EventId> {
         let received = req.received;
-        let new = NewEvent::new(
+        let mut new = NewEvent::new(
             site,
             req.event_type,
             &req.data,
@@ -86,6 +87,9 @@ impl Service {
             req.idempotency_key,
             only_webhook,
         );
+        if let Some(to) = &self.hand_off {
+            new = new.handing_off_to(Arc::clone(to));
+        }
         let outcome = self.counted(StoreOp::Ingest, self.store.ingest(new).await)?;
         match outcome {
             IngestOutcome::Created {
@@ -93,7 +97,9 @@ impl Service {
                 deliveries,
             } => {
                 self.metrics.event_ingested(received.elapsed());
-                if deliveries > 0 {
+                // With a hand-off, the dispatcher got what it admitted and was woken
+                // for the rest.
+                if deliveries > 0 && self.hand_off.is_none() {
                     self.wake_dispatcher();
                 }
                 Ok(event_id)

@@ -18,7 +18,7 @@ use crate::delivery::guard::OutboundGuard;
 use crate::domain::clock::Clock;
 use crate::domain::health::HealthPolicy;
 use crate::metrics::{Metrics, StoreOp};
-use crate::store::{Store, StoreError, StoreResult};
+use crate::store::{HandOff, Store, StoreError, StoreResult};
 
 pub mod deliveries;
 pub mod events;
@@ -84,6 +84,7 @@ pub struct Service {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     wake: Arc<Notify>,
+    hand_off: Option<Arc<dyn HandOff>>,
     guard: OutboundGuard,
     health: HealthPolicy,
     metrics: Arc<Metrics>,
@@ -106,10 +107,19 @@ impl Service {
             store,
             clock,
             wake,
+            hand_off: None,
             guard,
             health,
             metrics,
         }
+    }
+
+    /// These use cases, offering the deliveries an ingest creates to `to` (this node's
+    /// dispatcher; see [`crate::delivery::inbox`]) instead of waking it to claim them.
+    #[must_use]
+    pub fn handing_off_to(mut self, to: Arc<dyn HandOff>) -> Self {
+        self.hand_off = Some(to);
+        self
     }
 
     /// The metrics the use cases record, for `GET /metrics` to render.

@@ -192,6 +192,9 @@ pub struct NewEvent {
     /// Deliver to this webhook only, whatever its filter (test pings); otherwise to
     /// every enabled webhook of the site whose filter matches.
     pub only_webhook: Option<WebhookId>,
+    /// This node's dispatcher, offered the new deliveries (see [`HandOff`]); None
+    /// queues them all for the claims.
+    pub hand_off: Option<Arc<dyn HandOff>>,
 }
 
 impl NewEvent {
@@ -221,7 +224,15 @@ impl NewEvent {
             },
             request_hash: hasher.finalize().into(),
             only_webhook,
+            hand_off: None,
         }
+    }
+
+    /// This event, its new deliveries offered to `to`.
+    #[must_use]
+    pub fn handing_off_to(mut self, to: Arc<dyn HandOff>) -> Self {
+        self.hand_off = Some(to);
+        self
     }
 
     /// The service's own event `notice` about `site`, at `now`.
@@ -235,6 +246,131 @@ impl NewEvent {
 /// notices someone asked for); a site's events are stored whatever their targets.
 pub(crate) fn needs_targets(new: &NewEvent) -> bool {
     operational::is_operational(new.event.event_type.as_str())
+}
+
+/// A new delivery offered to a [`HandOff`]: what its limits are counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fresh {
+    /// The delivery.
+    pub delivery: DeliveryId,
+    /// Its webhook.
+    pub webhook: WebhookId,
+    /// The webhook's site.
+    pub site: SiteId,
+    /// The webhook's stored adaptive concurrency limit, if it has one (see
+    /// [`Health::concurrency_limit`]).
+    pub concurrency: Option<u32>,
+}
+
+/// A node's dispatcher, taking fresh deliveries straight from ingest: when it has
+/// nothing queued to claim and room for one more attempt, the store leases the new
+/// delivery to this node inside the ingest's own transaction and hands it over after
+/// the commit, so fresh work costs no claim (see `crate::delivery::inbox`).
+pub trait HandOff: Send + Sync + std::fmt::Debug {
+    /// Takes a slot for the first attempt of `fresh` if it may start on this node now;
+    /// false leaves the delivery queued for the claims.
+    fn admit(&self, fresh: &Fresh) -> bool;
+    /// Gives back the slot of an admitted delivery that will not be handed over (its
+    /// transaction failed, or a claim took it first).
+    fn release(&self, fresh: &Fresh);
+    /// Starts the attempts of admitted deliveries, now committed and leased to this
+    /// node; `refused` says whether this ingest queued deliveries it did not admit,
+    /// which the dispatcher then claims.
+    fn start(&self, deliveries: Vec<ClaimedDelivery>, refused: bool);
+    /// How long a handed-over delivery is leased.
+    fn lease(&self) -> Duration;
+}
+
+/// The deliveries of one ingest that a [`HandOff`] admitted: handed over with
+/// [`Handed::start`] once committed, or given back when dropped unstarted (the
+/// transaction failed, or the event was a duplicate and nothing was stored).
+#[derive(Debug)]
+pub(crate) struct Handed {
+    to: Arc<dyn HandOff>,
+    admitted: Vec<Fresh>,
+    refused: bool,
+}
+
+impl Handed {
+    /// Nothing admitted yet, for `new`'s offers; None when `new` has no hand-off.
+    pub(crate) fn of(new: &NewEvent) -> Option<Self> {
+        new.hand_off.as_ref().map(|to| Self {
+            to: Arc::clone(to),
+            admitted: Vec::new(),
+            refused: false,
+        })
+    }
+
+    /// Offers `fresh` (a delivery due now, to an unpaused webhook); true when admitted,
+    /// and then the caller leases it to this node before committing.
+    pub(crate) fn offer(&mut self, fresh: Fresh) -> bool {
+        let admitted = self.to.admit(&fresh);
+        if admitted {
+            self.admitted.push(fresh);
+        } else {
+            self.refused = true;
+        }
+        admitted
+    }
+
+    /// The admitted deliveries.
+    pub(crate) fn admitted(&self) -> &[Fresh] {
+        &self.admitted
+    }
+
+    /// How long the admitted deliveries are leased.
+    pub(crate) fn lease(&self) -> Duration {
+        self.to.lease()
+    }
+
+    /// Keeps the admitted deliveries `keep` accepts and gives back the others.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Fresh) -> bool) {
+        let to = &self.to;
+        self.admitted.retain(|fresh| {
+            let kept = keep(fresh);
+            if !kept {
+                to.release(fresh);
+            }
+            kept
+        });
+    }
+
+    /// Gives every admitted delivery back to the claims (and has the dispatcher claim).
+    pub(crate) fn give_up(mut self) {
+        self.retain(|_| false);
+        self.refused = true;
+        self.to.start(Vec::new(), true);
+    }
+
+    /// Hands the admitted deliveries of the committed event `new` over, each with its
+    /// webhook from `webhooks` (one deleted meanwhile is given back).
+    pub(crate) fn start(mut self, new: &NewEvent, webhooks: impl Fn(WebhookId) -> Option<Webhook>) {
+        let admitted = std::mem::take(&mut self.admitted);
+        let mut deliveries = Vec::with_capacity(admitted.len());
+        for fresh in admitted {
+            let Some(webhook) = webhooks(fresh.webhook) else {
+                self.to.release(&fresh);
+                continue;
+            };
+            deliveries.push(ClaimedDelivery {
+                delivery_id: fresh.delivery,
+                attempt_count: 0,
+                event_id: new.event.id,
+                event_type: new.event.event_type.clone(),
+                payload: new.event.payload.clone(),
+                webhook,
+            });
+        }
+        self.to.start(deliveries, self.refused);
+    }
+}
+
+impl Drop for Handed {
+    fn drop(&mut self) {
+        for fresh in &self.admitted {
+            self.to.release(fresh);
+        }
+    }
 }
 
 /// What ingest did.

@@ -81,11 +81,12 @@ impl PgStore {
             .connect_with(options)
             .await?;
         let node: Arc<str> = format!("node_{}", ulid::Ulid::new()).into();
+        let key = Arc::new(key);
         let store = Self {
-            batch: batch::GroupCommit::spawn(&pool, Arc::clone(&node)),
+            batch: batch::GroupCommit::spawn(&pool, Arc::clone(&node), Arc::clone(&key)),
             node,
             pool,
-            key: Arc::new(key),
+            key,
         };
         if let Err(err) = store.prepare().await {
             store.pool.close().await;

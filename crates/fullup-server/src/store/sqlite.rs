@@ -24,7 +24,7 @@ use super::reads::impl_reads;
 use super::rows::sqlite::webhook as webhook_from_row;
 use super::rows::{corrupt, filters_json};
 use super::{
-    Claim, ClaimedDelivery, Completion, DeliveryQueue, IngestOutcome, NewEvent, Reads as _,
+    Claim, ClaimedDelivery, Completion, DeliveryQueue, Handed, IngestOutcome, NewEvent, Reads as _,
     Recovery, SecretRotation, Store, StoreError, StoreResult, sql,
 };
 use crate::crypto::MainKey;
@@ -174,6 +174,36 @@ impl SqliteStore {
     }
 
     /// Webhooks by id, each read (and its secrets opened) once.
+    /// Leases the deliveries the hand-off admitted (those a claim has not leased since
+    /// the commit) and hands them over with their webhooks; if the webhooks cannot be
+    /// read, gives them back to the claims.
+    async fn hand_over(&self, new: &NewEvent, mut handed: Handed) {
+        if handed.admitted().is_empty() {
+            handed.start(new, |_| None);
+            return;
+        }
+        let ids = handed
+            .admitted()
+            .iter()
+            .map(|f| f.webhook.to_string())
+            .collect();
+        let webhooks = match self.webhooks_by_id(ids).await {
+            Ok(webhooks) => webhooks,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the webhooks of new deliveries failed; they wait for a claim");
+                handed.give_up();
+                return;
+            }
+        };
+        let leased = handed
+            .admitted()
+            .iter()
+            .map(|f| (f.delivery, f.webhook, f.site));
+        let taken = self.leases.take(leased, handed.lease());
+        handed.retain(|f| taken.contains(&f.delivery));
+        handed.start(new, |id| webhooks.get(&id.to_string()).cloned());
+    }
+
     async fn webhooks_by_id(&self, mut ids: Vec<String>) -> StoreResult<HashMap<String, Webhook>> {
         ids.sort_unstable();
         ids.dedup();
@@ -364,7 +394,7 @@ impl DeliveryQueue for SqliteStore {
             .webhooks_by_id(chosen.iter().map(|(w, _)| w.clone()).collect())
             .await?;
         // A webhook deleted since the read took its deliveries with it.
-        let out: Vec<ClaimedDelivery> = chosen
+        let mut out: Vec<ClaimedDelivery> = chosen
             .into_iter()
             .filter_map(|(webhook_id, c)| {
                 Some(ClaimedDelivery {
@@ -380,7 +410,9 @@ impl DeliveryQueue for SqliteStore {
         let leased = out
             .iter()
             .map(|c| (c.delivery_id, c.webhook.id, c.webhook.site_id));
-        self.leases.take(leased, claim.lease);
+        // An ingest's hand-off may have leased one since the read.
+        let taken = self.leases.take(leased, claim.lease);
+        out.retain(|c| taken.contains(&c.delivery_id));
         Ok(out)
     }
 
@@ -516,7 +548,16 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome> {
-        self.batch.call(move |conn| jobs::ingest(conn, &new)).await
+        let new = Arc::new(new);
+        let job = Arc::clone(&new);
+        let (outcome, handed) = self
+            .batch
+            .call(move |conn| jobs::ingest(conn, &job))
+            .await?;
+        if let Some(handed) = handed {
+            self.hand_over(&new, handed).await;
+        }
+        Ok(outcome)
     }
 
     async fn retry_delivery(&self, d: &Delivery, now: Timestamp) -> StoreResult<Option<Delivery>> {

@@ -301,6 +301,7 @@ fn debug_of_config_and_models_redacts_secrets_tokens_and_bodies() {
         event: event(&payload),
         request_hash: [7; 32],
         only_webhook: None,
+        hand_off: None,
     };
     let api_key = ApiKey {
         id: ApiKeyId::new(Timestamp::EPOCH),

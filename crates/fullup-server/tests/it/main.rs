@@ -4,6 +4,7 @@ mod api;
 mod canonical_json;
 mod delivery;
 mod fairness;
+mod hand_off;
 mod isolation;
 mod leaks;
 mod limits;

@@ -17,19 +17,21 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use sqlx::Row as _;
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::writes::{earlier_event, record_health, site_and_health};
+use crate::crypto::MainKey;
 use crate::domain::event_type::EventFilter;
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::models::ErrorKind;
 use crate::domain::time::Timestamp;
-use crate::domain::webhook::targets;
+use crate::domain::webhook::{Webhook, targets};
 use crate::store::rows::corrupt;
-use crate::store::rows::postgres::{filters, parsed};
+use crate::store::rows::postgres::{filters, parsed, webhook};
 use crate::store::{
-    Completion, IngestOutcome, NewEvent, StoreError, StoreResult, delivery_after, needs_targets,
+    Completion, Fresh, Handed, IngestOutcome, NewEvent, StoreError, StoreResult, delivery_after,
+    needs_targets,
 };
 
 /// Most jobs in one transaction: enough to amortise the commit, few enough that a
@@ -45,7 +47,7 @@ const QUEUE_DEPTH: usize = 4096;
 pub const DUE_CHANNEL: &str = "fullup_due";
 
 enum Job {
-    Ingest(NewEvent, oneshot::Sender<StoreResult<IngestOutcome>>),
+    Ingest(Box<NewEvent>, oneshot::Sender<StoreResult<IngestOutcome>>),
     Complete(Completion, Timestamp, oneshot::Sender<StoreResult<()>>),
 }
 
@@ -56,15 +58,17 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writers over `pool`, announcing new deliveries as `node`. They stop
-    /// when the last handle is dropped.
-    pub fn spawn(pool: &PgPool, node: Arc<str>) -> Self {
+    /// Starts the writers over `pool`, announcing new deliveries as `node`, opening
+    /// the secrets of handed-over deliveries' webhooks with `key`. They stop when the
+    /// last handle is dropped.
+    pub fn spawn(pool: &PgPool, node: Arc<str>, key: Arc<MainKey>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..WRITERS {
             let w = Writer {
                 pool: pool.clone(),
                 node: Arc::clone(&node),
+                key: Arc::clone(&key),
             };
             tokio::spawn(run(w, Arc::clone(&rx)));
         }
@@ -74,7 +78,7 @@ impl GroupCommit {
     /// Stores an event and its deliveries in the next batch.
     pub async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Ingest(new, reply), answer).await
+        self.submit(Job::Ingest(Box::new(new), reply), answer).await
     }
 
     /// Records an attempt and its consequences in the next batch.
@@ -98,10 +102,12 @@ impl GroupCommit {
     }
 }
 
-/// What a writer task writes with: the pool, and the node id its announcements carry.
+/// What a writer task writes with: the pool, the node id its announcements carry, and
+/// the main key.
 struct Writer {
     pool: PgPool,
     node: Arc<str>,
+    key: Arc<MainKey>,
 }
 
 async fn run(w: Writer, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
@@ -124,7 +130,8 @@ async fn run(w: Writer, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
     }
 }
 
-/// Writes `jobs` in one transaction and answers each; on failure, writes each alone.
+/// Writes `jobs` in one transaction, hands the deliveries it admitted over and answers
+/// each; on failure, writes each alone.
 async fn write(w: &Writer, jobs: Vec<Job>) {
     let mut ingests = Vec::new();
     let mut completions = Vec::new();
@@ -135,15 +142,19 @@ async fn write(w: &Writer, jobs: Vec<Job>) {
         }
     }
     let result = {
-        let news: Vec<&NewEvent> = ingests.iter().map(|(new, _)| new).collect();
+        let news: Vec<&NewEvent> = ingests.iter().map(|(new, _)| &**new).collect();
         let done: Vec<(&Completion, Timestamp)> =
             completions.iter().map(|(c, now, _)| (c, *now)).collect();
         write_batch(w, &news, &done).await
     };
     let alone = ingests.len() + completions.len() == 1;
     match result {
-        Ok(outcomes) => {
-            for ((_, reply), outcome) in ingests.into_iter().zip(outcomes) {
+        Ok(written) => {
+            let webhooks = &written.webhooks;
+            for ((new, reply), (outcome, handed)) in ingests.into_iter().zip(written.events) {
+                if let Some(handed) = handed {
+                    handed.start(&new, |id| webhooks.get(&id).cloned());
+                }
                 let _ = reply.send(Ok(outcome));
             }
             for (_, _, reply) in completions {
@@ -161,8 +172,16 @@ async fn write(w: &Writer, jobs: Vec<Job>) {
             tracing::warn!(error = %err, ingests = ingests.len(), completions = completions.len(),
                 "a write batch failed; writing its jobs one by one");
             for (new, reply) in ingests {
-                let outcome = write_batch(w, &[&new], &[]).await;
-                let _ = reply.send(outcome.and_then(|mut o| o.pop().ok_or_else(lost)));
+                let outcome = match write_batch(w, &[&new], &[]).await {
+                    Ok(mut written) => written.events.pop().ok_or_else(lost).map(|(o, handed)| {
+                        if let Some(handed) = handed {
+                            handed.start(&new, |id| written.webhooks.get(&id).cloned());
+                        }
+                        o
+                    }),
+                    Err(err) => Err(err),
+                };
+                let _ = reply.send(outcome);
             }
             for (c, now, reply) in completions {
                 let _ = reply.send(write_batch(w, &[], &[(&c, now)]).await.map(drop));
@@ -175,55 +194,68 @@ fn lost() -> StoreError {
     StoreError::WriteFailed("the write had no result".into())
 }
 
+/// What a batch's ingests wrote: each event's outcome and the deliveries its hand-off
+/// admitted (in the order of the events), and the webhooks those go to.
+#[derive(Default)]
+struct Ingested {
+    events: Vec<(IngestOutcome, Option<Handed>)>,
+    webhooks: HashMap<WebhookId, Webhook>,
+}
+
 /// One transaction: the events, their deliveries, the attempts and their effects (one
 /// statement when there are only events).
 async fn write_batch(
     w: &Writer,
     news: &[&NewEvent],
     done: &[(&Completion, Timestamp)],
-) -> StoreResult<Vec<IngestOutcome>> {
+) -> StoreResult<Ingested> {
     if done.is_empty() {
         // Ingest alone writes in one statement, atomic by itself: no BEGIN and COMMIT
         // round trips.
         let mut conn = w.pool.acquire().await?;
-        return ingest_batch(&mut conn, &w.node, news).await;
+        return ingest_batch(&mut conn, w, news).await;
     }
     let mut tx = w.pool.begin().await?;
-    let outcomes = if news.is_empty() {
-        Vec::new()
+    let ingested = if news.is_empty() {
+        Ingested::default()
     } else {
-        ingest_batch(&mut tx, &w.node, news).await?
+        ingest_batch(&mut tx, w, news).await?
     };
-    complete_batch(&mut tx, &w.node, done).await?;
+    complete_batch(&mut tx, w, done).await?;
     tx.commit().await?;
-    Ok(outcomes)
+    Ok(ingested)
 }
 
 /// Stores the events with one delivery per target of each (see [`targets`]), queued, in
 /// one statement after one read of the sites' webhooks: an event whose idempotency key
 /// is already held is left out with its deliveries (and answered with the earlier
 /// event), and one of the service's own events that no webhook takes is not stored
-/// ([`needs_targets`]). New deliveries are announced on [`DUE_CHANNEL`] at commit, with
-/// `node` as the payload, so that this node's listener can ignore its own.
+/// ([`needs_targets`]). Each delivery due now is offered to its event's hand-off, and
+/// leased to this node in the same statement when admitted. The other new deliveries are
+/// announced on [`DUE_CHANNEL`] at commit, with the node id as the payload, so that this
+/// node's listener can ignore its own.
 async fn ingest_batch(
     tx: &mut PgConnection,
-    node: &str,
+    w: &Writer,
     news: &[&NewEvent],
-) -> StoreResult<Vec<IngestOutcome>> {
+) -> StoreResult<Ingested> {
     let candidates = candidates(tx, news).await?;
     let mut stored: Vec<&NewEvent> = Vec::with_capacity(news.len());
     let mut rows = DeliveryRows::default();
     let mut counts = HashMap::with_capacity(news.len());
+    let mut handed: Vec<Option<Handed>> = Vec::with_capacity(news.len());
     for new in news {
         let event = &new.event;
         let site = event.site_id.to_string();
         let of_site = candidates.get(&site).map_or(&[][..], Vec::as_slice);
         let to = targets(
-            of_site.iter().map(|(id, f)| (*id, f.as_slice())),
+            of_site.iter().map(|c| (c.id, c.filters.as_slice())),
             &event.event_type,
             new.only_webhook,
         );
+        let mut offers = Handed::of(new);
         if to.is_empty() && needs_targets(new) {
+            handed.push(None);
             continue;
         }
         counts.insert(
@@ -232,67 +264,119 @@ async fn ingest_batch(
         );
         stored.push(new);
         for webhook in to {
-            rows.push(new, &site, webhook);
+            let id = DeliveryId::new(event.created_at);
+            let candidate = of_site.iter().find(|c| c.id == webhook);
+            let admitted = match (offers.as_mut(), candidate) {
+                (Some(offers), Some(c)) if !c.paused => offers.offer(Fresh {
+                    delivery: id,
+                    webhook,
+                    site: event.site_id,
+                    concurrency: c.concurrency,
+                }),
+                _ => false,
+            };
+            let lease = offers
+                .as_ref()
+                .filter(|_| admitted)
+                .map(|o| event.created_at + o.lease());
+            rows.push(new, id, &site, webhook, lease);
         }
+        handed.push(offers);
     }
     let inserted = if stored.is_empty() {
         HashSet::new()
     } else {
-        insert(tx, node, &stored, &rows).await?
+        insert(tx, &w.node, &stored, &rows).await?
     };
-    let mut outcomes = Vec::with_capacity(news.len());
-    for new in news {
+    let mut ingested = Ingested::default();
+    for (new, offers) in news.iter().zip(handed) {
         let id = new.event.id.to_string();
-        outcomes.push(match counts.get(&id) {
-            Some(&deliveries) if inserted.contains(&id) => IngestOutcome::Created {
-                event_id: new.event.id,
-                deliveries,
-            },
+        let event = match counts.get(&id) {
+            Some(&deliveries) if inserted.contains(&id) => (
+                IngestOutcome::Created {
+                    event_id: new.event.id,
+                    deliveries,
+                },
+                offers,
+            ),
             // A notice nobody takes: nothing stored, nothing to answer (the service
             // never asks).
-            None => IngestOutcome::Created {
-                event_id: new.event.id,
-                deliveries: 0,
-            },
-            Some(_) => earlier_event(tx, new).await?,
-        });
+            None => (
+                IngestOutcome::Created {
+                    event_id: new.event.id,
+                    deliveries: 0,
+                },
+                None,
+            ),
+            // Its key was held: nothing stored, and what it admitted is given back.
+            Some(_) => (earlier_event(tx, new).await?, None),
+        };
+        ingested.events.push(event);
     }
-    Ok(outcomes)
+    for (_, offers) in &ingested.events {
+        for fresh in offers.iter().flat_map(Handed::admitted) {
+            if ingested.webhooks.contains_key(&fresh.webhook) {
+                continue;
+            }
+            let candidate = candidates
+                .get(&fresh.site.to_string())
+                .and_then(|of_site| of_site.iter().find(|c| c.id == fresh.webhook));
+            if let Some(c) = candidate {
+                ingested
+                    .webhooks
+                    .insert(fresh.webhook, webhook(&c.row, &w.key)?);
+            }
+        }
+    }
+    Ok(ingested)
 }
 
-/// The enabled webhooks (id and filters) of the events' sites, by site id.
+/// An enabled webhook an event may go to.
+struct Candidate {
+    id: WebhookId,
+    filters: Vec<EventFilter>,
+    paused: bool,
+    concurrency: Option<u32>,
+    /// Its whole row, for a delivery handed over.
+    row: PgRow,
+}
+
+/// The enabled webhooks of the events' sites, by site id.
 async fn candidates(
     tx: &mut PgConnection,
     news: &[&NewEvent],
-) -> StoreResult<HashMap<String, Vec<(WebhookId, Vec<EventFilter>)>>> {
+) -> StoreResult<HashMap<String, Vec<Candidate>>> {
     let sites: Vec<String> = news
         .iter()
         .map(|new| new.event.site_id.to_string())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let rows = sqlx::query(
-        "SELECT id, site_id, event_types FROM webhooks WHERE site_id = ANY($1) AND enabled = TRUE",
-    )
-    .bind(&sites)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut candidates: HashMap<String, Vec<(WebhookId, Vec<EventFilter>)>> = HashMap::new();
-    for row in &rows {
+    let rows = sqlx::query("SELECT * FROM webhooks WHERE site_id = ANY($1) AND enabled = TRUE")
+        .bind(&sites)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut candidates: HashMap<String, Vec<Candidate>> = HashMap::new();
+    for row in rows {
         let site: String = row.try_get("site_id")?;
-        let webhook = (
-            parsed(row, "id", WebhookId::parse)?,
-            filters(row, "event_types")?,
-        );
-        candidates.entry(site).or_default().push(webhook);
+        let concurrency: Option<i32> = row.try_get("concurrency_limit")?;
+        let candidate = Candidate {
+            id: parsed(&row, "id", WebhookId::parse)?,
+            filters: filters(&row, "event_types")?,
+            paused: row.try_get("paused")?,
+            concurrency: concurrency.map(|c| u32::try_from(c).unwrap_or(0)),
+            row,
+        };
+        candidates.entry(site).or_default().push(candidate);
     }
     Ok(candidates)
 }
 
 /// Events `$1`…`$7`, then deliveries `$8`…`$12` (id, site, event, webhook, created),
-/// then `$13` the channel and `$14` the node: the events not held back by their
-/// idempotency key go in, and the deliveries and queue rows of those events only. Answers
-/// the inserted events' ids, and a NULL row if it announced new deliveries (the
+/// then `$13` the channel, `$14` the node, and `$15` each delivery's lease end when it
+/// is handed over (else NULL): the events not held back by their idempotency key go in,
+/// and the deliveries, queue rows and leases of those events only. Answers the inserted
+/// events' ids, and a NULL row if it announced deliveries left to the claims (the
 /// announcement is the main query's, since PostgreSQL runs a CTE that writes nothing
 /// only if something reads it).
 const INGEST_SQL: &str = "WITH e AS ( \
@@ -302,16 +386,18 @@ const INGEST_SQL: &str = "WITH e AS ( \
         ON CONFLICT (site_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
         RETURNING id), \
     v AS ( \
-        SELECT v.* FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::int8[]) \
-            AS v(d, s, ev, w, t) \
+        SELECT v.* FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::int8[], \
+                               $15::int8[]) AS v(d, s, ev, w, t, until) \
         WHERE v.ev IN (SELECT id FROM e)), \
     delivery AS ( \
         INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, \
                                 next_attempt_at, created_at, updated_at) \
         SELECT d, s, ev, w, 'pending', 0, t, t, t FROM v), \
-    queued AS (INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT d, w, t FROM v) \
+    queued AS (INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT d, w, t FROM v), \
+    leased AS (INSERT INTO leases (delivery_id, webhook_id, site_id, until) \
+               SELECT d, w, s, until FROM v WHERE until IS NOT NULL) \
     SELECT id FROM e \
-    UNION ALL SELECT NULL FROM (SELECT pg_notify($13, $14) FROM v LIMIT 1) AS told";
+    UNION ALL SELECT NULL FROM (SELECT pg_notify($13, $14) FROM v WHERE until IS NULL LIMIT 1) AS told";
 
 /// Runs [`INGEST_SQL`]; returns the ids of the events inserted.
 async fn insert(
@@ -364,6 +450,7 @@ async fn insert(
         .bind(&rows.created)
         .bind(DUE_CHANNEL)
         .bind(node)
+        .bind(&rows.leases)
         .fetch_all(&mut *tx)
         .await?;
     Ok(ids.into_iter().flatten().collect())
@@ -377,16 +464,25 @@ struct DeliveryRows {
     events: Vec<String>,
     webhooks: Vec<String>,
     created: Vec<i64>,
+    leases: Vec<Option<i64>>,
 }
 
 impl DeliveryRows {
-    fn push(&mut self, new: &NewEvent, site: &str, webhook: WebhookId) {
+    fn push(
+        &mut self,
+        new: &NewEvent,
+        id: DeliveryId,
+        site: &str,
+        webhook: WebhookId,
+        lease: Option<Timestamp>,
+    ) {
         let event = &new.event;
-        self.ids.push(DeliveryId::new(event.created_at).to_string());
+        self.ids.push(id.to_string());
         self.sites.push(site.to_owned());
         self.events.push(event.id.to_string());
         self.webhooks.push(webhook.to_string());
         self.created.push(event.created_at.unix_ms());
+        self.leases.push(lease.map(Timestamp::unix_ms));
     }
 }
 
@@ -397,7 +493,7 @@ impl DeliveryRows {
 /// ([`crate::domain::operational`]), ingested like any other.
 async fn complete_batch(
     tx: &mut PgConnection,
-    node: &str,
+    w: &Writer,
     done: &[(&Completion, Timestamp)],
 ) -> StoreResult<()> {
     // Rows are locked in id order, so two batches (of any nodes) cannot deadlock.
@@ -431,7 +527,7 @@ async fn complete_batch(
     }
     if !notices.is_empty() {
         let news: Vec<&NewEvent> = notices.iter().collect();
-        ingest_batch(tx, node, &news).await?;
+        ingest_batch(tx, w, &news).await?;
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! the domain's rules (an event's targets, an attempt's effect on its webhook's health)
 //! to what it reads in the same transaction.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::domain::event_type::EventFilter;
@@ -13,13 +15,13 @@ use crate::domain::time::Timestamp;
 use crate::domain::webhook::targets;
 use crate::store::rows::corrupt;
 use crate::store::{
-    Completion, IngestOutcome, NewEvent, StoreResult, delivery_after, health_change, needs_targets,
-    sql,
+    Completion, Fresh, Handed, IngestOutcome, NewEvent, StoreResult, delivery_after, health_change,
+    needs_targets, sql,
 };
 
 /// The site's enabled webhooks an event may go to: `$1` site.
-const FAN_OUT_CANDIDATES: &str =
-    "SELECT id, event_types FROM webhooks WHERE site_id = $1 AND enabled = TRUE";
+const FAN_OUT_CANDIDATES: &str = "SELECT id, event_types, paused, concurrency_limit FROM webhooks \
+     WHERE site_id = $1 AND enabled = TRUE";
 
 /// `$1` id, `$2` delivery, `$3` webhook, `$4` number, `$5` started, `$6` duration (ms),
 /// `$7` status, `$8` error kind, `$9` error message, `$10` response body.
@@ -32,8 +34,12 @@ const INSERT_ATTEMPT: &str = "INSERT INTO attempts (id, delivery_id, webhook_id,
 const COMPLETE_DELIVERY: &str = "UPDATE deliveries SET state = $1, attempt_count = $2, \
      next_attempt_at = $3, updated_at = $4 WHERE id = $5";
 
-/// Stores one event and its deliveries.
-pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOutcome> {
+/// Stores one event and its deliveries, offering each delivery due now to the event's
+/// hand-off (see [`Handed`]); the caller leases the admitted ones after the commit.
+pub(super) fn ingest(
+    conn: &Connection,
+    new: &NewEvent,
+) -> StoreResult<(IngestOutcome, Option<Handed>)> {
     let event = &new.event;
     let site = event.site_id.to_string();
     if let Some(key) = &event.idempotency_key {
@@ -44,18 +50,20 @@ pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOut
             })
             .optional()?;
         if let Some((id, hash)) = earlier {
-            return Ok(IngestOutcome::Duplicate {
+            let outcome = IngestOutcome::Duplicate {
                 event_id: EventId::parse(&id).map_err(corrupt)?,
                 same_request: hash == new.request_hash,
-            });
+            };
+            return Ok((outcome, None));
         }
     }
     let targets = targets_of(conn, &site, new)?;
     if targets.is_empty() && needs_targets(new) {
-        return Ok(IngestOutcome::Created {
+        let outcome = IngestOutcome::Created {
             event_id: event.id,
             deliveries: 0,
-        });
+        };
+        return Ok((outcome, None));
     }
     let event_id = event.id.to_string();
     conn.prepare_cached(
@@ -76,35 +84,65 @@ pub(super) fn ingest(conn: &Connection, new: &NewEvent) -> StoreResult<IngestOut
          next_attempt_at, lease_until, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, NULL, ?5, ?5)",
     )?;
-    for webhook in &targets {
-        let id = DeliveryId::new(event.created_at).to_string();
+    let mut handed = Handed::of(new);
+    for target in &targets {
+        let id = DeliveryId::new(event.created_at);
         insert.execute(params![
-            id,
+            id.to_string(),
             site,
             event_id,
-            webhook.to_string(),
+            target.webhook.to_string(),
             event.created_at
         ])?;
+        if let (Some(handed), false) = (handed.as_mut(), target.paused) {
+            handed.offer(Fresh {
+                delivery: id,
+                webhook: target.webhook,
+                site: event.site_id,
+                concurrency: target.concurrency,
+            });
+        }
     }
-    Ok(IngestOutcome::Created {
+    let outcome = IngestOutcome::Created {
         event_id: event.id,
         deliveries: u32::try_from(targets.len()).map_err(corrupt)?,
-    })
+    };
+    Ok((outcome, handed))
+}
+
+/// A webhook an event goes to.
+struct Target {
+    webhook: WebhookId,
+    paused: bool,
+    concurrency: Option<u32>,
 }
 
 /// The webhooks `new` goes to (see [`targets`]).
-fn targets_of(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<WebhookId>> {
+fn targets_of(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<Target>> {
     let mut query = conn.prepare_cached(FAN_OUT_CANDIDATES)?;
     let mut rows = query.query([site])?;
     let mut candidates = Vec::new();
+    let mut states = HashMap::new();
     while let Some(row) = rows.next()? {
         let id: String = row.get(0)?;
         let filters: String = row.get(1)?;
         let filters: Vec<EventFilter> = serde_json::from_str(&filters).map_err(corrupt)?;
-        candidates.push((WebhookId::parse(&id).map_err(corrupt)?, filters));
+        let id = WebhookId::parse(&id).map_err(corrupt)?;
+        states.insert(id, (row.get::<_, bool>(2)?, row.get::<_, Option<u32>>(3)?));
+        candidates.push((id, filters));
     }
     let candidates = candidates.iter().map(|(id, f)| (*id, f.as_slice()));
-    Ok(targets(candidates, &new.event.event_type, new.only_webhook))
+    Ok(targets(candidates, &new.event.event_type, new.only_webhook)
+        .into_iter()
+        .map(|webhook| {
+            let (paused, concurrency) = states.get(&webhook).copied().unwrap_or((true, None));
+            Target {
+                webhook,
+                paused,
+                concurrency,
+            }
+        })
+        .collect())
 }
 
 /// Records one attempt and its consequences.

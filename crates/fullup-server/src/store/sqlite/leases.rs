@@ -5,7 +5,7 @@
 //! A lease runs on the monotonic clock, for as long as the claim asked: the service's
 //! clock may be a test's, and jumping it must not void the leases of attempts in flight.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -61,24 +61,34 @@ impl Leases {
         }
     }
 
-    /// Leases each delivery of `claimed` (id, its webhook and site) for `duration`.
+    /// Leases each delivery of `claimed` (id, its webhook and site) for `duration`,
+    /// unless it is leased already; returns the ids this call leased. A claim and an
+    /// ingest's hand-off may both pick a delivery just committed: the first to lease it
+    /// attempts it.
     pub fn take(
         &self,
         claimed: impl IntoIterator<Item = (DeliveryId, WebhookId, SiteId)>,
         duration: Duration,
-    ) {
-        let until = Instant::now() + duration;
+    ) -> HashSet<DeliveryId> {
+        let now = Instant::now();
+        let until = now + duration;
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        held.extend(claimed.into_iter().map(|(id, webhook, site)| {
-            (
+        let mut taken = HashSet::new();
+        for (id, webhook, site) in claimed {
+            if held.get(&id).is_some_and(|lease| lease.until > now) {
+                continue;
+            }
+            held.insert(
                 id,
                 Lease {
                     until,
                     webhook,
                     site,
                 },
-            )
-        }));
+            );
+            taken.insert(id);
+        }
+        taken
     }
 
     /// Drops the leases of `ids`.
@@ -102,6 +112,17 @@ mod tests {
         let (webhook, site) = (WebhookId::new(t), SiteId::new(t));
         leases.take([(a, webhook, site)], Duration::ZERO);
         leases.take([(b, webhook, site)], Duration::from_secs(3600));
+        assert!(
+            leases
+                .take([(b, webhook, site)], Duration::from_secs(3600))
+                .is_empty(),
+            "b is leased already"
+        );
+        assert_eq!(
+            leases.take([(a, webhook, site)], Duration::ZERO),
+            HashSet::from([a]),
+            "a's lease had ended"
+        );
         let live = leases.live();
         assert_eq!(live.ids, vec![b], "a expired at once");
         assert_eq!(live.webhooks, vec![(webhook, 1)]);

@@ -129,6 +129,7 @@ fn new_event(site: SiteId, now: Timestamp, key: Option<&str>, hash: u8) -> NewEv
         },
         request_hash: [hash; 32],
         only_webhook: None,
+        hand_off: None,
     }
 }
 

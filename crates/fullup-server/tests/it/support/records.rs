@@ -59,6 +59,7 @@ pub async fn ingest_at(store: &dyn Store, site: SiteId, at: Timestamp, only: Opt
         },
         request_hash: [0; 32],
         only_webhook: only,
+        hand_off: None,
     };
     store.ingest(new).await.expect("ingest");
 }

@@ -1,0 +1,331 @@
+//! Fresh deliveries straight from ingest to this node's dispatcher.
+//!
+//! A claim costs a query (on PostgreSQL a statement and a round trip; on SQLite a read,
+//! a webhook lookup and the claim lock), and a node that keeps up with its ingest would
+//! pay one per delivery for work it has just written itself. So while the dispatcher
+//! has nothing queued to claim, an ingest offers each new delivery here: if there is
+//! room (a free worker, and the webhook and its site below their limits, counting this
+//! node's attempts in flight), the store leases the delivery to this node inside the
+//! ingest's own transaction and hands it over after the commit, and no claim runs.
+//!
+//! Fairness is the claims' job, and stays theirs: a delivery that does not fit is
+//! queued, marks the inbox behind, and the dispatcher claims; while it is behind, every
+//! new delivery is queued, so nothing overtakes what waits in the queue, and the claims
+//! take due work round-robin across sites as before. The inbox is caught up again when a
+//! claim finds less due than it asked for. The limits counted here are this node's; the
+//! claims count every node's leases. So, as with concurrent claims, several nodes
+//! together may exceed a webhook's limit by what each has in flight.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+
+use crate::domain::health::HealthPolicy;
+use crate::domain::ids::{SiteId, WebhookId};
+use crate::store::{ClaimedDelivery, Fresh, HandOff};
+
+use super::DeliveryConfig;
+
+/// Attempts in flight on this node: in all, per webhook and per site.
+#[derive(Debug, Default)]
+struct InFlight {
+    total: usize,
+    webhooks: HashMap<WebhookId, u32>,
+    sites: HashMap<SiteId, u32>,
+}
+
+impl InFlight {
+    fn add(&mut self, webhook: WebhookId, site: SiteId) {
+        self.total += 1;
+        *self.webhooks.entry(webhook).or_default() += 1;
+        *self.sites.entry(site).or_default() += 1;
+    }
+
+    fn remove(&mut self, webhook: WebhookId, site: SiteId) {
+        self.total = self.total.saturating_sub(1);
+        decrement(&mut self.webhooks, webhook);
+        decrement(&mut self.sites, site);
+    }
+
+    fn of_webhook(&self, webhook: WebhookId) -> u32 {
+        self.webhooks.get(&webhook).copied().unwrap_or(0)
+    }
+
+    fn of_site(&self, site: SiteId) -> u32 {
+        self.sites.get(&site).copied().unwrap_or(0)
+    }
+}
+
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K) {
+    if let Some(n) = counts.get_mut(&key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(&key);
+        }
+    }
+}
+
+/// What the dispatcher tells the inbox and the ingests ask of it; shared by both.
+#[derive(Debug)]
+pub struct Inbox {
+    workers: usize,
+    per_site: u32,
+    policy: HealthPolicy,
+    lease: Duration,
+    in_flight: Mutex<InFlight>,
+    /// The last claim found less due than it asked for, and nothing was queued since.
+    caught_up: AtomicBool,
+    arrivals: mpsc::UnboundedSender<ClaimedDelivery>,
+    wake: std::sync::Arc<Notify>,
+}
+
+impl Inbox {
+    /// An inbox for a dispatcher with `config`, woken by `wake`; the receiver gets the
+    /// deliveries handed over. It starts behind: the first claim finds out.
+    pub fn new(
+        config: &DeliveryConfig,
+        wake: std::sync::Arc<Notify>,
+    ) -> (Self, mpsc::UnboundedReceiver<ClaimedDelivery>) {
+        let (arrivals, received) = mpsc::unbounded_channel();
+        let inbox = Self {
+            workers: config.workers,
+            per_site: u32::try_from(config.per_site_concurrency).unwrap_or(u32::MAX),
+            policy: config.health_policy(),
+            lease: config.lease(),
+            in_flight: Mutex::default(),
+            caught_up: AtomicBool::new(false),
+            arrivals,
+            wake,
+        };
+        (inbox, received)
+    }
+
+    fn counts(&self) -> MutexGuard<'_, InFlight> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Attempts in flight on this node, handed over ones included.
+    pub fn in_flight(&self) -> usize {
+        self.counts().total
+    }
+
+    /// Counts a claimed delivery's attempt as in flight.
+    pub fn claimed(&self, delivery: &ClaimedDelivery) {
+        self.counts()
+            .add(delivery.webhook.id, delivery.webhook.site_id);
+    }
+
+    /// Counts `delivery`'s attempt as ended; true when its webhook or site, or the
+    /// node, was at its limit (so work may be waiting for the room it leaves).
+    pub fn ended(&self, delivery: &ClaimedDelivery) -> bool {
+        let w = &delivery.webhook;
+        let mut counts = self.counts();
+        let full = counts.total >= self.workers
+            || counts.of_webhook(w.id) >= w.health.concurrency_limit(&self.policy)
+            || counts.of_site(w.site_id) >= self.per_site;
+        counts.remove(w.id, w.site_id);
+        full
+    }
+
+    /// What the last claim found: `claimed` of the `wanted`.
+    pub fn after_claim(&self, wanted: u32, claimed: u32) {
+        self.caught_up.store(claimed < wanted, Ordering::Release);
+    }
+
+    /// Whether nothing is known to wait in the queue.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Takes no more deliveries (at shutdown).
+    pub fn close(&self) {
+        self.caught_up.store(false, Ordering::Release);
+    }
+}
+
+impl HandOff for Inbox {
+    fn admit(&self, fresh: &Fresh) -> bool {
+        if !self.caught_up() || self.arrivals.is_closed() {
+            return false;
+        }
+        let limit = self
+            .policy
+            .max_concurrency
+            .max(1)
+            .min(fresh.concurrency.unwrap_or(u32::MAX).max(1));
+        let mut counts = self.counts();
+        let room = counts.total < self.workers
+            && counts.of_webhook(fresh.webhook) < limit
+            && counts.of_site(fresh.site) < self.per_site;
+        if room {
+            counts.add(fresh.webhook, fresh.site);
+        } else {
+            // Queued from here on until a claim has taken what waits.
+            self.caught_up.store(false, Ordering::Release);
+        }
+        room
+    }
+
+    fn release(&self, fresh: &Fresh) {
+        self.counts().remove(fresh.webhook, fresh.site);
+    }
+
+    fn start(&self, deliveries: Vec<ClaimedDelivery>, refused: bool) {
+        for delivery in deliveries {
+            if let Err(mpsc::error::SendError(delivery)) = self.arrivals.send(delivery) {
+                // The dispatcher has stopped: the lease ends and a claim takes it.
+                self.ended(&delivery);
+            }
+        }
+        if refused {
+            self.wake.notify_one();
+        }
+    }
+
+    fn lease(&self) -> Duration {
+        self.lease
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::health::Health;
+    use crate::domain::ids::{DeliveryId, EventId};
+    use crate::domain::time::Timestamp;
+    use crate::domain::webhook::Webhook;
+    use crate::domain::webhook_url::WebhookUrl;
+
+    const T: Timestamp = Timestamp::EPOCH;
+
+    fn config(workers: usize, per_webhook: usize, per_site: usize) -> DeliveryConfig {
+        DeliveryConfig {
+            workers,
+            per_webhook_concurrency: per_webhook,
+            per_site_concurrency: per_site,
+            ..DeliveryConfig::default()
+        }
+    }
+
+    fn fresh(webhook: WebhookId, site: SiteId) -> Fresh {
+        Fresh {
+            delivery: DeliveryId::new(T),
+            webhook,
+            site,
+            concurrency: None,
+        }
+    }
+
+    fn claimed(f: &Fresh) -> ClaimedDelivery {
+        ClaimedDelivery {
+            delivery_id: f.delivery,
+            attempt_count: 0,
+            event_id: EventId::new(T),
+            event_type: crate::domain::event_type::EventType::parse("a.b").expect("type"),
+            payload: "{}".to_owned(),
+            webhook: Webhook {
+                id: f.webhook,
+                site_id: f.site,
+                url: WebhookUrl::parse("https://example.com/").expect("url"),
+                event_types: Vec::new(),
+                description: String::new(),
+                health: Health::default(),
+                paused: false,
+                secret: fullup_signature::Secret::generate(),
+                old_secrets: Vec::new(),
+                created_at: T,
+                updated_at: T,
+            },
+        }
+    }
+
+    #[test]
+    fn nothing_is_admitted_until_a_claim_found_the_queue_empty() {
+        let (inbox, _rx) = Inbox::new(&config(4, 4, 4), Default::default());
+        let f = fresh(WebhookId::new(T), SiteId::new(T));
+        assert!(!inbox.admit(&f), "behind at start");
+        inbox.after_claim(8, 8);
+        assert!(
+            !inbox.admit(&f),
+            "the claim took all it asked for: more may wait"
+        );
+        inbox.after_claim(8, 3);
+        assert!(inbox.admit(&f));
+        assert_eq!(inbox.in_flight(), 1);
+    }
+
+    #[test]
+    fn a_full_webhook_site_or_node_refuses_and_puts_the_inbox_behind() {
+        let (inbox, _rx) = Inbox::new(&config(3, 1, 2), Default::default());
+        let (site, other_site) = (SiteId::new(T), SiteId::new(T));
+        let (a, b, c) = (WebhookId::new(T), WebhookId::new(T), WebhookId::new(T));
+        inbox.after_claim(1, 0);
+        assert!(inbox.admit(&fresh(a, site)));
+        assert!(
+            !inbox.admit(&fresh(a, site)),
+            "webhook a is at its limit of 1"
+        );
+        assert!(!inbox.caught_up(), "a refusal queues what follows");
+        inbox.after_claim(1, 0);
+        assert!(inbox.admit(&fresh(b, site)));
+        assert!(
+            !inbox.admit(&fresh(c, site)),
+            "the site is at its limit of 2"
+        );
+        inbox.after_claim(1, 0);
+        assert!(inbox.admit(&fresh(c, other_site)));
+        assert!(
+            !inbox.admit(&fresh(WebhookId::new(T), other_site)),
+            "the node's 3 workers are busy"
+        );
+    }
+
+    #[test]
+    fn a_stored_concurrency_limit_below_the_default_is_kept() {
+        let (inbox, _rx) = Inbox::new(&config(8, 4, 8), Default::default());
+        let (webhook, site) = (WebhookId::new(T), SiteId::new(T));
+        inbox.after_claim(1, 0);
+        let slow = Fresh {
+            concurrency: Some(1),
+            ..fresh(webhook, site)
+        };
+        assert!(inbox.admit(&slow));
+        assert!(!inbox.admit(&slow));
+    }
+
+    #[test]
+    fn an_ended_attempt_says_whether_it_left_room_that_work_may_wait_for() {
+        let (inbox, _rx) = Inbox::new(&config(8, 2, 8), Default::default());
+        let (webhook, site) = (WebhookId::new(T), SiteId::new(T));
+        inbox.after_claim(1, 0);
+        let (first, second) = (fresh(webhook, site), fresh(webhook, site));
+        assert!(inbox.admit(&first) && inbox.admit(&second));
+        assert!(
+            inbox.ended(&claimed(&first)),
+            "the webhook was at its limit"
+        );
+        assert!(!inbox.ended(&claimed(&second)));
+        assert_eq!(inbox.in_flight(), 0);
+    }
+
+    #[test]
+    fn handed_deliveries_arrive_and_a_refusal_wakes_the_dispatcher() {
+        use futures::FutureExt as _;
+        let wake = std::sync::Arc::new(Notify::new());
+        let (inbox, mut rx) = Inbox::new(&config(8, 2, 8), wake.clone());
+        let f = fresh(WebhookId::new(T), SiteId::new(T));
+        inbox.start(vec![claimed(&f)], false);
+        assert_eq!(rx.try_recv().expect("handed over").delivery_id, f.delivery);
+        assert!(wake.notified().now_or_never().is_none(), "nothing to claim");
+        inbox.start(Vec::new(), true);
+        assert!(wake.notified().now_or_never().is_some(), "woken to claim");
+        drop(rx);
+        inbox.after_claim(1, 0);
+        assert!(!inbox.admit(&f), "the dispatcher has stopped");
+    }
+}
