@@ -34,14 +34,15 @@ pub struct Application {
     metrics_listener: Option<TcpListener>,
     backlog_refresh: std::time::Duration,
     state: AppState,
-    dispatcher: Dispatcher,
+    /// None on an API-only node (`workers == 0`): it accepts events and delivers none.
+    dispatcher: Option<Dispatcher>,
     generated_admin_token: Option<String>,
     created_main_key_file: Option<PathBuf>,
 }
 
 impl Application {
     /// Opens the store (running migrations), settles the admin token and prepares the
-    /// dispatcher.
+    /// dispatcher (none with zero delivery workers: an API-only node).
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
         let (store, created_main_key_file) = open_store(&config).await.with_context(|| {
             format!("opening the database {}", redact_url(&config.database_url))
@@ -59,15 +60,22 @@ impl Application {
         network.own_address = Some(listener.local_addr()?);
         let guard = OutboundGuard::new(network, config.lookup.clone());
         let metrics = Arc::new(Metrics::new());
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            config.clock.clone(),
-            config.delivery.clone(),
-            wake.clone(),
-            guard.clone(),
-            metrics.clone(),
-        )
-        .context("building the HTTP client")?;
+        let dispatcher = (config.delivery.workers > 0)
+            .then(|| {
+                Dispatcher::new(
+                    store.clone(),
+                    config.clock.clone(),
+                    config.delivery.clone(),
+                    wake.clone(),
+                    guard.clone(),
+                    metrics.clone(),
+                )
+            })
+            .transpose()
+            .context("building the HTTP client")?;
+        if dispatcher.is_none() {
+            tracing::info!("no delivery workers: this node serves the API and delivers nothing");
+        }
         let state = AppState {
             service: Service::new(
                 store,
@@ -121,15 +129,17 @@ impl Application {
         self.generated_admin_token.as_deref()
     }
 
-    /// Serves the API and runs deliveries until `shutdown` completes; then stops
-    /// accepting, stops claiming, waits for attempts in flight (bounded), and closes
-    /// the store.
+    /// Serves the API and runs deliveries (unless API-only) until `shutdown` completes;
+    /// then stops accepting, stops claiming, waits for attempts in flight (bounded), and
+    /// closes the store.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
-        let dispatcher = tokio::spawn(self.dispatcher.run(cancel.clone()));
+        let dispatcher = self
+            .dispatcher
+            .map(|dispatcher| tokio::spawn(dispatcher.run(cancel.clone())));
         let service = self.state.service.clone();
         let backlog = tokio::spawn({
             let stop = cancel.clone();
@@ -160,7 +170,9 @@ impl Application {
         })
         .await;
         cancel.cancel();
-        dispatcher.await.context("the dispatcher panicked")?;
+        if let Some(dispatcher) = dispatcher {
+            dispatcher.await.context("the dispatcher panicked")?;
+        }
         backlog.await.context("the backlog gauges' task panicked")?;
         if let Some(metrics) = metrics {
             metrics.await.context("the metrics listener panicked")?;

@@ -6,9 +6,11 @@
 //! applies the rule.
 //!
 //! It also starts the seed document's two receivers as real processes
-//! ([`SeedReceiver`]) and gives tests a small blocking HTTP client ([`post`]).
+//! ([`SeedReceiver`]), gives tests a small blocking HTTP client ([`post`]) and a
+//! throwaway PostgreSQL database ([`postgres::TestDatabase`]).
 
 mod http;
+pub mod postgres;
 mod seed;
 
 pub use http::post;

@@ -35,7 +35,7 @@ use serde::Serialize;
 
 use self::api::NewWebhook;
 use self::cpu::CpuPerDelivery;
-use self::deployment::Deployment;
+use self::deployment::{Deployment, Nodes};
 use self::load::{Events, Load, Pace, Requests};
 use self::plan::Plan;
 use self::progress::Progress;
@@ -143,6 +143,23 @@ pub struct Args {
     /// that two builds are measured by one bench in one sitting.
     #[arg(long, value_name = "PATH", conflicts_with = "target")]
     service_exe: Option<std::path::PathBuf>,
+    /// Start N `fullup serve` nodes (2 or 3) for each run instead of one, each in a
+    /// network namespace of its own on a veth link (a test device: root and iproute2
+    /// needed), all on the PostgreSQL database of `--database-url`, which they reach
+    /// through a forwarder in the bench. The load and API calls go to node A; every node
+    /// delivers, and the receivers listen on the root namespace's end of the links.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "database_url",
+        conflicts_with_all = ["target", "receiver_listen", "receiver_url", "stall_listen", "stall_url"]
+    )]
+    nodes: Option<usize>,
+    /// With `--nodes`: node A serves the API only (`--workers 0`), so the other nodes
+    /// make every delivery (the latency scenario then measures ingest on A to delivery
+    /// by B).
+    #[arg(long, requires = "nodes")]
+    api_only_first_node: bool,
     /// Where the verifying receiver listens.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     receiver_listen: SocketAddr,
@@ -209,6 +226,8 @@ struct Settled {
 /// What every scenario works with.
 struct Bench {
     plan: Plan,
+    /// The hosts of `--nodes`.
+    nodes: Option<Nodes>,
     secret: Secret,
     client: reqwest::Client,
     receiver: Receiver,
@@ -219,7 +238,10 @@ impl Bench {
     /// Starts (or connects to) a service with `hooks` webhooks on a new site; returns it
     /// with the webhooks' ids.
     async fn deploy(&self, hooks: &[NewWebhook]) -> anyhow::Result<(Deployment, Vec<String>)> {
-        let deployment = Deployment::start(&self.plan.target, &self.client).await?;
+        let deployment = match &self.nodes {
+            Some(nodes) => Deployment::start_nodes(nodes, &self.client).await?,
+            None => Deployment::start(&self.plan.target, &self.client).await?,
+        };
         let mut ids = Vec::with_capacity(hooks.len());
         for hook in hooks {
             ids.push(
@@ -367,7 +389,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn measure(plan: Plan) -> anyhow::Result<Report> {
+async fn measure(mut plan: Plan) -> anyhow::Result<Report> {
+    let nodes = match plan.nodes {
+        Some(nodes) => Some(Nodes::start(nodes, &plan.target).await?),
+        None => None,
+    };
+    if let Some(nodes) = &nodes {
+        // The nodes reach the root namespace over their links only.
+        plan.receiver_listen = SocketAddr::new(nodes.root_ip(), 0);
+        plan.stall_listen = SocketAddr::new(nodes.root_ip(), 0);
+    }
     let secret = Secret::generate();
     let receiver =
         Receiver::start(&secret, plan.receiver_listen, plan.receiver_url.as_deref()).await?;
@@ -378,6 +409,7 @@ async fn measure(plan: Plan) -> anyhow::Result<Report> {
     let mut bench = Bench {
         progress: Progress::new(!plan.json),
         plan,
+        nodes,
         secret,
         client,
         receiver,

@@ -1,4 +1,5 @@
-//! `fullup serve`: the webhook service (API and delivery workers) in one process.
+//! `fullup serve`: the webhook service (API and delivery workers) in one process, or
+//! the API alone (`--workers 0`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -68,7 +69,9 @@ pub struct Args {
     /// Time allowed for a whole delivery request, answer included.
     #[arg(long, env = "FULLUP_REQUEST_TIMEOUT", default_value_t = DEFAULT_REQUEST_TIMEOUT.into())]
     request_timeout: HumanDuration,
-    /// Attempts in flight at once, over all webhooks.
+    /// Attempts in flight at once, over all webhooks. 0 makes an API-only node: it
+    /// accepts events and delivers none, leaving them to the other nodes on the same
+    /// PostgreSQL database (on SQLite, to the next start with workers).
     #[arg(long, env = "FULLUP_WORKERS", default_value_t = DEFAULT_WORKERS)]
     workers: usize,
     /// Attempts in flight at once to one webhook.
@@ -121,7 +124,6 @@ pub struct Args {
 impl Args {
     fn config(self) -> anyhow::Result<Config> {
         let delays: Vec<Duration> = self.retry_schedule.iter().map(|&d| d.into()).collect();
-        anyhow::ensure!(self.workers > 0, "--workers must be at least 1");
         anyhow::ensure!(
             self.per_webhook_concurrency > 0,
             "--per-webhook-concurrency must be at least 1"

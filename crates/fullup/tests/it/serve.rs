@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::support_server::Server;
+use crate::support_ingest::{Ingest, join_clients, spawn_clients, wait_for_all};
+use crate::support_receiver::RecordingReceiver;
+use crate::support_server::{Server, create_site_and_webhook, fetch};
 
 #[tokio::test]
 async fn sigterm_stops_the_service_with_exit_code_0() {
@@ -15,6 +17,41 @@ async fn sigterm_stops_the_service_with_exit_code_0() {
     assert_eq!(health.status(), 200);
     let status = server.terminate(Duration::from_secs(30));
     assert!(status.success(), "exit status {status}");
+}
+
+/// Multi-threaded: `terminate` blocks its thread while the receiver, on this runtime,
+/// must stay up for the node started next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_only_node_accepts_events_and_delivers_none() {
+    const EVENTS: usize = 20;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("fullup.db").display());
+    let receiver = RecordingReceiver::start().await;
+    let client = reqwest::Client::new();
+    let mut api_only = Server::start(&database_url, &["--workers", "0"], &[]).await;
+    let site = create_site_and_webhook(&client, &api_only.base, &receiver).await;
+    let ingest = Ingest::new(client.clone(), site.clone(), EVENTS);
+    assert_eq!(
+        join_clients(spawn_clients(&ingest, &api_only.base, 2)).await,
+        0
+    );
+    // A dispatcher would start these within milliseconds (ingest wakes it), and would
+    // find them by polling within a second anyway.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.deliveries(), 0, "the API-only node delivered");
+    let url = format!("{}/v1/sites/{site}/deliveries?limit=250", api_only.base);
+    let deliveries = fetch(&client, url).await;
+    let deliveries = deliveries["data"].as_array().expect("a list");
+    assert_eq!(deliveries.len(), EVENTS);
+    for delivery in deliveries {
+        assert_eq!(delivery["state"], "pending", "{delivery}");
+        assert_eq!(delivery["attempt_count"], 0, "{delivery}");
+    }
+    assert!(api_only.terminate(Duration::from_secs(30)).success());
+
+    let _delivering = Server::start(&database_url, &[], &[]).await;
+    wait_for_all(&receiver, &ingest.accepted_ids(), Duration::from_secs(30)).await;
+    assert_eq!(receiver.failures(), 0);
 }
 
 #[tokio::test]

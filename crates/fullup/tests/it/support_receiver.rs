@@ -1,23 +1,36 @@
-//! A receiver for whole-process tests: axum on 127.0.0.1:0 that verifies the
-//! `fullup-signature` of every request and records which event ids arrived, how often.
+//! A receiver for whole-process tests: axum on port 0 that verifies the
+//! `fullup-signature` of every request and records which event ids arrived, how often,
+//! and from which sender address.
 //!
 //! It answers 200 after a short delay taken from the signature's first hex digit
 //! (0-5 ms, varying from event to event), so attempts are still in flight whenever
-//! the sender is killed.
+//! the sender is killed. It can also hold the answers to one sender ([`Self::hold`]),
+//! and it counts requests for an event that arrive while another for the same event is
+//! still being handled: two attempts of one delivery at once.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use fullup_signature::{SIGNATURE_HEADER, Secret, Verifier};
+use tokio::sync::watch;
+
+/// What one sender address has sent.
+#[derive(Debug, Default, Clone, Copy)]
+struct Peer {
+    /// Its requests being handled right now.
+    in_flight: usize,
+    /// Its requests that verified.
+    verified: u64,
+}
 
 /// What the receiver has seen so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Record {
     /// The webhook's verifier, set once the webhook (and its secret) exists.
     verifier: OnceLock<Verifier>,
@@ -27,6 +40,14 @@ struct Record {
     failures: AtomicUsize,
     /// Requests being handled right now.
     in_flight: AtomicUsize,
+    /// Per sender address.
+    peers: Mutex<HashMap<IpAddr, Peer>>,
+    /// Event ids with a verified request being handled right now.
+    attempting: Mutex<HashSet<String>>,
+    /// Verified requests that arrived while another for the same event was handled.
+    overlapping: AtomicUsize,
+    /// The sender whose answers wait, if any.
+    held: watch::Sender<Option<IpAddr>>,
 }
 
 /// The running receiver; dropped, it stops.
@@ -37,13 +58,29 @@ pub struct RecordingReceiver {
 }
 
 impl RecordingReceiver {
-    /// Starts listening; every request fails verification until [`Self::expect_secret`].
+    /// Starts listening on loopback; every request fails verification until
+    /// [`Self::expect_secret`].
     pub async fn start() -> Self {
-        let record = Arc::new(Record::default());
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+    }
+
+    /// [`Self::start`] on `ip` (any port).
+    pub async fn start_on(ip: IpAddr) -> Self {
+        let record = Arc::new(Record {
+            verifier: OnceLock::new(),
+            seen: Mutex::default(),
+            failures: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            peers: Mutex::default(),
+            attempting: Mutex::default(),
+            overlapping: AtomicUsize::new(0),
+            held: watch::Sender::new(None),
+        });
         let app = axum::Router::new()
             .fallback(handle)
-            .with_state(record.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .with_state(record.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
             .expect("bind the receiver on a free port");
         let addr = listener.local_addr().expect("the receiver's address");
@@ -77,6 +114,11 @@ impl RecordingReceiver {
         self.seen().values().map(|&n| u64::from(n)).sum()
     }
 
+    /// Verified deliveries beyond the first of each event.
+    pub fn duplicates(&self) -> u64 {
+        self.seen().values().map(|&n| u64::from(n) - 1).sum()
+    }
+
     /// Requests that failed verification.
     pub fn failures(&self) -> usize {
         self.record.failures.load(Ordering::SeqCst)
@@ -87,11 +129,42 @@ impl RecordingReceiver {
         self.record.in_flight.load(Ordering::SeqCst)
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
-        self.record
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Requests from `sender` being handled at this moment.
+    pub fn in_flight_from(&self, sender: IpAddr) -> usize {
+        self.peer(sender).in_flight
+    }
+
+    /// Verified requests from `sender` so far.
+    pub fn verified_from(&self, sender: IpAddr) -> u64 {
+        self.peer(sender).verified
+    }
+
+    /// Verified requests that arrived while another request for the same event was
+    /// being handled.
+    pub fn overlapping(&self) -> usize {
+        self.record.overlapping.load(Ordering::SeqCst)
+    }
+
+    /// Makes the answers to `sender` wait (its requests are still verified and counted
+    /// on arrival) until [`Self::release`].
+    pub fn hold(&self, sender: IpAddr) {
+        self.record.held.send_replace(Some(sender));
+    }
+
+    /// Lets held answers go.
+    pub fn release(&self) {
+        self.record.held.send_replace(None);
+    }
+
+    fn peer(&self, sender: IpAddr) -> Peer {
+        lock(&self.record.peers)
+            .get(&sender)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn seen(&self) -> MutexGuard<'_, HashMap<String, u32>> {
+        lock(&self.record.seen)
     }
 }
 
@@ -101,30 +174,85 @@ impl Drop for RecordingReceiver {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Counts a request as in flight until dropped (the handler may be cancelled when the
 /// sender's connection goes away).
-struct InFlight(Arc<Record>);
+struct InFlight {
+    record: Arc<Record>,
+    sender: IpAddr,
+}
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+impl InFlight {
+    fn enter(record: &Arc<Record>, sender: IpAddr) -> Self {
+        record.in_flight.fetch_add(1, Ordering::SeqCst);
+        lock(&record.peers).entry(sender).or_default().in_flight += 1;
+        Self {
+            record: record.clone(),
+            sender,
+        }
     }
 }
 
-async fn handle(State(record): State<Arc<Record>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    record.in_flight.fetch_add(1, Ordering::SeqCst);
-    let _in_flight = InFlight(record.clone());
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.record.in_flight.fetch_sub(1, Ordering::SeqCst);
+        lock(&self.record.peers)
+            .entry(self.sender)
+            .or_default()
+            .in_flight -= 1;
+    }
+}
+
+/// Marks an event as being attempted until dropped; counts an overlap when it already
+/// was.
+struct Attempting {
+    record: Arc<Record>,
+    event_id: Option<String>,
+}
+
+impl Attempting {
+    fn enter(record: &Arc<Record>, event_id: String) -> Self {
+        let fresh = lock(&record.attempting).insert(event_id.clone());
+        if !fresh {
+            record.overlapping.fetch_add(1, Ordering::SeqCst);
+        }
+        Self {
+            record: record.clone(),
+            // The first request removes the mark when it ends.
+            event_id: fresh.then_some(event_id),
+        }
+    }
+}
+
+impl Drop for Attempting {
+    fn drop(&mut self) {
+        if let Some(id) = &self.event_id {
+            lock(&self.record.attempting).remove(id);
+        }
+    }
+}
+
+async fn handle(
+    State(record): State<Arc<Record>>,
+    ConnectInfo(sender): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let sender = sender.ip();
+    let _in_flight = InFlight::enter(&record, sender);
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let Some(event_id) = verified_event_id(&record, &headers, signature, &body) else {
         record.failures.fetch_add(1, Ordering::SeqCst);
         return StatusCode::UNAUTHORIZED;
     };
-    *record
-        .seen
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .entry(event_id)
-        .or_default() += 1;
+    *lock(&record.seen).entry(event_id.clone()).or_default() += 1;
+    lock(&record.peers).entry(sender).or_default().verified += 1;
+    let _attempting = Attempting::enter(&record, event_id);
+    let mut held = record.held.subscribe();
+    let _ = held.wait_for(|held| *held != Some(sender)).await;
     let digit = signature
         .and_then(|s| s.chars().next())
         .and_then(|c| c.to_digit(16))

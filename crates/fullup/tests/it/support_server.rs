@@ -1,9 +1,12 @@
-//! `fullup serve` as a child process, and the admin calls tests make against it.
+//! `fullup serve` as a child process, on loopback or on a host of a
+//! [`fullup_hosts::Cluster`], and the admin calls tests make against it.
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use fullup_hosts::{Cluster, ServeProcess};
 use fullup_signature::Secret;
 use serde_json::{Value, json};
 
@@ -13,12 +16,11 @@ use crate::support_receiver::RecordingReceiver;
 pub const ADMIN_TOKEN: &str = "crash-test-admin-token-0123456789";
 /// A debug build on a busy 2-core machine can take a while to open the database.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-const LISTENING_PREFIX: &str = "fullup serve: listening on http://";
 
 /// A running `fullup serve`; killed (SIGKILL) and reaped when dropped, so no exit path
 /// of the test leaves it running.
 pub struct Server {
-    child: Child,
+    process: ServeProcess,
     /// `http://ADDR` of its API.
     pub base: String,
 }
@@ -38,7 +40,7 @@ impl Server {
     ) -> (Server, std::thread::JoinHandle<Vec<String>>) {
         let mut server =
             Self::launch(database_url, extra_args, &[], rust_log, Stdio::piped()).await;
-        let stderr = server.child.stderr.take().expect("stderr is piped");
+        let stderr = server.process.take_stderr().expect("stderr is piped");
         let lines = std::thread::spawn(move || {
             BufReader::new(stderr)
                 .lines()
@@ -48,6 +50,19 @@ impl Server {
         (server, lines)
     }
 
+    /// Starts the binary on host `index` of `cluster`, on its database, with webhooks to
+    /// the root namespace allowed (and no request timeout of its own: pass one).
+    pub async fn start_on(
+        cluster: &Cluster,
+        index: usize,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Server {
+        let exe = Path::new(env!("CARGO_BIN_EXE_fullup"));
+        let command = cluster.serve_command(index, exe);
+        Self::spawn(command, extra_args, envs, "warn", Stdio::inherit()).await
+    }
+
     async fn launch(
         database_url: &str,
         extra_args: &[&str],
@@ -55,57 +70,44 @@ impl Server {
         rust_log: &str,
         stderr: Stdio,
     ) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fullup"))
-            .args([
-                "serve",
-                "--database-url",
-                database_url,
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--retry-schedule", "1s,1s,1s,1s,1s"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fullup"));
+        command
+            .args(["serve", "--database-url", database_url])
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--allow-network", "127.0.0.0/8"])
             // Leases last connect + request timeout + 30 s. A 5-minute request timeout
             // makes them outlast the whole test, so only the restart's release of the
             // dead process's leases can get its claimed deliveries out in time.
-            .args(["--request-timeout", "5m"])
+            .args(["--request-timeout", "5m"]);
+        Self::spawn(command, extra_args, envs, rust_log, stderr).await
+    }
+
+    async fn spawn(
+        mut command: Command,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+        rust_log: &str,
+        stderr: Stdio,
+    ) -> Server {
+        command
+            .args(["--retry-schedule", "1s,1s,1s,1s,1s"])
             .args(extra_args)
             .envs(envs.iter().copied())
             .env("FULLUP_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", rust_log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn `fullup serve`");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut server = Server {
-            child,
-            base: String::new(),
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            // Keep reading to the end so the child never writes into a closed pipe.
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix(LISTENING_PREFIX)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-        });
-        let addr = tokio::time::timeout(START_TIMEOUT, rx)
+            .stderr(stderr);
+        let process = ServeProcess::start(command, START_TIMEOUT)
             .await
-            .expect("`fullup serve` prints its address within the start timeout")
-            .expect("`fullup serve` prints its address before exiting");
-        server.base = format!("http://{addr}");
-        server
+            .expect("`fullup serve` prints its address");
+        Server {
+            base: process.base_url(),
+            process,
+        }
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
+        let pid = self.process.pid().to_string();
         let sent = Command::new("kill")
             .args(["-s", "TERM", &pid])
             .status()
@@ -113,7 +115,7 @@ impl Server {
         assert!(sent.success(), "kill -s TERM {pid} failed");
         let deadline = std::time::Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait().expect("wait for `fullup serve`") {
+            if let Some(status) = self.process.try_wait().expect("wait for `fullup serve`") {
                 return status;
             }
             assert!(
@@ -126,15 +128,7 @@ impl Server {
 
     /// Sends SIGKILL and waits until the process is gone.
     pub fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL `fullup serve`");
-        self.child.wait().expect("reap `fullup serve`");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill().expect("SIGKILL `fullup serve`");
     }
 }
 
@@ -153,11 +147,35 @@ pub async fn call(client: &reqwest::Client, url: String, body: Value, expected: 
     body
 }
 
+/// An admin API GET that must answer 200; returns the JSON answer.
+pub async fn fetch(client: &reqwest::Client, url: String) -> Value {
+    let response = client
+        .get(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("the API answers");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("the API answers JSON");
+    assert_eq!(status, 200, "GET {url}: {body}");
+    body
+}
+
 /// Creates a site with a webhook to `receiver`; returns the site id.
 pub async fn create_site_and_webhook(
     client: &reqwest::Client,
     base: &str,
     receiver: &RecordingReceiver,
+) -> String {
+    create_site_with_webhooks(client, base, &[receiver]).await
+}
+
+/// Creates a site with a webhook to each of `receivers` (every event goes to each);
+/// returns the site id.
+pub async fn create_site_with_webhooks(
+    client: &reqwest::Client,
+    base: &str,
+    receivers: &[&RecordingReceiver],
 ) -> String {
     let site = call(
         client,
@@ -167,14 +185,16 @@ pub async fn create_site_and_webhook(
     )
     .await;
     let site = site["id"].as_str().expect("a site id").to_owned();
-    let webhook = call(
-        client,
-        format!("{base}/v1/sites/{site}/webhooks"),
-        json!({"url": receiver.url(), "event_types": ["*"], "description": "crash test"}),
-        201,
-    )
-    .await;
-    let secret = webhook["secret"].as_str().expect("the webhook's secret");
-    receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
+    for receiver in receivers {
+        let webhook = call(
+            client,
+            format!("{base}/v1/sites/{site}/webhooks"),
+            json!({"url": receiver.url(), "event_types": ["*"], "description": "crash test"}),
+            201,
+        )
+        .await;
+        let secret = webhook["secret"].as_str().expect("the webhook's secret");
+        receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
+    }
     site
 }

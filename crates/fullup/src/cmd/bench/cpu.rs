@@ -1,7 +1,7 @@
 //! CPU time per delivery: the figure that moves least with the machine's other load.
 //!
 //! Read from `/proc` (Linux only; elsewhere the figures are absent): the service the
-//! bench started, this process (the load client and the receiver), and, for a service on
+//! bench started (every node of it, with `--nodes`), this process (the load client and the receiver), and, for a service on
 //! PostgreSQL, every `postgres` process of the machine, so the database server must be
 //! otherwise idle for its figure to mean anything. A backend that exits during the run
 //! is counted through the postmaster's reaped-children time.
@@ -20,12 +20,12 @@ pub struct CpuTimes {
 }
 
 impl CpuTimes {
-    /// Reads the times now: `service` is the pid of the service the bench started (None
-    /// for `--target`), `database` whether to read the PostgreSQL server's.
-    pub fn now(service: Option<u32>, database: bool) -> Self {
+    /// Reads the times now: `service` holds the pids of the service's processes the
+    /// bench started (none for `--target`), `database` whether to read the PostgreSQL
+    /// server's.
+    pub fn now(service: &[u32], database: bool) -> Self {
         Self {
-            service: service
-                .and_then(|pid| own_time(&Process::new(i32::try_from(pid).ok()?).ok()?)),
+            service: processes_time(service),
             database: database.then(postgres_time).flatten(),
             bench: Process::myself().ok().as_ref().and_then(own_time),
         }
@@ -48,7 +48,7 @@ impl CpuTimes {
 /// Milliseconds of CPU (user + system) per delivery; absent where not measured.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct CpuPerDelivery {
-    /// The `fullup serve` process.
+    /// The `fullup serve` process (every node, with `--nodes`).
     pub service_cpu_ms_per_delivery: Option<f64>,
     /// Every PostgreSQL server process (a service on PostgreSQL only).
     pub database_cpu_ms_per_delivery: Option<f64>,
@@ -67,6 +67,17 @@ impl CpuPerDelivery {
             show(self.bench_cpu_ms_per_delivery)
         )
     }
+}
+
+/// The user + system time of the processes `pids` together; None when there are none
+/// or one cannot be read.
+fn processes_time(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter()
+        .map(|&pid| own_time(&Process::new(i32::try_from(pid).ok()?).ok()?))
+        .sum()
 }
 
 /// A process's own user + system time.
@@ -108,13 +119,13 @@ mod tests {
 
     #[test]
     fn this_process_uses_cpu_and_per_delivery_divides_it() {
-        let before = CpuTimes::now(Some(std::process::id()), false);
+        let before = CpuTimes::now(&[std::process::id()], false);
         let mut x = 0u64;
         let spin = std::time::Instant::now();
         while spin.elapsed() < Duration::from_millis(200) {
             x = std::hint::black_box(x.wrapping_add(1));
         }
-        let after = CpuTimes::now(Some(std::process::id()), false);
+        let after = CpuTimes::now(&[std::process::id()], false);
         let per = before.per_delivery(&after, 10);
         let service = per.service_cpu_ms_per_delivery.expect("measured on Linux");
         assert!(service > 0.0, "{per:?}");

@@ -1,8 +1,13 @@
 //! Where a run's events go: a fresh `fullup serve` child process that the bench starts
-//! and stops (the default), or a deployment already running at `--target`. Either way a
-//! run gets its own site, so runs never see each other's webhooks.
+//! and stops (the default), a fresh set of such nodes on one PostgreSQL database, each
+//! on a host of its own (`--nodes`), or a deployment already running at `--target`.
+//! Either way a run gets its own site, so runs never see each other's webhooks.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use fullup_hosts::Cluster;
 
 use super::api::Api;
 use super::cpu::CpuTimes;
@@ -11,12 +16,12 @@ use super::service::Service;
 /// How to get a service for each run.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// Start `fullup serve` for each run.
+    /// Start `fullup serve` for each run (`--nodes`: several, see [`Nodes`]).
     Local {
         /// Passed through as the child's `--database-url` (default: a new SQLite file).
         database_url: Option<String>,
         /// The executable to start (default: this one).
-        exe: Option<std::path::PathBuf>,
+        exe: Option<PathBuf>,
     },
     /// Use the deployment at `base` with this admin token.
     Remote {
@@ -27,19 +32,69 @@ pub enum Target {
     },
 }
 
+/// `--nodes` and `--api-only-first-node`.
+#[derive(Debug, Clone, Copy)]
+pub struct NodesPlan {
+    /// How many nodes each run starts.
+    pub count: usize,
+    /// Whether node A (the one the load and the API calls go to) delivers nothing.
+    pub api_only_first: bool,
+}
+
+/// The hosts of `--nodes`, made once for the whole bench; each run starts fresh nodes
+/// on them, node A on the first.
+#[derive(Debug)]
+pub struct Nodes {
+    plan: NodesPlan,
+    exe: PathBuf,
+    cluster: Cluster,
+    /// Holds the main key file of every node of every run: the database keeps the key
+    /// check of the first.
+    dir: tempfile::TempDir,
+}
+
+impl Nodes {
+    /// Makes the hosts and forwards the database of `target` (local, on PostgreSQL:
+    /// the plan checked it) to them.
+    pub async fn start(plan: NodesPlan, target: &Target) -> anyhow::Result<Self> {
+        let Target::Local {
+            database_url: Some(database_url),
+            exe,
+        } = target
+        else {
+            anyhow::bail!("--nodes needs --database-url and no --target");
+        };
+        let cluster = Cluster::start(plan.count, database_url)
+            .await
+            .context("making a host for each of --nodes (root and iproute2 are needed)")?;
+        Ok(Self {
+            plan,
+            exe: executable(exe.as_deref())?,
+            cluster,
+            dir: tempfile::tempdir().context("creating a temporary folder for the main key")?,
+        })
+    }
+
+    /// The root namespace's address, which every node reaches: where receivers listen.
+    pub fn root_ip(&self) -> IpAddr {
+        IpAddr::V4(self.cluster.root_ip())
+    }
+}
+
 #[derive(Debug)]
 struct Local {
-    service: Service,
-    /// Whether it runs on PostgreSQL (whose server's CPU time is then measured).
+    /// The services started: one, or every node (node A first).
+    services: Vec<Service>,
+    /// Whether they run on PostgreSQL (whose server's CPU time is then measured).
     postgres: bool,
-    // Dropped after the service, which holds files in it.
-    _dir: tempfile::TempDir,
+    // Dropped after the services, which hold files in it (none for nodes: see `Nodes`).
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// A service with a new site on it.
 #[derive(Debug)]
 pub struct Deployment {
-    /// Its management API.
+    /// Its management API (node A's, with `--nodes`).
     pub api: Api,
     /// The run's site.
     pub site: String,
@@ -53,20 +108,18 @@ impl Deployment {
             Target::Local { database_url, exe } => {
                 let dir = tempfile::tempdir()
                     .context("creating a temporary folder for the service's files")?;
+                let token = admin_token();
+                let exe = executable(exe.as_deref())?;
                 let service =
-                    Service::start(dir.path(), database_url.as_deref(), exe.as_deref()).await?;
-                let api = Api {
-                    client: client.clone(),
-                    base: service.base.clone(),
-                    token: service.admin_token.clone(),
-                };
+                    Service::start(dir.path(), database_url.as_deref(), &exe, &token).await?;
+                let api = local_api(client, &service, token);
                 let postgres = database_url
                     .as_deref()
                     .is_some_and(|url| url.starts_with("postgres"));
                 let local = Local {
-                    service,
+                    services: vec![service],
                     postgres,
-                    _dir: dir,
+                    _dir: Some(dir),
                 };
                 (api, Some(local))
             }
@@ -80,29 +133,59 @@ impl Deployment {
                 (api, None)
             }
         };
+        Self::with_site(api, local).await
+    }
+
+    /// Starts a node on each host of `nodes`, one after the other (the first creates
+    /// the main key file), and creates the run's site through node A.
+    pub async fn start_nodes(nodes: &Nodes, client: &reqwest::Client) -> anyhow::Result<Self> {
+        let token = admin_token();
+        let mut services = Vec::with_capacity(nodes.plan.count);
+        for index in 0..nodes.plan.count {
+            let api_only = index == 0 && nodes.plan.api_only_first;
+            let (dir, exe) = (nodes.dir.path(), nodes.exe.as_path());
+            services.push(
+                Service::start_node(&nodes.cluster, index, dir, exe, &token, api_only).await?,
+            );
+        }
+        let api = local_api(client, &services[0], token);
+        let local = Local {
+            services,
+            postgres: true,
+            _dir: None,
+        };
+        Self::with_site(api, Some(local)).await
+    }
+
+    async fn with_site(api: Api, local: Option<Local>) -> anyhow::Result<Self> {
         let site = api.create_site().await?;
         Ok(Self { api, site, local })
     }
 
-    /// The service's peak resident memory so far, when the bench started it.
+    /// The service's peak resident memory so far (the largest node's), when the bench
+    /// started it.
     pub fn peak_rss_bytes(&self) -> anyhow::Result<Option<u64>> {
-        self.local
-            .as_ref()
-            .map(|local| local.service.peak_rss_bytes())
-            .transpose()
+        let Some(local) = &self.local else {
+            return Ok(None);
+        };
+        let mut peak = 0;
+        for service in &local.services {
+            peak = peak.max(service.peak_rss_bytes()?);
+        }
+        Ok(Some(peak))
     }
 
-    /// The CPU time used so far by the service the bench started (and its PostgreSQL
-    /// server), and by the bench.
+    /// The CPU time used so far by the services the bench started (every node's, and
+    /// their PostgreSQL server's), and by the bench.
     pub fn cpu_now(&self) -> CpuTimes {
         let local = self.local.as_ref();
-        CpuTimes::now(
-            local.map(|l| l.service.pid()),
-            local.is_some_and(|l| l.postgres),
-        )
+        let pids: Vec<u32> = local
+            .map(|l| l.services.iter().map(Service::pid).collect())
+            .unwrap_or_default();
+        CpuTimes::now(&pids, local.is_some_and(|l| l.postgres))
     }
 
-    /// Stops the service the bench started, or deletes the run's site from the target.
+    /// Stops the services the bench started, or deletes the run's site from the target.
     pub async fn finish(self) -> anyhow::Result<()> {
         if self.local.is_none() {
             self.api.delete_site(&self.site).await.with_context(|| {
@@ -110,5 +193,26 @@ impl Deployment {
             })?;
         }
         Ok(())
+    }
+}
+
+/// A new admin token for a run's services.
+fn admin_token() -> String {
+    fullup_signature::Secret::generate().expose().to_owned()
+}
+
+/// `exe`, or this executable.
+fn executable(exe: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match exe {
+        Some(exe) => Ok(exe.to_owned()),
+        None => std::env::current_exe().context("locating the fullup executable"),
+    }
+}
+
+fn local_api(client: &reqwest::Client, service: &Service, token: String) -> Api {
+    Api {
+        client: client.clone(),
+        base: service.base.clone(),
+        token,
     }
 }

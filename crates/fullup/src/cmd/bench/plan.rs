@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::deployment::Target;
+use super::deployment::{NodesPlan, Target};
 use super::{Args, Scenario};
 
 /// The sizes: 20,000 events of throughput and ingest.
@@ -30,6 +30,9 @@ const MAX_DEFAULT_CEILING_REQUESTS: usize = 50_000;
 const MAX_WEBHOOKS: usize = 100;
 /// Open-loop rates above this are beyond one load generator's pacing.
 const MAX_RATE: u32 = 100_000;
+/// Most `--nodes`: each keeps up to 17 PostgreSQL connections against the default
+/// `max_connections` of 100, and a 2-core machine has nothing left to run a fourth on.
+const MAX_NODES: usize = 3;
 
 /// Validated settings of a run.
 #[derive(Debug, Clone)]
@@ -64,6 +67,8 @@ pub struct Plan {
     pub json: bool,
     /// Where the runs happen.
     pub target: Target,
+    /// Several nodes per run, on hosts of their own.
+    pub nodes: Option<NodesPlan>,
     /// Where the receiver listens.
     pub receiver_listen: SocketAddr,
     /// The receiver's public base URL.
@@ -97,6 +102,7 @@ impl Plan {
             timeout: args.timeout,
             json: args.json,
             target: target(&args)?,
+            nodes: nodes(&args)?,
             receiver_listen: args.receiver_listen,
             receiver_url: args
                 .receiver_url
@@ -228,6 +234,26 @@ fn refuse_unused(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn nodes(args: &Args) -> anyhow::Result<Option<NodesPlan>> {
+    let Some(count) = args.nodes else {
+        return Ok(None);
+    };
+    anyhow::ensure!(
+        (2..=MAX_NODES).contains(&count),
+        "--nodes must be between 2 and {MAX_NODES}"
+    );
+    anyhow::ensure!(
+        args.database_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("postgres")),
+        "--nodes needs --database-url postgres://…: nodes share one PostgreSQL database (a SQLite file serves one process)"
+    );
+    Ok(Some(NodesPlan {
+        count,
+        api_only_first: args.api_only_first_node,
+    }))
+}
+
 fn target(args: &Args) -> anyhow::Result<Target> {
     let Some(url) = &args.target else {
         return Ok(Target::Local {
@@ -319,5 +345,25 @@ mod tests {
             "http://bench.example:9000",
         ];
         assert!(refusal(&isolation).contains("--stall-url"));
+        let postgres = ["--database-url", "postgres://localhost/bench"];
+        assert!(refusal(&[&["--nodes", "4"], &postgres[..]].concat()).starts_with("--nodes "));
+        let sqlite = ["--nodes", "2", "--database-url", "sqlite://bench.db"];
+        assert!(refusal(&sqlite).starts_with("--nodes needs"));
+        assert!(refusal(&["--nodes", "2"]).contains("--database-url"));
+        assert!(refusal(&["--api-only-first-node"]).contains("--nodes"));
+    }
+
+    #[test]
+    fn nodes_go_with_their_database() {
+        let argv = [
+            "--nodes",
+            "3",
+            "--api-only-first-node",
+            "--database-url",
+            "postgres://localhost/bench",
+        ];
+        let nodes = plan(&argv).expect("valid").nodes.expect("nodes");
+        assert_eq!((nodes.count, nodes.api_only_first), (3, true));
+        assert!(plan(&[]).expect("valid").nodes.is_none());
     }
 }

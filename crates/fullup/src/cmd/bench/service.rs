@@ -1,29 +1,27 @@
-//! `fullup serve` as a separate process on a fresh database, as a user would run it.
+//! `fullup serve` as a separate process on a fresh database, as a user would run it:
+//! on loopback, or as one node of several, each on a host of its own (`--nodes`).
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use fullup_hosts::{Cluster, ServeProcess};
 
 /// How long the service may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-const LISTENING_PREFIX: &str = "fullup serve: listening on http://";
 
 /// A running service; killed when dropped.
 #[derive(Debug)]
 pub struct Service {
-    child: Child,
+    process: ServeProcess,
     /// `http://ADDR`.
     pub base: String,
-    /// The admin token it runs with.
-    pub admin_token: String,
 }
 
 impl Service {
-    /// Starts `exe serve` (by default this executable's) on `database_url`, by default a
-    /// new SQLite file in `dir` (which also holds the main key file).
+    /// Starts `exe serve` on `database_url`, by default a new SQLite file in `dir`
+    /// (which also holds the main key file), on loopback.
     ///
     /// Its settings are the defaults a deployment starts with, except two that a local
     /// benchmark needs: loopback receivers are allowed, and the per-credential ingest
@@ -32,66 +30,72 @@ impl Service {
     pub async fn start(
         dir: &Path,
         database_url: Option<&str>,
-        exe: Option<&Path>,
+        exe: &Path,
+        admin_token: &str,
     ) -> anyhow::Result<Self> {
-        let exe = match exe {
-            Some(exe) => exe.to_owned(),
-            None => std::env::current_exe().context("locating the fullup executable")?,
-        };
-        let admin_token = fullup_signature::Secret::generate().expose().to_owned();
         let database_url = database_url.map_or_else(
             || format!("sqlite://{}", dir.join("bench.db").display()),
             str::to_owned,
         );
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args(["serve", "--database-url", &database_url])
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--allow-network", "127.0.0.0/8"]);
+        Self::spawn(command, dir, admin_token).await
+    }
+
+    /// Starts `exe serve` as node `index` of `cluster`, with the settings of
+    /// [`Service::start`] (receivers in the root namespace allowed instead of loopback),
+    /// delivering nothing when `api_only`.
+    pub async fn start_node(
+        cluster: &Cluster,
+        index: usize,
+        dir: &Path,
+        exe: &Path,
+        admin_token: &str,
+        api_only: bool,
+    ) -> anyhow::Result<Self> {
+        let mut command = cluster.serve_command(index, exe);
+        if api_only {
+            command.args(["--workers", "0"]);
+        }
+        Self::spawn(command, dir, admin_token)
+            .await
+            .with_context(|| {
+                format!(
+                    "starting node {index} on host {}",
+                    cluster.hosts()[index].name()
+                )
+            })
+    }
+
+    /// Adds the settings every service of the bench shares and starts it; the main key
+    /// file in `dir` is created by the first service started there.
+    async fn spawn(mut command: Command, dir: &Path, admin_token: &str) -> anyhow::Result<Self> {
+        command
             .arg("--main-key-file")
             .arg(dir.join("fullup.key"))
-            .args(["--allow-network", "127.0.0.0/8", "--ingest-rate-limit", "0"])
-            .env("FULLUP_ADMIN_TOKEN", &admin_token)
+            .args(["--ingest-rate-limit", "0"])
+            .env("FULLUP_ADMIN_TOKEN", admin_token)
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting `fullup serve`")?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("reading the service's output")?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix(LISTENING_PREFIX)
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-        });
-        let mut service = Self {
-            child,
-            base: String::new(),
-            admin_token,
-        };
-        let addr = tokio::time::timeout(START_TIMEOUT, rx)
+            .stderr(Stdio::inherit());
+        let process = ServeProcess::start(command, START_TIMEOUT)
             .await
-            .context("`fullup serve` did not start in time")?
-            .context("`fullup serve` exited before listening")?;
-        service.base = format!("http://{addr}");
-        Ok(service)
+            .context("starting `fullup serve`")?;
+        Ok(Self {
+            base: process.base_url(),
+            process,
+        })
     }
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// The most memory the process has held (`VmHWM`), in bytes.
     pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
-        let path = format!("/proc/{}/status", self.child.id());
+        let path = format!("/proc/{}/status", self.pid());
         let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         parse_vm_hwm(&status).with_context(|| format!("no VmHWM line in {path}"))
     }
@@ -102,13 +106,6 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
     let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
     let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
     Some(kib * 1024)
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[cfg(test)]
