@@ -76,16 +76,19 @@ impl Application {
         if dispatcher.is_none() {
             tracing::info!("no delivery workers: this node serves the API and delivers nothing");
         }
+        let mut service = Service::new(
+            store,
+            config.clock.clone(),
+            wake,
+            guard,
+            config.delivery.health_policy(),
+            metrics,
+        );
+        if let Some(dispatcher) = &dispatcher {
+            service = service.handing_off_to(dispatcher.inbox());
+        }
         let state = AppState {
-            service: Service::new(
-                store,
-                config.clock.clone(),
-                wake,
-                guard,
-                config.delivery.health_policy(),
-                metrics,
-            )
-            .handing_off_to(dispatcher.inbox()),
+            service,
             admin_token_hash,
             max_event_bytes: config.max_event_bytes,
             limits: config.limits.clone(),
