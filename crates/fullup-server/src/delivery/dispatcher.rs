@@ -118,10 +118,7 @@ impl Dispatcher {
                 0
             } else {
                 match w.claim_and_start(want, &mut tasks).await {
-                    Ok(n) => {
-                        w.inbox.after_claim(want, n);
-                        n
-                    }
+                    Ok(n) => n,
                     Err(err) => {
                         w.metrics.store_error(StoreOp::Claim);
                         let error = crate::error_chain(&err);
@@ -178,8 +175,12 @@ impl Worker {
         };
         let claimed = self.store.claim_due(&claim).await?;
         let count = u32::try_from(claimed.len()).unwrap_or(u32::MAX);
+        for delivery in &claimed {
+            self.inbox.claimed(delivery);
+        }
+        self.inbox
+            .after_claim(usize::try_from(want).unwrap_or(usize::MAX), &claimed);
         for delivery in claimed {
-            self.inbox.claimed(&delivery);
             self.start(delivery, tasks);
         }
         Ok(count)
@@ -209,10 +210,9 @@ impl Worker {
             let error = crate::error_chain(&err);
             tracing::error!(error = %error, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
         }
-        // Claim again only if something may wait: the queue, or work held back by the
-        // limit this attempt was counted against.
-        let left_room = self.inbox.ended(&delivery);
-        if left_room || !self.inbox.caught_up() {
+        // Claim again only if something may wait for the room this attempt leaves.
+        self.inbox.ended(&delivery);
+        if !self.inbox.caught_up() {
             self.wake.notify_one();
         }
     }

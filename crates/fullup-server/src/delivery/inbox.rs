@@ -12,7 +12,9 @@
 //! queued, marks the inbox behind, and the dispatcher claims; while it is behind, every
 //! new delivery is queued, so nothing overtakes what waits in the queue, and the claims
 //! take due work round-robin across sites as before. The inbox is caught up again when a
-//! claim finds less due than it asked for. The limits counted here are this node's; the
+//! claim finds less due than it asked for and leaves no webhook or site it took from at
+//! its limit (one at its limit may have more waiting behind it, for which each ended
+//! attempt then claims again). The limits counted here are this node's; the
 //! claims count every node's leases. So, as with concurrent claims, several nodes
 //! together may exceed a webhook's limit by what each has in flight.
 
@@ -120,21 +122,25 @@ impl Inbox {
             .add(delivery.webhook.id, delivery.webhook.site_id);
     }
 
-    /// Counts `delivery`'s attempt as ended; true when its webhook or site, or the
-    /// node, was at its limit (so work may be waiting for the room it leaves).
-    pub fn ended(&self, delivery: &ClaimedDelivery) -> bool {
+    /// Counts `delivery`'s attempt as ended.
+    pub fn ended(&self, delivery: &ClaimedDelivery) {
         let w = &delivery.webhook;
-        let mut counts = self.counts();
-        let full = counts.total >= self.workers
-            || counts.of_webhook(w.id) >= w.health.concurrency_limit(&self.policy)
-            || counts.of_site(w.site_id) >= self.per_site;
-        counts.remove(w.id, w.site_id);
-        full
+        self.counts().remove(w.id, w.site_id);
     }
 
-    /// What the last claim found: `claimed` of the `wanted`.
-    pub fn after_claim(&self, wanted: u32, claimed: u32) {
-        self.caught_up.store(claimed < wanted, Ordering::Release);
+    /// What the last claim found: `claimed` of the `wanted` deliveries. The inbox is
+    /// caught up if it found less than it asked for and none of them filled its
+    /// webhook's or site's room.
+    pub fn after_claim(&self, wanted: usize, claimed: &[ClaimedDelivery]) {
+        let caught_up = claimed.len() < wanted && {
+            let counts = self.counts();
+            claimed.iter().all(|d| {
+                let w = &d.webhook;
+                counts.of_webhook(w.id) < w.health.concurrency_limit(&self.policy)
+                    && counts.of_site(w.site_id) < self.per_site
+            })
+        };
+        self.caught_up.store(caught_up, Ordering::Release);
     }
 
     /// Whether nothing is known to wait in the queue.
@@ -249,14 +255,28 @@ mod tests {
         let (inbox, _rx) = Inbox::new(&config(4, 4, 4), Default::default());
         let f = fresh(WebhookId::new(T), SiteId::new(T));
         assert!(!inbox.admit(&f), "behind at start");
-        inbox.after_claim(8, 8);
-        assert!(
-            !inbox.admit(&f),
-            "the claim took all it asked for: more may wait"
-        );
-        inbox.after_claim(8, 3);
+        let site = SiteId::new(T);
+        let full: Vec<_> = (0..2)
+            .map(|_| claimed(&fresh(WebhookId::new(T), site)))
+            .collect();
+        inbox.after_claim(2, &full);
+        assert!(!inbox.admit(&f), "the claim took all it asked for: more may wait");
+        inbox.after_claim(2, &full[..1]);
         assert!(inbox.admit(&f));
         assert_eq!(inbox.in_flight(), 1);
+    }
+
+    #[test]
+    fn a_claim_that_fills_a_webhooks_room_leaves_the_inbox_behind() {
+        let (inbox, _rx) = Inbox::new(&config(8, 1, 8), Default::default());
+        let d = claimed(&fresh(WebhookId::new(T), SiteId::new(T)));
+        inbox.claimed(&d);
+        inbox.after_claim(8, std::slice::from_ref(&d));
+        assert!(!inbox.caught_up(), "its webhook (limit 1) may have more waiting");
+        inbox.ended(&d);
+        inbox.after_claim(8, &[]);
+        assert!(inbox.caught_up());
+        assert_eq!(inbox.in_flight(), 0);
     }
 
     #[test]
@@ -264,20 +284,14 @@ mod tests {
         let (inbox, _rx) = Inbox::new(&config(3, 1, 2), Default::default());
         let (site, other_site) = (SiteId::new(T), SiteId::new(T));
         let (a, b, c) = (WebhookId::new(T), WebhookId::new(T), WebhookId::new(T));
-        inbox.after_claim(1, 0);
+        inbox.after_claim(1, &[]);
         assert!(inbox.admit(&fresh(a, site)));
-        assert!(
-            !inbox.admit(&fresh(a, site)),
-            "webhook a is at its limit of 1"
-        );
+        assert!(!inbox.admit(&fresh(a, site)), "webhook a is at its limit of 1");
         assert!(!inbox.caught_up(), "a refusal queues what follows");
-        inbox.after_claim(1, 0);
+        inbox.after_claim(1, &[]);
         assert!(inbox.admit(&fresh(b, site)));
-        assert!(
-            !inbox.admit(&fresh(c, site)),
-            "the site is at its limit of 2"
-        );
-        inbox.after_claim(1, 0);
+        assert!(!inbox.admit(&fresh(c, site)), "the site is at its limit of 2");
+        inbox.after_claim(1, &[]);
         assert!(inbox.admit(&fresh(c, other_site)));
         assert!(
             !inbox.admit(&fresh(WebhookId::new(T), other_site)),
@@ -289,28 +303,13 @@ mod tests {
     fn a_stored_concurrency_limit_below_the_default_is_kept() {
         let (inbox, _rx) = Inbox::new(&config(8, 4, 8), Default::default());
         let (webhook, site) = (WebhookId::new(T), SiteId::new(T));
-        inbox.after_claim(1, 0);
+        inbox.after_claim(1, &[]);
         let slow = Fresh {
             concurrency: Some(1),
             ..fresh(webhook, site)
         };
         assert!(inbox.admit(&slow));
         assert!(!inbox.admit(&slow));
-    }
-
-    #[test]
-    fn an_ended_attempt_says_whether_it_left_room_that_work_may_wait_for() {
-        let (inbox, _rx) = Inbox::new(&config(8, 2, 8), Default::default());
-        let (webhook, site) = (WebhookId::new(T), SiteId::new(T));
-        inbox.after_claim(1, 0);
-        let (first, second) = (fresh(webhook, site), fresh(webhook, site));
-        assert!(inbox.admit(&first) && inbox.admit(&second));
-        assert!(
-            inbox.ended(&claimed(&first)),
-            "the webhook was at its limit"
-        );
-        assert!(!inbox.ended(&claimed(&second)));
-        assert_eq!(inbox.in_flight(), 0);
     }
 
     #[test]
@@ -325,7 +324,7 @@ mod tests {
         inbox.start(Vec::new(), true);
         assert!(wake.notified().now_or_never().is_some(), "woken to claim");
         drop(rx);
-        inbox.after_claim(1, 0);
+        inbox.after_claim(1, &[]);
         assert!(!inbox.admit(&f), "the dispatcher has stopped");
     }
 }

@@ -73,8 +73,14 @@ impl PgStore {
     /// [`PgStore::open`] with a pool of `connections` (at least [`MIN_POOL_CONNECTIONS`]).
     pub async fn open_with(url: &str, key: MainKey, connections: u32) -> StoreResult<Self> {
         // Notices ("relation … already exists, skipping" at every start) are not news.
-        let options =
-            PgConnectOptions::from_str(url)?.options([("client_min_messages", "warning")]);
+        // Every statement is prepared once per connection and its plan kept: planning
+        // the batch statements afresh at every execution (PostgreSQL's default for the
+        // first executions, and for good whenever a custom plan looks cheaper) cost
+        // about an eighth of the database's CPU (docs/benchmarks.md).
+        let options = PgConnectOptions::from_str(url)?.options([
+            ("client_min_messages", "warning"),
+            ("plan_cache_mode", "force_generic_plan"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(connections.max(MIN_POOL_CONNECTIONS))
             .acquire_timeout(ACQUIRE_TIMEOUT)
