@@ -50,6 +50,15 @@ fn a_small_throughput_run_delivers_every_event_to_every_webhook_verified() {
     assert_exact(&report, 20_000);
     assert!(report["deliveries_per_sec"].as_f64().expect("rate") > 0.0);
     assert!(report["ceiling_requests_per_sec"].as_f64().expect("rate") > 0.0);
+    assert!(report["share_of_ceiling"].as_f64().expect("share") > 0.0);
+    assert!(
+        report["physical_ceiling_requests_per_sec"]
+            .as_f64()
+            .expect("rate")
+            > 0.0
+    );
+    assert!(report["share_of_physical_ceiling"].as_f64().expect("share") > 0.0);
+    assert!(report["service_peak_in_flight"].as_u64().expect("count") > 0);
 }
 
 #[test]
@@ -127,4 +136,49 @@ fn a_flag_the_scenario_does_not_use_is_refused_by_name() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--events"), "{stderr}");
+}
+
+/// A small throughput run (100 events x 2 webhooks) with `--fault FAULT`; its exit code
+/// and report.
+fn run_with_fault(fault: &str) -> (Option<i32>, Value) {
+    let output = run_bench(&[
+        "--scenario",
+        "throughput",
+        "--events",
+        "100",
+        "--fanout",
+        "2",
+        "--ceiling-requests",
+        "100",
+        "--json",
+        "--timeout",
+        "3s",
+        "--fault",
+        fault,
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "one JSON report ({e}); stdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), report)
+}
+
+#[test]
+fn a_run_whose_receiver_expects_another_secret_exits_1() {
+    let (code, report) = run_with_fault("wrong-secret");
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["deliveries_distinct"], 0, "{report}");
+    assert!(report["signature_failures"].as_u64().expect("count") > 0);
+}
+
+#[test]
+fn a_run_with_one_delivery_answered_but_never_recorded_exits_1() {
+    let (code, report) = run_with_fault("drop-one");
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["deliveries_expected"], 200, "{report}");
+    assert_eq!(report["deliveries_distinct"], 199, "{report}");
+    assert_eq!(report["signature_failures"], 0, "{report}");
 }

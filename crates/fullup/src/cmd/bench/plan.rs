@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::deployment::Target;
-use super::{Args, Scenario};
+use super::{Args, Fault, Scenario};
 
 /// The sizes: 20,000 events of throughput and ingest.
 const DEFAULT_EVENTS: usize = 20_000;
 /// Throughput and backlog fan each event out to 10 webhooks.
 const DEFAULT_FANOUT: usize = 10;
-/// Ingest clients, and the ceiling's.
+/// Ingest clients.
 const DEFAULT_CONCURRENCY: usize = 32;
 /// Latency and isolation send 1,000 events/s ...
 const DEFAULT_RATE: u32 = 1000;
@@ -72,6 +72,8 @@ pub struct Plan {
     pub stall_listen: SocketAddr,
     /// Its public base URL.
     pub stall_url: Option<String>,
+    /// A fault to inject (the bench's own tests).
+    pub fault: Option<Fault>,
 }
 
 impl Plan {
@@ -109,6 +111,7 @@ impl Plan {
                 .stall_url
                 .map(|u| http_url("--stall-url", u))
                 .transpose()?,
+            fault: args.fault,
         };
         plan.check()?;
         Ok(plan)
