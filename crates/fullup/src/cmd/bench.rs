@@ -26,6 +26,8 @@ mod receiver;
 mod report;
 mod service;
 mod stall;
+mod sustained;
+mod table_stats;
 mod throughput;
 
 use std::net::SocketAddr;
@@ -60,6 +62,9 @@ enum Scenario {
     /// Healthy webhooks beside one whose receiver never answers; their p99 latency
     /// against a run without it.
     Isolation,
+    /// A fixed event rate with fan-out for minutes; latency per window, and the dead
+    /// rows left in PostgreSQL.
+    Sustained,
 }
 
 impl Scenario {
@@ -71,6 +76,7 @@ impl Scenario {
             Self::Latency => "latency",
             Self::Backlog => "backlog",
             Self::Isolation => "isolation",
+            Self::Sustained => "sustained",
         }
     }
 }
@@ -85,7 +91,7 @@ pub struct Args {
     /// Events to ingest (throughput, ingest; default 20,000).
     #[arg(long)]
     events: Option<usize>,
-    /// Webhooks each event goes to (throughput, backlog; default 10).
+    /// Webhooks each event goes to (throughput, backlog, sustained; default 10).
     #[arg(long)]
     fanout: Option<usize>,
     /// Size of each event's `data`, in bytes.
@@ -98,12 +104,17 @@ pub struct Args {
     /// run's deliveries, at most 50,000).
     #[arg(long)]
     ceiling_requests: Option<usize>,
-    /// Events per second, over all webhooks (latency, isolation; default 1,000).
+    /// Events per second, over all webhooks (latency, isolation; default 1,000;
+    /// sustained: 400).
     #[arg(long)]
     rate: Option<u32>,
-    /// How long to send events for (latency, isolation; default 30s).
+    /// How long to send events for (latency, isolation; default 30s; sustained: 5m).
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+    /// The latency of each window of this much send time is reported (sustained;
+    /// default 1m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    window: Option<Duration>,
     /// Deliveries to queue before resuming (backlog; default 1,000,000).
     #[arg(long)]
     backlog: Option<usize>,
@@ -184,6 +195,7 @@ enum Report {
     Latency(latency::Report),
     Backlog(backlog::Report),
     Isolation(isolation::Report),
+    Sustained(sustained::Report),
 }
 
 impl Report {
@@ -194,6 +206,7 @@ impl Report {
             Self::Latency(r) => r.rows(),
             Self::Backlog(r) => r.rows(),
             Self::Isolation(r) => r.rows(),
+            Self::Sustained(r) => r.rows(),
         }
     }
 
@@ -205,6 +218,7 @@ impl Report {
             Self::Latency(r) => r.incomplete(),
             Self::Backlog(r) => r.incomplete(),
             Self::Isolation(r) => r.incomplete(),
+            Self::Sustained(r) => r.incomplete(),
         }
     }
 }
@@ -386,6 +400,7 @@ async fn measure(plan: Plan) -> anyhow::Result<Report> {
         Scenario::Latency => Report::Latency(latency::run(&mut bench).await?),
         Scenario::Backlog => Report::Backlog(backlog::run(&mut bench).await?),
         Scenario::Isolation => Report::Isolation(isolation::run(&mut bench).await?),
+        Scenario::Sustained => Report::Sustained(sustained::run(&mut bench).await?),
     };
     bench.progress.finish();
     Ok(report)

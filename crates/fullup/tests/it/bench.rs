@@ -138,6 +138,31 @@ fn a_flag_the_scenario_does_not_use_is_refused_by_name() {
     assert!(stderr.contains("--events"), "{stderr}");
 }
 
+#[test]
+fn a_small_sustained_run_reports_the_latency_of_each_window() {
+    let report = bench_report(&[
+        "--scenario",
+        "sustained",
+        "--rate",
+        "100",
+        "--fanout",
+        "2",
+        "--duration",
+        "3s",
+        "--window",
+        "1s",
+    ]);
+    assert_exact(&report, 600);
+    let windows = report["windows"].as_array().expect("windows");
+    assert_eq!(windows.len(), 3, "{report}");
+    for window in windows {
+        assert_eq!(window["samples"], 200, "{report}");
+    }
+    assert!(report["p99_last_vs_first_window"].as_f64().expect("ratio") > 0.0);
+    // SQLite: no PostgreSQL table statistics.
+    assert_eq!(report["tables"], Value::Null);
+}
+
 /// A small throughput run (100 events x 2 webhooks) with `--fault FAULT`; its exit code
 /// and report.
 fn run_with_fault(fault: &str) -> (Option<i32>, Value) {

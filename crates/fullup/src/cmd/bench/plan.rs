@@ -9,7 +9,7 @@ use super::{Args, Fault, Scenario};
 
 /// The sizes: 20,000 events of throughput and ingest.
 const DEFAULT_EVENTS: usize = 20_000;
-/// Throughput and backlog fan each event out to 10 webhooks.
+/// Throughput, backlog and sustained fan each event out to 10 webhooks.
 const DEFAULT_FANOUT: usize = 10;
 /// Ingest clients.
 const DEFAULT_CONCURRENCY: usize = 32;
@@ -17,6 +17,13 @@ const DEFAULT_CONCURRENCY: usize = 32;
 const DEFAULT_RATE: u32 = 1000;
 /// ... for 30 s.
 const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+/// Sustained sends 400 events/s (4,000 deliveries/s at fan-out 10: 80 % of the
+/// PostgreSQL throughput in docs/benchmarks.md; pass 80 % of your own) ...
+const DEFAULT_SUSTAINED_RATE: u32 = 400;
+/// ... for 5 minutes ...
+const DEFAULT_SUSTAINED_DURATION: Duration = Duration::from_secs(5 * 60);
+/// ... and reports the latency of each minute.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 /// The backlog that must drain at >= 80 % of the reference's rate.
 const DEFAULT_BACKLOG: usize = 1_000_000;
 /// The reference backlog.
@@ -50,6 +57,8 @@ pub struct Plan {
     pub rate: u32,
     /// Open-loop duration.
     pub duration: Duration,
+    /// Sustained: the send time each latency window covers.
+    pub window: Duration,
     /// Deliveries of the backlog run.
     pub backlog: usize,
     /// Deliveries of the reference backlog run (0: none).
@@ -84,14 +93,21 @@ impl Plan {
             scenario: args.scenario,
             events: args.events.unwrap_or(DEFAULT_EVENTS),
             fanout: args.fanout.unwrap_or(match args.scenario {
-                Scenario::Throughput | Scenario::Backlog => DEFAULT_FANOUT,
+                Scenario::Throughput | Scenario::Backlog | Scenario::Sustained => DEFAULT_FANOUT,
                 _ => 1,
             }),
             data_bytes: args.data_bytes,
             concurrency: args.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
             ceiling_requests: args.ceiling_requests,
-            rate: args.rate.unwrap_or(DEFAULT_RATE),
-            duration: args.duration.unwrap_or(DEFAULT_DURATION),
+            rate: args.rate.unwrap_or(match args.scenario {
+                Scenario::Sustained => DEFAULT_SUSTAINED_RATE,
+                _ => DEFAULT_RATE,
+            }),
+            duration: args.duration.unwrap_or(match args.scenario {
+                Scenario::Sustained => DEFAULT_SUSTAINED_DURATION,
+                _ => DEFAULT_DURATION,
+            }),
+            window: args.window.unwrap_or(DEFAULT_WINDOW),
             backlog: args.backlog.unwrap_or(DEFAULT_BACKLOG),
             reference_backlog: args.reference_backlog.unwrap_or(DEFAULT_REFERENCE_BACKLOG),
             healthy_webhooks: args.healthy_webhooks.unwrap_or(DEFAULT_HEALTHY_WEBHOOKS),
@@ -136,6 +152,10 @@ impl Plan {
             self.open_loop_events() > 0,
             "--duration must be long enough for one event at --rate"
         );
+        anyhow::ensure!(
+            self.events_per_window() > 0,
+            "--window must be long enough for one event at --rate"
+        );
         anyhow::ensure!(self.backlog > 0, "--backlog must be at least 1");
         for (flag, size) in [
             ("--backlog", self.backlog),
@@ -179,6 +199,11 @@ impl Plan {
         (f64::from(self.rate) * self.duration.as_secs_f64()).round() as usize
     }
 
+    /// Events sent in one latency window: `rate` x `window`.
+    pub fn events_per_window(&self) -> usize {
+        (f64::from(self.rate) * self.window.as_secs_f64()).round() as usize
+    }
+
     /// Requests of a closed-loop ceiling for a run of `deliveries`.
     pub fn ceiling_requests_for(&self, deliveries: usize) -> usize {
         self.ceiling_requests
@@ -189,11 +214,15 @@ impl Plan {
 
 /// Refuses a flag given to a scenario that does not use it, rather than ignore it.
 fn refuse_unused(args: &Args) -> anyhow::Result<()> {
-    use Scenario::{Backlog, Ingest, Isolation, Latency, Throughput};
-    let flags: [(&str, bool, &[Scenario]); 10] = [
+    use Scenario::{Backlog, Ingest, Isolation, Latency, Sustained, Throughput};
+    let flags: [(&str, bool, &[Scenario]); 11] = [
         ("--noisy-site", args.noisy_site, &[Isolation]),
         ("--events", args.events.is_some(), &[Throughput, Ingest]),
-        ("--fanout", args.fanout.is_some(), &[Throughput, Backlog]),
+        (
+            "--fanout",
+            args.fanout.is_some(),
+            &[Throughput, Backlog, Sustained],
+        ),
         (
             "--concurrency",
             args.concurrency.is_some(),
@@ -204,8 +233,17 @@ fn refuse_unused(args: &Args) -> anyhow::Result<()> {
             args.ceiling_requests.is_some(),
             &[Throughput, Ingest, Backlog],
         ),
-        ("--rate", args.rate.is_some(), &[Latency, Isolation]),
-        ("--duration", args.duration.is_some(), &[Latency, Isolation]),
+        (
+            "--rate",
+            args.rate.is_some(),
+            &[Latency, Isolation, Sustained],
+        ),
+        (
+            "--duration",
+            args.duration.is_some(),
+            &[Latency, Isolation, Sustained],
+        ),
+        ("--window", args.window.is_some(), &[Sustained]),
         ("--backlog", args.backlog.is_some(), &[Backlog]),
         (
             "--reference-backlog",
@@ -293,6 +331,16 @@ mod tests {
         assert_eq!((latency.fanout, latency.open_loop_events()), (1, 30_000));
         let throughput = plan(&[]).expect("valid");
         assert_eq!((throughput.events, throughput.fanout), (20_000, 10));
+        let sustained = plan(&["--scenario", "sustained"]).expect("valid");
+        assert_eq!(
+            (
+                sustained.rate,
+                sustained.fanout,
+                sustained.open_loop_events()
+            ),
+            (400, 10, 120_000)
+        );
+        assert_eq!(sustained.events_per_window(), 24_000);
         assert!(matches!(throughput.target, Target::Local { .. }));
     }
 

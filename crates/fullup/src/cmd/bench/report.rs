@@ -118,6 +118,17 @@ impl Timings {
         Latency::of(self.samples().map(|(_, nanos)| nanos).collect())
     }
 
+    /// The latency of the deliveries of each `events` consecutive events (the last
+    /// group may hold fewer): at a fixed rate, one window of send time each.
+    pub fn by_window(&self, events: usize) -> Vec<Latency> {
+        let events = events.max(1);
+        let mut windows = vec![Vec::new(); self.sent_at.len().div_ceil(events)];
+        for (event, nanos) in self.samples() {
+            windows[event / events].push(nanos);
+        }
+        windows.into_iter().map(Latency::of).collect()
+    }
+
     /// For each slot that arrived: its event, and its receipt time minus the event's
     /// send time.
     fn samples(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
@@ -188,5 +199,23 @@ mod tests {
         let latency = timings.latency();
         assert_eq!(latency.samples, 3);
         assert_eq!(latency.max_ms, 3.0);
+    }
+
+    #[test]
+    fn windows_group_deliveries_by_their_events_position() {
+        // Five events, one webhook, two events per window: windows {0,1}, {2,3}, {4};
+        // event 3's delivery never arrived.
+        let ms = |v: [u64; 5]| v.into_iter().map(|ms| ms * 1_000_000).collect();
+        let timings = Timings {
+            sent_at: ms([1, 2, 3, 4, 5]),
+            receipts: ms([2, 3, 13, 0, 25]),
+            per_event: 1,
+        };
+        let windows = timings.by_window(2);
+        let samples: Vec<usize> = windows.iter().map(|w| w.samples).collect();
+        assert_eq!(samples, [2, 1, 1]);
+        assert_eq!(windows[0].max_ms, 1.0);
+        assert_eq!(windows[1].p99_ms, 10.0);
+        assert_eq!(windows[2].p50_ms, 20.0);
     }
 }
