@@ -104,6 +104,10 @@ pub struct Args {
     /// run's deliveries, at most 50,000).
     #[arg(long)]
     ceiling_requests: Option<usize>,
+    /// Kept-alive connections of the physical ceiling's lean client (throughput, ingest,
+    /// backlog; default 128).
+    #[arg(long)]
+    physical_connections: Option<usize>,
     /// Events per second, over all webhooks (latency, isolation; default 1,000;
     /// sustained: 400).
     #[arg(long)]

@@ -44,6 +44,8 @@ fn a_small_throughput_run_delivers_every_event_to_every_webhook_verified() {
         "2000",
         "--ceiling-requests",
         "500",
+        "--physical-connections",
+        "16",
     ]);
     assert_eq!(report["events"], 2000);
     assert_eq!(report["fanout"], 10);
@@ -58,6 +60,7 @@ fn a_small_throughput_run_delivers_every_event_to_every_webhook_verified() {
             > 0.0
     );
     assert!(report["share_of_physical_ceiling"].as_f64().expect("share") > 0.0);
+    assert_eq!(report["physical_connections"], 16);
     assert!(report["service_peak_in_flight"].as_u64().expect("count") > 0);
 }
 

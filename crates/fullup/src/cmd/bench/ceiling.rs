@@ -9,8 +9,8 @@
 //!   1): what the service's deliveries could reach were everything before the HTTP
 //!   request free. Latency scenarios send through it at their rate.
 //! - The **physical ceiling** goes through a plain hyper client with
-//!   [`LEAN_CONNECTIONS`] kept-alive connections: what the receiver and the loopback
-//!   take on this machine, whatever the client.
+//!   `--physical-connections` kept-alive connections (128): what the receiver and the
+//!   loopback take on this machine, whatever the client.
 
 use std::sync::Arc;
 
@@ -39,11 +39,6 @@ use super::load::{Events, Pace, Requests};
 use super::receiver::Expect;
 use super::report::{Latency, Row, percent, ratio};
 
-/// Connections of the physical ceiling: a loopback round trip takes tens of µs, so a
-/// few dozen kept-alive connections already keep a receiver's cores busy; 128 leaves a
-/// margin without costing the client much.
-pub const LEAN_CONNECTIONS: usize = 128;
-
 /// The ceilings of a closed-loop run, and the run's rate as a share of each.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Ceilings {
@@ -54,8 +49,10 @@ pub struct Ceilings {
     pub ceiling_requests_per_sec: f64,
     /// The run's rate over the matched ceiling.
     pub share_of_ceiling: f64,
-    /// Requests/s of the physical ceiling: a plain hyper client, [`LEAN_CONNECTIONS`].
+    /// Requests/s of the physical ceiling: a plain hyper client.
     pub physical_ceiling_requests_per_sec: f64,
+    /// Its kept-alive connections.
+    pub physical_connections: usize,
     /// The run's rate over the physical ceiling.
     pub share_of_physical_ceiling: f64,
 }
@@ -82,8 +79,8 @@ impl Ceilings {
         rows.push((
             "physical ceiling (hyper)",
             format!(
-                "{:.0} requests/s, {LEAN_CONNECTIONS} connections",
-                self.physical_ceiling_requests_per_sec
+                "{:.0} requests/s, {} connections",
+                self.physical_ceiling_requests_per_sec, self.physical_connections
             ),
         ));
         rows.push((
@@ -109,16 +106,18 @@ impl Bench {
         let ceiling = self
             .ceiling_rate(&label, matched, requests, concurrency)
             .await?;
-        let label = format!("physical ceiling: hyper, {LEAN_CONNECTIONS} connections");
+        let connections = self.plan.physical_connections;
+        let label = format!("physical ceiling: hyper, {connections} connections");
         let lean = self.lean_requests()?;
         let physical = self
-            .ceiling_rate(&label, lean, requests, LEAN_CONNECTIONS)
+            .ceiling_rate(&label, lean, requests, connections)
             .await?;
         Ok(Ceilings {
             service_peak_in_flight: peak_in_flight,
             ceiling_requests_per_sec: ceiling,
             share_of_ceiling: ratio(ours, ceiling),
             physical_ceiling_requests_per_sec: physical,
+            physical_connections: connections,
             share_of_physical_ceiling: ratio(ours, physical),
         })
     }

@@ -30,6 +30,10 @@ const DEFAULT_BACKLOG: usize = 1_000_000;
 const DEFAULT_REFERENCE_BACKLOG: usize = 10_000;
 /// Healthy webhooks of the isolation scenario.
 const DEFAULT_HEALTHY_WEBHOOKS: usize = 20;
+/// Connections of the physical ceiling: a loopback round trip takes tens of µs, so a
+/// few dozen kept-alive connections already keep a receiver's cores busy; 128 leaves a
+/// margin. Fewer may be faster on a small machine: `--physical-connections`.
+const DEFAULT_PHYSICAL_CONNECTIONS: usize = 128;
 /// The ceiling's requests when not given: enough for a stable rate, not so many that
 /// the ceiling takes longer than the run.
 const MAX_DEFAULT_CEILING_REQUESTS: usize = 50_000;
@@ -53,6 +57,8 @@ pub struct Plan {
     pub concurrency: usize,
     /// Requests of a closed-loop ceiling, when chosen.
     pub ceiling_requests: Option<usize>,
+    /// Connections of the physical ceiling.
+    pub physical_connections: usize,
     /// Open-loop events per second.
     pub rate: u32,
     /// Open-loop duration.
@@ -99,6 +105,9 @@ impl Plan {
             data_bytes: args.data_bytes,
             concurrency: args.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
             ceiling_requests: args.ceiling_requests,
+            physical_connections: args
+                .physical_connections
+                .unwrap_or(DEFAULT_PHYSICAL_CONNECTIONS),
             rate: args.rate.unwrap_or(match args.scenario {
                 Scenario::Sustained => DEFAULT_SUSTAINED_RATE,
                 _ => DEFAULT_RATE,
@@ -143,6 +152,10 @@ impl Plan {
         anyhow::ensure!(
             self.ceiling_requests != Some(0),
             "--ceiling-requests must be at least 1"
+        );
+        anyhow::ensure!(
+            self.physical_connections > 0,
+            "--physical-connections must be at least 1"
         );
         anyhow::ensure!(
             (1..=MAX_RATE).contains(&self.rate),
@@ -215,7 +228,7 @@ impl Plan {
 /// Refuses a flag given to a scenario that does not use it, rather than ignore it.
 fn refuse_unused(args: &Args) -> anyhow::Result<()> {
     use Scenario::{Backlog, Ingest, Isolation, Latency, Sustained, Throughput};
-    let flags: [(&str, bool, &[Scenario]); 11] = [
+    let flags: [(&str, bool, &[Scenario]); 12] = [
         ("--noisy-site", args.noisy_site, &[Isolation]),
         ("--events", args.events.is_some(), &[Throughput, Ingest]),
         (
@@ -231,6 +244,11 @@ fn refuse_unused(args: &Args) -> anyhow::Result<()> {
         (
             "--ceiling-requests",
             args.ceiling_requests.is_some(),
+            &[Throughput, Ingest, Backlog],
+        ),
+        (
+            "--physical-connections",
+            args.physical_connections.is_some(),
             &[Throughput, Ingest, Backlog],
         ),
         (
@@ -331,6 +349,7 @@ mod tests {
         assert_eq!((latency.fanout, latency.open_loop_events()), (1, 30_000));
         let throughput = plan(&[]).expect("valid");
         assert_eq!((throughput.events, throughput.fanout), (20_000, 10));
+        assert_eq!(throughput.physical_connections, 128);
         let sustained = plan(&["--scenario", "sustained"]).expect("valid");
         assert_eq!(
             (
