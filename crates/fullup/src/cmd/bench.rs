@@ -2,15 +2,18 @@
 //! and checks every delivery on the way.
 //!
 //! By default it starts everything itself on loopback: `fullup serve` as a separate
-//! process on a fresh SQLite file (a fresh one per run), a receiver that verifies every
-//! `fullup-signature`, and the load. `--target` measures a running deployment instead.
-//! Each scenario also measures the ceiling: the same HTTP client posting the same signed
-//! bodies to the same receiver with no service in between; the service's figure is
-//! reported against it. Exit code 0 when every expected delivery arrived verified and
-//! nothing else did, 1 when not, 2 on error.
+//! process on a fresh SQLite file (a fresh one per run), a receiver that verifies both
+//! signatures of every delivery, and the load. `--target` measures a running deployment
+//! instead.
+//! Each scenario also measures the ceiling: the same signed bodies sent to the same
+//! receiver with no service in between, through the service's own delivery client and
+//! through a lean one (`ceiling.rs`); the service's figure is reported against them.
+//! Exit code 0 when every expected delivery arrived verified and nothing else did, 1
+//! when not, 2 on error.
 
 mod api;
 mod backlog;
+mod ceiling;
 mod cpu;
 mod deployment;
 mod ingest;
@@ -23,6 +26,8 @@ mod receiver;
 mod report;
 mod service;
 mod stall;
+mod sustained;
+mod table_stats;
 mod throughput;
 
 use std::net::SocketAddr;
@@ -40,7 +45,7 @@ use self::load::{Events, Load, Pace, Requests};
 use self::plan::Plan;
 use self::progress::Progress;
 use self::receiver::{Expect, Receiver};
-use self::report::{Latency, Row, Tally};
+use self::report::{Row, Tally, Timings};
 
 /// Which measurement to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -57,6 +62,9 @@ enum Scenario {
     /// Healthy webhooks beside one whose receiver never answers; their p99 latency
     /// against a run without it.
     Isolation,
+    /// A fixed event rate with fan-out for minutes; latency per window, and the dead
+    /// rows left in PostgreSQL.
+    Sustained,
 }
 
 impl Scenario {
@@ -68,6 +76,7 @@ impl Scenario {
             Self::Latency => "latency",
             Self::Backlog => "backlog",
             Self::Isolation => "isolation",
+            Self::Sustained => "sustained",
         }
     }
 }
@@ -82,26 +91,34 @@ pub struct Args {
     /// Events to ingest (throughput, ingest; default 20,000).
     #[arg(long)]
     events: Option<usize>,
-    /// Webhooks each event goes to (throughput, backlog; default 10).
+    /// Webhooks each event goes to (throughput, backlog, sustained; default 10).
     #[arg(long)]
     fanout: Option<usize>,
     /// Size of each event's `data`, in bytes.
     #[arg(long, default_value_t = 1024)]
     data_bytes: usize,
-    /// Concurrent ingest clients, and of the ceiling (throughput, ingest, backlog;
-    /// default 32).
+    /// Concurrent ingest clients (throughput, ingest, backlog; default 32).
     #[arg(long)]
     concurrency: Option<usize>,
-    /// Requests of the ceiling run (throughput, ingest, backlog; default as many as the
+    /// Requests of each ceiling run (throughput, ingest, backlog; default as many as the
     /// run's deliveries, at most 50,000).
     #[arg(long)]
     ceiling_requests: Option<usize>,
-    /// Events per second, over all webhooks (latency, isolation; default 1,000).
+    /// Kept-alive connections of the physical ceiling's lean client (throughput, ingest,
+    /// backlog; default 128).
+    #[arg(long)]
+    physical_connections: Option<usize>,
+    /// Events per second, over all webhooks (latency, isolation; default 1,000;
+    /// sustained: 400).
     #[arg(long)]
     rate: Option<u32>,
-    /// How long to send events for (latency, isolation; default 30s).
+    /// How long to send events for (latency, isolation; default 30s; sustained: 5m).
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+    /// The latency of each window of this much send time is reported (sustained;
+    /// default 1m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    window: Option<Duration>,
     /// Deliveries to queue before resuming (backlog; default 1,000,000).
     #[arg(long)]
     backlog: Option<usize>,
@@ -174,6 +191,20 @@ pub struct Args {
     /// That receiver's base URL as the service reaches it.
     #[arg(long, value_name = "URL")]
     stall_url: Option<String>,
+    /// Injects a fault the bench must detect (exit 1): for its own tests.
+    #[arg(long, value_enum, hide = true)]
+    fault: Option<Fault>,
+}
+
+/// A fault injected into the bench's own receiver, which the checks every run goes
+/// through must catch: the tests prove a run with either exits 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Fault {
+    /// The receiver verifies with another secret than the one the webhooks (and so the
+    /// service) sign with.
+    WrongSecret,
+    /// The receiver answers the first expected delivery 200 without recording it.
+    DropOne,
 }
 
 /// What a scenario measured.
@@ -185,6 +216,7 @@ enum Report {
     Latency(latency::Report),
     Backlog(backlog::Report),
     Isolation(isolation::Report),
+    Sustained(sustained::Report),
 }
 
 impl Report {
@@ -195,6 +227,7 @@ impl Report {
             Self::Latency(r) => r.rows(),
             Self::Backlog(r) => r.rows(),
             Self::Isolation(r) => r.rows(),
+            Self::Sustained(r) => r.rows(),
         }
     }
 
@@ -206,12 +239,10 @@ impl Report {
             Self::Latency(r) => r.incomplete(),
             Self::Backlog(r) => r.incomplete(),
             Self::Isolation(r) => r.incomplete(),
+            Self::Sustained(r) => r.incomplete(),
         }
     }
 }
-
-/// The label of every ceiling phase.
-const CEILING: &str = "ceiling: straight to the receiver";
 
 /// The deliveries of a run, once all arrived or the wait gave up.
 struct Settled {
@@ -219,8 +250,17 @@ struct Settled {
     last: Option<std::time::Instant>,
     /// What arrived.
     tally: Tally,
+    /// The most requests the service had in flight to the receiver at once.
+    peak_in_flight: usize,
+    /// When each event was sent and each of its deliveries verified.
+    timings: Timings,
+}
+
+impl Settled {
     /// From just before each event was sent to each of its deliveries' verification.
-    latency: Latency,
+    fn latency(&self) -> report::Latency {
+        self.timings.latency()
+    }
 }
 
 /// What every scenario works with.
@@ -228,7 +268,11 @@ struct Bench {
     plan: Plan,
     /// The hosts of `--nodes`.
     nodes: Option<Nodes>,
+    /// The webhooks' signing secret.
     secret: Secret,
+    /// The secret the receiver verifies with, and the ceilings sign with: the webhooks'
+    /// own, except under `--fault wrong-secret`.
+    receiver_secret: Secret,
     client: reqwest::Client,
     receiver: Receiver,
     progress: Progress,
@@ -294,11 +338,12 @@ impl Bench {
         Settled {
             last,
             tally: Tally::new(expect.expected(), self.receiver.counts()),
-            latency: Latency::between(
-                &sent.sent_at,
-                &self.receiver.receipts(),
-                expect.slots_per_event(),
-            ),
+            peak_in_flight: self.receiver.peak_in_flight(),
+            timings: Timings {
+                sent_at: sent.sent_at.clone(),
+                receipts: self.receiver.receipts(),
+                per_event: expect.slots_per_event(),
+            },
         }
     }
 
@@ -331,41 +376,6 @@ impl Bench {
         }
         deployment.finish().await?;
         Ok((sent.send_rate(), settled, cpu))
-    }
-
-    /// The ceiling of a closed-loop run: `requests` signed envelopes straight to the
-    /// receiver, `concurrency` at a time; requests/s.
-    async fn ceiling_rate(&mut self, requests: usize, concurrency: usize) -> anyhow::Result<f64> {
-        let expect = Expect::FanOut {
-            events: requests.max(1),
-            hooks: 1,
-        };
-        let make = self.ceiling_requests();
-        let pace = Pace::Closed { concurrency };
-        let sent = self.send(CEILING, make, expect, pace).await?;
-        Ok(sent.per_sec())
-    }
-
-    /// The ceiling of an open-loop run: `requests` signed envelopes straight to the
-    /// receiver at `rate`; their send-to-verified latency.
-    async fn ceiling_latency(&mut self, requests: usize, rate: f64) -> anyhow::Result<Latency> {
-        let expect = Expect::FanOut {
-            events: requests,
-            hooks: 1,
-        };
-        let make = self.ceiling_requests();
-        let sent = self
-            .send(CEILING, make, expect, Pace::Open { rate })
-            .await?;
-        Ok(self.settle(&sent).await.latency)
-    }
-
-    fn ceiling_requests(&self) -> Requests {
-        Events::uniform(self.plan.data_bytes).direct(
-            &self.client,
-            self.receiver.url(0),
-            &self.secret,
-        )
     }
 }
 
@@ -400,8 +410,13 @@ async fn measure(mut plan: Plan) -> anyhow::Result<Report> {
         plan.stall_listen = SocketAddr::new(nodes.root_ip(), 0);
     }
     let secret = Secret::generate();
-    let receiver =
-        Receiver::start(&secret, plan.receiver_listen, plan.receiver_url.as_deref()).await?;
+    let receiver_secret = match plan.fault {
+        Some(Fault::WrongSecret) => Secret::generate(),
+        _ => secret.clone(),
+    };
+    let drop_one = plan.fault == Some(Fault::DropOne);
+    let (listen, public) = (plan.receiver_listen, plan.receiver_url.as_deref());
+    let receiver = Receiver::start(&receiver_secret, listen, public, drop_one).await?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -411,6 +426,7 @@ async fn measure(mut plan: Plan) -> anyhow::Result<Report> {
         plan,
         nodes,
         secret,
+        receiver_secret,
         client,
         receiver,
     };
@@ -420,6 +436,7 @@ async fn measure(mut plan: Plan) -> anyhow::Result<Report> {
         Scenario::Latency => Report::Latency(latency::run(&mut bench).await?),
         Scenario::Backlog => Report::Backlog(backlog::run(&mut bench).await?),
         Scenario::Isolation => Report::Isolation(isolation::run(&mut bench).await?),
+        Scenario::Sustained => Report::Sustained(sustained::run(&mut bench).await?),
     };
     bench.progress.finish();
     Ok(report)

@@ -44,12 +44,24 @@ fn a_small_throughput_run_delivers_every_event_to_every_webhook_verified() {
         "2000",
         "--ceiling-requests",
         "500",
+        "--physical-connections",
+        "16",
     ]);
     assert_eq!(report["events"], 2000);
     assert_eq!(report["fanout"], 10);
     assert_exact(&report, 20_000);
     assert!(report["deliveries_per_sec"].as_f64().expect("rate") > 0.0);
     assert!(report["ceiling_requests_per_sec"].as_f64().expect("rate") > 0.0);
+    assert!(report["share_of_ceiling"].as_f64().expect("share") > 0.0);
+    assert!(
+        report["physical_ceiling_requests_per_sec"]
+            .as_f64()
+            .expect("rate")
+            > 0.0
+    );
+    assert!(report["share_of_physical_ceiling"].as_f64().expect("share") > 0.0);
+    assert_eq!(report["physical_connections"], 16);
+    assert!(report["service_peak_in_flight"].as_u64().expect("count") > 0);
 }
 
 #[test]
@@ -127,4 +139,74 @@ fn a_flag_the_scenario_does_not_use_is_refused_by_name() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--events"), "{stderr}");
+}
+
+#[test]
+fn a_small_sustained_run_reports_the_latency_of_each_window() {
+    let report = bench_report(&[
+        "--scenario",
+        "sustained",
+        "--rate",
+        "100",
+        "--fanout",
+        "2",
+        "--duration",
+        "3s",
+        "--window",
+        "1s",
+    ]);
+    assert_exact(&report, 600);
+    let windows = report["windows"].as_array().expect("windows");
+    assert_eq!(windows.len(), 3, "{report}");
+    for window in windows {
+        assert_eq!(window["samples"], 200, "{report}");
+    }
+    assert!(report["p99_last_vs_first_window"].as_f64().expect("ratio") > 0.0);
+    // SQLite: no PostgreSQL table statistics.
+    assert_eq!(report["tables"], Value::Null);
+}
+
+/// A small throughput run (100 events x 2 webhooks) with `--fault FAULT`; its exit code
+/// and report.
+fn run_with_fault(fault: &str) -> (Option<i32>, Value) {
+    let output = run_bench(&[
+        "--scenario",
+        "throughput",
+        "--events",
+        "100",
+        "--fanout",
+        "2",
+        "--ceiling-requests",
+        "100",
+        "--json",
+        "--timeout",
+        "3s",
+        "--fault",
+        fault,
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "one JSON report ({e}); stdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), report)
+}
+
+#[test]
+fn a_run_whose_receiver_expects_another_secret_exits_1() {
+    let (code, report) = run_with_fault("wrong-secret");
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["deliveries_distinct"], 0, "{report}");
+    assert!(report["signature_failures"].as_u64().expect("count") > 0);
+}
+
+#[test]
+fn a_run_with_one_delivery_answered_but_never_recorded_exits_1() {
+    let (code, report) = run_with_fault("drop-one");
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["deliveries_expected"], 200, "{report}");
+    assert_eq!(report["deliveries_distinct"], 199, "{report}");
+    assert_eq!(report["signature_failures"], 0, "{report}");
 }

@@ -13,9 +13,10 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::api::Api;
+use super::ceiling::Ceilings;
 use super::load::{Events, Pace};
 use super::receiver::Expect;
-use super::report::{Latency, Row, Tally, mib, percent_of, ratio};
+use super::report::{Latency, Row, Tally, mib, ratio};
 use super::{Bench, Scenario, Settled};
 
 /// One backlog drained.
@@ -38,6 +39,9 @@ pub struct Drain {
     /// `fullup_deliveries_pending` in the last of those scrapes (as of the service's last
     /// backlog refresh, so up to its interval old).
     pending_gauge: Option<f64>,
+    /// The most requests the service had in flight to the receiver at once.
+    #[serde(skip)]
+    peak_in_flight: usize,
 }
 
 /// Scrapes timed while the backlog is queued.
@@ -69,8 +73,9 @@ pub struct Report {
     backlog: Drain,
     /// The backlog's drain rate over the reference's.
     drain_vs_reference: Option<f64>,
-    ceiling_requests_per_sec: f64,
-    share_of_ceiling: f64,
+    /// Against the backlog's drain rate.
+    #[serde(flatten)]
+    ceilings: Ceilings,
 }
 
 /// Runs the scenario.
@@ -81,7 +86,9 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
     };
     let backlog = drain(bench, bench.plan.backlog).await?;
     let requests = bench.plan.ceiling_requests_for(backlog.deliveries);
-    let ceiling = bench.ceiling_rate(requests, bench.plan.concurrency).await?;
+    let ceilings = bench
+        .ceilings(backlog.drain_per_sec, requests, backlog.peak_in_flight)
+        .await?;
     Ok(Report {
         scenario: Scenario::Backlog,
         fanout: bench.plan.fanout,
@@ -90,9 +97,8 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
             .as_ref()
             .map(|r| ratio(backlog.drain_per_sec, r.drain_per_sec)),
         reference,
-        share_of_ceiling: ratio(backlog.drain_per_sec, ceiling),
         backlog,
-        ceiling_requests_per_sec: ceiling,
+        ceilings,
     })
 }
 
@@ -133,7 +139,12 @@ async fn drain(bench: &mut Bench, deliveries: usize) -> anyhow::Result<Drain> {
         done.context("resuming a webhook panicked")?
             .context("resuming a webhook")?;
     }
-    let Settled { last, tally, .. } = bench.settle(&ingest).await;
+    let Settled {
+        last,
+        tally,
+        peak_in_flight,
+        ..
+    } = bench.settle(&ingest).await;
     let peak_rss_bytes = deployment.peak_rss_bytes()?;
     deployment.finish().await?;
     let drain_secs = last.map_or(0.0, |at| {
@@ -150,6 +161,7 @@ async fn drain(bench: &mut Bench, deliveries: usize) -> anyhow::Result<Drain> {
         peak_rss_bytes,
         scrape,
         pending_gauge,
+        peak_in_flight,
     })
 }
 
@@ -223,14 +235,7 @@ impl Report {
                 format!("{:.1} % of the reference's rate", vs * 100.0),
             ));
         }
-        rows.push((
-            "ceiling (no service)",
-            format!("{:.0} requests/s", self.ceiling_requests_per_sec),
-        ));
-        rows.push((
-            "share of ceiling",
-            percent_of(self.backlog.drain_per_sec, self.ceiling_requests_per_sec),
-        ));
+        self.ceilings.rows(&mut rows);
         rows
     }
 

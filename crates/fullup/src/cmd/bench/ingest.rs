@@ -6,11 +6,12 @@
 
 use serde::Serialize;
 
+use super::ceiling::Ceilings;
 use super::cpu::CpuPerDelivery;
 use super::load::{Events, Pace};
 use super::receiver::Expect;
-use super::report::{Row, Tally, percent_of, ratio};
-use super::{Bench, Scenario};
+use super::report::{Row, Tally};
+use super::{Bench, Scenario, Settled};
 
 /// What an ingest run measured.
 #[derive(Debug, Serialize)]
@@ -21,8 +22,8 @@ pub struct Report {
     #[serde(flatten)]
     tally: Tally,
     events_per_sec: f64,
-    ceiling_requests_per_sec: f64,
-    share_of_ceiling: f64,
+    #[serde(flatten)]
+    ceilings: Ceilings,
     #[serde(flatten)]
     cpu: CpuPerDelivery,
 }
@@ -38,11 +39,16 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
     let ingest = bench
         .send(&label, requests, expect, Pace::Closed { concurrency })
         .await?;
-    let tally = bench.settle(&ingest).await.tally;
+    let Settled {
+        tally,
+        peak_in_flight,
+        ..
+    } = bench.settle(&ingest).await;
     let cpu = cpu_start.per_delivery(&deployment.cpu_now(), tally.deliveries_distinct);
     deployment.finish().await?;
-    let ceiling = bench
-        .ceiling_rate(bench.plan.ceiling_requests_for(events), concurrency)
+    let requests = bench.plan.ceiling_requests_for(events);
+    let ceilings = bench
+        .ceilings(ingest.per_sec(), requests, peak_in_flight)
         .await?;
     Ok(Report {
         scenario: Scenario::Ingest,
@@ -50,8 +56,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
         concurrency,
         tally,
         events_per_sec: ingest.per_sec(),
-        ceiling_requests_per_sec: ceiling,
-        share_of_ceiling: ratio(ingest.per_sec(), ceiling),
+        ceilings,
         cpu,
     })
 }
@@ -59,7 +64,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
 impl Report {
     /// The table.
     pub fn rows(&self) -> Vec<Row> {
-        vec![
+        let mut rows = vec![
             ("scenario", "ingest".to_owned()),
             (
                 "events",
@@ -73,16 +78,10 @@ impl Report {
                 "accepted (202 after commit)",
                 format!("{:.0} events/s", self.events_per_sec),
             ),
-            (
-                "ceiling (no service)",
-                format!("{:.0} requests/s", self.ceiling_requests_per_sec),
-            ),
-            (
-                "share of ceiling",
-                percent_of(self.events_per_sec, self.ceiling_requests_per_sec),
-            ),
             ("CPU per delivery", self.cpu.describe()),
-        ]
+        ];
+        self.ceilings.rows(&mut rows);
+        rows
     }
 
     /// Why the run's counts are not exact, if they are not.

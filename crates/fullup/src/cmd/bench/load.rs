@@ -1,17 +1,18 @@
-//! The load: the requests a run sends (events to the service, or the same signed bodies
-//! straight to the receiver for the ceiling) and the two ways of sending them: as fast
-//! as N clients can (closed loop) or at a fixed rate whatever the answers take (open
-//! loop).
+//! The load: the requests a run sends (events to the service, or, for the ceilings, the
+//! same envelopes straight to the receiver: see `ceiling.rs`) and the two ways of
+//! sending them: as fast as N clients can (closed loop) or at a fixed rate whatever the
+//! answers take (open loop).
 //!
 //! Event number `seq` carries `"seq":N` as the first field of its data, which is how the
 //! receiver matches each delivery to the moment its event was sent.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use fullup_signature::{Secret, Signer};
 
 use super::api::Api;
 
@@ -20,14 +21,19 @@ use super::api::Api;
 /// connections without bound against a service that stopped answering.
 const MAX_IN_FLIGHT: usize = 1024;
 
-/// Makes request number `seq`, ready to send.
-type MakeRequest = Arc<dyn Fn(usize) -> reqwest::RequestBuilder + Send + Sync>;
+/// Sending one request and checking its answer.
+pub type Sending = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
-/// The requests of a run, and what answer they want.
+/// The requests of a run: request number `seq`, built (its body and headers ready) when
+/// called and sent when awaited, failing unless the answer is the one it wants.
 #[derive(Clone)]
-pub struct Requests {
-    make: MakeRequest,
-    accept: Accept,
+pub struct Requests(Arc<dyn Fn(usize) -> Sending + Send + Sync>);
+
+impl Requests {
+    /// Requests made by `make`.
+    pub fn new(make: impl Fn(usize) -> Sending + Send + Sync + 'static) -> Self {
+        Self(Arc::new(make))
+    }
 }
 
 /// The events of a run: their data and types.
@@ -48,15 +54,18 @@ impl Events {
         }
     }
 
-    /// Events of the one type `form.submitted`.
+    /// The type of [`Self::uniform`] events.
+    pub const UNIFORM_TYPE: &str = "form.submitted";
+
+    /// Events of the one type [`Self::UNIFORM_TYPE`].
     pub fn uniform(data_bytes: usize) -> Self {
-        Self::new(data_bytes, vec!["form.submitted".to_owned()])
+        Self::new(data_bytes, vec![Self::UNIFORM_TYPE.to_owned()])
     }
 
     fn event_type(&self, seq: usize) -> &str {
         self.types
             .get(seq % self.types.len().max(1))
-            .map_or("form.submitted", String::as_str)
+            .map_or(Self::UNIFORM_TYPE, String::as_str)
     }
 
     /// Event `seq`'s data, canonical JSON.
@@ -67,89 +76,56 @@ impl Events {
         )
     }
 
-    /// Requests ingesting event `seq` into `site`.
+    /// Event `seq`'s envelope as the service delivers it (`domain::envelope`: id,
+    /// type, creation time, data), with event id `id`.
+    pub fn envelope(&self, seq: usize, id: &str) -> String {
+        format!(
+            r#"{{"id":"{id}","type":"{}","created_at":"2026-01-01T00:00:00.000Z","data":{}}}"#,
+            self.event_type(seq),
+            self.data(seq)
+        )
+    }
+
+    /// Requests ingesting event `seq` into `site`, each wanting a 202 (after the commit).
     pub fn ingest(&self, api: &Api, site: &str) -> Requests {
         let (events, api) = (self.clone(), api.clone());
         let url = format!("{}/v1/sites/{site}/events", api.base);
-        let make = Arc::new(move |seq| {
+        Requests::new(move |seq| {
             let body = format!(
                 r#"{{"type":"{}","data":{}}}"#,
                 events.event_type(seq),
                 events.data(seq)
             );
-            api.client
+            let request = api
+                .client
                 .post(&url)
                 .bearer_auth(&api.token)
                 .header("content-type", "application/json")
-                .body(body)
-        });
-        Requests {
-            make,
-            accept: Accept::Ingest,
-        }
-    }
-
-    /// Requests posting event `seq`'s envelope, signed as the service signs it, straight
-    /// to `url`: the ceiling.
-    pub fn direct(&self, client: &reqwest::Client, url: String, secret: &Secret) -> Requests {
-        let (events, client) = (self.clone(), client.clone());
-        let signer = Signer::new(secret);
-        let make = Arc::new(move |seq| {
-            let id = format!("evt_ceiling_{seq}");
-            let body = format!(
-                r#"{{"id":"{id}","type":"{}","created_at":"2026-01-01T00:00:00.000Z","data":{}}}"#,
-                events.event_type(seq),
-                events.data(seq)
-            );
-            let timestamp = unix_now();
-            client
-                .post(&url)
-                .header("content-type", "application/json")
-                .header("fullup-signature", signer.sign(body.as_bytes()).to_string())
-                .header("fullup-event-id", &id)
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header(
-                    "webhook-signature",
-                    signer.sign_standard(&id, timestamp, body.as_bytes()),
-                )
-                .body(body)
-        });
-        Requests {
-            make,
-            accept: Accept::Receiver,
-        }
+                .body(body);
+            Box::pin(async move {
+                let response = request
+                    .send()
+                    .await
+                    .context("sending an event to the service")?;
+                accepted(response).await
+            })
+        })
     }
 }
 
-/// Which answer counts as success.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Accept {
-    /// The service's ingest: 202, after the commit.
-    Ingest,
-    /// A receiver: any 2xx.
-    Receiver,
-}
-
-impl Accept {
-    async fn check(self, response: reqwest::Response) -> anyhow::Result<()> {
-        let status = response.status();
-        let ok = match self {
-            Self::Ingest => status == reqwest::StatusCode::ACCEPTED,
-            Self::Receiver => status.is_success(),
-        };
-        if ok {
-            return Ok(());
-        }
-        let body = response.text().await.unwrap_or_default();
-        match (self, status.as_u16()) {
-            (Self::Ingest, 429) => anyhow::bail!(
-                "ingest answered 429 (rate limited): run the service with --ingest-rate-limit 0 or a limit above the bench's rate; {body}"
-            ),
-            (Self::Ingest, _) => anyhow::bail!("ingest answered {status}: {body}"),
-            (Self::Receiver, _) => anyhow::bail!("the receiver answered {status}: {body}"),
-        }
+/// Checks that the service accepted an event: 202, after the commit.
+async fn accepted(response: reqwest::Response) -> anyhow::Result<()> {
+    let status = response.status();
+    if status == reqwest::StatusCode::ACCEPTED {
+        return Ok(());
     }
+    let body = response.text().await.unwrap_or_default();
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        anyhow::bail!(
+            "ingest answered 429 (rate limited): run the service with --ingest-rate-limit 0 or a limit above the bench's rate; {body}"
+        );
+    }
+    anyhow::bail!("ingest answered {status}: {body}")
 }
 
 /// What a load run did.
@@ -159,7 +135,7 @@ pub struct Sent {
     pub started: Instant,
     /// From then until the last answer.
     pub elapsed: Duration,
-    /// Requests answered as [`Accept`] wants (all of them, or the run fails).
+    /// Requests answered as they want (all of them, or the run fails).
     pub answered: usize,
     /// Per request, when it was about to be sent, in ns since the epoch.
     pub sent_at: Vec<u64>,
@@ -246,14 +222,9 @@ impl Load {
     }
 
     async fn fire(&self, seq: usize) -> anyhow::Result<()> {
-        let request = (self.requests.make)(seq);
-        let accept = self.requests.accept;
+        let sending = (self.requests.0)(seq);
         self.sent_at[seq].store(nanos_since(self.epoch), Ordering::Relaxed);
-        let response = request.send().await.context(match accept {
-            Accept::Ingest => "sending an event to the service",
-            Accept::Receiver => "posting to the receiver",
-        })?;
-        accept.check(response).await?;
+        sending.await?;
         self.answered.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -309,10 +280,4 @@ pub fn nanos_since(epoch: Instant) -> u64 {
     u64::try_from(epoch.elapsed().as_nanos())
         .unwrap_or(u64::MAX)
         .max(1)
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }

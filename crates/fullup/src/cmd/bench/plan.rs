@@ -5,24 +5,35 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::deployment::{NodesPlan, Target};
-use super::{Args, Scenario};
+use super::{Args, Fault, Scenario};
 
 /// The sizes: 20,000 events of throughput and ingest.
 const DEFAULT_EVENTS: usize = 20_000;
-/// Throughput and backlog fan each event out to 10 webhooks.
+/// Throughput, backlog and sustained fan each event out to 10 webhooks.
 const DEFAULT_FANOUT: usize = 10;
-/// Ingest clients, and the ceiling's.
+/// Ingest clients.
 const DEFAULT_CONCURRENCY: usize = 32;
 /// Latency and isolation send 1,000 events/s ...
 const DEFAULT_RATE: u32 = 1000;
 /// ... for 30 s.
 const DEFAULT_DURATION: Duration = Duration::from_secs(30);
+/// Sustained sends 400 events/s (4,000 deliveries/s at fan-out 10: 80 % of the
+/// PostgreSQL throughput in docs/benchmarks.md; pass 80 % of your own) ...
+const DEFAULT_SUSTAINED_RATE: u32 = 400;
+/// ... for 5 minutes ...
+const DEFAULT_SUSTAINED_DURATION: Duration = Duration::from_secs(5 * 60);
+/// ... and reports the latency of each minute.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 /// The backlog that must drain at >= 80 % of the reference's rate.
 const DEFAULT_BACKLOG: usize = 1_000_000;
 /// The reference backlog.
 const DEFAULT_REFERENCE_BACKLOG: usize = 10_000;
 /// Healthy webhooks of the isolation scenario.
 const DEFAULT_HEALTHY_WEBHOOKS: usize = 20;
+/// Connections of the physical ceiling: a loopback round trip takes tens of µs, so a
+/// few dozen kept-alive connections already keep a receiver's cores busy; 128 leaves a
+/// margin. Fewer may be faster on a small machine: `--physical-connections`.
+const DEFAULT_PHYSICAL_CONNECTIONS: usize = 128;
 /// The ceiling's requests when not given: enough for a stable rate, not so many that
 /// the ceiling takes longer than the run.
 const MAX_DEFAULT_CEILING_REQUESTS: usize = 50_000;
@@ -49,10 +60,14 @@ pub struct Plan {
     pub concurrency: usize,
     /// Requests of a closed-loop ceiling, when chosen.
     pub ceiling_requests: Option<usize>,
+    /// Connections of the physical ceiling.
+    pub physical_connections: usize,
     /// Open-loop events per second.
     pub rate: u32,
     /// Open-loop duration.
     pub duration: Duration,
+    /// Sustained: the send time each latency window covers.
+    pub window: Duration,
     /// Deliveries of the backlog run.
     pub backlog: usize,
     /// Deliveries of the reference backlog run (0: none).
@@ -77,6 +92,8 @@ pub struct Plan {
     pub stall_listen: SocketAddr,
     /// Its public base URL.
     pub stall_url: Option<String>,
+    /// A fault to inject (the bench's own tests).
+    pub fault: Option<Fault>,
 }
 
 impl Plan {
@@ -87,14 +104,24 @@ impl Plan {
             scenario: args.scenario,
             events: args.events.unwrap_or(DEFAULT_EVENTS),
             fanout: args.fanout.unwrap_or(match args.scenario {
-                Scenario::Throughput | Scenario::Backlog => DEFAULT_FANOUT,
+                Scenario::Throughput | Scenario::Backlog | Scenario::Sustained => DEFAULT_FANOUT,
                 _ => 1,
             }),
             data_bytes: args.data_bytes,
             concurrency: args.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
             ceiling_requests: args.ceiling_requests,
-            rate: args.rate.unwrap_or(DEFAULT_RATE),
-            duration: args.duration.unwrap_or(DEFAULT_DURATION),
+            physical_connections: args
+                .physical_connections
+                .unwrap_or(DEFAULT_PHYSICAL_CONNECTIONS),
+            rate: args.rate.unwrap_or(match args.scenario {
+                Scenario::Sustained => DEFAULT_SUSTAINED_RATE,
+                _ => DEFAULT_RATE,
+            }),
+            duration: args.duration.unwrap_or(match args.scenario {
+                Scenario::Sustained => DEFAULT_SUSTAINED_DURATION,
+                _ => DEFAULT_DURATION,
+            }),
+            window: args.window.unwrap_or(DEFAULT_WINDOW),
             backlog: args.backlog.unwrap_or(DEFAULT_BACKLOG),
             reference_backlog: args.reference_backlog.unwrap_or(DEFAULT_REFERENCE_BACKLOG),
             healthy_webhooks: args.healthy_webhooks.unwrap_or(DEFAULT_HEALTHY_WEBHOOKS),
@@ -115,6 +142,7 @@ impl Plan {
                 .stall_url
                 .map(|u| http_url("--stall-url", u))
                 .transpose()?,
+            fault: args.fault,
         };
         plan.check()?;
         Ok(plan)
@@ -132,12 +160,20 @@ impl Plan {
             "--ceiling-requests must be at least 1"
         );
         anyhow::ensure!(
+            self.physical_connections > 0,
+            "--physical-connections must be at least 1"
+        );
+        anyhow::ensure!(
             (1..=MAX_RATE).contains(&self.rate),
             "--rate must be between 1 and {MAX_RATE} events/s"
         );
         anyhow::ensure!(
             self.open_loop_events() > 0,
             "--duration must be long enough for one event at --rate"
+        );
+        anyhow::ensure!(
+            self.events_per_window() > 0,
+            "--window must be long enough for one event at --rate"
         );
         anyhow::ensure!(self.backlog > 0, "--backlog must be at least 1");
         for (flag, size) in [
@@ -182,6 +218,11 @@ impl Plan {
         (f64::from(self.rate) * self.duration.as_secs_f64()).round() as usize
     }
 
+    /// Events sent in one latency window: `rate` x `window`.
+    pub fn events_per_window(&self) -> usize {
+        (f64::from(self.rate) * self.window.as_secs_f64()).round() as usize
+    }
+
     /// Requests of a closed-loop ceiling for a run of `deliveries`.
     pub fn ceiling_requests_for(&self, deliveries: usize) -> usize {
         self.ceiling_requests
@@ -192,11 +233,15 @@ impl Plan {
 
 /// Refuses a flag given to a scenario that does not use it, rather than ignore it.
 fn refuse_unused(args: &Args) -> anyhow::Result<()> {
-    use Scenario::{Backlog, Ingest, Isolation, Latency, Throughput};
-    let flags: [(&str, bool, &[Scenario]); 10] = [
+    use Scenario::{Backlog, Ingest, Isolation, Latency, Sustained, Throughput};
+    let flags: [(&str, bool, &[Scenario]); 12] = [
         ("--noisy-site", args.noisy_site, &[Isolation]),
         ("--events", args.events.is_some(), &[Throughput, Ingest]),
-        ("--fanout", args.fanout.is_some(), &[Throughput, Backlog]),
+        (
+            "--fanout",
+            args.fanout.is_some(),
+            &[Throughput, Backlog, Sustained],
+        ),
         (
             "--concurrency",
             args.concurrency.is_some(),
@@ -207,8 +252,22 @@ fn refuse_unused(args: &Args) -> anyhow::Result<()> {
             args.ceiling_requests.is_some(),
             &[Throughput, Ingest, Backlog],
         ),
-        ("--rate", args.rate.is_some(), &[Latency, Isolation]),
-        ("--duration", args.duration.is_some(), &[Latency, Isolation]),
+        (
+            "--physical-connections",
+            args.physical_connections.is_some(),
+            &[Throughput, Ingest, Backlog],
+        ),
+        (
+            "--rate",
+            args.rate.is_some(),
+            &[Latency, Isolation, Sustained],
+        ),
+        (
+            "--duration",
+            args.duration.is_some(),
+            &[Latency, Isolation, Sustained],
+        ),
+        ("--window", args.window.is_some(), &[Sustained]),
         ("--backlog", args.backlog.is_some(), &[Backlog]),
         (
             "--reference-backlog",
@@ -316,6 +375,17 @@ mod tests {
         assert_eq!((latency.fanout, latency.open_loop_events()), (1, 30_000));
         let throughput = plan(&[]).expect("valid");
         assert_eq!((throughput.events, throughput.fanout), (20_000, 10));
+        assert_eq!(throughput.physical_connections, 128);
+        let sustained = plan(&["--scenario", "sustained"]).expect("valid");
+        assert_eq!(
+            (
+                sustained.rate,
+                sustained.fanout,
+                sustained.open_loop_events()
+            ),
+            (400, 10, 120_000)
+        );
+        assert_eq!(sustained.events_per_window(), 24_000);
         assert!(matches!(throughput.target, Target::Local { .. }));
     }
 

@@ -90,27 +90,58 @@ impl Latency {
         }
     }
 
-    /// Ingest-to-receipt samples: for each slot that arrived, its receipt time minus the
-    /// send time of its event (slot `i` is event `i / per_event`).
-    pub fn between(sent_at: &[u64], receipts: &[u64], per_event: usize) -> Self {
-        let samples = receipts
-            .iter()
-            .enumerate()
-            .filter(|&(_, &at)| at != 0)
-            .filter_map(|(slot, &at)| {
-                let sent = *sent_at.get(slot / per_event.max(1))?;
-                (sent != 0).then(|| at.saturating_sub(sent))
-            })
-            .collect();
-        Self::of(samples)
-    }
-
     /// `p50 / p95 / p99 / max ms`.
     pub fn describe(&self) -> String {
         format!(
             "{:.2} / {:.2} / {:.2} / {:.2} ms",
             self.p50_ms, self.p95_ms, self.p99_ms, self.max_ms
         )
+    }
+}
+
+/// When each event of a run was sent and each of its deliveries verified: the
+/// ingest-to-receipt latency of every delivery that arrived.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    /// Per event, when it was sent, in ns since the receiver's epoch (0: never).
+    pub sent_at: Vec<u64>,
+    /// Per slot, when its first copy was verified, likewise; slot `i` is event
+    /// `i / per_event`.
+    pub receipts: Vec<u64>,
+    /// Slots per event.
+    pub per_event: usize,
+}
+
+impl Timings {
+    /// The latency of every delivery that arrived.
+    pub fn latency(&self) -> Latency {
+        Latency::of(self.samples().map(|(_, nanos)| nanos).collect())
+    }
+
+    /// The latency of the deliveries of each `events` consecutive events (the last
+    /// group may hold fewer): at a fixed rate, one window of send time each.
+    pub fn by_window(&self, events: usize) -> Vec<Latency> {
+        let events = events.max(1);
+        let mut windows = vec![Vec::new(); self.sent_at.len().div_ceil(events)];
+        for (event, nanos) in self.samples() {
+            windows[event / events].push(nanos);
+        }
+        windows.into_iter().map(Latency::of).collect()
+    }
+
+    /// For each slot that arrived: its event, and its receipt time minus the event's
+    /// send time.
+    fn samples(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        let per_event = self.per_event.max(1);
+        self.receipts
+            .iter()
+            .enumerate()
+            .filter(|&(_, &at)| at != 0)
+            .filter_map(move |(slot, &at)| {
+                let event = slot / per_event;
+                let sent = *self.sent_at.get(event)?;
+                (sent != 0).then(|| (event, at.saturating_sub(sent)))
+            })
     }
 }
 
@@ -125,13 +156,9 @@ pub fn print_table(rows: &[Row]) {
     }
 }
 
-/// `ours / ceiling` as a percentage, or "n/a" without a ceiling.
-pub fn percent_of(ours: f64, ceiling: f64) -> String {
-    if ceiling > 0.0 {
-        format!("{:.1} %", ours / ceiling * 100.0)
-    } else {
-        "n/a".to_owned()
-    }
+/// A share as a percentage.
+pub fn percent(share: f64) -> String {
+    format!("{:.1} %", share * 100.0)
 }
 
 /// `a / b`, 0 when `b` is 0 (JSON has no infinity).
@@ -164,10 +191,31 @@ mod tests {
     #[test]
     fn latency_pairs_each_slot_with_its_events_send_time() {
         // Two events fanned out to two webhooks; slot 3 never arrived.
-        let sent = [1_000_000, 2_000_000];
-        let receipts = [3_000_000, 4_000_000, 5_000_000, 0];
-        let latency = Latency::between(&sent, &receipts, 2);
+        let timings = Timings {
+            sent_at: vec![1_000_000, 2_000_000],
+            receipts: vec![3_000_000, 4_000_000, 5_000_000, 0],
+            per_event: 2,
+        };
+        let latency = timings.latency();
         assert_eq!(latency.samples, 3);
         assert_eq!(latency.max_ms, 3.0);
+    }
+
+    #[test]
+    fn windows_group_deliveries_by_their_events_position() {
+        // Five events, one webhook, two events per window: windows {0,1}, {2,3}, {4};
+        // event 3's delivery never arrived.
+        let ms = |v: [u64; 5]| v.into_iter().map(|ms| ms * 1_000_000).collect();
+        let timings = Timings {
+            sent_at: ms([1, 2, 3, 4, 5]),
+            receipts: ms([2, 3, 13, 0, 25]),
+            per_event: 1,
+        };
+        let windows = timings.by_window(2);
+        let samples: Vec<usize> = windows.iter().map(|w| w.samples).collect();
+        assert_eq!(samples, [2, 1, 1]);
+        assert_eq!(windows[0].max_ms, 1.0);
+        assert_eq!(windows[1].p99_ms, 10.0);
+        assert_eq!(windows[2].p50_ms, 20.0);
     }
 }

@@ -4,10 +4,11 @@
 
 use serde::Serialize;
 
+use super::ceiling::Ceilings;
 use super::cpu::CpuPerDelivery;
 use super::load::{Events, Pace};
 use super::receiver::Expect;
-use super::report::{Row, Tally, percent_of, ratio};
+use super::report::{Row, Tally};
 use super::{Bench, Scenario, Settled};
 
 /// What a throughput run measured.
@@ -21,8 +22,8 @@ pub struct Report {
     tally: Tally,
     ingest_events_per_sec: f64,
     deliveries_per_sec: f64,
-    ceiling_requests_per_sec: f64,
-    share_of_ceiling: f64,
+    #[serde(flatten)]
+    ceilings: Ceilings,
     #[serde(flatten)]
     cpu: CpuPerDelivery,
 }
@@ -42,14 +43,21 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
     let ingest = bench
         .send(&label, requests, expect, Pace::Closed { concurrency })
         .await?;
-    let Settled { last, tally, .. } = bench.settle(&ingest).await;
+    let Settled {
+        last,
+        tally,
+        peak_in_flight,
+        ..
+    } = bench.settle(&ingest).await;
     let cpu = cpu_start.per_delivery(&deployment.cpu_now(), tally.deliveries_distinct);
     deployment.finish().await?;
     let deliveries_per_sec = last.map_or(0.0, |at| {
         tally.deliveries_distinct as f64 / at.duration_since(ingest.started).as_secs_f64()
     });
     let requests = bench.plan.ceiling_requests_for(expect.expected());
-    let ceiling = bench.ceiling_rate(requests, concurrency).await?;
+    let ceilings = bench
+        .ceilings(deliveries_per_sec, requests, peak_in_flight)
+        .await?;
     Ok(Report {
         scenario: Scenario::Throughput,
         events,
@@ -58,8 +66,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
         tally,
         ingest_events_per_sec: ingest.per_sec(),
         deliveries_per_sec,
-        ceiling_requests_per_sec: ceiling,
-        share_of_ceiling: ratio(deliveries_per_sec, ceiling),
+        ceilings,
         cpu,
     })
 }
@@ -67,7 +74,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
 impl Report {
     /// The table.
     pub fn rows(&self) -> Vec<Row> {
-        vec![
+        let mut rows = vec![
             ("scenario", "throughput".to_owned()),
             (
                 "events x fan-out",
@@ -85,16 +92,10 @@ impl Report {
                 "deliveries",
                 format!("{:.0} deliveries/s", self.deliveries_per_sec),
             ),
-            (
-                "ceiling (no service)",
-                format!("{:.0} requests/s", self.ceiling_requests_per_sec),
-            ),
-            (
-                "share of ceiling",
-                percent_of(self.deliveries_per_sec, self.ceiling_requests_per_sec),
-            ),
             ("CPU per delivery", self.cpu.describe()),
-        ]
+        ];
+        self.ceilings.rows(&mut rows);
+        rows
     }
 
     /// Why the run's counts are not exact, if they are not.
