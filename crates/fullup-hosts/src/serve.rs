@@ -86,6 +86,32 @@ impl ServeProcess {
         self.child.try_wait()
     }
 
+    /// Sends SIGTERM and waits, at most `within`, for it to exit (it records the
+    /// attempts in flight and closes its database connections first); None if it is
+    /// still running then.
+    pub fn terminate(&mut self, within: Duration) -> Result<Option<ExitStatus>, Error> {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill")
+            .args(["-s", "TERM", &pid])
+            .status()
+            .map_err(Error::io(format!("running kill -s TERM {pid}")))?;
+        if !sent.success() {
+            return Err(Error::Serve(format!(
+                "could not be sent SIGTERM (pid {pid})"
+            )));
+        }
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let status = self
+                .try_wait()
+                .map_err(Error::io(format!("waiting for pid {pid}")))?;
+            if status.is_some() || std::time::Instant::now() >= deadline {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends SIGKILL and waits until the process is gone.
     pub fn kill(&mut self) -> std::io::Result<()> {
         self.child.kill()?;

@@ -260,7 +260,10 @@ mod tests {
             .map(|_| claimed(&fresh(WebhookId::new(T), site)))
             .collect();
         inbox.after_claim(2, &full);
-        assert!(!inbox.admit(&f), "the claim took all it asked for: more may wait");
+        assert!(
+            !inbox.admit(&f),
+            "the claim took all it asked for: more may wait"
+        );
         inbox.after_claim(2, &full[..1]);
         assert!(inbox.admit(&f));
         assert_eq!(inbox.in_flight(), 1);
@@ -272,7 +275,10 @@ mod tests {
         let d = claimed(&fresh(WebhookId::new(T), SiteId::new(T)));
         inbox.claimed(&d);
         inbox.after_claim(8, std::slice::from_ref(&d));
-        assert!(!inbox.caught_up(), "its webhook (limit 1) may have more waiting");
+        assert!(
+            !inbox.caught_up(),
+            "its webhook (limit 1) may have more waiting"
+        );
         inbox.ended(&d);
         inbox.after_claim(8, &[]);
         assert!(inbox.caught_up());
@@ -286,11 +292,17 @@ mod tests {
         let (a, b, c) = (WebhookId::new(T), WebhookId::new(T), WebhookId::new(T));
         inbox.after_claim(1, &[]);
         assert!(inbox.admit(&fresh(a, site)));
-        assert!(!inbox.admit(&fresh(a, site)), "webhook a is at its limit of 1");
+        assert!(
+            !inbox.admit(&fresh(a, site)),
+            "webhook a is at its limit of 1"
+        );
         assert!(!inbox.caught_up(), "a refusal queues what follows");
         inbox.after_claim(1, &[]);
         assert!(inbox.admit(&fresh(b, site)));
-        assert!(!inbox.admit(&fresh(c, site)), "the site is at its limit of 2");
+        assert!(
+            !inbox.admit(&fresh(c, site)),
+            "the site is at its limit of 2"
+        );
         inbox.after_claim(1, &[]);
         assert!(inbox.admit(&fresh(c, other_site)));
         assert!(

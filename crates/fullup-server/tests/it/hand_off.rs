@@ -251,13 +251,14 @@ async fn a_duplicate_event_hands_nothing_over_and_gives_every_slot_back(backend:
             same_request: true
         }
     );
-    let seen = to.seen();
-    assert_eq!(seen.started.len(), 1, "only the first event's delivery");
-    assert_eq!(
-        seen.admitted.len() - 1,
-        seen.released.len(),
-        "every slot but the handed delivery's is given back"
-    );
-    drop(seen);
+    {
+        let seen = to.seen();
+        assert_eq!(seen.started.len(), 1, "only the first event's delivery");
+        assert_eq!(
+            seen.admitted.len() - 1,
+            seen.released.len(),
+            "every slot but the handed delivery's is given back"
+        );
+    }
     assert!(claim(store).await.is_empty());
 }

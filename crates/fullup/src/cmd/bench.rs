@@ -268,6 +268,9 @@ struct Bench {
     plan: Plan,
     /// The hosts of `--nodes`.
     nodes: Option<Nodes>,
+    /// Holds the main key file every service the bench starts seals with, created by
+    /// the first: runs sharing a `--database-url` must open what the first sealed.
+    keys: tempfile::TempDir,
     /// The webhooks' signing secret.
     secret: Secret,
     /// The secret the receiver verifies with, and the ceilings sign with: the webhooks'
@@ -279,12 +282,17 @@ struct Bench {
 }
 
 impl Bench {
+    /// The main key file of the services the bench starts.
+    fn key_file(&self) -> std::path::PathBuf {
+        self.keys.path().join("fullup.key")
+    }
+
     /// Starts (or connects to) a service with `hooks` webhooks on a new site; returns it
     /// with the webhooks' ids.
     async fn deploy(&self, hooks: &[NewWebhook]) -> anyhow::Result<(Deployment, Vec<String>)> {
         let deployment = match &self.nodes {
-            Some(nodes) => Deployment::start_nodes(nodes, &self.client).await?,
-            None => Deployment::start(&self.plan.target, &self.client).await?,
+            Some(nodes) => Deployment::start_nodes(nodes, &self.client, &self.key_file()).await?,
+            None => Deployment::start(&self.plan.target, &self.client, &self.key_file()).await?,
         };
         let mut ids = Vec::with_capacity(hooks.len());
         for hook in hooks {
@@ -425,6 +433,7 @@ async fn measure(mut plan: Plan) -> anyhow::Result<Report> {
         progress: Progress::new(!plan.json),
         plan,
         nodes,
+        keys: tempfile::tempdir().context("creating a temporary folder for the main key")?,
         secret,
         receiver_secret,
         client,

@@ -107,23 +107,10 @@ impl Server {
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
-        let pid = self.process.pid().to_string();
-        let sent = Command::new("kill")
-            .args(["-s", "TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -s TERM {pid} failed");
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            if let Some(status) = self.process.try_wait().expect("wait for `fullup serve`") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "`fullup serve` did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process
+            .terminate(within)
+            .expect("send SIGTERM to `fullup serve`")
+            .expect("`fullup serve` exits after SIGTERM")
     }
 
     /// Sends SIGKILL and waits until the process is gone.

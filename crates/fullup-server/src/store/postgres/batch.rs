@@ -47,7 +47,7 @@ const QUEUE_DEPTH: usize = 4096;
 pub const DUE_CHANNEL: &str = "fullup_due";
 
 enum Job {
-    Ingest(Box<NewEvent>, oneshot::Sender<StoreResult<IngestOutcome>>),
+    Ingest(NewEvent, oneshot::Sender<StoreResult<IngestOutcome>>),
     Complete(Completion, Timestamp, oneshot::Sender<StoreResult<()>>),
 }
 
@@ -78,7 +78,7 @@ impl GroupCommit {
     /// Stores an event and its deliveries in the next batch.
     pub async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Ingest(Box::new(new), reply), answer).await
+        self.submit(Job::Ingest(new, reply), answer).await
     }
 
     /// Records an attempt and its consequences in the next batch.
@@ -142,7 +142,7 @@ async fn write(w: &Writer, jobs: Vec<Job>) {
         }
     }
     let result = {
-        let news: Vec<&NewEvent> = ingests.iter().map(|(new, _)| &**new).collect();
+        let news: Vec<&NewEvent> = ingests.iter().map(|(new, _)| new).collect();
         let done: Vec<(&Completion, Timestamp)> =
             completions.iter().map(|(c, now, _)| (c, *now)).collect();
         write_batch(w, &news, &done).await

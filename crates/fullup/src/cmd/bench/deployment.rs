@@ -13,6 +13,11 @@ use super::api::Api;
 use super::cpu::CpuTimes;
 use super::service::Service;
 
+/// How long a service the bench started may take to stop before it is killed: a
+/// stalled receiver (the isolation scenario) would hold its shutdown for the whole
+/// request timeout.
+const STOP_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How to get a service for each run.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -48,9 +53,6 @@ pub struct Nodes {
     plan: NodesPlan,
     exe: PathBuf,
     cluster: Cluster,
-    /// Holds the main key file of every node of every run: the database keeps the key
-    /// check of the first.
-    dir: tempfile::TempDir,
 }
 
 impl Nodes {
@@ -71,7 +73,6 @@ impl Nodes {
             plan,
             exe: executable(exe.as_deref())?,
             cluster,
-            dir: tempfile::tempdir().context("creating a temporary folder for the main key")?,
         })
     }
 
@@ -102,16 +103,22 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// Starts (or connects to) a service and creates the run's site.
-    pub async fn start(target: &Target, client: &reqwest::Client) -> anyhow::Result<Self> {
+    /// Starts (or connects to) a service and creates the run's site; a started service
+    /// seals with the key in `key_file` (one for the whole bench: every run on a
+    /// `--database-url` must open what the first sealed).
+    pub async fn start(
+        target: &Target,
+        client: &reqwest::Client,
+        key_file: &Path,
+    ) -> anyhow::Result<Self> {
         let (api, local) = match target {
             Target::Local { database_url, exe } => {
                 let dir = tempfile::tempdir()
                     .context("creating a temporary folder for the service's files")?;
                 let token = admin_token();
                 let exe = executable(exe.as_deref())?;
-                let service =
-                    Service::start(dir.path(), database_url.as_deref(), &exe, &token).await?;
+                let url = database_url.as_deref();
+                let service = Service::start(dir.path(), url, &exe, &token, key_file).await?;
                 let api = local_api(client, &service, token);
                 let postgres = database_url
                     .as_deref()
@@ -136,16 +143,20 @@ impl Deployment {
         Self::with_site(api, local).await
     }
 
-    /// Starts a node on each host of `nodes`, one after the other (the first creates
-    /// the main key file), and creates the run's site through node A.
-    pub async fn start_nodes(nodes: &Nodes, client: &reqwest::Client) -> anyhow::Result<Self> {
+    /// Starts a node on each host of `nodes`, one after the other, each sealing with the
+    /// key in `key_file`, and creates the run's site through node A.
+    pub async fn start_nodes(
+        nodes: &Nodes,
+        client: &reqwest::Client,
+        key_file: &Path,
+    ) -> anyhow::Result<Self> {
         let token = admin_token();
         let mut services = Vec::with_capacity(nodes.plan.count);
         for index in 0..nodes.plan.count {
             let api_only = index == 0 && nodes.plan.api_only_first;
-            let (dir, exe) = (nodes.dir.path(), nodes.exe.as_path());
+            let exe = nodes.exe.as_path();
             services.push(
-                Service::start_node(&nodes.cluster, index, dir, exe, &token, api_only).await?,
+                Service::start_node(&nodes.cluster, index, key_file, exe, &token, api_only).await?,
             );
         }
         let api = local_api(client, &services[0], token);
@@ -185,14 +196,25 @@ impl Deployment {
         CpuTimes::now(&pids, local.is_some_and(|l| l.postgres))
     }
 
-    /// Stops the services the bench started, or deletes the run's site from the target.
+    /// Stops the services the bench started, as an operator would (SIGTERM: they record
+    /// the attempts in flight and close their connections; killed after [`STOP_WITHIN`]),
+    /// or deletes the run's site from the target.
     pub async fn finish(self) -> anyhow::Result<()> {
-        if self.local.is_none() {
+        let Some(local) = self.local else {
             self.api.delete_site(&self.site).await.with_context(|| {
                 format!("deleting the bench's site {} from --target", self.site)
             })?;
-        }
-        Ok(())
+            return Ok(());
+        };
+        let services = local.services;
+        tokio::task::spawn_blocking(move || {
+            for mut service in services {
+                service.stop(STOP_WITHIN)?;
+            }
+            anyhow::Ok(())
+        })
+        .await
+        .context("stopping the services")?
     }
 }
 

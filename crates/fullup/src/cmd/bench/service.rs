@@ -20,8 +20,9 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `exe serve` on `database_url`, by default a new SQLite file in `dir`
-    /// (which also holds the main key file), on loopback.
+    /// Starts `exe serve` on `database_url`, by default a new SQLite file in `dir`, on
+    /// loopback, sealing with the main key in `key_file` (created by the first service
+    /// started with it).
     ///
     /// Its settings are the defaults a deployment starts with, except two that a local
     /// benchmark needs: loopback receivers are allowed, and the per-credential ingest
@@ -32,6 +33,7 @@ impl Service {
         database_url: Option<&str>,
         exe: &Path,
         admin_token: &str,
+        key_file: &Path,
     ) -> anyhow::Result<Self> {
         let database_url = database_url.map_or_else(
             || format!("sqlite://{}", dir.join("bench.db").display()),
@@ -41,7 +43,7 @@ impl Service {
         command
             .args(["serve", "--database-url", &database_url])
             .args(["--listen", "127.0.0.1:0", "--allow-network", "127.0.0.0/8"]);
-        Self::spawn(command, dir, admin_token).await
+        Self::spawn(command, key_file, admin_token).await
     }
 
     /// Starts `exe serve` as node `index` of `cluster`, with the settings of
@@ -50,7 +52,7 @@ impl Service {
     pub async fn start_node(
         cluster: &Cluster,
         index: usize,
-        dir: &Path,
+        key_file: &Path,
         exe: &Path,
         admin_token: &str,
         api_only: bool,
@@ -59,7 +61,7 @@ impl Service {
         if api_only {
             command.args(["--workers", "0"]);
         }
-        Self::spawn(command, dir, admin_token)
+        Self::spawn(command, key_file, admin_token)
             .await
             .with_context(|| {
                 format!(
@@ -69,12 +71,15 @@ impl Service {
             })
     }
 
-    /// Adds the settings every service of the bench shares and starts it; the main key
-    /// file in `dir` is created by the first service started there.
-    async fn spawn(mut command: Command, dir: &Path, admin_token: &str) -> anyhow::Result<Self> {
+    /// Adds the settings every service of the bench shares and starts it.
+    async fn spawn(
+        mut command: Command,
+        key_file: &Path,
+        admin_token: &str,
+    ) -> anyhow::Result<Self> {
         command
             .arg("--main-key-file")
-            .arg(dir.join("fullup.key"))
+            .arg(key_file)
             .args(["--ingest-rate-limit", "0"])
             .env("FULLUP_ADMIN_TOKEN", admin_token)
             .env("RUST_LOG", "warn")
@@ -86,6 +91,18 @@ impl Service {
             base: process.base_url(),
             process,
         })
+    }
+
+    /// Sends SIGTERM and waits at most `within` for the process to exit; kills it then.
+    pub fn stop(&mut self, within: Duration) -> anyhow::Result<()> {
+        let exited = self
+            .process
+            .terminate(within)
+            .context("stopping `fullup serve`")?;
+        if exited.is_none() {
+            self.process.kill().context("killing `fullup serve`")?;
+        }
+        Ok(())
     }
 
     /// The process id.
