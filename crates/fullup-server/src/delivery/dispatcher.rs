@@ -203,6 +203,10 @@ impl Worker {
         let number = delivery.attempt_count.saturating_add(1);
         let started_at = self.clock.now();
         let result = self.sender.send(&delivery, number, started_at).await;
+        // The limits are on requests to receivers: this one is over, so its room is free
+        // for a fresh delivery while the outcome is being recorded (a group commit's
+        // wait, longer than many requests). A claim still counts its lease until then.
+        self.inbox.ended(&delivery);
         let completion = self.completion(&delivery, number, started_at, result);
         let now = self.clock.now();
         if let Err(err) = self.store.complete(completion, now).await {
@@ -211,7 +215,6 @@ impl Worker {
             tracing::error!(error = %error, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
         }
         // Claim again only if something may wait for the room this attempt leaves.
-        self.inbox.ended(&delivery);
         if !self.inbox.caught_up() {
             self.wake.notify_one();
         }

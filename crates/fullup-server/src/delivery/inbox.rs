@@ -16,7 +16,9 @@
 //! its limit (one at its limit may have more waiting behind it, for which each ended
 //! attempt then claims again). The limits counted here are this node's; the
 //! claims count every node's leases. So, as with concurrent claims, several nodes
-//! together may exceed a webhook's limit by what each has in flight.
+//! together may exceed a webhook's limit by what each has in flight. An attempt counts
+//! here until its request is over, not until its outcome is recorded (the limits protect
+//! receivers; the claims' leases last until the record).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

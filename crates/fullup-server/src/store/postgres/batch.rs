@@ -321,10 +321,17 @@ async fn ingest_batch(
             let candidate = candidates
                 .get(&fresh.site.to_string())
                 .and_then(|of_site| of_site.iter().find(|c| c.id == fresh.webhook));
-            if let Some(c) = candidate {
-                ingested
-                    .webhooks
-                    .insert(fresh.webhook, webhook(&c.row, &w.key)?);
+            // A webhook whose row does not read (a secret that does not open) fails its
+            // hand-off, not the batch: its delivery waits for its lease to end and a
+            // claim, which reports the error.
+            match candidate.map(|c| webhook(&c.row, &w.key)) {
+                Some(Ok(read)) => {
+                    ingested.webhooks.insert(fresh.webhook, read);
+                }
+                Some(Err(err)) => {
+                    tracing::error!(error = %err, webhook = %fresh.webhook, "a webhook of new deliveries does not read; they wait for a claim");
+                }
+                None => {}
             }
         }
     }
