@@ -240,6 +240,8 @@ async fn ingest_batch(
     news: &[&NewEvent],
 ) -> StoreResult<Ingested> {
     let candidates = candidates(tx, news).await?;
+    let by_id: HashMap<WebhookId, &Candidate> =
+        candidates.values().flatten().map(|c| (c.id, c)).collect();
     let mut stored: Vec<&NewEvent> = Vec::with_capacity(news.len());
     let mut rows = DeliveryRows::default();
     let mut counts = HashMap::with_capacity(news.len());
@@ -265,8 +267,7 @@ async fn ingest_batch(
         stored.push(new);
         for webhook in to {
             let id = DeliveryId::new(event.created_at);
-            let candidate = of_site.iter().find(|c| c.id == webhook);
-            let admitted = match (offers.as_mut(), candidate) {
+            let admitted = match (offers.as_mut(), by_id.get(&webhook)) {
                 (Some(offers), Some(c)) if !c.paused => offers.offer(Fresh {
                     delivery: id,
                     webhook,
@@ -318,13 +319,10 @@ async fn ingest_batch(
             if ingested.webhooks.contains_key(&fresh.webhook) {
                 continue;
             }
-            let candidate = candidates
-                .get(&fresh.site.to_string())
-                .and_then(|of_site| of_site.iter().find(|c| c.id == fresh.webhook));
             // A webhook whose row does not read (a secret that does not open) fails its
             // hand-off, not the batch: its delivery waits for its lease to end and a
             // claim, which reports the error.
-            match candidate.map(|c| webhook(&c.row, &w.key)) {
+            match by_id.get(&fresh.webhook).map(|c| webhook(&c.row, &w.key)) {
                 Some(Ok(read)) => {
                     ingested.webhooks.insert(fresh.webhook, read);
                 }
