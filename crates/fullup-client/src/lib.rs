@@ -1,0 +1,497 @@
+//! A typed async client of the [Fullup](https://github.com/fullup/fullup) webhook
+//! service's management API: create sites and webhooks, send events, follow their
+//! deliveries and attempts, retry.
+//!
+//! ```no_run
+//! # async fn send() -> Result<(), fullup_client::Error> {
+//! use fullup_client::{Client, NewEvent};
+//!
+//! let token = std::env::var("FULLUP_ADMIN_TOKEN").unwrap_or_default();
+//! let client = Client::new("http://127.0.0.1:8080", &token)?;
+//! let event = NewEvent::new("form.submitted", &serde_json::json!({"name": "Ada"}))?;
+//! let id = client.create_event("site_01J…", &event.idempotency_key("form-42")).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Lists are [`Stream`]s that fetch the next page as they are read
+//! ([`Client::deliveries`], ...). Errors are an [`Error`]: the service's refusal with its
+//! status and code, or a transport or decoding failure. The token (the admin token, or a
+//! site's API key) is sent as a bearer token and never shown by `Debug`.
+
+mod error;
+mod models;
+
+/// Compiles the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+use futures::stream::{self, BoxStream, Stream, StreamExt as _, TryStreamExt as _};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::Error;
+pub use fullup_signature::Secret;
+pub use models::{
+    Attempt, CreatedWebhook, Delivery, DeliveryFilter, DeliveryState, Event, EventSummary,
+    NewEvent, NewWebhook, Site, Webhook, WebhookUpdate,
+};
+
+/// Largest answer the client reads: a page of 250 items, or an event with its payload,
+/// is far smaller; anything bigger is not the API talking.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Items a list call asks for per page unless [`Client::with_page_size`] says otherwise
+/// (the service's largest page, for the fewest round trips).
+pub const DEFAULT_PAGE_SIZE: u32 = 250;
+
+/// The header that makes a retried event send safe.
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// A client of one service's management API. Cheap to clone: clones share one
+/// connection pool.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// The service's base URL, ending in `/`.
+    base: Url,
+    /// `Bearer TOKEN`, marked sensitive.
+    authorization: HeaderValue,
+    page_size: u32,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .field("authorization", &"[redacted]")
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body of a list answer.
+#[derive(serde::Deserialize)]
+struct Page<T> {
+    data: Vec<T>,
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+/// The API's error shape.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+/// `POST …/events` answer.
+#[derive(serde::Deserialize)]
+struct CreatedEvent {
+    id: String,
+}
+
+/// `POST …/webhooks` answer: a webhook with its secret.
+#[derive(serde::Deserialize)]
+struct WebhookWithSecret {
+    #[serde(flatten)]
+    webhook: Webhook,
+    secret: String,
+}
+
+/// `GET …/secret` answer.
+#[derive(serde::Deserialize)]
+struct SecretBody {
+    secret: String,
+}
+
+impl Client {
+    /// A client of the service at `base_url` (such as `http://127.0.0.1:8080`) that
+    /// authenticates with `token`: the admin token, or a site's API key.
+    pub fn new(base_url: &str, token: &str) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("fullup-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| Error::Transport {
+                url: base_url.to_owned(),
+                source,
+            })?;
+        Self::with_http_client(http, base_url, token)
+    }
+
+    /// [`Client::new`] over an HTTP client of your own (timeouts, proxies, pool).
+    pub fn with_http_client(
+        http: reqwest::Client,
+        base_url: &str,
+        token: &str,
+    ) -> Result<Self, Error> {
+        let invalid = || Error::InvalidBaseUrl {
+            url: base_url.to_owned(),
+        };
+        let mut base = Url::parse(base_url).map_err(|_| invalid())?;
+        if !matches!(base.scheme(), "http" | "https") || base.host().is_none() {
+            return Err(invalid());
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        if token.is_empty() {
+            return Err(Error::InvalidToken);
+        }
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Error::InvalidToken)?;
+        authorization.set_sensitive(true);
+        Ok(Self {
+            http,
+            base,
+            authorization,
+            page_size: DEFAULT_PAGE_SIZE,
+        })
+    }
+
+    /// Lists fetch `size` items per page (1 to 250).
+    pub fn with_page_size(mut self, size: u32) -> Self {
+        self.page_size = size;
+        self
+    }
+
+    /// The service's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// Whether the service is ready: `GET /readyz` answered 200 (its database answers).
+    /// A 503 is `Ok(false)`; no answer at all is an [`Error::Transport`].
+    pub async fn ready(&self) -> Result<bool, Error> {
+        let url = self.url(&["readyz"]);
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|source| transport(&url, source))?;
+        Ok(response.status() == StatusCode::OK)
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> Result<String, Error> {
+        let url = self.url(&["metrics"]);
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|source| transport(&url, source))?;
+        let body = checked_body(&url, response).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Creates a site (admin token only).
+    pub async fn create_site(&self, name: &str) -> Result<Site, Error> {
+        let body = serde_json::json!({ "name": name });
+        self.send(Method::POST, self.url(&["v1", "sites"]), Some(&body))
+            .await
+    }
+
+    /// Gets a site.
+    pub async fn site(&self, site_id: &str) -> Result<Site, Error> {
+        self.send::<(), _>(Method::GET, self.url(&["v1", "sites", site_id]), None)
+            .await
+    }
+
+    /// Deletes a site with its webhooks, events, deliveries and keys (admin token only).
+    pub async fn delete_site(&self, site_id: &str) -> Result<(), Error> {
+        self.send_empty(Method::DELETE, self.url(&["v1", "sites", site_id]))
+            .await
+    }
+
+    /// Every site, newest first (admin token only).
+    pub fn sites(&self) -> BoxStream<'static, Result<Site, Error>> {
+        self.paged(self.url(&["v1", "sites"]), Vec::new())
+    }
+
+    /// Creates a webhook; the answer carries its secret, this once.
+    pub async fn create_webhook(
+        &self,
+        site_id: &str,
+        webhook: &NewWebhook,
+    ) -> Result<CreatedWebhook, Error> {
+        let url = self.url(&["v1", "sites", site_id, "webhooks"]);
+        let created: WebhookWithSecret =
+            self.send(Method::POST, url.clone(), Some(webhook)).await?;
+        Ok(CreatedWebhook {
+            webhook: created.webhook,
+            secret: parse_secret(&url, &created.secret)?,
+        })
+    }
+
+    /// Gets a webhook (without its secret).
+    pub async fn webhook(&self, site_id: &str, webhook_id: &str) -> Result<Webhook, Error> {
+        let url = self.url(&["v1", "sites", site_id, "webhooks", webhook_id]);
+        self.send::<(), _>(Method::GET, url, None).await
+    }
+
+    /// Gets a webhook's current signing secret.
+    pub async fn webhook_secret(&self, site_id: &str, webhook_id: &str) -> Result<Secret, Error> {
+        let url = self.url(&["v1", "sites", site_id, "webhooks", webhook_id, "secret"]);
+        let body: SecretBody = self.send::<(), _>(Method::GET, url.clone(), None).await?;
+        parse_secret(&url, &body.secret)
+    }
+
+    /// Changes a webhook (pause, resume, new URL or filters...).
+    pub async fn update_webhook(
+        &self,
+        site_id: &str,
+        webhook_id: &str,
+        changes: &WebhookUpdate,
+    ) -> Result<Webhook, Error> {
+        let url = self.url(&["v1", "sites", site_id, "webhooks", webhook_id]);
+        self.send(Method::PATCH, url, Some(changes)).await
+    }
+
+    /// Deletes a webhook and its deliveries.
+    pub async fn delete_webhook(&self, site_id: &str, webhook_id: &str) -> Result<(), Error> {
+        let url = self.url(&["v1", "sites", site_id, "webhooks", webhook_id]);
+        self.send_empty(Method::DELETE, url).await
+    }
+
+    /// A site's webhooks, newest first.
+    pub fn webhooks(&self, site_id: &str) -> BoxStream<'static, Result<Webhook, Error>> {
+        self.paged(self.url(&["v1", "sites", site_id, "webhooks"]), Vec::new())
+    }
+
+    /// Sends an event; returns its id once the service has stored it with its
+    /// deliveries. With an idempotency key, sending it again returns the same id and
+    /// makes no second event, so a send that failed in transit is safe to retry.
+    pub async fn create_event(&self, site_id: &str, event: &NewEvent) -> Result<String, Error> {
+        let url = self.url(&["v1", "sites", site_id, "events"]);
+        let mut request = self.request(Method::POST, url.clone()).json(event);
+        if let Some(key) = &event.idempotency_key {
+            request = request.header(IDEMPOTENCY_HEADER, key);
+        }
+        let created: CreatedEvent = execute(&url, request).await?;
+        Ok(created.id)
+    }
+
+    /// Gets an event with its payload.
+    pub async fn event(&self, site_id: &str, event_id: &str) -> Result<Event, Error> {
+        let url = self.url(&["v1", "sites", site_id, "events", event_id]);
+        self.send::<(), _>(Method::GET, url, None).await
+    }
+
+    /// A site's events, newest first, without their data ([`Client::event`] has it).
+    pub fn events(&self, site_id: &str) -> BoxStream<'static, Result<EventSummary, Error>> {
+        self.paged(self.url(&["v1", "sites", site_id, "events"]), Vec::new())
+    }
+
+    /// A site's deliveries that match `filter`, newest first.
+    pub fn deliveries(
+        &self,
+        site_id: &str,
+        filter: &DeliveryFilter,
+    ) -> BoxStream<'static, Result<Delivery, Error>> {
+        let query = [
+            ("event_id", filter.event_id.clone()),
+            ("webhook_id", filter.webhook_id.clone()),
+            ("state", filter.state.map(|s| s.as_str().to_owned())),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect();
+        self.paged(self.url(&["v1", "sites", site_id, "deliveries"]), query)
+    }
+
+    /// Gets a delivery.
+    pub async fn delivery(&self, site_id: &str, delivery_id: &str) -> Result<Delivery, Error> {
+        let url = self.url(&["v1", "sites", site_id, "deliveries", delivery_id]);
+        self.send::<(), _>(Method::GET, url, None).await
+    }
+
+    /// Attempts a delivery again now, whatever its state (a replay when it had
+    /// succeeded); returns it, pending.
+    pub async fn retry_delivery(
+        &self,
+        site_id: &str,
+        delivery_id: &str,
+    ) -> Result<Delivery, Error> {
+        let url = self.url(&["v1", "sites", site_id, "deliveries", delivery_id, "retry"]);
+        self.send::<(), _>(Method::POST, url, None).await
+    }
+
+    /// A delivery's attempts, newest first.
+    pub fn attempts(
+        &self,
+        site_id: &str,
+        delivery_id: &str,
+    ) -> BoxStream<'static, Result<Attempt, Error>> {
+        let url = self.url(&[
+            "v1",
+            "sites",
+            site_id,
+            "deliveries",
+            delivery_id,
+            "attempts",
+        ]);
+        self.paged(url, Vec::new())
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded (an id holding a
+    /// `/` stays one segment).
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .header(AUTHORIZATION, self.authorization.clone())
+    }
+
+    async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+    ) -> Result<T, Error> {
+        let mut request = self.request(method, url.clone());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        execute(&url, request).await
+    }
+
+    /// A call whose answer has no body (204).
+    async fn send_empty(&self, method: Method, url: Url) -> Result<(), Error> {
+        let response = self
+            .request(method, url.clone())
+            .send()
+            .await
+            .map_err(|source| transport(&url, source))?;
+        checked_body(&url, response).await.map(drop)
+    }
+
+    /// The items of every page of `url`, fetched as the stream is read.
+    fn paged<T: DeserializeOwned + Send + 'static>(
+        &self,
+        url: Url,
+        query: Vec<(&'static str, String)>,
+    ) -> BoxStream<'static, Result<T, Error>> {
+        let client = self.clone();
+        // The state is the next page's cursor: `Some(None)` for the first page, `None`
+        // once the last page has been read.
+        let pages = stream::try_unfold(Some(None::<String>), move |cursor| {
+            let (client, url, query) = (client.clone(), url.clone(), query.clone());
+            async move {
+                let Some(cursor) = cursor else {
+                    return Ok(None);
+                };
+                let page: Page<T> = client.page(url, query, cursor).await?;
+                let items = stream::iter(page.data.into_iter().map(Ok));
+                Ok(Some((items, page.next_cursor.map(Some))))
+            }
+        });
+        pages.try_flatten().boxed()
+    }
+
+    async fn page<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        mut query: Vec<(&'static str, String)>,
+        cursor: Option<String>,
+    ) -> Result<Page<T>, Error> {
+        query.push(("limit", self.page_size.to_string()));
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor));
+        }
+        let request = self.request(Method::GET, url.clone()).query(&query);
+        execute(&url, request).await
+    }
+}
+
+async fn execute<T: DeserializeOwned>(
+    url: &Url,
+    request: reqwest::RequestBuilder,
+) -> Result<T, Error> {
+    let response = request
+        .send()
+        .await
+        .map_err(|source| transport(url, source))?;
+    let body = checked_body(url, response).await?;
+    serde_json::from_slice(&body).map_err(|source| Error::Decode {
+        url: without_query(url),
+        source,
+    })
+}
+
+/// Collects a list into a `Vec`: for short lists (a delivery's attempts), when a
+/// stream is more than the caller needs.
+pub async fn collect<T>(list: impl Stream<Item = Result<T, Error>>) -> Result<Vec<T>, Error> {
+    list.try_collect().await
+}
+
+fn transport(url: &Url, source: reqwest::Error) -> Error {
+    Error::Transport {
+        url: without_query(url),
+        source,
+    }
+}
+
+fn without_query(url: &Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.to_string()
+}
+
+fn parse_secret(url: &Url, secret: &str) -> Result<Secret, Error> {
+    Secret::parse(secret).map_err(|err| Error::Decode {
+        url: without_query(url),
+        source: serde::de::Error::custom(format!("the webhook secret is not usable: {err}")),
+    })
+}
+
+/// The body of a 2xx answer, read up to [`MAX_RESPONSE_BYTES`]; any other status is an
+/// [`Error::Api`].
+async fn checked_body(url: &Url, mut response: reqwest::Response) -> Result<Vec<u8>, Error> {
+    let status = response.status();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|source| transport(url, source))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(Error::TooLarge {
+                url: without_query(url),
+                limit: MAX_RESPONSE_BYTES,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if status.is_success() {
+        return Ok(body);
+    }
+    Err(match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(ErrorBody { error }) => Error::Api {
+            status,
+            code: error.code,
+            message: error.message,
+        },
+        Err(_) => Error::Api {
+            status,
+            code: String::new(),
+            message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        },
+    })
+}
