@@ -57,8 +57,8 @@ pub struct Client {
     http: reqwest::Client,
     /// The service's base URL, ending in `/`.
     base: Url,
-    /// `Bearer TOKEN`, marked sensitive.
-    authorization: HeaderValue,
+    /// `Bearer TOKEN`, marked sensitive; none for [`Client::without_token`].
+    authorization: Option<HeaderValue>,
     page_size: u32,
 }
 
@@ -132,6 +132,20 @@ impl Client {
         base_url: &str,
         token: &str,
     ) -> Result<Self, Error> {
+        if token.is_empty() {
+            return Err(Error::InvalidToken);
+        }
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Error::InvalidToken)?;
+        authorization.set_sensitive(true);
+        let mut client = Self::without_token(http, base_url)?;
+        client.authorization = Some(authorization);
+        Ok(client)
+    }
+
+    /// A client that sends no token: enough for [`Client::ready`] and
+    /// [`Client::metrics`]; the API's other routes answer it 401.
+    pub fn without_token(http: reqwest::Client, base_url: &str) -> Result<Self, Error> {
         let invalid = || Error::InvalidBaseUrl {
             url: base_url.to_owned(),
         };
@@ -143,16 +157,10 @@ impl Client {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        if token.is_empty() {
-            return Err(Error::InvalidToken);
-        }
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Error::InvalidToken)?;
-        authorization.set_sensitive(true);
         Ok(Self {
             http,
             base,
-            authorization,
+            authorization: None,
             page_size: DEFAULT_PAGE_SIZE,
         })
     }
@@ -354,9 +362,11 @@ impl Client {
     }
 
     fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, url)
-            .header(AUTHORIZATION, self.authorization.clone())
+        let request = self.http.request(method, url);
+        match &self.authorization {
+            Some(authorization) => request.header(AUTHORIZATION, authorization.clone()),
+            None => request,
+        }
     }
 
     async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(

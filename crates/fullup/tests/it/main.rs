@@ -8,6 +8,7 @@ mod hosts;
 mod listen;
 mod logs;
 mod proxy;
+mod quickstart;
 mod seed_receivers;
 mod serve;
 mod support_ingest;
