@@ -2,6 +2,7 @@
 
 mod admin;
 mod bench;
+mod cli_manage;
 mod cli_sign;
 mod crash;
 mod hosts;
