@@ -35,8 +35,8 @@ use serde::de::DeserializeOwned;
 pub use error::Error;
 pub use fullup_signature::Secret;
 pub use models::{
-    Attempt, CreatedWebhook, Delivery, DeliveryFilter, DeliveryState, Event, EventSummary,
-    NewEvent, NewWebhook, Site, Webhook, WebhookUpdate,
+    ApiKey, Attempt, CreatedApiKey, CreatedWebhook, Delivery, DeliveryFilter, DeliveryState, Event,
+    EventSummary, NewEvent, NewWebhook, RotatedSecret, Site, Webhook, WebhookUpdate,
 };
 
 /// Largest answer the client reads: a page of 250 items, or an event with its payload,
@@ -104,6 +104,28 @@ struct WebhookWithSecret {
     #[serde(flatten)]
     webhook: Webhook,
     secret: String,
+}
+
+/// `POST …/api-keys` answer: a key with its token.
+#[derive(serde::Deserialize)]
+struct ApiKeyWithToken {
+    #[serde(flatten)]
+    key: ApiKey,
+    token: String,
+}
+
+/// `POST …/rotate-secret` answer.
+#[derive(serde::Deserialize)]
+struct RotateAnswer {
+    secret: String,
+    previous_secret_valid_until: chrono::DateTime<chrono::Utc>,
+    fullup_signature_switches_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `POST …/test` answer.
+#[derive(serde::Deserialize)]
+struct TestAnswer {
+    event_id: String,
 }
 
 /// `GET …/secret` answer.
@@ -179,27 +201,27 @@ impl Client {
     /// Whether the service is ready: `GET /readyz` answered 200 (its database answers).
     /// A 503 is `Ok(false)`; no answer at all is an [`Error::Transport`].
     pub async fn ready(&self) -> Result<bool, Error> {
-        let url = self.url(&["readyz"]);
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|source| transport(&url, source))?;
+        let (_, response) = self.probe("readyz").await?;
         Ok(response.status() == StatusCode::OK)
     }
 
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics(&self) -> Result<String, Error> {
-        let url = self.url(&["metrics"]);
+        let (url, response) = self.probe("metrics").await?;
+        let body = checked_body(&url, response).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// `GET /{route}` without a token: the operator's routes need none.
+    async fn probe(&self, route: &str) -> Result<(Url, reqwest::Response), Error> {
+        let url = self.url(&[route]);
         let response = self
             .http
             .get(url.clone())
             .send()
             .await
             .map_err(|source| transport(&url, source))?;
-        let body = checked_body(&url, response).await?;
-        Ok(String::from_utf8_lossy(&body).into_owned())
+        Ok((url, response))
     }
 
     /// Creates a site (admin token only).
@@ -226,6 +248,40 @@ impl Client {
         self.paged(self.url(&["v1", "sites"]), Vec::new())
     }
 
+    /// Renames a site.
+    pub async fn rename_site(&self, site_id: &str, name: &str) -> Result<Site, Error> {
+        let body = serde_json::json!({ "name": name });
+        self.send(
+            Method::PATCH,
+            self.url(&["v1", "sites", site_id]),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Creates an API key that reaches `site_id` only (admin token only); the answer
+    /// carries its token, this once.
+    pub async fn create_api_key(&self, site_id: &str, name: &str) -> Result<CreatedApiKey, Error> {
+        let url = self.url(&["v1", "sites", site_id, "api-keys"]);
+        let body = serde_json::json!({ "name": name });
+        let created: ApiKeyWithToken = self.send(Method::POST, url.clone(), Some(&body)).await?;
+        Ok(CreatedApiKey {
+            key: created.key,
+            token: parse_secret(&url, "API key token", &created.token)?,
+        })
+    }
+
+    /// A site's API keys (without their tokens), newest first.
+    pub fn api_keys(&self, site_id: &str) -> BoxStream<'static, Result<ApiKey, Error>> {
+        self.paged(self.url(&["v1", "sites", site_id, "api-keys"]), Vec::new())
+    }
+
+    /// Revokes an API key.
+    pub async fn delete_api_key(&self, site_id: &str, key_id: &str) -> Result<(), Error> {
+        let url = self.url(&["v1", "sites", site_id, "api-keys", key_id]);
+        self.send_empty(Method::DELETE, url).await
+    }
+
     /// Creates a webhook; the answer carries its secret, this once.
     pub async fn create_webhook(
         &self,
@@ -237,7 +293,7 @@ impl Client {
             self.send(Method::POST, url.clone(), Some(webhook)).await?;
         Ok(CreatedWebhook {
             webhook: created.webhook,
-            secret: parse_secret(&url, &created.secret)?,
+            secret: parse_secret(&url, "webhook secret", &created.secret)?,
         })
     }
 
@@ -251,7 +307,7 @@ impl Client {
     pub async fn webhook_secret(&self, site_id: &str, webhook_id: &str) -> Result<Secret, Error> {
         let url = self.url(&["v1", "sites", site_id, "webhooks", webhook_id, "secret"]);
         let body: SecretBody = self.send::<(), _>(Method::GET, url.clone(), None).await?;
-        parse_secret(&url, &body.secret)
+        parse_secret(&url, "webhook secret", &body.secret)
     }
 
     /// Changes a webhook (pause, resume, new URL or filters...).
@@ -269,6 +325,42 @@ impl Client {
     pub async fn delete_webhook(&self, site_id: &str, webhook_id: &str) -> Result<(), Error> {
         let url = self.url(&["v1", "sites", site_id, "webhooks", webhook_id]);
         self.send_empty(Method::DELETE, url).await
+    }
+
+    /// Replaces a webhook's secret with a generated one; the replaced one keeps signing
+    /// for `grace` (default a day, at most a week; zero retires it at once), so the
+    /// receiver can switch without a failed delivery.
+    pub async fn rotate_webhook_secret(
+        &self,
+        site_id: &str,
+        webhook_id: &str,
+        grace: Option<std::time::Duration>,
+    ) -> Result<RotatedSecret, Error> {
+        let url = self.url(&[
+            "v1",
+            "sites",
+            site_id,
+            "webhooks",
+            webhook_id,
+            "rotate-secret",
+        ]);
+        let body = match grace {
+            Some(grace) => serde_json::json!({ "grace_period_secs": grace.as_secs() }),
+            None => serde_json::json!({}),
+        };
+        let rotated: RotateAnswer = self.send(Method::POST, url.clone(), Some(&body)).await?;
+        Ok(RotatedSecret {
+            secret: parse_secret(&url, "webhook secret", &rotated.secret)?,
+            previous_secret_valid_until: rotated.previous_secret_valid_until,
+            fullup_signature_switches_at: rotated.fullup_signature_switches_at,
+        })
+    }
+
+    /// Sends a `ping` event to this webhook alone; returns the event's id.
+    pub async fn test_webhook(&self, site_id: &str, webhook_id: &str) -> Result<String, Error> {
+        let url = self.url(&["v1", "sites", site_id, "webhooks", webhook_id, "test"]);
+        let answer: TestAnswer = self.send::<(), _>(Method::POST, url, None).await?;
+        Ok(answer.event_id)
     }
 
     /// A site's webhooks, newest first.
@@ -464,10 +556,11 @@ fn without_query(url: &Url) -> String {
     url.to_string()
 }
 
-fn parse_secret(url: &Url, secret: &str) -> Result<Secret, Error> {
+/// `secret` (a `what`, such as "webhook secret") in a [`Secret`], which `Debug` redacts.
+fn parse_secret(url: &Url, what: &str, secret: &str) -> Result<Secret, Error> {
     Secret::parse(secret).map_err(|err| Error::Decode {
         url: without_query(url),
-        source: serde::de::Error::custom(format!("the webhook secret is not usable: {err}")),
+        source: serde::de::Error::custom(format!("the {what} is not usable: {err}")),
     })
 }
 

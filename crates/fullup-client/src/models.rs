@@ -21,6 +21,41 @@ pub struct Site {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A site API key: a token that reaches one site only, for a platform's backend.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ApiKey {
+    /// `key_` + ULID.
+    pub id: String,
+    /// The site it reaches.
+    pub site_id: String,
+    /// Its label, such as `production backend`.
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API key just created, with its token: the only answer that carries it (the
+/// service keeps only its hash).
+#[derive(Debug, Clone)]
+pub struct CreatedApiKey {
+    /// The key.
+    pub key: ApiKey,
+    /// The bearer token; `Debug` prints `[redacted]`.
+    pub token: Secret,
+}
+
+/// A webhook secret rotation's outcome.
+#[derive(Debug, Clone)]
+pub struct RotatedSecret {
+    /// The new secret; `webhook-signature` carries its signature from now on.
+    pub secret: Secret,
+    /// Until then the replaced secret also signs `webhook-signature`.
+    pub previous_secret_valid_until: DateTime<Utc>,
+    /// `fullup-signature` is keyed with the replaced secret until then, with the new
+    /// one after.
+    pub fullup_signature_switches_at: DateTime<Utc>,
+}
+
 /// A webhook: a receiver URL, the event types it wants, and its state.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Webhook {

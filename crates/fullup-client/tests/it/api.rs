@@ -169,3 +169,91 @@ async fn wait_until_succeeded(
     }
     panic!("delivery {delivery} did not succeed within 15 s");
 }
+
+#[tokio::test]
+async fn a_site_api_key_reaches_its_site_only() {
+    let service = Service::start().await;
+    let admin = service.client();
+    let site = admin.create_site("acme").await.expect("site");
+    let other = admin.create_site("other").await.expect("other site");
+    let created = admin
+        .create_api_key(&site.id, "backend")
+        .await
+        .expect("api key");
+    assert!(!format!("{created:?}").contains(created.token.expose()));
+    let keys: Vec<_> = admin.api_keys(&site.id).try_collect().await.expect("keys");
+    assert_eq!(keys, vec![created.key.clone()]);
+
+    let backend = Client::new(&service.base, created.token.expose()).expect("client");
+    let event = NewEvent::new("order.paid", &json!({"n": 1})).expect("an event");
+    backend
+        .create_event(&site.id, &event)
+        .await
+        .expect("its own site");
+    let err = backend
+        .create_event(&other.id, &event)
+        .await
+        .expect_err("another site");
+    assert!(err.is_not_found(), "{err:?}");
+    let renamed = backend
+        .rename_site(&site.id, "acme inc")
+        .await
+        .expect("rename");
+    assert_eq!(renamed.name, "acme inc");
+
+    admin
+        .delete_api_key(&site.id, &created.key.id)
+        .await
+        .expect("revoke");
+    let err = backend.site(&site.id).await.expect_err("revoked");
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(401), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_new_and_a_test_makes_a_ping_event() {
+    let service = Service::start().await;
+    let client = service.client();
+    let site = client.create_site("rotation").await.expect("site");
+    let receiver = OkReceiver::start().await;
+    let created = client
+        .create_webhook(&site.id, &NewWebhook::new(&receiver.url))
+        .await
+        .expect("webhook");
+    let hook = &created.webhook.id;
+    let rotated = client
+        .rotate_webhook_secret(&site.id, hook, Some(Duration::from_secs(60)))
+        .await
+        .expect("rotate");
+    assert_ne!(rotated.secret, created.secret);
+    assert!(rotated.previous_secret_valid_until > created.webhook.created_at);
+    assert_eq!(
+        client.webhook_secret(&site.id, hook).await.expect("secret"),
+        rotated.secret
+    );
+    client
+        .rotate_webhook_secret(&site.id, hook, None)
+        .await
+        .expect("rotate with the default grace");
+
+    let ping = client.test_webhook(&site.id, hook).await.expect("test");
+    let event = client.event(&site.id, &ping).await.expect("the ping");
+    assert_eq!(event.event_type, "ping");
+    let paused = client
+        .update_webhook(
+            &site.id,
+            hook,
+            &fullup_client::WebhookUpdate {
+                paused: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("pause");
+    assert!(paused.paused);
+    let listed: Vec<_> = client.webhooks(&site.id).try_collect().await.expect("list");
+    assert_eq!(listed, vec![paused]);
+    client.delete_webhook(&site.id, hook).await.expect("delete");
+    client.delete_site(&site.id).await.expect("delete site");
+    let sites: Vec<_> = client.sites().try_collect().await.expect("sites");
+    assert!(sites.is_empty(), "{sites:?}");
+}
