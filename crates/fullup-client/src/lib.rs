@@ -38,6 +38,9 @@ pub use models::{
     ApiKey, Attempt, CreatedApiKey, CreatedWebhook, Delivery, DeliveryFilter, DeliveryState, Event,
     EventSummary, NewEvent, NewWebhook, RotatedSecret, Site, Webhook, WebhookUpdate,
 };
+/// The HTTP client this crate is built on, for [`Client::with_http_client`] and
+/// [`Error::Api`]'s status.
+pub use reqwest;
 
 /// Largest answer the client reads: a page of 250 items, or an event with its payload,
 /// is far smaller; anything bigger is not the API talking.
@@ -46,6 +49,12 @@ pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 /// Items a list call asks for per page unless [`Client::with_page_size`] says otherwise
 /// (the service's largest page, for the fewest round trips).
 pub const DEFAULT_PAGE_SIZE: u32 = 250;
+
+/// How long [`Client::new`]'s calls wait for an answer: above the service's own API
+/// timeout (30 s by default), after which it answers 503 itself.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long [`Client::new`] waits for a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The header that makes a retried event send safe.
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
@@ -136,10 +145,13 @@ struct SecretBody {
 
 impl Client {
     /// A client of the service at `base_url` (such as `http://127.0.0.1:8080`) that
-    /// authenticates with `token`: the admin token, or a site's API key.
+    /// authenticates with `token`: the admin token, or a site's API key. Calls give up
+    /// after [`DEFAULT_TIMEOUT`].
     pub fn new(base_url: &str, token: &str) -> Result<Self, Error> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("fullup-client/", env!("CARGO_PKG_VERSION")))
+            .timeout(DEFAULT_TIMEOUT)
+            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
             .build()
             .map_err(|source| Error::Transport {
                 url: base_url.to_owned(),
@@ -187,9 +199,9 @@ impl Client {
         })
     }
 
-    /// Lists fetch `size` items per page (1 to 250).
+    /// Lists fetch `size` items per page, clamped to the service's range, 1 to 250.
     pub fn with_page_size(mut self, size: u32) -> Self {
-        self.page_size = size;
+        self.page_size = size.clamp(1, DEFAULT_PAGE_SIZE);
         self
     }
 

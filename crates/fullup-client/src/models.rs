@@ -207,6 +207,9 @@ pub struct EventSummary {
     /// The idempotency key it was sent with.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// The size of its payload in bytes, when the service reports it.
+    #[serde(default)]
+    pub payload_bytes: Option<u64>,
 }
 
 /// An event with the exact body its deliveries carry.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use fullup_client::{Attempt, Client, Delivery, DeliveryFilter, DeliveryState};
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::remote::{Remote, block_on};
 use super::sign::print_line;
@@ -58,6 +58,9 @@ struct ListArgs {
     /// Only deliveries in this state.
     #[arg(long, value_enum)]
     state: Option<StateArg>,
+    /// Show the most recent N.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    limit: usize,
     /// First wait until none of them is pending (exit 2 after --timeout).
     #[arg(long)]
     wait: bool,
@@ -93,7 +96,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let client = args.remote.client()?;
     block_on(async move {
         match args.command {
-            Command::List(list_args) => list(&client, list_args).await?,
+            Command::List(list_args) => {
+                let page_size = u32::try_from(list_args.limit).unwrap_or(u32::MAX);
+                list(&client.with_page_size(page_size), list_args).await?
+            }
             Command::Attempts { site, delivery } => attempts(&client, &site, &delivery).await?,
             Command::Retry { site, delivery } => {
                 let delivery = client.retry_delivery(&site, &delivery).await?;
@@ -115,8 +121,11 @@ async fn list(client: &Client, args: ListArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let deliveries = loop {
-        let deliveries: Vec<Delivery> =
-            client.deliveries(&args.site, &filter).try_collect().await?;
+        let deliveries: Vec<Delivery> = client
+            .deliveries(&args.site, &filter)
+            .take(args.limit)
+            .try_collect()
+            .await?;
         let pending = deliveries
             .iter()
             .filter(|d| d.state == DeliveryState::Pending)

@@ -31,10 +31,13 @@ impl Remote {
         Client::new(&self.url, &token).with_context(|| format!("--url {}", self.url))
     }
 
-    /// A client without a token, for `/readyz`.
-    pub fn anonymous(&self) -> anyhow::Result<Client> {
-        Client::without_token(reqwest::Client::new(), &self.url)
-            .with_context(|| format!("--url {}", self.url))
+    /// A client without a token whose calls give up after `timeout`, for `/readyz`.
+    pub fn anonymous(&self, timeout: std::time::Duration) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .context("building the HTTP client")?;
+        Client::without_token(http, &self.url).with_context(|| format!("--url {}", self.url))
     }
 }
 

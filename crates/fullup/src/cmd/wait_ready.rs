@@ -8,6 +8,9 @@ use super::remote::{Remote, block_on};
 
 /// How often it asks again.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long one request may take: a service that accepts connections but does not
+/// answer is not ready either.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Arguments of `fullup wait-ready`.
 #[derive(Debug, clap::Args)]
@@ -21,7 +24,7 @@ pub struct Args {
 
 /// Polls `/readyz` until it answers 200.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let client = args.remote.anonymous()?;
+    let client = args.remote.anonymous(REQUEST_TIMEOUT)?;
     let started = Instant::now();
     block_on(async move {
         loop {
