@@ -20,6 +20,7 @@
 
 mod error;
 mod models;
+mod wire;
 
 /// Compiles the README's examples as doctests.
 #[cfg(doctest)]
@@ -31,6 +32,11 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use wire::{
+    ApiKeyWithToken, CreatedEvent, Page, RotateAnswer, SecretBody, TestAnswer, WebhookWithSecret,
+    checked_body, execute, parse_secret, transport,
+};
 
 pub use error::Error;
 pub use fullup_signature::Secret;
@@ -79,68 +85,6 @@ impl std::fmt::Debug for Client {
             .field("page_size", &self.page_size)
             .finish_non_exhaustive()
     }
-}
-
-/// The body of a list answer.
-#[derive(serde::Deserialize)]
-struct Page<T> {
-    data: Vec<T>,
-    #[serde(default)]
-    next_cursor: Option<String>,
-}
-
-/// The API's error shape.
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorDetail {
-    code: String,
-    message: String,
-}
-
-/// `POST …/events` answer.
-#[derive(serde::Deserialize)]
-struct CreatedEvent {
-    id: String,
-}
-
-/// `POST …/webhooks` answer: a webhook with its secret.
-#[derive(serde::Deserialize)]
-struct WebhookWithSecret {
-    #[serde(flatten)]
-    webhook: Webhook,
-    secret: String,
-}
-
-/// `POST …/api-keys` answer: a key with its token.
-#[derive(serde::Deserialize)]
-struct ApiKeyWithToken {
-    #[serde(flatten)]
-    key: ApiKey,
-    token: String,
-}
-
-/// `POST …/rotate-secret` answer.
-#[derive(serde::Deserialize)]
-struct RotateAnswer {
-    secret: String,
-    previous_secret_valid_until: chrono::DateTime<chrono::Utc>,
-    fullup_signature_switches_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// `POST …/test` answer.
-#[derive(serde::Deserialize)]
-struct TestAnswer {
-    event_id: String,
-}
-
-/// `GET …/secret` answer.
-#[derive(serde::Deserialize)]
-struct SecretBody {
-    secret: String,
 }
 
 impl Client {
@@ -534,79 +478,8 @@ impl Client {
     }
 }
 
-async fn execute<T: DeserializeOwned>(
-    url: &Url,
-    request: reqwest::RequestBuilder,
-) -> Result<T, Error> {
-    let response = request
-        .send()
-        .await
-        .map_err(|source| transport(url, source))?;
-    let body = checked_body(url, response).await?;
-    serde_json::from_slice(&body).map_err(|source| Error::Decode {
-        url: without_query(url),
-        source,
-    })
-}
-
 /// Collects a list into a `Vec`: for short lists (a delivery's attempts), when a
 /// stream is more than the caller needs.
 pub async fn collect<T>(list: impl Stream<Item = Result<T, Error>>) -> Result<Vec<T>, Error> {
     list.try_collect().await
-}
-
-fn transport(url: &Url, source: reqwest::Error) -> Error {
-    Error::Transport {
-        url: without_query(url),
-        source,
-    }
-}
-
-fn without_query(url: &Url) -> String {
-    let mut url = url.clone();
-    url.set_query(None);
-    url.to_string()
-}
-
-/// `secret` (a `what`, such as "webhook secret") in a [`Secret`], which `Debug` redacts.
-fn parse_secret(url: &Url, what: &str, secret: &str) -> Result<Secret, Error> {
-    Secret::parse(secret).map_err(|err| Error::Decode {
-        url: without_query(url),
-        source: serde::de::Error::custom(format!("the {what} is not usable: {err}")),
-    })
-}
-
-/// The body of a 2xx answer, read up to [`MAX_RESPONSE_BYTES`]; any other status is an
-/// [`Error::Api`].
-async fn checked_body(url: &Url, mut response: reqwest::Response) -> Result<Vec<u8>, Error> {
-    let status = response.status();
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|source| transport(url, source))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(Error::TooLarge {
-                url: without_query(url),
-                limit: MAX_RESPONSE_BYTES,
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    if status.is_success() {
-        return Ok(body);
-    }
-    Err(match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(ErrorBody { error }) => Error::Api {
-            status,
-            code: error.code,
-            message: error.message,
-        },
-        Err(_) => Error::Api {
-            status,
-            code: String::new(),
-            message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-        },
-    })
 }
