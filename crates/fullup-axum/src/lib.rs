@@ -16,7 +16,7 @@
 //! ```no_run
 //! use axum::{Json, Router, routing::post};
 //! use fullup_axum::{Verified, VerifyConfig};
-//! use fullup_signature::Secret;
+//! use fullup_axum::Secret;
 //!
 //! async fn webhook(Verified { body: Json(event), .. }: Verified<Json<serde_json::Value>>) {
 //!     println!("verified event {}", event["type"]);
@@ -37,8 +37,16 @@ mod extract;
 mod layer;
 mod rejection;
 
+/// Compiles the README's example as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use body::{FromVerifiedBody, read_body};
 pub use config::{DeliveryInfo, Timestamped, VerifyConfig};
 pub use extract::Verified;
+/// The secret type [`VerifyConfig::new`] takes, re-exported so a receiver needs one
+/// dependency.
+pub use fullup_signature::Secret;
 pub use layer::{VerifyLayer, VerifyService};
 pub use rejection::Rejection;

@@ -11,7 +11,6 @@
 //! Exit code 0 when every expected delivery arrived verified and nothing else did, 1
 //! when not, 2 on error.
 
-mod api;
 mod backlog;
 mod ceiling;
 mod cpu;
@@ -38,7 +37,6 @@ use anyhow::Context as _;
 use fullup_signature::Secret;
 use serde::Serialize;
 
-use self::api::NewWebhook;
 use self::cpu::CpuPerDelivery;
 use self::deployment::{Deployment, Nodes};
 use self::load::{Events, Load, Pace, Requests};
@@ -46,6 +44,7 @@ use self::plan::Plan;
 use self::progress::Progress;
 use self::receiver::{Expect, Receiver};
 use self::report::{Row, Tally, Timings};
+use fullup_client::NewWebhook;
 
 /// Which measurement to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -140,18 +139,12 @@ pub struct Args {
     /// Print one JSON object instead of a table (and no progress bar).
     #[arg(long)]
     json: bool,
-    /// Benchmark the deployment at this URL instead of starting one; the bench creates
-    /// its own site and webhooks there and deletes the site at the end.
-    #[arg(long, value_name = "URL", requires = "admin_token")]
+    /// Benchmark the deployment at this URL instead of starting one, with the admin
+    /// token in FULLUP_ADMIN_TOKEN (never a flag: command lines are visible to every
+    /// user of the machine); the bench creates its own site and webhooks there and
+    /// deletes the site at the end.
+    #[arg(long, value_name = "URL")]
     target: Option<String>,
-    /// The admin token of `--target`.
-    #[arg(
-        long,
-        env = "FULLUP_ADMIN_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    admin_token: Option<String>,
     /// The `--database-url` of the service the bench starts (a new SQLite file per run
     /// by default); the database should be empty.
     #[arg(long, value_name = "URL", conflicts_with = "target")]
@@ -296,12 +289,7 @@ impl Bench {
         };
         let mut ids = Vec::with_capacity(hooks.len());
         for hook in hooks {
-            ids.push(
-                deployment
-                    .api
-                    .create_webhook(&deployment.site, hook)
-                    .await?,
-            );
+            ids.push(deployment.create_webhook(&deployment.site, hook).await?);
         }
         Ok((deployment, ids))
     }
@@ -310,10 +298,10 @@ impl Bench {
     fn fan_out_hooks(&self, count: usize, paused: bool) -> Vec<NewWebhook> {
         (0..count)
             .map(|index| NewWebhook {
-                url: self.receiver.url(index),
-                event_type: "*".to_owned(),
-                secret: self.secret.clone(),
+                event_types: vec!["*".to_owned()],
+                secret: Some(self.secret.clone()),
                 paused,
+                ..NewWebhook::new(self.receiver.url(index))
             })
             .collect()
     }
@@ -368,7 +356,7 @@ impl Bench {
     ) -> anyhow::Result<(f64, Settled, CpuPerDelivery)> {
         let (deployment, _) = self.deploy(hooks).await?;
         let noisy = match noise {
-            Some(noise) => Some(noise.start(&deployment.api, &self.secret).await?),
+            Some(noise) => Some(noise.start(&deployment, &self.secret).await?),
             None => None,
         };
         let requests = stream.ingest(&deployment.api, &deployment.site);

@@ -16,30 +16,18 @@ pub const DEFAULT_SECRET_ENV: &str = "FULLUP_SECRET";
 /// Secret source options; flatten into a subcommand's `Args`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SecretArgs {
-    /// Read the secret from environment variable VAR [default: FULLUP_SECRET].
-    /// Repeatable where several secrets are accepted (rotation).
+    /// Read a secret from environment variable VAR [default: FULLUP_SECRET].
+    /// Repeatable: several secrets (a rotation's old and new) are all used, these first.
     #[arg(long = "secret-env", value_name = "VAR")]
     pub secret_env: Vec<String>,
 
-    /// Read the secret from file PATH (one secret; a single trailing newline is
-    /// ignored). Repeatable where several secrets are accepted (rotation).
+    /// Read a secret from file PATH (one secret; a single trailing newline is
+    /// ignored). Repeatable, like --secret-env.
     #[arg(long = "secret-file", value_name = "PATH", env = "FULLUP_SECRET_FILE")]
     pub secret_file: Vec<PathBuf>,
 }
 
 impl SecretArgs {
-    /// Loads exactly one secret; fails when the flags name more than one source.
-    pub fn load_one(&self) -> anyhow::Result<Secret> {
-        let sources = self.secret_env.len() + self.secret_file.len();
-        if sources > 1 {
-            bail!(
-                "{sources} secret sources given; this command takes one --secret-env or --secret-file"
-            );
-        }
-        let mut secrets = self.load_all()?;
-        secrets.pop().context("no secret loaded")
-    }
-
     /// Loads every secret: the `--secret-env` variables in order, then the
     /// `--secret-file` files in order; `FULLUP_SECRET` alone when neither flag is given.
     pub fn load_all(&self) -> anyhow::Result<Vec<Secret>> {

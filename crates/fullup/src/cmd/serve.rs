@@ -31,9 +31,23 @@ use super::logging::{self, LogFormat};
 /// user of the machine).
 const ADMIN_TOKEN_ENV: &str = "FULLUP_ADMIN_TOKEN";
 
+/// Shorter admin tokens draw a warning: 32 random characters are past guessing; a word
+/// or a short dev token is not, and the admin token opens every site.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// What `fullup serve --help` says about the environment, before the logging notes.
+const ENVIRONMENT_HELP: &str = "\
+Environment:
+  FULLUP_ADMIN_TOKEN  The admin token, 32 characters or more (`fullup secret new` prints
+                      one). Never a flag: command lines are visible to every user of the
+                      machine. Unset: the token stored by an earlier start is kept, or one
+                      is generated and printed once.
+  FULLUP_MAIN_KEY     The main key (base64 of 32 bytes), instead of --main-key-file.
+  Every flag also reads the variable shown as its [env: ...].";
+
 /// Arguments of `fullup serve`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = super::logging::HELP)]
+#[command(after_help = format!("{ENVIRONMENT_HELP}\n\n{}", super::logging::HELP))]
 pub struct Args {
     /// Database URL: `sqlite://PATH` (created if missing) for one node, or
     /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (the database must exist) for several
@@ -153,10 +167,13 @@ impl Args {
             "--max-connections must be at least 1"
         );
         let admin_token = match std::env::var(ADMIN_TOKEN_ENV) {
-            Ok(token) => Some(
-                Secret::parse(&token)
-                    .with_context(|| format!("{ADMIN_TOKEN_ENV} is not usable"))?,
-            ),
+            Ok(token) => {
+                warn_if_short(&token);
+                Some(
+                    Secret::parse(&token)
+                        .with_context(|| format!("{ADMIN_TOKEN_ENV} is not usable"))?,
+                )
+            }
             Err(_) => None,
         };
         Ok(Config {
@@ -193,6 +210,17 @@ impl Args {
             },
             ..Config::default()
         })
+    }
+}
+
+/// Warns on stderr, before any log line, when the admin token is short enough to guess.
+fn warn_if_short(token: &str) {
+    let chars = token.chars().count();
+    if chars < MIN_ADMIN_TOKEN_CHARS {
+        eprintln!(
+            "fullup: WARNING: {ADMIN_TOKEN_ENV} is {chars} characters long; a short token can be guessed \
+             and opens every site: use {MIN_ADMIN_TOKEN_CHARS} or more (`fullup secret new` prints one)"
+        );
     }
 }
 

@@ -1,4 +1,6 @@
-//! `fullup sign [FILE|-]`: print the `fullup-signature` header value for a body.
+//! `fullup sign [FILE|-]`: print the `fullup-signature` header value for a body, once
+//! per secret given (a line each, in flag order), such as the old and the new one of a
+//! rotation.
 //!
 //! Also home of the body-input and stdout helpers that `verify` and `secret` share.
 
@@ -22,11 +24,13 @@ pub struct Args {
     pub secret: SecretArgs,
 }
 
-/// Prints the lowercase hex HMAC-SHA256 of the body.
+/// Prints the lowercase hex HMAC-SHA256 of the body with each secret, a line each.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let secret = args.secret.load_one()?;
+    let secrets = args.secret.load_all()?;
     let body = read_body(args.input.as_deref())?;
-    print_line(&sign(&secret, &body).to_string())?;
+    for secret in &secrets {
+        print_line(&sign(secret, &body).to_string())?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -28,13 +28,14 @@ pub struct Args {
     pub secret: SecretArgs,
 }
 
-/// Verifies; prints `valid (secret N)` on success, a one-line reason on mismatch.
+/// Verifies; prints `valid (secret #N)` (N from 1, in flag order) on success, a one-line reason on mismatch.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let verifier = Verifier::new(args.secret.load_all()?).context("loading secrets")?;
     let body = read_body(args.input.as_deref())?;
     match verifier.verify(Some(&args.signature), &body) {
         Ok(verified) => {
-            print_line(&format!("valid (secret {})", verified.secret_index))?;
+            // Numbered from 1, as `fullup listen` numbers them (`verified with secret #1`).
+            print_line(&format!("valid (secret #{})", verified.secret_index + 1))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(VerifyError::Mismatch) => {

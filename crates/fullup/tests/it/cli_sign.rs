@@ -144,11 +144,27 @@ fn secret_errors_name_what_to_fix_without_showing_the_secret() {
     assert!(err.contains("--secret-file /nonexistent/secret"), "{err}");
 }
 
+/// Regression: `--secret-env` said "Repeatable" but `sign` refused a second one.
 #[test]
-fn sign_takes_exactly_one_secret() {
-    let args = ["sign", "--secret-env", "A", "--secret-env", "B"];
-    let err = error_line(&fullup(&args, &[("A", "a"), ("B", "b")], BODY));
-    assert!(err.contains("--secret-env"), "{err}");
+fn sign_with_two_secrets_prints_a_signature_for_each_in_flag_order() {
+    let old = temp_file(b"old secret\n");
+    let args = [
+        "sign",
+        "--secret-file",
+        path(&old),
+        "--secret-env",
+        "A",
+        "--secret-env",
+        "B",
+    ];
+    let output = fullup(&args, &[("A", SECRET), ("B", "another secret")], BODY);
+    assert_eq!(code(&output), 0, "stderr: {}", stderr(&output));
+    let expected: Vec<String> = [SECRET, "another secret", "old secret"]
+        .iter()
+        .map(|s| fullup_signature::sign(&Secret::parse(s).expect("secret"), BODY).to_string())
+        .collect();
+    assert_eq!(expected[0], SIGNATURE);
+    assert_eq!(stdout(&output), format!("{}\n", expected.join("\n")));
 }
 
 #[test]
@@ -161,7 +177,7 @@ fn verify_exits_0_for_a_valid_signature() {
     ] {
         let output = fullup(args, &[("FULLUP_SECRET", SECRET)], BODY);
         assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
-        assert_eq!(stdout(&output), "valid (secret 0)\n");
+        assert_eq!(stdout(&output), "valid (secret #1)\n");
     }
 }
 
@@ -217,7 +233,7 @@ fn verify_accepts_rotated_secrets_and_says_which_matched() {
     assert_eq!(code(&output), 0, "stderr: {}", stderr(&output));
     assert_eq!(
         stdout(&output),
-        "valid (secret 0)\n",
+        "valid (secret #1)\n",
         "--secret-env values come first"
     );
     let args = [
@@ -230,5 +246,5 @@ fn verify_accepts_rotated_secrets_and_says_which_matched() {
         "NEW",
     ];
     let output = fullup(&args, &[("OLD", "old"), ("NEW", SECRET)], BODY);
-    assert_eq!(stdout(&output), "valid (secret 1)\n");
+    assert_eq!(stdout(&output), "valid (secret #2)\n");
 }

@@ -2,12 +2,14 @@
 
 mod admin;
 mod bench;
+mod cli_manage;
 mod cli_sign;
 mod crash;
 mod hosts;
 mod listen;
 mod logs;
 mod proxy;
+mod quickstart;
 mod seed_receivers;
 mod serve;
 mod support_ingest;

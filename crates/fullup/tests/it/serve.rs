@@ -66,7 +66,7 @@ async fn a_bad_flag_exits_2_with_a_one_line_reason() {
 }
 
 #[test]
-fn serve_help_documents_rust_log_and_the_monitoring_flags() {
+fn serve_help_documents_the_environment_and_the_monitoring_flags() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_fullup"))
         .args(["serve", "--help"])
         .output()
@@ -74,6 +74,8 @@ fn serve_help_documents_rust_log_and_the_monitoring_flags() {
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
     for needle in [
+        "FULLUP_ADMIN_TOKEN",
+        "FULLUP_MAIN_KEY",
         "RUST_LOG",
         "NO_COLOR",
         "--log-format",

@@ -10,9 +10,9 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
+use fullup_client::{Client, WebhookUpdate};
 use serde::Serialize;
 
-use super::api::Api;
 use super::ceiling::Ceilings;
 use super::load::{Events, Pace};
 use super::receiver::Expect;
@@ -48,7 +48,7 @@ pub struct Drain {
 const SCRAPES: usize = 100;
 
 /// Times [`SCRAPES`] scrapes one after the other; returns them and the pending gauge.
-async fn time_scrapes(api: &Api) -> anyhow::Result<(Latency, Option<f64>)> {
+async fn time_scrapes(api: &Client) -> anyhow::Result<(Latency, Option<f64>)> {
     let mut nanos = Vec::with_capacity(SCRAPES);
     let mut text = String::new();
     for _ in 0..SCRAPES {
@@ -61,6 +61,20 @@ async fn time_scrapes(api: &Api) -> anyhow::Result<(Latency, Option<f64>)> {
         .find_map(|l| l.strip_prefix("fullup_deliveries_pending "))
         .and_then(|v| v.trim().parse().ok());
     Ok((Latency::of(nanos), pending))
+}
+
+/// Pauses or resumes a webhook, checking that the service did.
+async fn set_paused(api: &Client, site: &str, webhook: &str, paused: bool) -> anyhow::Result<()> {
+    let changes = WebhookUpdate {
+        paused: Some(paused),
+        ..WebhookUpdate::default()
+    };
+    let updated = api.update_webhook(site, webhook, &changes).await?;
+    anyhow::ensure!(
+        updated.paused == paused,
+        "the service did not set paused={paused} on webhook {webhook}"
+    );
+    Ok(())
 }
 
 /// What a backlog run measured.
@@ -133,7 +147,7 @@ async fn drain(bench: &mut Bench, deliveries: usize) -> anyhow::Result<Drain> {
     let mut resumes = tokio::task::JoinSet::new();
     for webhook in webhooks {
         let (api, site) = (deployment.api.clone(), deployment.site.clone());
-        resumes.spawn(async move { api.set_paused(&site, &webhook, false).await });
+        resumes.spawn(async move { set_paused(&api, &site, &webhook, false).await });
     }
     while let Some(done) = resumes.join_next().await {
         done.context("resuming a webhook panicked")?

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use fullup_client::{Client, NewWebhook};
 use fullup_hosts::Cluster;
 
-use super::api::Api;
 use super::cpu::CpuTimes;
 use super::service::Service;
 
@@ -96,7 +96,7 @@ struct Local {
 #[derive(Debug)]
 pub struct Deployment {
     /// Its management API (node A's, with `--nodes`).
-    pub api: Api,
+    pub api: Client,
     /// The run's site.
     pub site: String,
     local: Option<Local>,
@@ -119,7 +119,7 @@ impl Deployment {
                 let exe = executable(exe.as_deref())?;
                 let url = database_url.as_deref();
                 let service = Service::start(dir.path(), url, &exe, &token, key_file).await?;
-                let api = local_api(client, &service, token);
+                let api = local_api(client, &service, &token)?;
                 let postgres = database_url
                     .as_deref()
                     .is_some_and(|url| url.starts_with("postgres"));
@@ -131,12 +131,12 @@ impl Deployment {
                 (api, Some(local))
             }
             Target::Remote { base, token } => {
-                let api = Api {
-                    client: client.clone(),
-                    base: base.trim_end_matches('/').to_owned(),
-                    token: token.clone(),
-                };
-                api.health().await.context("checking --target")?;
+                let api =
+                    Client::with_http_client(client.clone(), base, token).context("--target")?;
+                anyhow::ensure!(
+                    api.ready().await.context("checking --target")?,
+                    "--target {base} is not ready: its /readyz does not answer 200"
+                );
                 (api, None)
             }
         };
@@ -159,7 +159,7 @@ impl Deployment {
                 Service::start_node(&nodes.cluster, index, key_file, exe, &token, api_only).await?,
             );
         }
-        let api = local_api(client, &services[0], token);
+        let api = local_api(client, &services[0], &token)?;
         let local = Local {
             services,
             postgres: true,
@@ -168,9 +168,31 @@ impl Deployment {
         Self::with_site(api, Some(local)).await
     }
 
-    async fn with_site(api: Api, local: Option<Local>) -> anyhow::Result<Self> {
-        let site = api.create_site().await?;
+    async fn with_site(api: Client, local: Option<Local>) -> anyhow::Result<Self> {
+        let site = api.create_site("fullup bench").await?.id;
         Ok(Self { api, site, local })
+    }
+
+    /// Creates `hook` on `site`; returns its id. A paused one must come out paused: a
+    /// service too old to know `paused` would start delivering at once.
+    pub async fn create_webhook(&self, site: &str, hook: &NewWebhook) -> anyhow::Result<String> {
+        let created = self
+            .api
+            .create_webhook(site, hook)
+            .await
+            .context(if hook.paused {
+                "creating a paused webhook (this needs a service that accepts `\"paused\": true`)"
+            } else {
+                "creating a webhook"
+            })?;
+        anyhow::ensure!(
+            created.webhook.paused == hook.paused,
+            "the service created webhook {} with paused={}, not {}",
+            created.webhook.id,
+            created.webhook.paused,
+            hook.paused
+        );
+        Ok(created.webhook.id)
     }
 
     /// The service's peak resident memory so far (the largest node's), when the bench
@@ -231,10 +253,7 @@ fn executable(exe: Option<&Path>) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn local_api(client: &reqwest::Client, service: &Service, token: String) -> Api {
-    Api {
-        client: client.clone(),
-        base: service.base.clone(),
-        token,
-    }
+fn local_api(client: &reqwest::Client, service: &Service, token: &str) -> anyhow::Result<Client> {
+    Client::with_http_client(client.clone(), &service.base, token)
+        .with_context(|| format!("the service the bench started at {}", service.base))
 }

@@ -16,7 +16,9 @@
 use fullup_signature::Secret;
 use serde::Serialize;
 
-use super::api::{Api, NewWebhook};
+use fullup_client::{NewEvent, NewWebhook};
+
+use super::deployment::Deployment;
 use super::load::Events;
 use super::receiver::Expect;
 use super::report::{Latency, Row, Tally, ratio};
@@ -35,22 +37,21 @@ pub struct Noise {
 }
 
 impl Noise {
-    /// Creates the noisy site with its webhooks on `api` and sends its events; returns
-    /// the site's id (to delete after the run).
-    pub async fn start(&self, api: &Api, secret: &Secret) -> anyhow::Result<String> {
-        let site = api.create_site().await?;
+    /// Creates the noisy site with its webhooks on `deployment` and sends its events;
+    /// returns the site's id (to delete after the run).
+    pub async fn start(&self, deployment: &Deployment, secret: &Secret) -> anyhow::Result<String> {
+        let site = deployment.api.create_site("fullup bench noise").await?.id;
         let hook = NewWebhook {
-            url: self.url.clone(),
-            event_type: "*".to_owned(),
-            secret: secret.clone(),
-            paused: false,
+            event_types: vec!["*".to_owned()],
+            secret: Some(secret.clone()),
+            ..NewWebhook::new(self.url.clone())
         };
         for _ in 0..NOISY_WEBHOOKS {
-            api.create_webhook(&site, &hook).await?;
+            deployment.create_webhook(&site, &hook).await?;
         }
         for n in 0..NOISY_EVENTS {
-            api.send_event(&site, "noise.event", serde_json::json!({ "n": n }))
-                .await?;
+            let event = NewEvent::new("noise.event", &serde_json::json!({ "n": n }))?;
+            deployment.api.create_event(&site, &event).await?;
         }
         Ok(site)
     }
@@ -99,10 +100,9 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
         .iter()
         .enumerate()
         .map(|(index, event_type)| NewWebhook {
-            url: bench.receiver.url(index),
-            event_type: event_type.clone(),
-            secret: bench.secret.clone(),
-            paused: false,
+            event_types: vec![event_type.clone()],
+            secret: Some(bench.secret.clone()),
+            ..NewWebhook::new(bench.receiver.url(index))
         })
         .collect();
     let noisy_site = bench.plan.noisy_site;
@@ -110,10 +110,9 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Report> {
     let noise = Noise { url: stall.url() };
     if !noisy_site {
         hooks.push(NewWebhook {
-            url: noise.url.clone(),
-            event_type: types[healthy].clone(),
-            secret: bench.secret.clone(),
-            paused: false,
+            event_types: vec![types[healthy].clone()],
+            secret: Some(bench.secret.clone()),
+            ..NewWebhook::new(noise.url.clone())
         });
     }
     let noise = noisy_site.then_some(&noise);

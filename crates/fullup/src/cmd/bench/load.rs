@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-
-use super::api::Api;
+use fullup_client::{Client, NewEvent};
+use serde_json::value::RawValue;
 
 /// Open-loop runs keep at most this many requests in flight; past it they slow down
 /// (which shows as an achieved rate below the one asked for) rather than open
@@ -87,45 +87,28 @@ impl Events {
     }
 
     /// Requests ingesting event `seq` into `site`, each wanting a 202 (after the commit).
-    pub fn ingest(&self, api: &Api, site: &str) -> Requests {
-        let (events, api) = (self.clone(), api.clone());
-        let url = format!("{}/v1/sites/{site}/events", api.base);
+    pub fn ingest(&self, api: &Client, site: &str) -> Requests {
+        let (events, api, site) = (self.clone(), api.clone(), Arc::<str>::from(site));
         Requests::new(move |seq| {
-            let body = format!(
-                r#"{{"type":"{}","data":{}}}"#,
-                events.event_type(seq),
-                events.data(seq)
-            );
-            let request = api
-                .client
-                .post(&url)
-                .bearer_auth(&api.token)
-                .header("content-type", "application/json")
-                .body(body);
+            let (api, site) = (api.clone(), site.clone());
+            let data = RawValue::from_string(events.data(seq));
+            let event_type = events.event_type(seq).to_owned();
             Box::pin(async move {
-                let response = request
-                    .send()
-                    .await
-                    .context("sending an event to the service")?;
-                accepted(response).await
+                let event = NewEvent::from_raw(event_type, data?);
+                match api.create_event(&site, &event).await {
+                    Ok(_) => Ok(()),
+                    Err(err) if err.status() == Some(reqwest::StatusCode::TOO_MANY_REQUESTS) => {
+                        anyhow::bail!(
+                            "ingest answered 429 (rate limited): run the service with --ingest-rate-limit 0 or a limit above the bench's rate; {err}"
+                        )
+                    }
+                    Err(err) => {
+                        Err(anyhow::Error::new(err).context("sending an event to the service"))
+                    }
+                }
             })
         })
     }
-}
-
-/// Checks that the service accepted an event: 202, after the commit.
-async fn accepted(response: reqwest::Response) -> anyhow::Result<()> {
-    let status = response.status();
-    if status == reqwest::StatusCode::ACCEPTED {
-        return Ok(());
-    }
-    let body = response.text().await.unwrap_or_default();
-    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        anyhow::bail!(
-            "ingest answered 429 (rate limited): run the service with --ingest-rate-limit 0 or a limit above the bench's rate; {body}"
-        );
-    }
-    anyhow::bail!("ingest answered {status}: {body}")
 }
 
 /// What a load run did.

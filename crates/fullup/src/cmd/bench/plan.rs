@@ -320,15 +320,14 @@ fn target(args: &Args) -> anyhow::Result<Target> {
             exe: args.service_exe.clone(),
         });
     };
-    let token = args
-        .admin_token
-        .clone()
+    let base = http_url("--target", url.clone())?;
+    let token = std::env::var(super::super::remote::ADMIN_TOKEN_ENV)
+        .ok()
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| anyhow::anyhow!("--target needs --admin-token (or FULLUP_ADMIN_TOKEN)"))?;
-    Ok(Target::Remote {
-        base: http_url("--target", url.clone())?,
-        token,
-    })
+        .ok_or_else(|| {
+            anyhow::anyhow!("--target needs the deployment's admin token in FULLUP_ADMIN_TOKEN")
+        })?;
+    Ok(Target::Remote { base, token })
 }
 
 /// Checks that `url` is an http(s) URL; returns it without a trailing slash.
@@ -407,7 +406,7 @@ mod tests {
             .starts_with("--duration")
         );
         assert!(refusal(&["--receiver-listen", "0.0.0.0:0"]).contains("--receiver-url"));
-        assert!(refusal(&["--target", "ftp://host", "--admin-token", "t"]).starts_with("--target"));
+        assert!(refusal(&["--target", "ftp://host"]).starts_with("--target"));
         let isolation = [
             "--scenario",
             "isolation",
