@@ -3,6 +3,7 @@
 //! one error shape every failure must have.
 
 mod auth;
+mod consistency;
 mod errors;
 mod ingest;
 mod pagination;

@@ -134,20 +134,35 @@ async fn client_mistakes_on_every_kind_of_route_share_the_shape(backend: Backend
         422,
         "invalid_body",
     );
+    // A body field is 422 whether it is missing, mistyped or refused (issue 14: a bad
+    // `since` was 400 and a missing one 422).
     let recover = format!("{hook}/recover");
     assert_error(
         &server
             .call(Method::POST, &recover, Some(json!({"since": "last week"})))
             .await,
-        400,
-        "invalid_request",
+        422,
+        "invalid_time",
+    );
+    assert_error(
+        &server.call(Method::POST, &recover, Some(json!({}))).await,
+        422,
+        "invalid_body",
+    );
+    assert_error(
+        &server
+            .call(Method::POST, &recover, Some(json!({"since": 7})))
+            .await,
+        422,
+        "invalid_body",
     );
     let reversed = json!({"since": "2030-01-02T00:00:00Z", "until": "2030-01-01T00:00:00Z"});
     assert_error(
         &server.call(Method::POST, &recover, Some(reversed)).await,
-        400,
-        "invalid_request",
+        422,
+        "invalid_time_range",
     );
+    // A query parameter outside its format is 400: the request line does not parse.
     let events = format!("/v1/sites/{site}/events?since=soon");
     assert_error(
         &server.call(Method::GET, &events, None).await,
