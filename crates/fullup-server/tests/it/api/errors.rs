@@ -74,6 +74,9 @@ async fn ids_that_cannot_exist_and_absent_ids_get_404(backend: Backend) {
     let absent = "01JDQ3W5Z8K9T2M4N6P8R0S2V4";
     for path in [
         "/v1/sites/not-a-site".to_owned(),
+        // Not UTF-8 once percent-decoded: axum's own rejection was plain text.
+        "/v1/sites/%FF".to_owned(),
+        format!("/v1/sites/{site}/webhooks/%C3%28"),
         format!("/v1/sites/site_{absent}"),
         format!("/v1/sites/wh_{absent}"),
         format!("/v1/sites/{site}/webhooks/site_{absent}"),
