@@ -67,7 +67,9 @@ async fn schemathesis_finds_no_server_error_undocumented_status_or_schema_mismat
     if !fullup_testkit::require_tool("schemathesis", &["--version"], TEST) {
         return;
     }
-    let server = backend.start().await;
+    // An API-only node: schemathesis registers webhooks at random URLs, public IP
+    // literals among them, and a test must not send traffic off the machine.
+    let server = backend.start_with(|c| c.delivery.workers = 0).await;
     // schemathesis keeps its Hypothesis database in the working directory.
     let work = tempfile::tempdir().expect("temp dir");
     let schema = format!("{}/openapi.json", server.base);
