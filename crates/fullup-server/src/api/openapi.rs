@@ -228,7 +228,7 @@ fn add_error_responses(op: &mut Operation) {
         has(ParameterIn::Header),
     );
     let body = op.request_body.is_some();
-    let mut statuses = vec!["401", "503"];
+    let mut statuses = vec!["401", "500", "503"];
     if query || header || body {
         statuses.push("400");
     }
@@ -318,6 +318,9 @@ fn status_description(status: &str) -> &'static str {
         "429" => {
             "This credential sent events faster than its ingest rate limit; retry after \
              `Retry-After` seconds (`rate_limited`)"
+        }
+        "500" => {
+            "A fault of the service or its database; the server log has the cause (`internal`)"
         }
         "503" => "The request did not complete within the API timeout (`timeout`); retry it",
         _ => "",

@@ -237,7 +237,7 @@ fn every_operation_documents_the_errors_its_shape_allows_with_the_error_body() {
         }
         let params = op["parameters"].as_array().cloned().unwrap_or_default();
         let in_ = |place: &str| params.iter().any(|p| p["in"] == place);
-        let mut expected = vec!["401", "503"];
+        let mut expected = vec!["401", "500", "503"];
         if path.contains('{') {
             expected.push("404");
             assert!(in_("path"), "{method} {path} declares no path parameter");
