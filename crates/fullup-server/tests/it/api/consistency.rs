@@ -4,35 +4,10 @@
 //! data that is not an object, and an event list that carried whole payloads.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{assert_error, raw};
-use crate::support::server::ADMIN_TOKEN;
+use super::{assert_error, bare, raw};
 use crate::support::{Backend, TestServer, store_test};
-
-/// A request with `headers` and raw `body`, without the JSON content type `raw` adds.
-async fn bare(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: impl Into<reqwest::Body>,
-) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{}{path}", server.base))
-        .bearer_auth(ADMIN_TOKEN)
-        .body(body);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    let resp = req.send().await.expect("request");
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 store_test!(a_cursor_no_page_returned_is_400_invalid_cursor_on_every_list);
 async fn a_cursor_no_page_returned_is_400_invalid_cursor_on_every_list(backend: Backend) {
