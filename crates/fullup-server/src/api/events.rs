@@ -18,7 +18,7 @@ use super::{AppState, ListResponse, PageParams, path_id, query_time};
 use crate::domain::canonical_json::canonicalize;
 use crate::domain::event_type::EventType;
 use crate::domain::ids::EventId;
-use crate::domain::models::Event;
+use crate::domain::models::{self, Event};
 use crate::service::events::{MAX_IDEMPOTENCY_KEY_LEN, NewEventRequest};
 use crate::store::EventFilterQuery;
 
@@ -80,14 +80,14 @@ pub struct EventSummary {
     pub payload_bytes: u64,
 }
 
-impl From<Event> for EventSummary {
-    fn from(e: Event) -> Self {
+impl From<models::EventSummary> for EventSummary {
+    fn from(e: models::EventSummary) -> Self {
         Self {
             id: e.id,
             event_type: e.event_type.to_string(),
             created_at: e.created_at.to_rfc3339(),
             idempotency_key: e.idempotency_key,
-            payload_bytes: u64::try_from(e.payload.len()).unwrap_or(u64::MAX),
+            payload_bytes: e.payload_bytes,
         }
     }
 }
