@@ -73,7 +73,8 @@ pub struct AttemptResponse {
     pub error_kind: Option<ErrorKind>,
     /// Details of the failure.
     pub error_message: Option<String>,
-    /// The first 4 KiB of the response body.
+    /// The first 4 KiB of the response body, as text: invalid UTF-8 and NUL bytes
+    /// read as U+FFFD.
     pub response_body: String,
 }
 
