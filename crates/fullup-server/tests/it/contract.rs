@@ -87,6 +87,10 @@ async fn schemathesis_finds_no_server_error_undocumented_status_or_schema_mismat
         SEED,
         "--workers",
         "1",
+        // Well above the API's own 30 s timeout (a documented 503): a loaded CI machine
+        // must not turn a slow answer into a failure.
+        "--request-timeout",
+        "60",
     ];
     let output = run("schemathesis", &args, work.path(), &[]).await;
     let report = text(&output);
