@@ -1,15 +1,15 @@
 //! Deliveries (one per event and webhook), their attempt logs, and manual retry.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::ApiQuery;
+use super::extract::{ApiPath, ApiQuery};
 use super::sites::load_site;
-use super::{AppState, ListResponse, PageParams, parse_time, path_id};
+use super::{AppState, ListResponse, PageParams, path_id, query_time};
 use crate::domain::ids::{AttemptId, DeliveryId, EventId, WebhookId};
 use crate::domain::models::{Attempt, Delivery, DeliveryState, ErrorKind};
 use crate::store::DeliveryFilter;
@@ -73,7 +73,8 @@ pub struct AttemptResponse {
     pub error_kind: Option<ErrorKind>,
     /// Details of the failure.
     pub error_message: Option<String>,
-    /// The first 4 KiB of the response body.
+    /// The first 4 KiB of the response body, as text: invalid UTF-8 and NUL bytes
+    /// read as U+FFFD.
     pub response_body: String,
 }
 
@@ -97,19 +98,26 @@ impl From<Attempt> for AttemptResponse {
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryListParams {
-    /// Only this event's deliveries.
+    /// Only this event's deliveries (`evt_` + ULID).
+    #[param(pattern = "^evt_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub event_id: Option<String>,
-    /// Only this webhook's deliveries.
+    /// Only this webhook's deliveries (`wh_` + ULID).
+    #[param(pattern = "^wh_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub webhook_id: Option<String>,
-    /// `pending`, `succeeded`, `failed` or `cancelled`.
+    /// Only deliveries in this state.
+    #[param(value_type = Option<DeliveryState>)]
     pub state: Option<String>,
     /// RFC 3339: created at or after.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339: created before.
+    #[param(format = DateTime)]
     pub until: Option<String>,
-    /// Page size, 1 to 250.
+    /// Page size, 1 to 250 (default 50).
+    #[param(minimum = 1, maximum = 250)]
     pub limit: Option<u32>,
-    /// The previous page's `next_cursor`.
+    /// The previous page's `next_cursor` (400 `invalid_cursor` for anything else).
+    #[param(pattern = "^[a-z]+_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub cursor: Option<String>,
 }
 
@@ -144,25 +152,25 @@ impl DeliveryListParams {
             since: self
                 .since
                 .as_deref()
-                .map(|t| parse_time("since", t))
+                .map(|t| query_time("since", t))
                 .transpose()?,
             until: self
                 .until
                 .as_deref()
-                .map(|t| parse_time("until", t))
+                .map(|t| query_time("until", t))
                 .transpose()?,
         })
     }
 }
 
 /// Lists a site's deliveries.
-#[utoipa::path(get, path = "/v1/sites/{site_id}/deliveries", tag = "deliveries", params(DeliveryListParams),
+#[utoipa::path(get, operation_id = "listDeliveries", path = "/v1/sites/{site_id}/deliveries", tag = "deliveries", params(DeliveryListParams),
     responses((status = 200, body = ListResponse<DeliveryResponse>), (status = 400, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(site_id): Path<String>,
+    ApiPath(site_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DeliveryListParams>,
 ) -> Result<Json<ListResponse<DeliveryResponse>>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
@@ -170,7 +178,7 @@ pub async fn list(
         limit: q.limit,
         cursor: q.cursor.clone(),
     }
-    .to_request()?;
+    .to_request(DeliveryId::parse)?;
     let page = state.service.deliveries(&site, &q.filter()?, &page).await?;
     Ok(Json(ListResponse::from_page(page, DeliveryResponse::from)))
 }
@@ -187,12 +195,12 @@ async fn load_delivery(
 }
 
 /// Gets a delivery.
-#[utoipa::path(get, path = "/v1/sites/{site_id}/deliveries/{delivery_id}", tag = "deliveries",
+#[utoipa::path(get, operation_id = "getDelivery", path = "/v1/sites/{site_id}/deliveries/{delivery_id}", tag = "deliveries",
     responses((status = 200, body = DeliveryResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, delivery_id)): Path<(String, String)>,
+    ApiPath((site_id, delivery_id)): ApiPath<(String, String)>,
 ) -> Result<Json<DeliveryResponse>, ApiError> {
     Ok(Json(
         load_delivery(&state, caller, &site_id, &delivery_id)
@@ -202,13 +210,13 @@ pub async fn get(
 }
 
 /// Attempts a delivery again now, whatever its state (a replay when it had succeeded).
-#[utoipa::path(post, path = "/v1/sites/{site_id}/deliveries/{delivery_id}/retry", tag = "deliveries",
+#[utoipa::path(post, operation_id = "retryDelivery", path = "/v1/sites/{site_id}/deliveries/{delivery_id}/retry", tag = "deliveries",
     responses((status = 202, body = DeliveryResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, delivery_id)): Path<(String, String)>,
+    ApiPath((site_id, delivery_id)): ApiPath<(String, String)>,
 ) -> Result<(StatusCode, Json<DeliveryResponse>), ApiError> {
     let delivery = load_delivery(&state, caller, &site_id, &delivery_id).await?;
     let delivery = state.service.retry(&delivery).await?;
@@ -216,20 +224,20 @@ pub async fn retry(
 }
 
 /// Lists a delivery's attempts, newest first.
-#[utoipa::path(get, path = "/v1/sites/{site_id}/deliveries/{delivery_id}/attempts", tag = "deliveries",
+#[utoipa::path(get, operation_id = "listAttempts", path = "/v1/sites/{site_id}/deliveries/{delivery_id}/attempts", tag = "deliveries",
     params(PageParams),
     responses((status = 200, body = ListResponse<AttemptResponse>), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn attempts(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, delivery_id)): Path<(String, String)>,
+    ApiPath((site_id, delivery_id)): ApiPath<(String, String)>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<AttemptResponse>>, ApiError> {
     let delivery = load_delivery(&state, caller, &site_id, &delivery_id).await?;
     let page = state
         .service
-        .attempts(&delivery, &page.to_request()?)
+        .attempts(&delivery, &page.to_request(AttemptId::parse)?)
         .await?;
     Ok(Json(ListResponse::from_page(page, AttemptResponse::from)))
 }

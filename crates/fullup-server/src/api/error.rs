@@ -116,7 +116,6 @@ impl From<ServiceError> for ApiError {
         match err {
             ServiceError::NotFound(what) => Self::not_found(what),
             ServiceError::Invalid { code, message } => Self::invalid(code, message),
-            ServiceError::BadRequest(message) => Self::bad_request(message),
             ServiceError::Conflict { code, message } => Self::conflict(code, message),
             ServiceError::Store(err) => Self::internal(&err),
         }

@@ -177,7 +177,7 @@ async fn time_limit(
 }
 
 /// Liveness, the older name of `/healthz`: answers `ok` while the process serves requests.
-#[utoipa::path(get, path = "/health", tag = "service",
+#[utoipa::path(get, operation_id = "getHealth", path = "/health", tag = "monitoring",
     responses((status = 200, description = "The service is up", body = String, content_type = "text/plain")))]
 pub async fn health() -> &'static str {
     "ok"
@@ -188,19 +188,35 @@ pub async fn health() -> &'static str {
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size, 1 to 250 (default 50).
+    #[param(minimum = 1, maximum = 250)]
     pub limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (400 `invalid_cursor` for anything else).
+    #[param(pattern = "^[a-z]+_[0-7][0-9A-HJKMNP-TV-Z]{25}$")]
     pub cursor: Option<String>,
 }
 
 impl PageParams {
-    /// Validates into a store page request.
-    pub fn to_request(&self) -> Result<PageRequest, ApiError> {
+    /// Validates into a store page request. `cursor` must be what `next_cursor` holds:
+    /// an id of the listed kind, which `parse` reads; anything else is 400
+    /// `invalid_cursor` rather than a silent first page.
+    pub fn to_request<T, E>(
+        &self,
+        parse: fn(&str) -> Result<T, E>,
+    ) -> Result<PageRequest, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             return Err(ApiError::bad_request(format!(
                 "limit must be between 1 and {MAX_PAGE_SIZE}"
             )));
+        }
+        if let Some(cursor) = &self.cursor
+            && parse(cursor).is_err()
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "cursor must be the `next_cursor` of a previous page of this list; omit it for the first page",
+            ));
         }
         Ok(PageRequest {
             limit,
@@ -209,13 +225,19 @@ impl PageParams {
     }
 }
 
-/// Parses an RFC 3339 time from a query or body.
-pub fn parse_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse_rfc3339(value).map_err(|_| {
-        ApiError::bad_request(format!(
-            "{field} must be an RFC 3339 time such as 2026-01-31T12:00:00Z"
-        ))
-    })
+fn time_message(field: &str) -> String {
+    format!("{field} must be an RFC 3339 time such as 2026-01-31T12:00:00Z")
+}
+
+/// Parses an RFC 3339 time from a query parameter: 400 when it is not one.
+pub fn query_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_rfc3339(value).map_err(|_| ApiError::bad_request(time_message(field)))
+}
+
+/// Parses an RFC 3339 time from a body field: 422 `invalid_time` when it is not one.
+pub fn body_time(field: &str, value: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_rfc3339(value)
+        .map_err(|_| ApiError::invalid("invalid_time", time_message(field)))
 }
 
 /// Parses an id from a path segment, answering 404 (ids that cannot exist do not exist).

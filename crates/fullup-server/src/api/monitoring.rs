@@ -24,7 +24,7 @@ pub struct Readiness {
 
 /// Liveness: answers `ok` while the process serves requests; it does not touch the
 /// database (see `/readyz`).
-#[utoipa::path(get, path = "/healthz", tag = "service",
+#[utoipa::path(get, operation_id = "getLiveness", path = "/healthz", tag = "monitoring",
     responses((status = 200, description = "The process is up", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok"
@@ -33,7 +33,7 @@ pub async fn healthz() -> &'static str {
 /// Readiness: 200 when the database answers a query within 2 s (on PostgreSQL, the
 /// pool gets a connection); 503 with the reason otherwise, and 200 again by itself once
 /// the database is back. For load balancers: send traffic only to ready nodes.
-#[utoipa::path(get, path = "/readyz", tag = "service",
+#[utoipa::path(get, operation_id = "getReadiness", path = "/readyz", tag = "monitoring",
     responses((status = 200, description = "The database answers", body = Readiness),
         (status = 503, description = "The database does not answer", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
@@ -62,7 +62,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
 }
 
 /// The metrics in Prometheus' text format (see `docs/operations.md`, "Monitoring").
-#[utoipa::path(get, path = "/metrics", tag = "service",
+#[utoipa::path(get, operation_id = "getMetrics", path = "/metrics", tag = "monitoring",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let body = state.service.metrics().render();

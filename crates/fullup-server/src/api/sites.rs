@@ -1,13 +1,13 @@
 //! Sites (tenants) and their API keys.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{AppState, ListResponse, PageParams, path_id};
 use crate::domain::ids::{ApiKeyId, SiteId};
 use crate::domain::models::{ApiKey, Site};
@@ -17,7 +17,8 @@ use crate::service::sites::parse_name;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteRequest {
-    /// A human name, 1 to 200 characters.
+    /// A human name, 1 to 200 characters once surrounding spaces are trimmed.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -49,7 +50,9 @@ impl From<Site> for SiteResponse {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyRequest {
-    /// A label, such as `production backend`.
+    /// A label, such as `production backend`: 1 to 200 characters once surrounding
+    /// spaces are trimmed.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -89,7 +92,7 @@ pub async fn load_site(state: &AppState, caller: Caller, raw: &str) -> Result<Si
 }
 
 /// Creates a site (admin only).
-#[utoipa::path(post, path = "/v1/sites", tag = "sites", request_body = SiteRequest,
+#[utoipa::path(post, operation_id = "createSite", path = "/v1/sites", tag = "sites", request_body = SiteRequest,
     responses((status = 201, body = SiteResponse), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -103,36 +106,39 @@ pub async fn create(
 }
 
 /// Lists sites (admin only).
-#[utoipa::path(get, path = "/v1/sites", tag = "sites", params(PageParams),
-    responses((status = 200, body = ListResponse<SiteResponse>)), security(("bearer" = [])))]
+#[utoipa::path(get, operation_id = "listSites", path = "/v1/sites", tag = "sites", params(PageParams),
+    responses((status = 200, body = ListResponse<SiteResponse>), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<SiteResponse>>, ApiError> {
     caller.require_admin()?;
-    let page = state.service.sites(&page.to_request()?).await?;
+    let page = state
+        .service
+        .sites(&page.to_request(SiteId::parse)?)
+        .await?;
     Ok(Json(ListResponse::from_page(page, SiteResponse::from)))
 }
 
 /// Gets a site.
-#[utoipa::path(get, path = "/v1/sites/{site_id}", tag = "sites",
+#[utoipa::path(get, operation_id = "getSite", path = "/v1/sites/{site_id}", tag = "sites",
     responses((status = 200, body = SiteResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(site_id): Path<String>,
+    ApiPath(site_id): ApiPath<String>,
 ) -> Result<Json<SiteResponse>, ApiError> {
     Ok(Json(load_site(&state, caller, &site_id).await?.into()))
 }
 
 /// Renames a site.
-#[utoipa::path(patch, path = "/v1/sites/{site_id}", tag = "sites", request_body = SiteRequest,
+#[utoipa::path(patch, operation_id = "updateSite", path = "/v1/sites/{site_id}", tag = "sites", request_body = SiteRequest,
     responses((status = 200, body = SiteResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(site_id): Path<String>,
+    ApiPath(site_id): ApiPath<String>,
     ApiJson(req): ApiJson<SiteRequest>,
 ) -> Result<Json<SiteResponse>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
@@ -144,12 +150,12 @@ pub async fn update(
 }
 
 /// Deletes a site with its webhooks, events, deliveries and keys (admin only).
-#[utoipa::path(delete, path = "/v1/sites/{site_id}", tag = "sites",
-    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(delete, operation_id = "deleteSite", path = "/v1/sites/{site_id}", tag = "sites",
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(site_id): Path<String>,
+    ApiPath(site_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let site = load_site(&state, caller, &site_id).await?;
@@ -158,12 +164,12 @@ pub async fn delete(
 }
 
 /// Creates a site API key (admin only); the token is in this response only.
-#[utoipa::path(post, path = "/v1/sites/{site_id}/api-keys", tag = "api-keys", request_body = ApiKeyRequest,
+#[utoipa::path(post, operation_id = "createApiKey", path = "/v1/sites/{site_id}/api-keys", tag = "api-keys", request_body = ApiKeyRequest,
     responses((status = 201, body = ApiKeyResponse), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
-    Path(site_id): Path<String>,
+    ApiPath(site_id): ApiPath<String>,
     ApiJson(req): ApiJson<ApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyResponse>), ApiError> {
     caller.require_admin()?;
@@ -176,26 +182,29 @@ pub async fn create_key(
 }
 
 /// Lists a site's API keys (without tokens).
-#[utoipa::path(get, path = "/v1/sites/{site_id}/api-keys", tag = "api-keys", params(PageParams),
+#[utoipa::path(get, operation_id = "listApiKeys", path = "/v1/sites/{site_id}/api-keys", tag = "api-keys", params(PageParams),
     responses((status = 200, body = ListResponse<ApiKeyResponse>)), security(("bearer" = [])))]
 pub async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
-    Path(site_id): Path<String>,
+    ApiPath(site_id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<ApiKeyResponse>>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
-    let page = state.service.api_keys(&site, &page.to_request()?).await?;
+    let page = state
+        .service
+        .api_keys(&site, &page.to_request(ApiKeyId::parse)?)
+        .await?;
     Ok(Json(ListResponse::from_page(page, ApiKeyResponse::from)))
 }
 
 /// Revokes an API key.
-#[utoipa::path(delete, path = "/v1/sites/{site_id}/api-keys/{key_id}", tag = "api-keys",
+#[utoipa::path(delete, operation_id = "deleteApiKey", path = "/v1/sites/{site_id}/api-keys/{key_id}", tag = "api-keys",
     responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_key(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, key_id)): Path<(String, String)>,
+    ApiPath((site_id, key_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
     let id = path_id(&key_id, "API key", ApiKeyId::parse)?;

@@ -1,15 +1,15 @@
 //! Webhooks: where a site's events go, with what filter, signed with which secret.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use super::sites::load_site;
-use super::{AppState, ListResponse, PageParams, parse_time, path_id};
+use super::{AppState, ListResponse, PageParams, body_time, path_id};
 use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::models::Site;
 use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
@@ -23,16 +23,20 @@ use crate::service::webhooks::{
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
     /// The receiver's http(s) URL.
+    #[schema(format = "uri")]
     pub url: String,
-    /// Filters: `*`, prefixes such as `form.*`, or exact types. Default `["*"]`.
+    /// Filters: `*`, prefixes such as `form.*`, or exact types; at least one. Default `["*"]`.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub event_types: Option<Vec<String>>,
-    /// Free text.
+    /// Free text, at most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     /// Bring your own secret (at least 16 characters, for receivers that already hold
     /// one); by default a `whsec_` secret is generated.
     #[serde(default)]
+    #[schema(min_length = 16)]
     pub secret: Option<String>,
     /// Whether it receives deliveries (default true).
     #[serde(default)]
@@ -47,10 +51,13 @@ pub struct CreateWebhook {
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
     /// New receiver URL.
+    #[schema(format = "uri")]
     pub url: Option<String>,
-    /// New filters.
+    /// New filters, at least one.
+    #[schema(min_items = 1)]
     pub event_types: Option<Vec<String>>,
-    /// New description.
+    /// New description, at most 1000 characters.
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     /// Enable (clears the disabled reason) or disable.
     pub enabled: Option<bool>,
@@ -116,17 +123,19 @@ pub struct SecretResponse {
     pub secret: String,
 }
 
-/// `POST …/rotate-secret` body.
+/// `POST …/rotate-secret` body; every field is optional, and an empty body is `{}`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecretRequest {
     /// Seconds the replaced secret keeps signing: default 86400 (a day), at most
     /// 604800 (a week); 0 retires it at once.
     #[serde(default)]
+    #[schema(maximum = 604800)]
     pub grace_period_secs: Option<u64>,
     /// Bring your own new secret (at least 16 characters); by default a `whsec_`
     /// secret is generated.
     #[serde(default)]
+    #[schema(min_length = 16)]
     pub secret: Option<String>,
 }
 
@@ -147,8 +156,10 @@ pub struct RotateSecretResponse {
 #[serde(deny_unknown_fields)]
 pub struct RecoverRequest {
     /// RFC 3339: failed deliveries created at or after this time are retried.
+    #[schema(format = DateTime)]
     pub since: String,
-    /// RFC 3339: … and before this time (default now).
+    /// RFC 3339: … and before this time (default now); after `since`.
+    #[schema(format = DateTime)]
     pub until: Option<String>,
 }
 
@@ -179,13 +190,13 @@ async fn load_webhook(
 }
 
 /// Creates a webhook; the response carries its secret.
-#[utoipa::path(post, path = "/v1/sites/{site_id}/webhooks", tag = "webhooks", request_body = CreateWebhook,
+#[utoipa::path(post, operation_id = "createWebhook", path = "/v1/sites/{site_id}/webhooks", tag = "webhooks", request_body = CreateWebhook,
     responses((status = 201, body = WebhookResponse), (status = 422, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(site_id): Path<String>,
+    ApiPath(site_id): ApiPath<String>,
     ApiJson(req): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookResponse>), ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
@@ -204,40 +215,43 @@ pub async fn create(
 }
 
 /// Lists a site's webhooks.
-#[utoipa::path(get, path = "/v1/sites/{site_id}/webhooks", tag = "webhooks", params(PageParams),
+#[utoipa::path(get, operation_id = "listWebhooks", path = "/v1/sites/{site_id}/webhooks", tag = "webhooks", params(PageParams),
     responses((status = 200, body = ListResponse<WebhookResponse>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(site_id): Path<String>,
+    ApiPath(site_id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<WebhookResponse>>, ApiError> {
     let site = load_site(&state, caller, &site_id).await?;
-    let page = state.service.webhooks(&site, &page.to_request()?).await?;
+    let page = state
+        .service
+        .webhooks(&site, &page.to_request(WebhookId::parse)?)
+        .await?;
     Ok(Json(ListResponse::from_page(page, |w| {
         WebhookResponse::new(&state, &w)
     })))
 }
 
 /// Gets a webhook (without its secret).
-#[utoipa::path(get, path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks",
+#[utoipa::path(get, operation_id = "getWebhook", path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks",
     responses((status = 200, body = WebhookResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, webhook_id)): Path<(String, String)>,
+    ApiPath((site_id, webhook_id)): ApiPath<(String, String)>,
 ) -> Result<Json<WebhookResponse>, ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     Ok(Json(WebhookResponse::new(&state, &webhook)))
 }
 
 /// Gets a webhook's secret.
-#[utoipa::path(get, path = "/v1/sites/{site_id}/webhooks/{webhook_id}/secret", tag = "webhooks",
+#[utoipa::path(get, operation_id = "getWebhookSecret", path = "/v1/sites/{site_id}/webhooks/{webhook_id}/secret", tag = "webhooks",
     responses((status = 200, body = SecretResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn secret(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, webhook_id)): Path<(String, String)>,
+    ApiPath((site_id, webhook_id)): ApiPath<(String, String)>,
 ) -> Result<Json<SecretResponse>, ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     Ok(Json(SecretResponse {
@@ -246,13 +260,13 @@ pub async fn secret(
 }
 
 /// Changes a webhook's url, filters, description, enabled or paused flag.
-#[utoipa::path(patch, path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks", request_body = UpdateWebhook,
+#[utoipa::path(patch, operation_id = "updateWebhook", path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks", request_body = UpdateWebhook,
     responses((status = 200, body = WebhookResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, webhook_id)): Path<(String, String)>,
+    ApiPath((site_id, webhook_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<UpdateWebhook>,
 ) -> Result<Json<WebhookResponse>, ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
@@ -274,12 +288,12 @@ pub async fn update(
 }
 
 /// Deletes a webhook and its deliveries.
-#[utoipa::path(delete, path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks",
+#[utoipa::path(delete, operation_id = "deleteWebhook", path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks",
     responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, webhook_id)): Path<(String, String)>,
+    ApiPath((site_id, webhook_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     state.service.delete_webhook(&webhook).await?;
@@ -288,15 +302,15 @@ pub async fn delete(
 
 /// Replaces the webhook's secret; the replaced one keeps signing for a grace period so
 /// receivers can switch without a failed delivery.
-#[utoipa::path(post, path = "/v1/sites/{site_id}/webhooks/{webhook_id}/rotate-secret", tag = "webhooks",
+#[utoipa::path(post, operation_id = "rotateWebhookSecret", path = "/v1/sites/{site_id}/webhooks/{webhook_id}/rotate-secret", tag = "webhooks",
     request_body = RotateSecretRequest,
     responses((status = 200, body = RotateSecretResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, webhook_id)): Path<(String, String)>,
-    ApiJson(req): ApiJson<RotateSecretRequest>,
+    ApiPath((site_id, webhook_id)): ApiPath<(String, String)>,
+    ApiJsonOrEmpty(req): ApiJsonOrEmpty<RotateSecretRequest>,
 ) -> Result<Json<RotateSecretResponse>, ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     let grace = match req.grace_period_secs {
@@ -315,33 +329,33 @@ pub async fn rotate_secret(
 }
 
 /// Makes the webhook's failed deliveries created in a time range pending again.
-#[utoipa::path(post, path = "/v1/sites/{site_id}/webhooks/{webhook_id}/recover", tag = "webhooks",
+#[utoipa::path(post, operation_id = "recoverWebhook", path = "/v1/sites/{site_id}/webhooks/{webhook_id}/recover", tag = "webhooks",
     request_body = RecoverRequest,
     responses((status = 202, body = RecoverResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn recover(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, webhook_id)): Path<(String, String)>,
+    ApiPath((site_id, webhook_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<RecoverRequest>,
 ) -> Result<(StatusCode, Json<RecoverResponse>), ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
-    let since = parse_time("since", &req.since)?;
+    let since = body_time("since", &req.since)?;
     let until = req
         .until
         .as_deref()
-        .map(|u| parse_time("until", u))
+        .map(|u| body_time("until", u))
         .transpose()?;
     let recovered = state.service.recover(&webhook, since, until).await?;
     Ok((StatusCode::ACCEPTED, Json(RecoverResponse { recovered })))
 }
 
 /// Sends a `ping` event to this webhook alone.
-#[utoipa::path(post, path = "/v1/sites/{site_id}/webhooks/{webhook_id}/test", tag = "webhooks",
+#[utoipa::path(post, operation_id = "sendTestEvent", path = "/v1/sites/{site_id}/webhooks/{webhook_id}/test", tag = "webhooks",
     responses((status = 202, body = TestResponse), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn test(
     State(state): State<AppState>,
     caller: Caller,
-    Path((site_id, webhook_id)): Path<(String, String)>,
+    ApiPath((site_id, webhook_id)): ApiPath<(String, String)>,
 ) -> Result<(StatusCode, Json<TestResponse>), ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     let event_id = state.service.send_test(&webhook).await?;

@@ -205,7 +205,9 @@ async fn read_response(mut response: reqwest::Response) -> AttemptResult {
         status: Some(status),
         error_kind,
         error_message,
-        response_body: String::from_utf8_lossy(&body).into_owned(),
+        // Text as both stores hold it: PostgreSQL's text cannot hold NUL, which would
+        // keep the attempt from ever being recorded.
+        response_body: String::from_utf8_lossy(&body).replace('\0', "\u{fffd}"),
         retry_after,
         duration: Duration::ZERO,
     }

@@ -104,6 +104,7 @@ macro_rules! prefixed_id {
                     .schema_type(utoipa::openapi::schema::Type::String)
                     .description(Some(concat!("A ", $kind, " id: `", $prefix, "` followed by a ULID.")))
                     .examples([concat!($prefix, "01JDQ3W5Z8K9T2M4N6P8R0S2V4")])
+                    .pattern(Some(concat!("^", $prefix, "[0-7][0-9A-HJKMNP-TV-Z]{25}$")))
                     .into()
             }
         }

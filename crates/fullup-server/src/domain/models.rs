@@ -78,6 +78,24 @@ impl std::fmt::Debug for Event {
     }
 }
 
+/// An event without its payload: what the event list shows, read without the payload
+/// column (up to the ingest limit, 256 KiB by default, an event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSummary {
+    /// Its id.
+    pub id: EventId,
+    /// The site it was sent to.
+    pub site_id: SiteId,
+    /// Its type, such as `form.submitted`.
+    pub event_type: EventType,
+    /// When it was accepted.
+    pub created_at: Timestamp,
+    /// The client's `Idempotency-Key`, if it sent one.
+    pub idempotency_key: Option<String>,
+    /// Size in bytes of its payload (UTF-8).
+    pub payload_bytes: u64,
+}
+
 /// Stands for customer data in `Debug` output: says how long it was, never what.
 pub struct Redacted(pub usize);
 

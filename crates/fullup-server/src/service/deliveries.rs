@@ -76,8 +76,9 @@ impl Service {
         let now = self.clock.now();
         let until = until.unwrap_or(now + std::time::Duration::from_millis(1));
         if since >= until {
-            return Err(ServiceError::BadRequest(
-                "since must be before until".to_owned(),
+            return Err(ServiceError::invalid(
+                "invalid_time_range",
+                "since must be before until",
             ));
         }
         let recovered = self.counted(

@@ -10,7 +10,7 @@ use super::{Service, ServiceError, ServiceResult};
 use crate::domain::canonical_json::{CanonicalJson, canonicalize};
 use crate::domain::event_type::EventType;
 use crate::domain::ids::{EventId, SiteId, WebhookId};
-use crate::domain::models::{Event, Site};
+use crate::domain::models::{Event, EventSummary, Site};
 use crate::domain::operational;
 use crate::domain::webhook::Webhook;
 use crate::metrics::StoreOp;
@@ -126,13 +126,13 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("event {id}")))
     }
 
-    /// A site's events matching `filter`, newest first.
+    /// A site's events matching `filter`, newest first, without their payloads.
     pub async fn events(
         &self,
         site: &Site,
         filter: &EventFilterQuery,
         page: &PageRequest,
-    ) -> ServiceResult<Page<Event>> {
+    ) -> ServiceResult<Page<EventSummary>> {
         Ok(self.counted(
             StoreOp::Read,
             self.store.list_events(site.id, filter, page).await,

@@ -41,9 +41,6 @@ pub enum ServiceError {
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// The request contradicts itself (a time range that ends before it starts).
-    #[error("{0}")]
-    BadRequest(String),
     /// The request conflicts with the current state (a disabled webhook, a full site).
     #[error("{message}")]
     Conflict {

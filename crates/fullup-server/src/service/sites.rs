@@ -11,13 +11,20 @@ pub const MAX_NAME_LEN: usize = 200;
 /// Prefix of site API key tokens, so a leaked one is recognisable in a scan.
 pub const API_KEY_PREFIX: &str = "fk_";
 
-/// A site or key name: trimmed, 1 to [`MAX_NAME_LEN`] characters.
+/// A site or key name: trimmed, 1 to [`MAX_NAME_LEN`] characters, none a control
+/// character (a name is one line; PostgreSQL's text cannot even hold NUL).
 pub fn parse_name(name: &str) -> ServiceResult<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(ServiceError::invalid(
             "invalid_name",
             format!("name must be 1 to {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "invalid_name",
+            "name must not contain control characters (such as NUL or a line break)",
         ));
     }
     Ok(name.to_owned())

@@ -46,13 +46,23 @@ pub fn parse_filters(raw: Option<Vec<String>>) -> ServiceResult<Vec<EventFilter>
         .collect()
 }
 
-/// A description of at most [`MAX_DESCRIPTION_LEN`] characters; empty when absent.
+/// A description of at most [`MAX_DESCRIPTION_LEN`] characters, without control
+/// characters but tab and line breaks (PostgreSQL's text cannot hold NUL); empty when
+/// absent.
 pub fn parse_description(raw: Option<String>) -> ServiceResult<String> {
     let d = raw.unwrap_or_default();
     if d.chars().count() > MAX_DESCRIPTION_LEN {
         return Err(ServiceError::invalid(
             "invalid_description",
             format!("description must be at most {MAX_DESCRIPTION_LEN} characters"),
+        ));
+    }
+    if d.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(ServiceError::invalid(
+            "invalid_description",
+            "description must not contain control characters other than tab and line breaks",
         ));
     }
     Ok(d)

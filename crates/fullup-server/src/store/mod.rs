@@ -23,7 +23,9 @@ use crate::domain::event_type::EventType;
 use crate::domain::health::Health;
 use crate::domain::health::{HealthEffect, HealthPolicy};
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
-use crate::domain::models::{ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, Site};
+use crate::domain::models::{
+    ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, EventSummary, Site,
+};
 use crate::domain::operational::{self, Notice};
 use crate::domain::outcome::NextStep;
 use crate::domain::time::Timestamp;
@@ -560,13 +562,13 @@ pub trait Reads: Send + Sync {
     async fn count_webhooks(&self, site: SiteId) -> StoreResult<u64>;
     /// A site's event.
     async fn get_event(&self, site: SiteId, id: EventId) -> StoreResult<Option<Event>>;
-    /// A site's events, newest first.
+    /// A site's events, newest first, without their payloads.
     async fn list_events(
         &self,
         site: SiteId,
         filter: &EventFilterQuery,
         page: &PageRequest,
-    ) -> StoreResult<Page<Event>>;
+    ) -> StoreResult<Page<EventSummary>>;
     /// A site's delivery.
     async fn get_delivery(&self, site: SiteId, id: DeliveryId) -> StoreResult<Option<Delivery>>;
     /// A site's deliveries, newest first.

@@ -98,10 +98,12 @@ macro_rules! impl_reads {
                 site: crate::domain::ids::SiteId,
                 filter: &crate::store::EventFilterQuery,
                 page: &crate::store::PageRequest,
-            ) -> crate::store::StoreResult<crate::store::Page<crate::domain::models::Event>> {
+            ) -> crate::store::StoreResult<crate::store::Page<crate::domain::models::EventSummary>> {
                 let q = crate::store::filters::events(site, filter);
-                self.fetch_page(q, page, "id", crate::store::rows::$rows::event, |e| e.id.to_string())
-                    .await
+                self.fetch_page(q, page, "id", crate::store::rows::$rows::event_summary, |e| {
+                    e.id.to_string()
+                })
+                .await
             }
 
             async fn get_delivery(

@@ -40,7 +40,7 @@ macro_rules! row_mappers {
         use crate::domain::health::Health;
         use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
         use crate::domain::models::{
-            ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, Site,
+            ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, EventSummary, Site,
         };
         use crate::domain::time::Timestamp;
         use crate::domain::webhook::Webhook;
@@ -121,6 +121,20 @@ macro_rules! row_mappers {
                 payload: row.try_get("payload")?,
                 created_at: time(row, "created_at")?,
                 idempotency_key: row.try_get("idempotency_key")?,
+            })
+        }
+
+        /// An `events` row read by [`crate::store::filters::events`]: its columns but
+        /// the payload, and the payload's length as `payload_bytes`.
+        pub(crate) fn event_summary(row: &$Row) -> StoreResult<EventSummary> {
+            Ok(EventSummary {
+                id: parsed(row, "id", EventId::parse)?,
+                site_id: parsed(row, "site_id", SiteId::parse)?,
+                event_type: parsed(row, "type", EventType::parse)?,
+                created_at: time(row, "created_at")?,
+                idempotency_key: row.try_get("idempotency_key")?,
+                payload_bytes: u64::try_from(row.try_get::<i64, _>("payload_bytes")?)
+                    .map_err(corrupt)?,
             })
         }
 

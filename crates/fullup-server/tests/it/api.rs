@@ -3,6 +3,7 @@
 //! one error shape every failure must have.
 
 mod auth;
+mod consistency;
 mod errors;
 mod ingest;
 mod pagination;
@@ -34,8 +35,22 @@ fn assert_error(got: &(u16, Value), status: u16, code: &str) -> String {
 }
 
 /// A request with raw body bytes and extra headers, for what `TestServer::call` cannot
-/// send (invalid JSON, oversized bodies, `Idempotency-Key`).
+/// send (invalid JSON, oversized bodies, `Idempotency-Key`), as JSON.
 async fn raw(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    bare(server, method, path, &all, body).await
+}
+
+/// A request as admin with raw body bytes and exactly `headers` (no content type of its
+/// own), returning status and JSON (Null if none).
+async fn bare(
     server: &TestServer,
     method: Method,
     path: &str,
@@ -45,7 +60,6 @@ async fn raw(
     let mut req = reqwest::Client::new()
         .request(method, format!("{}{path}", server.base))
         .bearer_auth(ADMIN_TOKEN)
-        .header("content-type", "application/json")
         .body(body);
     for (name, value) in headers {
         req = req.header(*name, *value);

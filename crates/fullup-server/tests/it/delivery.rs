@@ -413,3 +413,22 @@ async fn a_refused_connection_is_a_connect_error_whatever_the_url_says(backend: 
     assert_eq!(attempts[0]["status_code"], Value::Null);
     server.stop().await;
 }
+
+store_test!(a_response_body_with_nul_bytes_is_recorded_with_replacement_characters);
+/// PostgreSQL's text cannot hold NUL: a receiver answering one must not keep its
+/// attempt from being recorded.
+async fn a_response_body_with_nul_bytes_is_recorded_with_replacement_characters(backend: Backend) {
+    let server = backend.start().await;
+    let receiver = TestReceiver::start().await;
+    receiver.set_body("ok\u{0}done");
+    let site = server.create_site().await;
+    server.create_webhook(&site, &receiver.url(), &["*"]).await;
+    let event = server.send_event(&site, "nul.body", json!({})).await;
+    let delivery = server.wait_for_state(&site, &event, "succeeded").await;
+    let attempts = server
+        .attempts(&site, delivery["id"].as_str().expect("delivery id"))
+        .await;
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["response_body"], "ok\u{fffd}done");
+    server.stop().await;
+}

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use fullup_server::api::openapi::document;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::TestServer;
 
@@ -161,5 +161,139 @@ fn docs_openapi_json_is_the_generated_document() {
         on_disk == generated,
         "docs/openapi.json is not the generated document; regenerate it with \
          `UPDATE_OPENAPI=1 cargo test -p fullup-server --test it openapi` and commit it"
+    );
+}
+
+/// The operations of the document, as (method, path, operation).
+fn all_operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut found = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if HTTP_METHODS.contains(&method.as_str()) {
+                found.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn operation_ids_are_unique_camel_case_and_every_operation_has_one_known_tag() {
+    let doc: Value = serde_json::from_str(&document()).expect("document() is JSON");
+    let tags: BTreeSet<&str> = doc["tags"]
+        .as_array()
+        .expect("top-level tags")
+        .iter()
+        .map(|t| t["name"].as_str().expect("tag name"))
+        .collect();
+    assert_eq!(
+        tags,
+        BTreeSet::from([
+            "sites",
+            "api-keys",
+            "webhooks",
+            "events",
+            "deliveries",
+            "monitoring"
+        ])
+    );
+    let mut ids = BTreeSet::new();
+    for (method, path, op) in all_operations(&doc) {
+        let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+        let camel = id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && id.chars().all(|c| c.is_ascii_alphanumeric())
+            && id.chars().any(|c| c.is_ascii_uppercase());
+        assert!(camel, "{method} {path}: operationId {id:?} is not verbNoun");
+        assert!(ids.insert(id.clone()), "operationId {id} repeats");
+        let op_tags = op["tags"].as_array().expect("tags");
+        assert_eq!(op_tags.len(), 1, "{method} {path}");
+        assert!(
+            tags.contains(op_tags[0].as_str().unwrap_or_default()),
+            "{method} {path}: {op_tags:?}"
+        );
+    }
+    for expected in [
+        "createSite",
+        "listSites",
+        "createWebhook",
+        "rotateWebhookSecret",
+        "createEvent",
+        "listEvents",
+        "listDeliveries",
+        "retryDelivery",
+        "listAttempts",
+    ] {
+        assert!(ids.contains(expected), "no operation {expected}");
+    }
+}
+
+#[test]
+fn every_operation_documents_the_errors_its_shape_allows_with_the_error_body() {
+    let doc: Value = serde_json::from_str(&document()).expect("document() is JSON");
+    let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
+    for (method, path, op) in all_operations(&doc) {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        let in_ = |place: &str| params.iter().any(|p| p["in"] == place);
+        let mut expected = vec!["401", "500", "503"];
+        if path.contains('{') {
+            expected.push("404");
+            assert!(in_("path"), "{method} {path} declares no path parameter");
+        }
+        if in_("query") || in_("header") || op.get("requestBody").is_some() {
+            expected.push("400");
+        }
+        if op.get("requestBody").is_some() {
+            expected.extend(["413", "415", "422"]);
+        }
+        for status in expected {
+            let response = &op["responses"][status];
+            assert_eq!(
+                response["content"]["application/json"]["schema"], error_body,
+                "{method} {path} does not document {status} with ErrorBody"
+            );
+            assert!(
+                response["description"]
+                    .as_str()
+                    .is_some_and(|d| !d.is_empty()),
+                "{method} {path} {status} has no description"
+            );
+        }
+    }
+    let create_event = &doc["paths"]["/v1/sites/{site_id}/events"]["post"];
+    assert_eq!(
+        create_event["responses"]["429"]["content"]["application/json"]["schema"],
+        error_body
+    );
+    for (method, path) in [("post", "/v1/sites"), ("get", "/v1/sites")] {
+        assert!(
+            doc["paths"][path][method]["responses"]["403"].is_object(),
+            "{method} {path}: the admin-only route documents 403"
+        );
+    }
+}
+
+#[test]
+fn schemas_say_what_the_routes_accept() {
+    let doc: Value = serde_json::from_str(&document()).expect("document() is JSON");
+    let schemas = &doc["components"]["schemas"];
+    let data = &schemas["CreateEvent"]["properties"]["data"];
+    assert!(
+        data.get("type").is_none(),
+        "event data may be any JSON value, not only an object: {data}"
+    );
+    let item = &schemas["ListResponse_EventSummary"]["properties"]["data"]["items"];
+    assert_eq!(item, &json!({"$ref": "#/components/schemas/EventSummary"}));
+    assert!(
+        schemas["EventSummary"]["properties"]
+            .get("payload")
+            .is_none()
+    );
+    let rotate = &doc["paths"]["/v1/sites/{site_id}/webhooks/{webhook_id}/rotate-secret"]["post"];
+    assert_eq!(
+        rotate["requestBody"]["required"], false,
+        "rotate-secret takes an empty body"
     );
 }
