@@ -173,7 +173,6 @@ impl SqliteStore {
             .await
     }
 
-    /// Webhooks by id, each read (and its secrets opened) once.
     /// Leases the deliveries the hand-off admitted (those a claim has not leased since
     /// the commit) and hands them over with their webhooks; if the webhooks cannot be
     /// read, gives them back to the claims.
@@ -199,11 +198,18 @@ impl SqliteStore {
             .admitted()
             .iter()
             .map(|f| (f.delivery, f.webhook, f.site));
-        let taken = self.leases.take(leased, handed.lease());
+        // Not while a claim is between its read and its lease: that read may predate
+        // the outcome of an attempt this hand-off starts, and the claim would lease
+        // the delivery again once that attempt released it (a duplicate attempt).
+        let taken = {
+            let _no_claim = self.leases.claiming.lock().await;
+            self.leases.take(leased, handed.lease())
+        };
         handed.retain(|f| taken.contains(&f.delivery));
         handed.start(new, |id| webhooks.get(&id.to_string()).cloned());
     }
 
+    /// Webhooks by id, each read (and its secrets opened) once.
     async fn webhooks_by_id(&self, mut ids: Vec<String>) -> StoreResult<HashMap<String, Webhook>> {
         ids.sort_unstable();
         ids.dedup();

@@ -36,8 +36,9 @@ pub(super) struct Live {
 #[derive(Debug, Default)]
 pub(super) struct Leases {
     held: Mutex<HashMap<DeliveryId, Lease>>,
-    /// Held for the whole of a claim (read, then lease), so two claims never pick the
-    /// same delivery.
+    /// Held for the whole of a claim (read, then lease), and by a hand-off while it
+    /// leases: a claim's read is a snapshot, and a delivery leased, attempted and
+    /// released again within one claim would look due to it.
     pub claiming: tokio::sync::Mutex<()>,
 }
 
