@@ -103,6 +103,8 @@ pub struct DeliveryListParams {
     pub webhook_id: Option<String>,
     /// `pending`, `succeeded`, `failed` or `cancelled`.
     pub state: Option<String>,
+    /// Only deliveries of events of this exact type.
+    pub event_type: Option<String>,
     /// RFC 3339: created at or after.
     pub since: Option<String>,
     /// RFC 3339: created before.
@@ -151,6 +153,7 @@ impl DeliveryListParams {
                 .as_deref()
                 .map(|t| parse_time("until", t))
                 .transpose()?,
+            event_type: self.event_type.clone(),
         })
     }
 }

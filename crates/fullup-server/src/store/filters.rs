@@ -28,7 +28,16 @@ where
         ("webhook_id", f.webhook_id.map(|w| w.to_string())),
         ("state", f.state.map(|s| s.as_str().to_owned())),
     ];
-    of_site("deliveries", site, equal, f.since, f.until)
+    let mut q = of_site("deliveries", site, equal, f.since, f.until);
+    if let Some(event_type) = &f.event_type {
+        // The site's events of that type (index `events_site`), then their deliveries.
+        q.push(" AND event_id IN (SELECT id FROM events WHERE site_id = ")
+            .push_bind(site.to_string())
+            .push(" AND type = ")
+            .push_bind(event_type.clone())
+            .push(")");
+    }
+    q
 }
 
 /// `SELECT * FROM table WHERE site_id = …`, each `equal` column that has a value equal

@@ -140,6 +140,32 @@ macro_rules! impl_reads {
                     .await
             }
 
+            async fn attempt_stats(
+                &self,
+                site: crate::domain::ids::SiteId,
+                webhook: crate::domain::ids::WebhookId,
+                since: crate::domain::time::Timestamp,
+            ) -> crate::store::StoreResult<crate::store::AttemptStats> {
+                // The webhook is checked to be the site's, so one site's caller learns
+                // nothing of another's.
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status_code >= 200 AND status_code < 300 \
+                     THEN 1 ELSE 0 END), 0) FROM attempts WHERE webhook_id = ",
+                );
+                q.push_bind(webhook.to_string())
+                    .push(" AND started_at >= ")
+                    .push_bind(since)
+                    .push(" AND webhook_id IN (SELECT id FROM webhooks WHERE site_id = ")
+                    .push_bind(site.to_string())
+                    .push(")");
+                let (attempts, succeeded): (i64, i64) =
+                    q.build_query_as().fetch_one(&self.$pool).await?;
+                Ok(crate::store::AttemptStats {
+                    attempts: u64::try_from(attempts).unwrap_or(0),
+                    succeeded: u64::try_from(succeeded).unwrap_or(0),
+                })
+            }
+
             async fn backlog(&self) -> crate::store::StoreResult<crate::store::Backlog> {
                 use crate::store::sql;
                 let (count_pending, oldest_due): (&str, &str) = $pending;
