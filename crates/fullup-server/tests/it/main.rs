@@ -3,6 +3,7 @@
 mod api;
 mod canonical_json;
 mod console;
+mod console_browser;
 mod delivery;
 mod fairness;
 mod hand_off;
