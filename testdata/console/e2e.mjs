@@ -182,6 +182,9 @@ try {
   const deliveryUrl = page.url();
   const text = await page.locator("main").innerText();
   check(text.includes("500"), "the response status 500 is not shown");
+  check(text.includes("content-type: text/html"), "the response headers are not shown");
+  await page.locator("summary", { hasText: "Request headers sent" }).first().click();
+  check((await page.locator("main").innerText()).includes("webhook-signature: v1,"), "the request headers are not shown");
   check(text.includes("<script>window.__xss=1</script>"), "the response body is not shown as text");
   check(text.includes('"note": "<script>'), "the event payload is not shown as pretty JSON text");
   check((await page.locator("main a[href^='javascript:']").count()) === 0, "a javascript: link was rendered");

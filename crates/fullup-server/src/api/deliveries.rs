@@ -75,6 +75,11 @@ pub struct AttemptResponse {
     pub error_message: Option<String>,
     /// The first 4 KiB of the response body.
     pub response_body: String,
+    /// The headers sent, as `name: value` lines (at most 4 KiB; empty when nothing was
+    /// sent, or for attempts recorded before headers were kept).
+    pub request_headers: String,
+    /// The response's headers, as `name: value` lines (at most 4 KiB).
+    pub response_headers: String,
 }
 
 impl From<Attempt> for AttemptResponse {
@@ -89,6 +94,8 @@ impl From<Attempt> for AttemptResponse {
             error_kind: a.error_kind,
             error_message: a.error_message,
             response_body: a.response_body,
+            request_headers: a.request_headers,
+            response_headers: a.response_headers,
         }
     }
 }

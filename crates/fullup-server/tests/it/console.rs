@@ -314,6 +314,7 @@ async fn deliveries_and_retry(backend: Backend) {
     let (webhook, _) = server.create_webhook(&site, &receiver.url(), &["*"]).await;
     receiver.set_status(500);
     receiver.set_body("<script>window.__xss=1</script>");
+    receiver.add_header("x-note", "<b>bold</b>");
     let event = server
         .send_event(
             &site,
@@ -358,6 +359,28 @@ async fn deliveries_and_retry(backend: Backend) {
         "the payload is escaped"
     );
     assert!(page.body.contains("500"), "the status");
+    assert!(
+        page.body.contains("x-note: &lt;b&gt;bold&lt;/b&gt;"),
+        "the response headers, escaped"
+    );
+    assert!(
+        page.body.contains(&format!("webhook-id: {event}")),
+        "the request headers sent"
+    );
+    let attempts = server.attempts(&site, &delivery).await;
+    let sent = attempts[0]["request_headers"]
+        .as_str()
+        .expect("request headers");
+    assert!(
+        sent.contains("webhook-signature: v1,") && sent.contains("fullup-attempt: 1"),
+        "{sent}"
+    );
+    assert!(
+        attempts[0]["response_headers"]
+            .as_str()
+            .expect("response headers")
+            .contains("x-note: <b>bold</b>")
+    );
 
     receiver.set_status(200);
     let csrf = page.csrf();

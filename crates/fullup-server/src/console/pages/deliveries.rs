@@ -1,6 +1,7 @@
 //! Deliveries: the list (filtered by state, webhook, event type and time, paged by
 //! cursor, each state shown in words and a symbol as well as colour), a delivery with
-//! its event and every attempt, and "retry now".
+//! its event and every attempt (the headers sent, the answer's status, headers and body,
+//! the duration and the error), and "retry now".
 //!
 //! The list is one index range of the store (`deliveries_site`, newest first from the
 //! cursor, one page plus one row), whatever the backlog.
@@ -248,6 +249,16 @@ pub async fn show(
                         @match a.status_code { Some(code) => (code), None => "no answer" }
                     }
                     @if let Some(kind) = a.error_kind { dt { "Error" } dd { (kind.as_str()) @if let Some(m) = &a.error_message { ": " (m) } } }
+                }
+                @if !a.request_headers.is_empty() {
+                    details {
+                        summary { "Request headers sent" }
+                        pre tabindex="0" aria-label={ "Request headers of attempt " (a.attempt_number) } { code { (a.request_headers) } }
+                    }
+                }
+                @if !a.response_headers.is_empty() {
+                    p { "Response headers:" }
+                    pre tabindex="0" aria-label={ "Response headers of attempt " (a.attempt_number) } { code { (a.response_headers) } }
                 }
                 @if !a.response_body.is_empty() {
                     p { "Response body (first 4 KiB, as stored):" }
