@@ -215,6 +215,23 @@ try {
   check((await page.locator("main").innerText()).includes("% of "), "no success ratio");
   await inspect(page, "09-site-webhooks");
 
+  step = "live counters change without reloading the page";
+  const ratio = page.locator("[data-counter$='-ratio']").first();
+  const before = await ratio.innerText();
+  await page.evaluate(() => (window.__notReloaded = true));
+  await sendEvent("order.paid", { live: true });
+  await ratio.filter({ hasNotText: before }).waitFor({ timeout: 15000 });
+  check(await page.evaluate(() => window.__notReloaded === true), "the page was reloaded");
+  log(`live counter: "${before}" -> "${await ratio.innerText()}"`);
+
+  step = "recover the webhook's failed deliveries, with progress";
+  await page.goto(webhookUrl);
+  await page.fill("#since", "2000-01-01T00:00");
+  await page.getByRole("button", { name: "Recover", exact: true }).click();
+  await page.waitForURL(/\/recover$/);
+  check((await page.locator("[data-counter=pending]").innerText()).trim() !== "", "no progress counter");
+  await inspect(page, "15-recover");
+
   step = "the webhook page on a phone";
   const phone = await newPage({ width: 390, height: 844 });
   await phone.context().addCookies(await page.context().cookies());

@@ -181,6 +181,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(&format!("{WH}/rotate"), post(webhooks::rotate))
         .route(&format!("{WH}/test"), post(webhooks::test))
         .route(&format!("{WH}/recover"), post(webhooks::recover))
+        .route(
+            &format!("{WH}/recover-progress"),
+            get(webhooks::recover_progress),
+        )
         .route("/console/sites/{site_id}/deliveries", get(deliveries::list))
         .route(
             "/console/sites/{site_id}/deliveries/{delivery_id}",

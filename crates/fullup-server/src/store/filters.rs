@@ -14,11 +14,52 @@ where
     i64: Encode<'q, DB> + Type<DB>,
 {
     let equal = [("type", f.event_type.clone())];
-    of_site("events", site, equal, f.since, f.until)
+    of_site(
+        "SELECT * FROM events WHERE site_id = ",
+        site,
+        equal,
+        f.since,
+        f.until,
+    )
 }
 
 /// `SELECT * FROM deliveries WHERE site_id = … AND …`, ready for paging.
 pub(crate) fn deliveries<'q, DB: Database>(site: SiteId, f: &DeliveryFilter) -> QueryBuilder<'q, DB>
+where
+    String: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    deliveries_as("SELECT * FROM deliveries WHERE site_id = ", site, f)
+}
+
+/// How many deliveries match `f`, counting at most `cap` (one index range, bounded
+/// whatever the backlog).
+pub(crate) fn count_deliveries<'q, DB: Database>(
+    site: SiteId,
+    f: &DeliveryFilter,
+    cap: u32,
+) -> QueryBuilder<'q, DB>
+where
+    String: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    let mut q = deliveries_as(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE site_id = ",
+        site,
+        f,
+    );
+    q.push(" LIMIT ")
+        .push_bind(i64::from(cap))
+        .push(") counted");
+    q
+}
+
+/// `select` (which ends with `WHERE site_id = `) then the site and `f`'s conditions.
+fn deliveries_as<'q, DB: Database>(
+    select: &str,
+    site: SiteId,
+    f: &DeliveryFilter,
+) -> QueryBuilder<'q, DB>
 where
     String: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
@@ -28,7 +69,7 @@ where
         ("webhook_id", f.webhook_id.map(|w| w.to_string())),
         ("state", f.state.map(|s| s.as_str().to_owned())),
     ];
-    let mut q = of_site("deliveries", site, equal, f.since, f.until);
+    let mut q = of_site(select, site, equal, f.since, f.until);
     if let Some(event_type) = &f.event_type {
         // The site's events of that type (index `events_site`), then their deliveries.
         q.push(" AND event_id IN (SELECT id FROM events WHERE site_id = ")
@@ -40,10 +81,10 @@ where
     q
 }
 
-/// `SELECT * FROM table WHERE site_id = …`, each `equal` column that has a value equal
-/// to it, created in `[since, until)` where given.
+/// `select` (ending with `WHERE site_id = `) the site, each `equal` column that has a
+/// value equal to it, created in `[since, until)` where given.
 fn of_site<'q, DB: Database>(
-    table: &str,
+    select: &str,
     site: SiteId,
     equal: impl IntoIterator<Item = (&'static str, Option<String>)>,
     since: Option<Timestamp>,
@@ -53,7 +94,7 @@ where
     String: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    let mut q = QueryBuilder::new(format!("SELECT * FROM {table} WHERE site_id = "));
+    let mut q = QueryBuilder::new(select.to_owned());
     q.push_bind(site.to_string());
     for (column, value) in equal {
         if let Some(value) = value {

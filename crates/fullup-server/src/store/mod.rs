@@ -588,6 +588,13 @@ pub trait Reads: Send + Sync {
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Delivery>>;
+    /// How many of a site's deliveries match `filter`, counting no further than `cap`.
+    async fn count_deliveries(
+        &self,
+        site: SiteId,
+        filter: &DeliveryFilter,
+        cap: u32,
+    ) -> StoreResult<u64>;
     /// A delivery's attempts, newest first.
     async fn list_attempts(
         &self,

@@ -124,6 +124,17 @@ macro_rules! impl_reads {
                     .await
             }
 
+            async fn count_deliveries(
+                &self,
+                site: crate::domain::ids::SiteId,
+                filter: &crate::store::DeliveryFilter,
+                cap: u32,
+            ) -> crate::store::StoreResult<u64> {
+                let mut q = crate::store::filters::count_deliveries(site, filter, cap);
+                let n: i64 = q.build_query_scalar().fetch_one(&self.$pool).await?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            }
+
             async fn list_attempts(
                 &self,
                 site: crate::domain::ids::SiteId,

@@ -425,3 +425,65 @@ async fn unknown_console_paths_answer_an_html_404() {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+/// Recovering a webhook's failed deliveries from the console makes them pending again,
+/// and the page's progress counters follow them until they are delivered.
+async fn recover_shows_progress(backend: Backend) {
+    // One attempt per delivery: a failure is final until recovered.
+    let server = backend
+        .start_with(|c| {
+            c.delivery.retry = fullup_server::domain::retry::RetrySchedule::new(Vec::new(), 0.0);
+        })
+        .await;
+    let mut receiver = TestReceiver::start().await;
+    let site = server.create_site().await;
+    let (webhook, _) = server.create_webhook(&site, &receiver.url(), &["*"]).await;
+    receiver.set_status(500);
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        events.push(server.send_event(&site, "order.paid", json!({})).await);
+    }
+    for event in &events {
+        server.wait_for_state(&site, event, "failed").await;
+    }
+    while receiver
+        .try_next(std::time::Duration::from_millis(50))
+        .await
+        .is_some()
+    {}
+    receiver.set_status(200);
+
+    let mut browser = Browser::new(&server);
+    browser.sign_in().await;
+    let path = format!("/console/sites/{site}/webhooks/{webhook}");
+    let csrf = browser.get(&path).await.csrf();
+    let page = browser
+        .post(
+            &format!("{path}/recover"),
+            &[("csrf", &csrf), ("since", "2000-01-01T00:00")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("3 failed deliveries since"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(&format!("{path}/recover-progress?since=2000-01-01T00"))
+    );
+    for event in &events {
+        server.wait_for_state(&site, event, "succeeded").await;
+    }
+    let progress = browser
+        .get(&format!(
+            "{path}/recover-progress?since=2000-01-01T00%3A00%3A00Z"
+        ))
+        .await;
+    assert_eq!(progress.status, 200, "{}", progress.body);
+    let counts: serde_json::Value = serde_json::from_str(&progress.body).expect("JSON");
+    assert_eq!(counts, json!({"pending": "0", "failed": "0"}));
+    server.stop().await;
+}
+store_test!(recover_shows_progress);

@@ -482,6 +482,56 @@ pub async fn test(
     .into_response())
 }
 
+/// Deliveries counted for a recovery's progress, at most.
+const PROGRESS_CAP: u32 = 10_000;
+
+/// The webhook's pending and failed deliveries created since `since`, as text
+/// (`10000+` past [`PROGRESS_CAP`]).
+async fn progress(
+    state: &AppState,
+    site: &Site,
+    webhook: &Webhook,
+    since: crate::domain::time::Timestamp,
+) -> ConsoleResult<(String, String)> {
+    let count = |s| async move {
+        let filter = crate::store::DeliveryFilter {
+            webhook_id: Some(webhook.id),
+            state: Some(s),
+            since: Some(since),
+            ..crate::store::DeliveryFilter::default()
+        };
+        let n = state
+            .service
+            .count_deliveries(site, &filter, PROGRESS_CAP)
+            .await?;
+        Ok::<_, ConsoleError>(if n >= u64::from(PROGRESS_CAP) {
+            format!("{PROGRESS_CAP}+")
+        } else {
+            n.to_string()
+        })
+    };
+    use crate::domain::models::DeliveryState;
+    Ok((
+        count(DeliveryState::Pending).await?,
+        count(DeliveryState::Failed).await?,
+    ))
+}
+
+/// `GET …/recover-progress?since=`: the counters of a recovery's page.
+pub async fn recover_progress(
+    State(state): State<AppState>,
+    Signed(session): Signed,
+    Path((site_id, webhook_id)): Path<(String, String)>,
+    axum::extract::Query(form): axum::extract::Query<RecoverForm>,
+) -> ConsoleResult<axum::Json<serde_json::Value>> {
+    let (site, webhook) = load(&state, &session, &site_id, &webhook_id).await?;
+    let since = parse_form_time("since", &form.since)?;
+    let (pending, failed) = progress(&state, &site, &webhook, since).await?;
+    Ok(axum::Json(
+        serde_json::json!({ "pending": pending, "failed": failed }),
+    ))
+}
+
 /// The recover form.
 #[derive(Debug, Deserialize)]
 pub struct RecoverForm {
@@ -503,10 +553,22 @@ pub async fn recover(
         site_path(site.id),
         webhook.id
     );
+    let since_query =
+        serde_urlencoded::to_string([("since", since.to_rfc3339())]).unwrap_or_default();
+    let live = format!("{}/recover-progress?{since_query}", webhook_path(&webhook));
+    let progress = progress(&state, &site, &webhook, since).await?;
     let body = html! {
         h1 { "Recovering" }
         p role="status" { (recovered) " failed deliveries since " (time(since)) " are being attempted again." }
-        p { a href=(list) { "Follow them: the webhook's pending deliveries" } " (each leaves the list as its attempt succeeds or fails)." }
+        section data-live=(live) aria-label="Progress" {
+            h2 { "Progress" }
+            dl class="facts" {
+                dt { "Still pending" } dd data-counter="pending" { (progress.0) }
+                dt { "Failed again" } dd data-counter="failed" { (progress.1) }
+            }
+            p class="live" aria-live="polite" data-live-stamp { "Counts of the webhook's deliveries since then; they refresh every few seconds." }
+        }
+        p { a href=(list) { "The webhook's pending deliveries" } }
         p { a href=(webhook_path(&webhook)) { "Back to the webhook" } }
     };
     Ok(page(&Chrome::of(&session), "Recovering", body).into_response())
