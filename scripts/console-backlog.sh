@@ -9,7 +9,8 @@
 #    python3's sqlite3 (ids are ULIDs, as the service makes them);
 # 3. starts the service again, signs in to the console (curl, cookie jar, the form's
 #    CSRF token) and GETs each page ROUNDS times: the first page, the page at a cursor
-#    half-way down, the page filtered by event type, by webhook, and by state (pending).
+#    half-way down, the page filtered by event type, by webhook, and by state (pending,
+#    which every delivery is, and failed, which none is: the whole range is read).
 #
 # Usage: scripts/console-backlog.sh      (env: BACKLOG=1000000 ROUNDS=20 PORT=18300
 #        FULLUP_BIN=target/release/fullup, built with `cargo build --release` if missing)
@@ -89,6 +90,7 @@ pages=(
     "event type|/console/sites/$site/deliveries?event_type=order.paid"
     "webhook|/console/sites/$site/deliveries?webhook=$webhook"
     "state pending|/console/sites/$site/deliveries?state=pending"
+    "state failed|/console/sites/$site/deliveries?state=failed"
 )
 : >"$dir/log.jsonl"
 for page in "${pages[@]}"; do
