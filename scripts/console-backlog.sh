@@ -107,10 +107,10 @@ for page in "${pages[@]}"; do
     name="${page%%|*}"
     from=$((i * rounds)); i=$((i + 1))
     jq -rs --argjson from "$from" --argjson n "$rounds" --arg name "$name" '
-        [.[] | select(.fields.route? == "/console/sites/{site_id}/deliveries")] as $req
-        | [.[] | select(.fields.message? == "console deliveries page read")] as $read
-        | ($req[$from:$from + $n] | map(.fields.duration_ms) | sort) as $d
-        | ($read[$from:$from + $n] | map(.fields.elapsed_us) | sort) as $r
+        [.[] | select(.route? == "/console/sites/{site_id}/deliveries")] as $req
+        | [.[] | select(.message? == "console deliveries page read")] as $read
+        | ($req[$from:$from + $n] | map(.duration_ms) | sort) as $d
+        | ($read[$from:$from + $n] | map(.elapsed_us) | sort) as $r
         | "\($name)|\($d[($n / 2 | floor)])|\($d[-1])|\($r[($n / 2 | floor)])"' "$dir/log.jsonl" |
         awk -F'|' '{ printf "%-16s %8s %8s %8s\n", $1, $2, $3, $4 }'
 done

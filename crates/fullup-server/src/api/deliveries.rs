@@ -161,6 +161,7 @@ impl DeliveryListParams {
                 .map(|t| parse_time("until", t))
                 .transpose()?,
             event_type: self.event_type.clone(),
+            scan_window: None,
         })
     }
 }

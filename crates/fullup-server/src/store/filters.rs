@@ -32,6 +32,28 @@ where
     deliveries_as("SELECT * FROM deliveries WHERE site_id = ", site, f)
 }
 
+/// The deliveries of `site` older than `before` (all when None) that a scan window of
+/// `window` rows ends with: `SELECT id … ORDER BY id DESC LIMIT 1 OFFSET window - 1`,
+/// None when the site has fewer.
+pub(crate) fn window_end<'q, DB: Database>(
+    site: SiteId,
+    before: Option<&str>,
+    window: u32,
+) -> QueryBuilder<'q, DB>
+where
+    String: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new("SELECT id FROM deliveries WHERE site_id = ");
+    q.push_bind(site.to_string());
+    if let Some(before) = before {
+        q.push(" AND id < ").push_bind(before.to_owned());
+    }
+    q.push(" ORDER BY id DESC LIMIT 1 OFFSET ")
+        .push_bind(i64::from(window.max(1)) - 1);
+    q
+}
+
 /// How many deliveries match `f`, counting at most `cap` (one index range, bounded
 /// whatever the backlog).
 pub(crate) fn count_deliveries<'q, DB: Database>(
@@ -71,12 +93,13 @@ where
     ];
     let mut q = of_site(select, site, equal, f.since, f.until);
     if let Some(event_type) = &f.event_type {
-        // The site's events of that type (index `events_site`), then their deliveries.
-        q.push(" AND event_id IN (SELECT id FROM events WHERE site_id = ")
-            .push_bind(site.to_string())
-            .push(" AND type = ")
-            .push_bind(event_type.clone())
-            .push(")");
+        // Each delivery's event by its key: the deliveries are read newest first
+        // anyway, where a list of the type's events could be most of the site's.
+        q.push(
+            " AND EXISTS (SELECT 1 FROM events e WHERE e.id = deliveries.event_id AND e.type = ",
+        )
+        .push_bind(event_type.clone())
+        .push(")");
     }
     q
 }

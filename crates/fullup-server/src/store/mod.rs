@@ -171,6 +171,12 @@ pub struct DeliveryFilter {
     pub until: Option<Timestamp>,
     /// Only deliveries of events of this exact type.
     pub event_type: Option<String>,
+    /// Look for matches among at most this many of the site's deliveries, newest first
+    /// from the cursor; None looks until the page is full. With a window, every query
+    /// reads one bounded range of the `deliveries_site` index however rare the matches
+    /// (a filter on state or event type has no index of its own), and a page may hold
+    /// fewer matches than asked, even none, with a `next_cursor` to search on from.
+    pub scan_window: Option<u32>,
 }
 
 /// What a webhook's attempts since some time did (its health over a window, such as

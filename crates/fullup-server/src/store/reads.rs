@@ -119,9 +119,26 @@ macro_rules! impl_reads {
                 filter: &crate::store::DeliveryFilter,
                 page: &crate::store::PageRequest,
             ) -> crate::store::StoreResult<crate::store::Page<crate::domain::models::Delivery>> {
-                let q = crate::store::filters::deliveries(site, filter);
-                self.fetch_page(q, page, "id", crate::store::rows::$rows::delivery, |d| d.id.to_string())
-                    .await
+                let mut q = crate::store::filters::deliveries(site, filter);
+                let Some(window) = filter.scan_window else {
+                    return self
+                        .fetch_page(q, page, "id", crate::store::rows::$rows::delivery, |d| d.id.to_string())
+                        .await;
+                };
+                // The window ends at its last id: matches are looked for at or after it.
+                let mut end = crate::store::filters::window_end(site, page.before.as_deref(), window);
+                let end: Option<String> = end.build_query_scalar().fetch_optional(&self.$pool).await?;
+                if let Some(end) = &end {
+                    q.push(" AND id >= ").push_bind(end.clone());
+                }
+                let mut found = self
+                    .fetch_page(q, page, "id", crate::store::rows::$rows::delivery, |d| d.id.to_string())
+                    .await?;
+                // A window read to its end without filling the page: go on from there.
+                if found.next_cursor.is_none() && end.is_some() {
+                    found.next_cursor = end;
+                }
+                Ok(found)
             }
 
             async fn count_deliveries(

@@ -3,6 +3,7 @@
 //! their own site only). The browser drives the same pages in `console_browser`.
 
 mod portal;
+mod window;
 
 use std::collections::BTreeMap;
 

@@ -4,7 +4,10 @@
 //! the duration and the error), and "retry now".
 //!
 //! The list is one index range of the store (`deliveries_site`, newest first from the
-//! cursor, one page plus one row), whatever the backlog.
+//! cursor, one page plus one row), whatever the backlog. A filter that has no index of
+//! its own (state, event type, time) looks at most [`SCAN_WINDOW`] deliveries per page,
+//! so a rare state costs no more than a common one; a page that found fewer matches says
+//! so and its "Next page" searches on.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -22,6 +25,9 @@ use crate::domain::ids::{DeliveryId, EventId, WebhookId};
 use crate::domain::models::DeliveryState;
 use crate::domain::time::Timestamp;
 use crate::store::DeliveryFilter;
+
+/// Deliveries a filtered page looks through at most.
+pub const SCAN_WINDOW: u32 = 10_000;
 
 /// Parses a form's time: `YYYY-MM-DDTHH:MM` (a `datetime-local` field, read as UTC),
 /// with seconds or not, or RFC 3339.
@@ -66,7 +72,11 @@ impl ListQuery {
     fn filter(&self) -> ConsoleResult<DeliveryFilter> {
         let bad = |what: &str| ConsoleError::BadRequest(format!("{what} is not valid"));
         let get = |v: &Option<String>| non_empty(v.as_deref()).map(str::to_owned);
+        let unindexed = [&self.state, &self.event_type, &self.since, &self.until]
+            .iter()
+            .any(|v| get(v).is_some());
         Ok(DeliveryFilter {
+            scan_window: unindexed.then_some(SCAN_WINDOW),
             state: get(&self.state)
                 .map(|s| DeliveryState::parse(&s).ok_or_else(|| bad("state")))
                 .transpose()?,
@@ -155,6 +165,12 @@ pub async fn list(
             div { label for="until" { "Until (UTC)" } input id="until" type="datetime-local" name="until" value=(value(&query.until)); }
             @if let Some(event) = non_empty(query.event.as_deref()) { input type="hidden" name="event" value=(event); }
             div { button type="submit" { "Filter" } " " a href=(base) { "Clear" } }
+        }
+        @if filter.scan_window.is_some() && deliveries.next_cursor.is_some()
+            && deliveries.items.len() < usize::try_from(super::PAGE_SIZE).unwrap_or(usize::MAX) {
+            p class="notice" role="status" {
+                "Only these match among the next " (SCAN_WINDOW) " deliveries; “Next page” searches further back."
+            }
         }
         @if deliveries.items.is_empty() {
             p { "No delivery matches." }
