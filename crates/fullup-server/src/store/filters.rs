@@ -92,6 +92,17 @@ where
         ("state", f.state.map(|s| s.as_str().to_owned())),
     ];
     let mut q = of_site(select, site, equal, f.since, f.until);
+    if let Some(since) = f.since {
+        // A delivery's id is a ULID of its creation time or later (ids made in one
+        // millisecond count up from the previous one), so those created since `since`
+        // lie at or above the lowest id of that millisecond: one range of the index.
+        let ms = u64::try_from(since.unix_ms()).unwrap_or(0);
+        let lowest = ulid::Ulid::from_parts(ms, 0);
+        q.push(" AND id >= ").push_bind(format!(
+            "{}{lowest}",
+            crate::domain::ids::DeliveryId::PREFIX
+        ));
+    }
     if let Some(event_type) = &f.event_type {
         // Each delivery's event by its key: the deliveries are read newest first
         // anyway, where a list of the type's events could be most of the site's.
