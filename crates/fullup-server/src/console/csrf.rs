@@ -104,3 +104,59 @@ pub fn same_origin(headers: &HeaderMap, public_url: &str) -> Result<(), ConsoleE
         _ => Err(refused()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    const PUBLIC: &str = "https://hooks.example.com";
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    #[test]
+    fn posts_from_this_origin_pass_and_from_others_are_refused() {
+        let ok = [
+            headers(&[("sec-fetch-site", "same-origin")]),
+            headers(&[("origin", PUBLIC)]),
+            headers(&[
+                ("origin", "http://127.0.0.1:8080"),
+                ("host", "127.0.0.1:8080"),
+            ]),
+            headers(&[]),
+        ];
+        for h in ok {
+            assert!(same_origin(&h, PUBLIC).is_ok(), "{h:?}");
+        }
+        let refused = [
+            headers(&[("sec-fetch-site", "cross-site"), ("origin", PUBLIC)]),
+            headers(&[("sec-fetch-site", "same-site")]),
+            headers(&[
+                ("origin", "https://evil.example"),
+                ("host", "hooks.example.com"),
+            ]),
+            headers(&[("origin", "null"), ("host", "hooks.example.com")]),
+        ];
+        for h in refused {
+            assert!(same_origin(&h, PUBLIC).is_err(), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn a_form_token_must_be_present_and_equal() {
+        assert!(check_token(Some("abc"), "abc").is_ok());
+        assert!(check_token(Some("abd"), "abc").is_err());
+        assert!(
+            check_token(Some(""), "").is_err(),
+            "an empty token never passes"
+        );
+        assert!(check_token(None, "abc").is_err());
+    }
+}

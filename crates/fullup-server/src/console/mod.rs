@@ -219,3 +219,29 @@ pub async fn not_found(
 pub fn is_console_path(path: &str) -> bool {
     path == "/console" || path.starts_with("/console/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_frame_ancestor;
+
+    #[test]
+    fn frame_ancestors_are_sources_and_nothing_that_adds_a_directive() {
+        for ok in [
+            "https://app.example.com",
+            "*.example.com",
+            "'self'",
+            "https://a.example:8443",
+        ] {
+            assert_eq!(parse_frame_ancestor(ok).ok().as_deref(), Some(ok));
+        }
+        for bad in [
+            "",
+            "https://a.example; script-src *",
+            "'unsafe-inline'",
+            "a b",
+            "https://",
+        ] {
+            assert!(parse_frame_ancestor(bad).is_err(), "{bad}");
+        }
+    }
+}

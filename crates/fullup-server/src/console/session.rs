@@ -184,3 +184,116 @@ fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::http::HeaderValue;
+
+    use super::*;
+    use crate::console::ConsoleConfig;
+    use crate::crypto::MainKey;
+
+    const LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::LOCALHOST,
+        8080,
+    ));
+    const NOW: Timestamp = Timestamp::from_unix_ms(1_800_000_000_000);
+
+    fn console(key: &MainKey, admin_hash: [u8; 32]) -> Console {
+        Console::new(&ConsoleConfig::default(), key, &admin_hash, LISTEN)
+    }
+
+    /// The request headers a browser sends back for `set_cookie`.
+    fn sent(set_cookie: &str) -> HeaderMap {
+        let pair = set_cookie.split(';').next().unwrap_or_default();
+        let mut headers = HeaderMap::new();
+        let value = format!("other=1; {pair}");
+        headers.insert(COOKIE, HeaderValue::from_str(&value).expect("ASCII"));
+        headers
+    }
+
+    #[test]
+    fn a_session_opens_on_every_node_with_the_same_keys_until_it_expires() {
+        let key = MainKey::generate();
+        let one = console(&key, [1; 32]);
+        let session = Session::new(
+            Scope::Portal {
+                site: crate::domain::ids::SiteId::new(NOW),
+            },
+            NOW,
+        );
+        let cookie = session.set_cookie(&one);
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        assert!(!cookie.contains("Secure"), "an http public URL: {cookie}");
+        let other_node = console(&key, [1; 32]);
+        assert_eq!(
+            Session::from_headers(&other_node, &sent(&cookie), NOW),
+            Some(session.clone())
+        );
+        let later = NOW + SESSION_TTL;
+        assert_eq!(
+            Session::from_headers(&other_node, &sent(&cookie), later),
+            None,
+            "expired"
+        );
+    }
+
+    #[test]
+    fn a_session_does_not_open_under_another_key_admin_token_or_purpose_or_altered() {
+        let key = MainKey::generate();
+        let console_a = console(&key, [1; 32]);
+        let cookie = Session::new(Scope::Admin, NOW).set_cookie(&console_a);
+        let headers = sent(&cookie);
+        assert_eq!(
+            Session::from_headers(&console(&key, [2; 32]), &headers, NOW),
+            None,
+            "another admin token"
+        );
+        assert_eq!(
+            Session::from_headers(&console(&MainKey::generate(), [1; 32]), &headers, NOW),
+            None,
+            "another main key"
+        );
+        let value = cookie.split(';').next().expect("pair").to_owned();
+        let flipped = value.replace('A', "B").replace('a', "A");
+        assert_ne!(flipped, value);
+        assert_eq!(
+            Session::from_headers(&console_a, &sent(&flipped), NOW),
+            None,
+            "altered"
+        );
+        // A sign-in form's cookie is sealed for another purpose: it is no session.
+        let form =
+            SignIn::new(NOW)
+                .set_cookie(&console_a)
+                .replacen(SIGN_IN_COOKIE, SESSION_COOKIE, 1);
+        assert_eq!(Session::from_headers(&console_a, &sent(&form), NOW), None);
+    }
+
+    #[test]
+    fn an_https_public_url_makes_cookies_secure_and_a_framed_portal_partitioned() {
+        let key = MainKey::generate();
+        let config = ConsoleConfig {
+            public_url: Some(url::Url::parse("https://hooks.example.com/").expect("url")),
+            portal_frame_ancestors: vec!["https://app.example.com".to_owned()],
+        };
+        let console = Console::new(&config, &key, &[0; 32], LISTEN);
+        assert_eq!(
+            console.portal_url("fpl_x"),
+            "https://hooks.example.com/console/portal/fpl_x"
+        );
+        let admin = Session::new(Scope::Admin, NOW).set_cookie(&console);
+        assert!(admin.contains("SameSite=Strict; Secure"), "{admin}");
+        let site = crate::domain::ids::SiteId::new(NOW);
+        let portal = Session::new(Scope::Portal { site }, NOW).set_cookie(&console);
+        assert!(
+            portal.contains("SameSite=None; Secure; Partitioned"),
+            "{portal}"
+        );
+    }
+}
