@@ -13,8 +13,9 @@
 #    which every delivery is, and failed, which none is: the whole range is read).
 #
 # Usage: scripts/console-backlog.sh      (env: BACKLOG=1000000 ROUNDS=20 PORT=18300
-#        FULLUP_BIN=target/release/fullup, built with `cargo build --release` if missing)
-# Needs: python3, curl, jq.
+#        FULLUP_BIN=target/release/fullup, built with `cargo build --release` if missing;
+#        DATABASE_URL=postgres://USER@HOST/EMPTY_DB to measure PostgreSQL instead)
+# Needs: python3, curl, jq; psql for PostgreSQL.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,8 +30,14 @@ export FULLUP_ADMIN_TOKEN=console-backlog-admin-token
 base="http://127.0.0.1:$port"
 auth=(-H "Authorization: Bearer $FULLUP_ADMIN_TOKEN" -H 'content-type: application/json')
 
+database_url="${DATABASE_URL:-sqlite://$dir/fullup.db}"
+if [[ "$database_url" == postgres* ]]; then
+    FULLUP_MAIN_KEY=$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')
+    export FULLUP_MAIN_KEY
+fi
+
 serve() {
-    RUST_LOG="info,fullup_server::console=debug" "$bin" serve --database-url "sqlite://$dir/fullup.db" \
+    RUST_LOG="info,fullup_server::console=debug" "$bin" serve --database-url "$database_url" \
         --listen "127.0.0.1:$port" --workers 0 --log-format json 2>>"$dir/log.jsonl" &
     pid=$!
     for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && return; sleep 0.1; done
@@ -45,6 +52,30 @@ webhook=$(curl -sf "${auth[@]}" -X POST "$base/v1/sites/$site/webhooks" \
 kill "$pid"; wait "$pid" || true
 
 echo "inserting $backlog events and deliveries..."
+if [[ "$database_url" == postgres* ]]; then
+    python3 - "$dir" "$site" "$webhook" "$backlog" <<'EOF'
+import csv, os, sys, time
+out, site, webhook, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+def ulid(ms):
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+start = int(time.time() * 1000) - n
+types = ["order.paid", "order.refunded", "form.submitted", "user.created"]
+with open(f"{out}/events.csv", "w", newline="") as e, open(f"{out}/deliveries.csv", "w", newline="") as d:
+    ew, dw = csv.writer(e), csv.writer(d)
+    for i in range(n):
+        ms = start + i
+        evt, dlv, t = "evt_" + ulid(ms), "dlv_" + ulid(ms), types[i % len(types)]
+        payload = '{"created_at":"2026-01-01T00:00:00.000Z","data":{},"id":"%s","type":"%s"}' % (evt, t)
+        ew.writerow([evt, site, t, payload, ms, "\\x" + "00" * 32])
+        dw.writerow([dlv, site, evt, webhook, "pending", 0, ms, ms, ms])
+EOF
+    psql -q "$database_url" -c "\\copy events (id, site_id, type, payload, created_at, request_hash) FROM '$dir/events.csv' WITH (FORMAT csv)"
+    psql -q "$database_url" -c "\\copy deliveries (id, site_id, event_id, webhook_id, state, attempt_count, next_attempt_at, created_at, updated_at) FROM '$dir/deliveries.csv' WITH (FORMAT csv)"
+    psql -q "$database_url" -c "ANALYZE"
+    psql -Atq "$database_url" -c "SELECT COUNT(*) || ' deliveries' FROM deliveries"
+else
 python3 - "$dir/fullup.db" "$site" "$webhook" "$backlog" <<'EOF'
 import os, sqlite3, sys, time
 db, site, webhook, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -76,14 +107,19 @@ conn.commit()
 conn.execute("ANALYZE")
 print(conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0], "deliveries")
 EOF
+fi
 
 serve
 jar="$dir/cookies"
 csrf=$(curl -sf -c "$jar" "$base/console/sign-in" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
 curl -sf -b "$jar" -c "$jar" -o /dev/null -H "Origin: $base" \
     --data-urlencode "csrf=$csrf" --data-urlencode "token=$FULLUP_ADMIN_TOKEN" "$base/console/sign-in"
-middle=$(sqlite3 "$dir/fullup.db" "SELECT id FROM deliveries ORDER BY id LIMIT 1 OFFSET $((backlog / 2))" 2>/dev/null \
-    || python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT id FROM deliveries ORDER BY id LIMIT 1 OFFSET ?', (int(sys.argv[2]),)).fetchone()[0])" "$dir/fullup.db" "$((backlog / 2))")
+middle_sql="SELECT id FROM deliveries ORDER BY id LIMIT 1 OFFSET $((backlog / 2))"
+if [[ "$database_url" == postgres* ]]; then
+    middle=$(psql -Atq "$database_url" -c "$middle_sql")
+else
+    middle=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])" "$dir/fullup.db" "$middle_sql")
+fi
 pages=(
     "first page|/console/sites/$site/deliveries"
     "cursor half-way|/console/sites/$site/deliveries?cursor=$middle"
