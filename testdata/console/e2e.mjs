@@ -1,5 +1,5 @@
 // The console's end-to-end test, in real headless Chromium (Debian's), driven by
-// playwright-core; started by crates/fullup-server/tests/it/console_browser.rs, which
+// playwright-core; started by crates/fullup-server/tests/browser.rs, which
 // runs the service and passes what the script needs in the environment:
 //
 //   FULLUP_URL            the service, such as http://127.0.0.1:40123

@@ -1,6 +1,6 @@
 //! The console over HTTP, on both stores: signing in, CSRF and origin checks, the
 //! security headers, escaping, and portal links (one-time tokens, sessions that reach
-//! their own site only). The browser drives the same pages in `console_browser`.
+//! their own site only). The browser drives the same pages in `tests/browser.rs`.
 
 mod portal;
 mod window;

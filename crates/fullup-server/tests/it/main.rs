@@ -3,7 +3,6 @@
 mod api;
 mod canonical_json;
 mod console;
-mod console_browser;
 mod delivery;
 mod fairness;
 mod hand_off;

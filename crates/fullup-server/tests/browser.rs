@@ -7,6 +7,16 @@
 //! Screenshots of every page go to `FULLUP_ARTIFACTS` (default
 //! `target/tmp/console-screenshots`); with `UPDATE_SCREENSHOTS=1` two of them are copied
 //! to `docs/` for the README.
+//!
+//! A test binary of its own, unlike the crate's other integration tests (`tests/it`):
+//! Chromium keeps both cores of a 2-core machine busy for some seconds, and beside it
+//! the `it` binary's tests that wait a bounded time for a delivery ran out of time.
+//! Cargo runs test binaries one after another, so nothing runs beside the browser.
+//! It shares `it`'s harness (`tests/it/support`).
+
+#[allow(dead_code, unused_imports, unused_macros)]
+#[path = "it/support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
