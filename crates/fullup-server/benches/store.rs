@@ -182,6 +182,8 @@ fn succeeded(delivery: &ClaimedDelivery, started_at: Timestamp) -> Completion {
             error_kind: None,
             error_message: None,
             response_body: "ok".to_owned(),
+            request_headers: String::new(),
+            response_headers: String::new(),
         },
         event_id: delivery.event_id,
         event_type: delivery.event_type.clone(),

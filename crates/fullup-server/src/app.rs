@@ -17,6 +17,7 @@ use crate::api::auth::ADMIN_TOKEN_PREFIX;
 use crate::api::server::serve;
 use crate::api::{AppState, metrics_router, router};
 use crate::config::Config;
+use crate::console::Console;
 use crate::crypto::{MainKey, default_key_file, generate_token, hash_token};
 use crate::delivery::dispatcher::Dispatcher;
 use crate::delivery::guard::OutboundGuard;
@@ -44,9 +45,10 @@ impl Application {
     /// Opens the store (running migrations), settles the admin token and prepares the
     /// dispatcher (none with zero delivery workers: an API-only node).
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Self> {
-        let (store, created_main_key_file) = open_store(&config).await.with_context(|| {
-            format!("opening the database {}", redact_url(&config.database_url))
-        })?;
+        let (store, main_key, created_main_key_file) =
+            open_store(&config).await.with_context(|| {
+                format!("opening the database {}", redact_url(&config.database_url))
+            })?;
         let released = store.recover_after_restart().await?;
         if released > 0 {
             tracing::info!(
@@ -87,8 +89,15 @@ impl Application {
         if let Some(dispatcher) = &dispatcher {
             service = service.handing_off_to(dispatcher.inbox());
         }
+        let console = Console::new(
+            &config.console,
+            &main_key,
+            &admin_token_hash,
+            listener.local_addr()?,
+        );
         let state = AppState {
             service,
+            console,
             admin_token_hash,
             max_event_bytes: config.max_event_bytes,
             limits: config.limits.clone(),
@@ -187,18 +196,19 @@ impl Application {
 
 /// Opens the store under the main key: the configured one, else the key file, which
 /// is created on first start (and removed again if the database refuses it). Returns
-/// the created key file's path.
+/// the main key and the created key file's path.
 ///
 /// SQLite's key file defaults to `fullup.key` beside the database. A PostgreSQL
 /// database has no folder to put it in, and every node sharing it needs the same key,
 /// so there the key must be given: `FULLUP_MAIN_KEY`, or `--main-key-file` (created on
 /// the first start if missing).
-async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<PathBuf>)> {
+async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, MainKey, Option<PathBuf>)> {
     let url = &config.database_url;
     let postgres = Backend::of(url)? == Backend::Postgres;
     if let Some(key) = &config.main_key {
         return Ok((
             crate::store::open_with(url, key.clone(), &config.store).await?,
+            key.clone(),
             None,
         ));
     }
@@ -216,14 +226,15 @@ async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Option<P
     if path.exists() {
         let key = MainKey::read_file(&path)?;
         return Ok((
-            crate::store::open_with(url, key, &config.store).await?,
+            crate::store::open_with(url, key.clone(), &config.store).await?,
+            key,
             None,
         ));
     }
     let key = MainKey::generate();
     key.write_new_file(&path)?;
-    match crate::store::open_with(url, key, &config.store).await {
-        Ok(store) => Ok((store, Some(path))),
+    match crate::store::open_with(url, key.clone(), &config.store).await {
+        Ok(store) => Ok((store, key, Some(path))),
         Err(err) => {
             let _ = std::fs::remove_file(&path);
             Err(err.into())

@@ -54,6 +54,8 @@ pub struct Config {
     /// How often the backlog gauges of `/metrics` are read from the store (see
     /// [`crate::service::monitoring`]); a scrape shows values at most this old.
     pub backlog_refresh: Duration,
+    /// The console's settings: its public URL, where portal pages may be framed.
+    pub console: crate::console::ConsoleConfig,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             main_key: None,
             main_key_file: None,
             backlog_refresh: DEFAULT_BACKLOG_REFRESH,
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }

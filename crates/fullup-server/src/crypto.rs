@@ -134,6 +134,20 @@ impl MainKey {
             .map_err(|_| CryptoError::Open)
     }
 
+    /// A key for another use than sealing secrets (such as the console's session
+    /// cookies), derived from this one and `purpose` with HMAC-SHA256: every node with
+    /// the same main key derives the same key, and no derived key reveals the main one.
+    pub fn derive(&self, purpose: &[u8]) -> Self {
+        use hmac::Mac as _;
+        // HMAC takes keys of any length: this never fails.
+        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.0.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts a key of any length"));
+        mac.update(purpose);
+        let mut bytes = Zeroizing::new([0u8; MAIN_KEY_BYTES]);
+        bytes.copy_from_slice(&mac.finalize().into_bytes());
+        Self(bytes)
+    }
+
     /// Reads a key file (base64 text).
     pub fn read_file(path: &Path) -> Result<Self, CryptoError> {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| file_error(path, e))?);

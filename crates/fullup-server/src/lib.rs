@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod delivery;
 pub mod domain;

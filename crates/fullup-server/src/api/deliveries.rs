@@ -76,6 +76,11 @@ pub struct AttemptResponse {
     /// The first 4 KiB of the response body, as text: invalid UTF-8 and NUL bytes
     /// read as U+FFFD.
     pub response_body: String,
+    /// The headers sent, as `name: value` lines (at most 4 KiB; empty when nothing was
+    /// sent, or for attempts recorded before headers were kept).
+    pub request_headers: String,
+    /// The response's headers, as `name: value` lines (at most 4 KiB).
+    pub response_headers: String,
 }
 
 impl From<Attempt> for AttemptResponse {
@@ -90,6 +95,8 @@ impl From<Attempt> for AttemptResponse {
             error_kind: a.error_kind,
             error_message: a.error_message,
             response_body: a.response_body,
+            request_headers: a.request_headers,
+            response_headers: a.response_headers,
         }
     }
 }
@@ -107,6 +114,8 @@ pub struct DeliveryListParams {
     /// Only deliveries in this state.
     #[param(value_type = Option<DeliveryState>)]
     pub state: Option<String>,
+    /// Only deliveries of events of this exact type.
+    pub event_type: Option<String>,
     /// RFC 3339: created at or after.
     #[param(format = DateTime)]
     pub since: Option<String>,
@@ -159,6 +168,8 @@ impl DeliveryListParams {
                 .as_deref()
                 .map(|t| query_time("until", t))
                 .transpose()?,
+            event_type: self.event_type.clone(),
+            scan_window: None,
         })
     }
 }

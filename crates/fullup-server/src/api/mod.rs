@@ -41,6 +41,8 @@ pub const MANAGEMENT_BODY_LIMIT: usize = 64 * 1024;
 pub struct AppState {
     /// The use cases every route calls.
     pub service: Service,
+    /// The console's settings and session key.
+    pub console: crate::console::Console,
     /// SHA-256 of the admin token.
     pub admin_token_hash: [u8; 32],
     /// Largest accepted event request body.
@@ -53,6 +55,7 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("service", &self.service)
+            .field("console", &self.console)
             .field("admin_token_hash", &"[redacted]")
             .field("max_event_bytes", &self.max_event_bytes)
             .field("limits", &self.limits)
@@ -131,14 +134,28 @@ pub fn router(state: AppState) -> Router {
             "/v1/sites/{site_id}/deliveries/{delivery_id}/attempts",
             get(deliveries::attempts),
         )
+        .route(
+            "/v1/sites/{site_id}/portal-links",
+            post(sites::create_portal_link),
+        )
+        .merge(crate::console::router(state.clone()))
         .layer(DefaultBodyLimit::max(MANAGEMENT_BODY_LIMIT))
-        .fallback(|| async { ApiError::not_found("this route") })
+        .fallback(fallback)
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::method_not_allowed(&method)
         })
         .layer(from_fn_with_state(api_timeout, time_limit))
         .layer(axum::middleware::from_fn(access_log::log_request))
         .with_state(state)
+}
+
+/// Unknown routes: the API's JSON 404, or the console's HTML one under `/console/`.
+async fn fallback(State(state): State<AppState>, request: Request) -> Response {
+    let path = request.uri().path();
+    if crate::console::is_console_path(path) {
+        return crate::console::not_found(state, request).await;
+    }
+    ApiError::not_found("this route").into_response()
 }
 
 /// The router of `--metrics-listen`: `/metrics` alone (and the liveness and readiness

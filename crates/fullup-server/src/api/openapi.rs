@@ -30,7 +30,7 @@ use crate::domain::operational;
     paths(
         super::health, monitoring::healthz, monitoring::readyz, monitoring::metrics, serve,
         sites::create, sites::list, sites::get, sites::update, sites::delete,
-        sites::create_key, sites::list_keys, sites::delete_key,
+        sites::create_key, sites::list_keys, sites::delete_key, sites::create_portal_link,
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::secret, webhooks::rotate_secret, webhooks::recover, webhooks::test,
         events::create, events::list, events::get,

@@ -211,3 +211,33 @@ pub async fn delete_key(
     state.service.delete_api_key(&site, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `POST /v1/sites/{site_id}/portal-links` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PortalLinkResponse {
+    /// The link to hand to the site's owner: it opens the console scoped to this site,
+    /// once, until `expires_at`. Built on `--public-url`.
+    pub url: String,
+    /// RFC 3339: after this the link no longer opens.
+    pub expires_at: String,
+}
+
+/// Creates a portal link: a short-lived, one-time URL that opens the console for this
+/// site only (admin or the site's own API key).
+#[utoipa::path(post, operation_id = "createPortalLink", path = "/v1/sites/{site_id}/portal-links", tag = "sites",
+    responses((status = 201, body = PortalLinkResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn create_portal_link(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(site_id): ApiPath<String>,
+) -> Result<(StatusCode, Json<PortalLinkResponse>), ApiError> {
+    let site = load_site(&state, caller, &site_id).await?;
+    let link = state.service.create_portal_token(&site).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PortalLinkResponse {
+            url: state.console.portal_url(&link.token),
+            expires_at: link.expires_at.to_rfc3339(),
+        }),
+    ))
+}

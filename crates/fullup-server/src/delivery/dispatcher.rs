@@ -248,6 +248,8 @@ impl Worker {
                 error_kind: r.error_kind,
                 error_message: r.error_message,
                 response_body: r.response_body,
+                request_headers: r.request_headers,
+                response_headers: r.response_headers,
             },
             event_id: d.event_id,
             event_type: d.event_type.clone(),

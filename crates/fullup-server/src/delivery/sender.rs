@@ -20,6 +20,8 @@ use crate::store::ClaimedDelivery;
 
 /// The most of a response body kept in the attempt log.
 pub const MAX_RESPONSE_BODY: usize = 4096;
+/// The most of an attempt's request or response headers kept in the attempt log.
+pub const MAX_HEADERS_TEXT: usize = 4096;
 /// `user-agent` of every delivery.
 pub const USER_AGENT_VALUE: &str = concat!("fullup-webhooks/", env!("CARGO_PKG_VERSION"));
 
@@ -34,6 +36,10 @@ pub struct AttemptResult {
     pub error_message: Option<String>,
     /// Up to 4 KiB of the answer.
     pub response_body: String,
+    /// The headers sent (see [`headers_text`]); empty when nothing was sent.
+    pub request_headers: String,
+    /// The answer's headers (see [`headers_text`]).
+    pub response_headers: String,
     /// The receiver's `Retry-After` in seconds, if it sent one.
     pub retry_after: Option<Duration>,
     /// How long it took.
@@ -87,6 +93,8 @@ impl Sender {
             error_kind: Some(kind),
             error_message: Some(message),
             response_body: String::new(),
+            request_headers: String::new(),
+            response_headers: String::new(),
             retry_after: None,
             duration: Duration::ZERO,
         };
@@ -115,6 +123,7 @@ impl Sender {
             }
         };
         let headers = signed_headers(delivery, attempt, now);
+        let sent = headers_text(&headers);
         let request = client
             .post(delivery.webhook.url.as_url().clone())
             .headers(headers)
@@ -126,10 +135,13 @@ impl Sender {
                 error_kind: Some(classify(&err)),
                 error_message: Some(error_chain(&err)),
                 response_body: String::new(),
+                request_headers: String::new(),
+                response_headers: String::new(),
                 retry_after: None,
                 duration: Duration::ZERO,
             },
         };
+        result.request_headers = sent;
         result.duration = started.elapsed();
         result
     }
@@ -181,6 +193,7 @@ async fn read_response(mut response: reqwest::Response) -> AttemptResult {
     } else {
         None
     };
+    let response_headers = headers_text(response.headers());
     let mut body = Vec::new();
     while body.len() < MAX_RESPONSE_BODY {
         match response.chunk().await {
@@ -208,9 +221,25 @@ async fn read_response(mut response: reqwest::Response) -> AttemptResult {
         // Text as both stores hold it: PostgreSQL's text cannot hold NUL, which would
         // keep the attempt from ever being recorded.
         response_body: String::from_utf8_lossy(&body).replace('\0', "\u{fffd}"),
+        request_headers: String::new(),
+        response_headers,
         retry_after,
         duration: Duration::ZERO,
     }
+}
+
+/// Headers as `name: value` lines (values decoded lossily), cut at whole lines before
+/// [`MAX_HEADERS_TEXT`] bytes, for the attempt log.
+pub fn headers_text(headers: &HeaderMap) -> String {
+    let mut text = String::new();
+    for (name, value) in headers {
+        let line = format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes()));
+        if text.len() + line.len() > MAX_HEADERS_TEXT {
+            break;
+        }
+        text.push_str(&line);
+    }
+    text
 }
 
 fn classify(err: &reqwest::Error) -> ErrorKind {

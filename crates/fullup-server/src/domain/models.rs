@@ -247,6 +247,11 @@ pub struct Attempt {
     pub error_message: Option<String>,
     /// The first 4 KiB of the response body, decoded lossily as UTF-8.
     pub response_body: String,
+    /// The headers sent, as `name: value` lines (at most 4 KiB): signatures and the
+    /// event's metadata, never a secret. Empty when nothing was sent.
+    pub request_headers: String,
+    /// The receiver's answer's headers, as `name: value` lines (at most 4 KiB).
+    pub response_headers: String,
 }
 
 impl std::fmt::Debug for Attempt {
@@ -262,6 +267,8 @@ impl std::fmt::Debug for Attempt {
             .field("error_kind", &self.error_kind)
             .field("error_message", &self.error_message)
             .field("response_body", &Redacted(self.response_body.len()))
+            .field("request_headers", &Redacted(self.request_headers.len()))
+            .field("response_headers", &Redacted(self.response_headers.len()))
             .finish()
     }
 }

@@ -30,6 +30,20 @@ impl Service {
         )?)
     }
 
+    /// How many of a site's deliveries match `filter`, counting no further than `cap`
+    /// (so the answer costs at most `cap` index entries, whatever the backlog).
+    pub async fn count_deliveries(
+        &self,
+        site: &Site,
+        filter: &DeliveryFilter,
+        cap: u32,
+    ) -> ServiceResult<u64> {
+        Ok(self.counted(
+            StoreOp::Read,
+            self.store.count_deliveries(site.id, filter, cap).await,
+        )?)
+    }
+
     /// A delivery's attempts, newest first.
     pub async fn attempts(
         &self,

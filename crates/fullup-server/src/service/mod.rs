@@ -8,7 +8,8 @@
 //!
 //! One module per family: [`sites`] (sites and API keys), [`webhooks`], [`events`]
 //! (ingest and the event log), [`deliveries`] (deliveries, attempts, retries),
-//! [`monitoring`] (readiness and the backlog gauges).
+//! [`monitoring`] (readiness and the backlog gauges), [`portal`] (portal links of the
+//! console).
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use crate::store::{HandOff, Store, StoreError, StoreResult};
 pub mod deliveries;
 pub mod events;
 pub mod monitoring;
+pub mod portal;
 pub mod sites;
 pub mod webhooks;
 
@@ -133,6 +135,11 @@ impl Service {
     /// Attempts `webhook` may have in flight now.
     pub fn concurrency_limit(&self, webhook: &crate::domain::webhook::Webhook) -> u32 {
         webhook.health.concurrency_limit(&self.health)
+    }
+
+    /// The time now, by the service's clock (sessions' and links' expiry).
+    pub fn now(&self) -> crate::domain::time::Timestamp {
+        self.clock.now()
     }
 
     /// The store, for what is not a use case (authentication, start-up settings).

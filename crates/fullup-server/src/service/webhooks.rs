@@ -15,7 +15,10 @@ use crate::domain::time::Timestamp;
 use crate::domain::webhook::{MAX_GRACE, Webhook};
 use crate::domain::webhook_url::WebhookUrl;
 use crate::metrics::StoreOp;
-use crate::store::{Page, PageRequest, SecretRotation};
+use crate::store::{AttemptStats, Page, PageRequest, SecretRotation};
+
+/// The window of a webhook's recent health ([`Service::recent_attempts`]).
+pub const HEALTH_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A site may hold at most this many webhooks; fan-out cost grows with each.
 pub const MAX_WEBHOOKS_PER_SITE: u64 = 100;
@@ -196,6 +199,18 @@ impl Service {
     /// A site's webhooks, newest first.
     pub async fn webhooks(&self, site: &Site, page: &PageRequest) -> ServiceResult<Page<Webhook>> {
         Ok(self.counted(StoreOp::Read, self.store.list_webhooks(site.id, page).await)?)
+    }
+
+    /// What the attempts of `webhook` did over the last [`HEALTH_WINDOW`] (24 h): its
+    /// success ratio.
+    pub async fn recent_attempts(&self, webhook: &Webhook) -> ServiceResult<AttemptStats> {
+        let since = self.clock.now() - HEALTH_WINDOW;
+        Ok(self.counted(
+            StoreOp::Read,
+            self.store
+                .attempt_stats(webhook.site_id, webhook.id, since)
+                .await,
+        )?)
     }
 
     /// Applies `changes` to `webhook`; resuming or enabling may make deliveries due.

@@ -16,14 +16,76 @@ where
     String: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    let columns = "id, site_id, type, created_at, idempotency_key, \
-                   CAST(OCTET_LENGTH(payload) AS BIGINT) AS payload_bytes";
     let equal = [("type", f.event_type.clone())];
-    of_site(columns, "events", site, equal, f.since, f.until)
+    of_site(
+        "SELECT id, site_id, type, created_at, idempotency_key, \
+         CAST(OCTET_LENGTH(payload) AS BIGINT) AS payload_bytes FROM events WHERE site_id = ",
+        site,
+        equal,
+        f.since,
+        f.until,
+    )
 }
 
 /// `SELECT * FROM deliveries WHERE site_id = … AND …`, ready for paging.
 pub(crate) fn deliveries<'q, DB: Database>(site: SiteId, f: &DeliveryFilter) -> QueryBuilder<'q, DB>
+where
+    String: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    deliveries_as("SELECT * FROM deliveries WHERE site_id = ", site, f)
+}
+
+/// The deliveries of `site` older than `before` (all when None) that a scan window of
+/// `window` rows ends with: `SELECT id … ORDER BY id DESC LIMIT 1 OFFSET window - 1`,
+/// None when the site has fewer.
+pub(crate) fn window_end<'q, DB: Database>(
+    site: SiteId,
+    before: Option<&str>,
+    window: u32,
+) -> QueryBuilder<'q, DB>
+where
+    String: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new("SELECT id FROM deliveries WHERE site_id = ");
+    q.push_bind(site.to_string());
+    if let Some(before) = before {
+        q.push(" AND id < ").push_bind(before.to_owned());
+    }
+    q.push(" ORDER BY id DESC LIMIT 1 OFFSET ")
+        .push_bind(i64::from(window.max(1)) - 1);
+    q
+}
+
+/// How many deliveries match `f`, counting at most `cap` (one index range, bounded
+/// whatever the backlog).
+pub(crate) fn count_deliveries<'q, DB: Database>(
+    site: SiteId,
+    f: &DeliveryFilter,
+    cap: u32,
+) -> QueryBuilder<'q, DB>
+where
+    String: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
+{
+    let mut q = deliveries_as(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE site_id = ",
+        site,
+        f,
+    );
+    q.push(" LIMIT ")
+        .push_bind(i64::from(cap))
+        .push(") counted");
+    q
+}
+
+/// `select` (which ends with `WHERE site_id = `) then the site and `f`'s conditions.
+fn deliveries_as<'q, DB: Database>(
+    select: &str,
+    site: SiteId,
+    f: &DeliveryFilter,
+) -> QueryBuilder<'q, DB>
 where
     String: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
@@ -33,14 +95,34 @@ where
         ("webhook_id", f.webhook_id.map(|w| w.to_string())),
         ("state", f.state.map(|s| s.as_str().to_owned())),
     ];
-    of_site("*", "deliveries", site, equal, f.since, f.until)
+    let mut q = of_site(select, site, equal, f.since, f.until);
+    if let Some(since) = f.since {
+        // A delivery's id is a ULID of its creation time or later (ids made in one
+        // millisecond count up from the previous one), so those created since `since`
+        // lie at or above the lowest id of that millisecond: one range of the index.
+        let ms = u64::try_from(since.unix_ms()).unwrap_or(0);
+        let lowest = ulid::Ulid::from_parts(ms, 0);
+        q.push(" AND id >= ").push_bind(format!(
+            "{}{lowest}",
+            crate::domain::ids::DeliveryId::PREFIX
+        ));
+    }
+    if let Some(event_type) = &f.event_type {
+        // Each delivery's event by its key: the deliveries are read newest first
+        // anyway, where a list of the type's events could be most of the site's.
+        q.push(
+            " AND EXISTS (SELECT 1 FROM events e WHERE e.id = deliveries.event_id AND e.type = ",
+        )
+        .push_bind(event_type.clone())
+        .push(")");
+    }
+    q
 }
 
-/// `SELECT columns FROM table WHERE site_id = …`, each `equal` column that has a value
-/// equal to it, created in `[since, until)` where given.
+/// `select` (ending with `WHERE site_id = `) the site, each `equal` column that has a
+/// value equal to it, created in `[since, until)` where given.
 fn of_site<'q, DB: Database>(
-    columns: &str,
-    table: &str,
+    select: &str,
     site: SiteId,
     equal: impl IntoIterator<Item = (&'static str, Option<String>)>,
     since: Option<Timestamp>,
@@ -50,7 +132,7 @@ where
     String: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    let mut q = QueryBuilder::new(format!("SELECT {columns} FROM {table} WHERE site_id = "));
+    let mut q = QueryBuilder::new(select.to_owned());
     q.push_bind(site.to_string());
     for (column, value) in equal {
         if let Some(value) = value {

@@ -171,6 +171,24 @@ pub struct DeliveryFilter {
     pub since: Option<Timestamp>,
     /// Created before.
     pub until: Option<Timestamp>,
+    /// Only deliveries of events of this exact type.
+    pub event_type: Option<String>,
+    /// Look for matches among at most this many of the site's deliveries, newest first
+    /// from the cursor; None looks until the page is full. With a window, every query
+    /// reads one bounded range of the `deliveries_site` index however rare the matches
+    /// (a filter on state or event type has no index of its own), and a page may hold
+    /// fewer matches than asked, even none, with a `next_cursor` to search on from.
+    pub scan_window: Option<u32>,
+}
+
+/// What a webhook's attempts since some time did (its health over a window, such as
+/// the console's last 24 h).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptStats {
+    /// Attempts started in the window.
+    pub attempts: u64,
+    /// Those the receiver answered with a 2xx status.
+    pub succeeded: u64,
 }
 
 /// Filters of the event list.
@@ -578,6 +596,13 @@ pub trait Reads: Send + Sync {
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Delivery>>;
+    /// How many of a site's deliveries match `filter`, counting no further than `cap`.
+    async fn count_deliveries(
+        &self,
+        site: SiteId,
+        filter: &DeliveryFilter,
+        cap: u32,
+    ) -> StoreResult<u64>;
     /// A delivery's attempts, newest first.
     async fn list_attempts(
         &self,
@@ -585,6 +610,14 @@ pub trait Reads: Send + Sync {
         delivery: DeliveryId,
         page: &PageRequest,
     ) -> StoreResult<Page<Attempt>>;
+    /// What the attempts of `webhook` (of `site`) started at or after `since` did; one
+    /// range of the `attempts_webhook` index.
+    async fn attempt_stats(
+        &self,
+        site: SiteId,
+        webhook: WebhookId,
+        since: Timestamp,
+    ) -> StoreResult<AttemptStats>;
     /// The backlog and webhook counts, for the metrics. Costs one pass over the
     /// pending part of one index (the count), one index probe per enabled webhook (the
     /// oldest due) and one pass over the webhooks: run it at an interval, not per scrape.
@@ -611,6 +644,23 @@ pub trait Store: Reads + DeliveryQueue {
     async fn find_api_key(&self, token_hash: &[u8; 32]) -> StoreResult<Option<ApiKey>>;
     /// Deletes a key; false when the site has no such key.
     async fn delete_api_key(&self, site: SiteId, id: ApiKeyId) -> StoreResult<bool>;
+
+    /// Stores a portal token of `site` (only its SHA-256, `token_hash`) that may be
+    /// taken until `expires_at`, and drops the tokens that expired before `now`.
+    async fn create_portal_token(
+        &self,
+        token_hash: &[u8; 32],
+        site: SiteId,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Takes the portal token hashing to `token_hash` if it has not expired at `now`:
+    /// its site, and the token is gone. Of several callers on any nodes, one gets it.
+    async fn take_portal_token(
+        &self,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<SiteId>>;
 
     /// Creates a webhook.
     async fn create_webhook(&self, webhook: &Webhook) -> StoreResult<()>;

@@ -282,6 +282,42 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn create_portal_token(
+        &self,
+        token_hash: &[u8; 32],
+        site: SiteId,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(sql::DELETE_EXPIRED_PORTAL_TOKENS)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(sql::INSERT_PORTAL_TOKEN)
+            .bind(&token_hash[..])
+            .bind(site.to_string())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn take_portal_token(
+        &self,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<SiteId>> {
+        let site: Option<String> = sqlx::query_scalar(
+            "DELETE FROM portal_tokens WHERE token_hash = $1 AND expires_at > $2 RETURNING site_id",
+        )
+        .bind(&token_hash[..])
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        site.map(|s| SiteId::parse(&s).map_err(super::rows::corrupt))
+            .transpose()
+    }
+
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = seal_secrets(&self.key, w)?;
         let sql = format!(

@@ -121,9 +121,37 @@ macro_rules! impl_reads {
                 filter: &crate::store::DeliveryFilter,
                 page: &crate::store::PageRequest,
             ) -> crate::store::StoreResult<crate::store::Page<crate::domain::models::Delivery>> {
-                let q = crate::store::filters::deliveries(site, filter);
-                self.fetch_page(q, page, "id", crate::store::rows::$rows::delivery, |d| d.id.to_string())
-                    .await
+                let mut q = crate::store::filters::deliveries(site, filter);
+                let Some(window) = filter.scan_window else {
+                    return self
+                        .fetch_page(q, page, "id", crate::store::rows::$rows::delivery, |d| d.id.to_string())
+                        .await;
+                };
+                // The window ends at its last id: matches are looked for at or after it.
+                let mut end = crate::store::filters::window_end(site, page.before.as_deref(), window);
+                let end: Option<String> = end.build_query_scalar().fetch_optional(&self.$pool).await?;
+                if let Some(end) = &end {
+                    q.push(" AND id >= ").push_bind(end.clone());
+                }
+                let mut found = self
+                    .fetch_page(q, page, "id", crate::store::rows::$rows::delivery, |d| d.id.to_string())
+                    .await?;
+                // A window read to its end without filling the page: go on from there.
+                if found.next_cursor.is_none() && end.is_some() {
+                    found.next_cursor = end;
+                }
+                Ok(found)
+            }
+
+            async fn count_deliveries(
+                &self,
+                site: crate::domain::ids::SiteId,
+                filter: &crate::store::DeliveryFilter,
+                cap: u32,
+            ) -> crate::store::StoreResult<u64> {
+                let mut q = crate::store::filters::count_deliveries(site, filter, cap);
+                let n: i64 = q.build_query_scalar().fetch_one(&self.$pool).await?;
+                Ok(u64::try_from(n).unwrap_or(0))
             }
 
             async fn list_attempts(
@@ -140,6 +168,32 @@ macro_rules! impl_reads {
                     .push_bind(delivery.to_string());
                 self.fetch_page(q, page, "a.id", crate::store::rows::$rows::attempt, |a| a.id.to_string())
                     .await
+            }
+
+            async fn attempt_stats(
+                &self,
+                site: crate::domain::ids::SiteId,
+                webhook: crate::domain::ids::WebhookId,
+                since: crate::domain::time::Timestamp,
+            ) -> crate::store::StoreResult<crate::store::AttemptStats> {
+                // The webhook is checked to be the site's, so one site's caller learns
+                // nothing of another's.
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status_code >= 200 AND status_code < 300 \
+                     THEN 1 ELSE 0 END), 0) FROM attempts WHERE webhook_id = ",
+                );
+                q.push_bind(webhook.to_string())
+                    .push(" AND started_at >= ")
+                    .push_bind(since)
+                    .push(" AND webhook_id IN (SELECT id FROM webhooks WHERE site_id = ")
+                    .push_bind(site.to_string())
+                    .push(")");
+                let (attempts, succeeded): (i64, i64) =
+                    q.build_query_as().fetch_one(&self.$pool).await?;
+                Ok(crate::store::AttemptStats {
+                    attempts: u64::try_from(attempts).unwrap_or(0),
+                    succeeded: u64::try_from(succeeded).unwrap_or(0),
+                })
             }
 
             async fn backlog(&self) -> crate::store::StoreResult<crate::store::Backlog> {

@@ -214,6 +214,8 @@ macro_rules! row_mappers {
                     .transpose()?,
                 error_message: row.try_get("error_message")?,
                 response_body: row.try_get("response_body")?,
+                request_headers: row.try_get("request_headers")?,
+                response_headers: row.try_get("response_headers")?,
             })
         }
     };

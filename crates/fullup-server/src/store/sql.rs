@@ -61,3 +61,17 @@ pub(crate) const OLDEST_DUE: &str = "SELECT MIN((SELECT MIN(d.next_attempt_at) F
 /// Webhooks per (enabled, paused).
 pub(crate) const COUNT_WEBHOOKS_BY_STATE: &str =
     "SELECT enabled, paused, COUNT(*) FROM webhooks GROUP BY enabled, paused";
+
+/// `$1` token hash, `$2` site, `$3` expiry.
+pub(crate) const INSERT_PORTAL_TOKEN: &str =
+    "INSERT INTO portal_tokens (token_hash, site_id, expires_at) VALUES ($1, $2, $3)";
+/// `$1` now: drops the portal tokens that can no longer be taken.
+pub(crate) const DELETE_EXPIRED_PORTAL_TOKENS: &str =
+    "DELETE FROM portal_tokens WHERE expires_at <= $1";
+/// `$1` token hash: the site a portal token opens.
+pub(crate) const PORTAL_TOKEN_SITE: &str =
+    "SELECT site_id FROM portal_tokens WHERE token_hash = $1";
+/// `$1` token hash, `$2` now: takes a portal token; one row deleted means this caller
+/// took it, none that it expired or someone else did.
+pub(crate) const TAKE_PORTAL_TOKEN: &str =
+    "DELETE FROM portal_tokens WHERE token_hash = $1 AND expires_at > $2";

@@ -516,6 +516,41 @@ impl Store for SqliteStore {
         Ok(done == 1)
     }
 
+    async fn create_portal_token(
+        &self,
+        token_hash: &[u8; 32],
+        site: SiteId,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.execute(sql::DELETE_EXPIRED_PORTAL_TOKENS, vec![Value::from(now)])
+            .await?;
+        let params = vec![
+            Value::from(token_hash.to_vec()),
+            Value::from(site.to_string()),
+            Value::from(expires_at),
+        ];
+        self.execute(sql::INSERT_PORTAL_TOKEN, params).await?;
+        Ok(())
+    }
+
+    async fn take_portal_token(
+        &self,
+        token_hash: &[u8; 32],
+        now: Timestamp,
+    ) -> StoreResult<Option<SiteId>> {
+        let site: Option<String> = sqlx::query_scalar(sql::PORTAL_TOKEN_SITE)
+            .bind(&token_hash[..])
+            .fetch_optional(&self.reader)
+            .await?;
+        let Some(site) = site else { return Ok(None) };
+        let params = vec![Value::from(token_hash.to_vec()), Value::from(now)];
+        if self.execute(sql::TAKE_PORTAL_TOKEN, params).await? != 1 {
+            return Ok(None);
+        }
+        SiteId::parse(&site).map(Some).map_err(corrupt)
+    }
+
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = secrets::seal_secrets(&self.key, w)?;
         let mut params = webhook_params(w);

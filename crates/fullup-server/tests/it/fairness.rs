@@ -165,6 +165,8 @@ fn completion(c: &ClaimedDelivery, kind: ErrorKind) -> Completion {
             error_kind: Some(kind),
             error_message: None,
             response_body: String::new(),
+            request_headers: String::new(),
+            response_headers: String::new(),
         },
         event_id: c.event_id,
         event_type: c.event_type.clone(),

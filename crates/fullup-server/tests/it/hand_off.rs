@@ -130,6 +130,8 @@ fn success(d: &ClaimedDelivery) -> Completion {
             error_kind: None,
             error_message: None,
             response_body: String::new(),
+            request_headers: String::new(),
+            response_headers: String::new(),
         },
         event_id: d.event_id,
         event_type: d.event_type.clone(),

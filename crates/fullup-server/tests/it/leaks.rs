@@ -287,6 +287,8 @@ fn debug_of_config_and_models_redacts_secrets_tokens_and_bodies() {
             error_kind: None,
             error_message: None,
             response_body: answer.clone(),
+            request_headers: String::new(),
+            response_headers: String::new(),
         },
         event_id: claimed.event_id,
         event_type: claimed.event_type.clone(),

@@ -2,6 +2,7 @@
 
 mod api;
 mod canonical_json;
+mod console;
 mod contract;
 mod delivery;
 mod fairness;

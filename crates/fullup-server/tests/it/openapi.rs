@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/v1/sites/{site_id}"),
     ("delete", "/v1/sites/{site_id}"),
     ("post", "/v1/sites/{site_id}/api-keys"),
+    ("post", "/v1/sites/{site_id}/portal-links"),
     ("get", "/v1/sites/{site_id}/api-keys"),
     ("delete", "/v1/sites/{site_id}/api-keys/{key_id}"),
     ("post", "/v1/sites/{site_id}/webhooks"),

@@ -48,6 +48,8 @@ fn result(d: &ClaimedDelivery, number: u32, started_at: Timestamp, ok: bool) -> 
             error_kind: (!ok).then_some(ErrorKind::Status),
             error_message: None,
             response_body: String::new(),
+            request_headers: String::new(),
+            response_headers: String::new(),
         },
         event_id: d.event_id,
         event_type: d.event_type.clone(),

@@ -13,6 +13,7 @@ use fullup_server::config::{
     DEFAULT_INGEST_BURST, DEFAULT_INGEST_RATE, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_EVENT_BYTES,
 };
+use fullup_server::console::ConsoleConfig;
 use fullup_server::delivery::ssrf::NetworkPolicy;
 use fullup_server::delivery::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_DISABLE_AFTER, DEFAULT_PER_SITE_CONCURRENCY,
@@ -133,6 +134,22 @@ pub struct Args {
     /// `FULLUP_MAIN_KEY` is set). `FULLUP_MAIN_KEY` takes precedence.
     #[arg(long, env = "FULLUP_MAIN_KEY_FILE", value_name = "PATH")]
     main_key_file: Option<std::path::PathBuf>,
+    /// The URL people reach this service at, such as `https://hooks.example.com`:
+    /// portal links are built on it, and an https one makes the console's cookies
+    /// `Secure`. Default: `http://` + the listen address.
+    #[arg(long, env = "FULLUP_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<url::Url>,
+    /// Sites that may frame the console's portal pages (CSP `frame-ancestors`), such
+    /// as `https://app.example.com`; repeatable, comma-separated in the variable.
+    /// Default: none. Framing needs an https `--public-url`. The operator dashboard is
+    /// never framable.
+    #[arg(
+        long = "portal-frame-ancestors",
+        env = "FULLUP_PORTAL_FRAME_ANCESTORS",
+        value_name = "SOURCE",
+        value_delimiter = ','
+    )]
+    portal_frame_ancestors: Vec<String>,
 }
 
 impl Args {
@@ -165,6 +182,25 @@ impl Args {
         anyhow::ensure!(
             self.max_connections > 0,
             "--max-connections must be at least 1"
+        );
+        if let Some(url) = &self.public_url {
+            anyhow::ensure!(
+                matches!(url.scheme(), "http" | "https") && url.host().is_some(),
+                "--public-url must be an http(s) URL such as https://hooks.example.com"
+            );
+        }
+        let portal_frame_ancestors = self
+            .portal_frame_ancestors
+            .iter()
+            .map(|s| fullup_server::console::parse_frame_ancestor(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        anyhow::ensure!(
+            portal_frame_ancestors.is_empty()
+                || self
+                    .public_url
+                    .as_ref()
+                    .is_some_and(|u| u.scheme() == "https"),
+            "--portal-frame-ancestors needs an https --public-url: browsers send a framed page's cookie only when it is Secure"
         );
         let admin_token = match std::env::var(ADMIN_TOKEN_ENV) {
             Ok(token) => {
@@ -207,6 +243,10 @@ impl Args {
             main_key_file: self.main_key_file,
             store: StoreSettings {
                 pool_connections: self.database_pool_size,
+            },
+            console: ConsoleConfig {
+                public_url: self.public_url,
+                portal_frame_ancestors,
             },
             ..Config::default()
         })

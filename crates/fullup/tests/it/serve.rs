@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::support_ingest::{Ingest, join_clients, spawn_clients, wait_for_all};
 use crate::support_receiver::RecordingReceiver;
-use crate::support_server::{Server, create_site_and_webhook, fetch};
+use crate::support_server::{Server, call, create_site_and_webhook, fetch};
 
 #[tokio::test]
 async fn sigterm_stops_the_service_with_exit_code_0() {
@@ -85,4 +85,53 @@ fn serve_help_documents_the_environment_and_the_monitoring_flags() {
     ] {
         assert!(help.contains(needle), "no {needle} in:\n{help}");
     }
+}
+
+#[tokio::test]
+async fn portal_links_are_built_on_the_public_url_and_framing_needs_https() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_fullup"))
+            .arg("serve")
+            .args(args)
+            .output()
+            .expect("run fullup")
+    };
+    let refused = run(&["--portal-frame-ancestors", "https://app.example.com"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("needs an https --public-url"), "{stderr}");
+    let refused = run(&[
+        "--public-url",
+        "https://hooks.example.com",
+        "--portal-frame-ancestors",
+        "https://app.example.com; script-src *",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("is not a CSP source"), "{stderr}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("fullup.db").display());
+    let server = Server::start(
+        &database_url,
+        &["--public-url", "https://hooks.example.com/"],
+        &[],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let site = call(
+        &client,
+        format!("{}/v1/sites", server.base),
+        serde_json::json!({"name": "portal"}),
+        201,
+    )
+    .await;
+    let site = site["id"].as_str().expect("id");
+    let url = format!("{}/v1/sites/{site}/portal-links", server.base);
+    let link = call(&client, url, serde_json::json!({}), 201).await;
+    let link = link["url"].as_str().expect("url");
+    assert!(
+        link.starts_with("https://hooks.example.com/console/portal/fpl_"),
+        "{link}"
+    );
 }

@@ -537,7 +537,7 @@ async fn complete_batch(
     Ok(())
 }
 
-/// The attempts (`$7`…`$16`, of deliveries that still exist: those the update found),
+/// The attempts (`$7`…`$18`, of deliveries that still exist: those the update found),
 /// the deliveries' next steps
 /// (`$1` id, `$2` state, `$3` attempts made, `$4` next attempt or NULL, `$5` updated,
 /// `$6` webhook): their leases end, a delivery due again has its queue row (moved to its
@@ -555,11 +555,14 @@ const COMPLETE_SQL: &str = "WITH v AS ( \
         FROM v WHERE d.id = v.id AND d.id = ANY($1) RETURNING d.id), \
     attempt AS ( \
         INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, \
-                              duration_ms, status_code, error_kind, error_message, response_body) \
+                              duration_ms, status_code, error_kind, error_message, response_body, \
+                              request_headers, response_headers) \
         SELECT a.* FROM UNNEST($7::text[], $8::text[], $9::text[], $10::int4[], $11::int8[], \
-                               $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[]) \
+                               $12::int8[], $13::int4[], $14::text[], $15::text[], $16::text[], \
+                               $17::text[], $18::text[]) \
              AS a(id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, \
-                  status_code, error_kind, error_message, response_body) \
+                  status_code, error_kind, error_message, response_body, request_headers, \
+                  response_headers) \
         JOIN delivery ON delivery.id = a.delivery_id), \
     lease AS (DELETE FROM leases WHERE delivery_id = ANY($1)), \
     done AS (DELETE FROM queue q USING v \
@@ -607,7 +610,7 @@ fn outcomes(done: &[&(&Completion, Timestamp)]) -> StoreResult<Outcomes> {
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 impl Outcomes {
-    /// Binds `$1`…`$6`, then the attempts as `$7`…`$16`.
+    /// Binds `$1`…`$6`, then the attempts as `$7`…`$18`.
     fn bind_attempts<'q>(
         self,
         q: PgQuery<'q>,
@@ -674,7 +677,19 @@ impl Outcomes {
             )
             .bind(
                 attempts
+                    .clone()
                     .map(|a| a.response_body.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                attempts
+                    .clone()
+                    .map(|a| a.request_headers.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                attempts
+                    .map(|a| a.response_headers.as_str())
                     .collect::<Vec<_>>(),
             ))
     }

@@ -24,10 +24,12 @@ const FAN_OUT_CANDIDATES: &str = "SELECT id, event_types, paused, concurrency_li
      WHERE site_id = $1 AND enabled = TRUE";
 
 /// `$1` id, `$2` delivery, `$3` webhook, `$4` number, `$5` started, `$6` duration (ms),
-/// `$7` status, `$8` error kind, `$9` error message, `$10` response body.
+/// `$7` status, `$8` error kind, `$9` error message, `$10` response body, `$11` request
+/// headers, `$12` response headers.
 const INSERT_ATTEMPT: &str = "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, \
-     started_at, duration_ms, status_code, error_kind, error_message, response_body) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     started_at, duration_ms, status_code, error_kind, error_message, response_body, \
+     request_headers, response_headers) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
 
 /// An attempt's effect on its delivery: `$1` state, `$2` attempts made, `$3` next
 /// attempt, `$4` updated, `$5` id. (Each store ends the attempt's lease its own way.)
@@ -161,6 +163,8 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
         a.error_kind.map(ErrorKind::as_str),
         a.error_message,
         a.response_body,
+        a.request_headers,
+        a.response_headers,
     ])?;
     let (state, next_at) = delivery_after(c.next);
     conn.prepare_cached(COMPLETE_DELIVERY)?.execute(params![
