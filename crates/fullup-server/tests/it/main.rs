@@ -13,6 +13,7 @@ mod openapi;
 mod operational;
 mod postgres;
 mod readiness;
+mod response_body;
 mod retries;
 mod rotation;
 mod secrets;
