@@ -21,5 +21,6 @@ mod seed;
 mod slow_clients;
 mod sqlite_lock;
 mod ssrf;
+mod storage_faults;
 mod streaks;
 mod support;
