@@ -145,6 +145,52 @@ async fn assert_all_delivered(
     }
 }
 
+/// A site with one webhook to a new receiver, and one event ("before") delivered and
+/// recorded, so what follows measures the fault's own effects (an attempt whose record
+/// fails is made again when its lease ends: at least once, but 37 s later here).
+struct Scene {
+    arrivals: Arrivals,
+    site: String,
+    /// The webhook's URL.
+    url: String,
+    /// The events that got 202, "before" first.
+    accepted: Vec<String>,
+}
+
+impl Scene {
+    async fn set(server: &TestServer) -> Self {
+        let mut arrivals = Arrivals::start().await;
+        let site = server.create_site().await;
+        let url = arrivals.receiver.url();
+        let (_, secret) = server.create_webhook(&site, &url, &["*"]).await;
+        arrivals.receiver.expect_secret(secret);
+        let (_, before) = ingest(server, &site, "before").await;
+        let accepted = vec![before.expect("202 before the fault")];
+        assert_all_delivered(server, &site, &mut arrivals, &accepted).await;
+        Self {
+            arrivals,
+            site,
+            url,
+            accepted,
+        }
+    }
+}
+
+/// Sends the event `key` until it gets 202 (each refusal a 503 `store_unavailable`),
+/// as a client following `Retry-After` would, only faster; its id.
+async fn ingest_once_recovered(server: &TestServer, site: &str, key: &str) -> String {
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        let (answer, id) = ingest(server, site, key).await;
+        if let Some(id) = id {
+            return id;
+        }
+        assert_unavailable(&answer, &format!("ingest of {key} while recovering"));
+        assert!(tokio::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The test database's `host:port`, which the forwarder forwards to.
 fn server_address(db: &TestDatabase) -> String {
     let url = url::Url::parse(&db.url).expect("database url");
@@ -182,18 +228,12 @@ async fn postgres_unreachable_answers_503_with_retry_after_and_recovers_by_itsel
     // Each call waits this long for a connection while the server refuses them.
     config.store.acquire_timeout = Duration::from_millis(500);
     let server = start_node(config).await;
-    let mut arrivals = Arrivals::start().await;
-    let site = server.create_site().await;
-    let url = arrivals.receiver.url();
-    let (_, secret) = server.create_webhook(&site, &url, &["*"]).await;
-    arrivals.receiver.expect_secret(secret);
-    let mut accepted = Vec::new();
-    let (_, before) = ingest(&server, &site, "before").await;
-    accepted.push(before.expect("202 before the outage"));
-    // Delivered and recorded before the outage, so the outage's own effects are what
-    // the rest measures (an attempt whose record fails is made again when its lease
-    // ends: at least once, but 37 s later in this configuration).
-    assert_all_delivered(&server, &site, &mut arrivals, &accepted).await;
+    let Scene {
+        mut arrivals,
+        site,
+        url,
+        mut accepted,
+    } = Scene::set(&server).await;
 
     drop(forwarder);
     let (answer, id) = ingest(&server, &site, "during").await;
@@ -223,17 +263,7 @@ async fn postgres_unreachable_answers_503_with_retry_after_and_recovers_by_itsel
     let _forwarder = Forwarder::start(address, target)
         .await
         .expect("forwarder again");
-    let deadline = tokio::time::Instant::now() + GUARD;
-    let during = loop {
-        let (answer, id) = ingest(&server, &site, "during").await;
-        if let Some(id) = id {
-            break id;
-        }
-        assert_unavailable(&answer, "ingest while reconnecting");
-        assert!(tokio::time::Instant::now() < deadline, "never recovered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    accepted.push(during);
+    accepted.push(ingest_once_recovered(&server, &site, "during").await);
     let (_, after) = ingest(&server, &site, "after").await;
     accepted.push(after.expect("202 after the outage"));
     assert_all_delivered(&server, &site, &mut arrivals, &accepted).await;
@@ -374,15 +404,12 @@ async fn sqlite_disk_full_answers_503_keeps_reads_and_recovers_when_space_return
     let mut config = test_config(&holder);
     config.database_url = format!("sqlite://{}", disk.path().join("fullup.db").display());
     let server = TestServer::start_in(holder, config).await;
-    let mut arrivals = Arrivals::start().await;
-    let site = server.create_site().await;
-    let url = arrivals.receiver.url();
-    let (_, secret) = server.create_webhook(&site, &url, &["*"]).await;
-    arrivals.receiver.expect_secret(secret);
-    let mut accepted = Vec::new();
-    let (_, before) = ingest(&server, &site, "before").await;
-    accepted.push(before.expect("202 before the disk is full"));
-    assert_all_delivered(&server, &site, &mut arrivals, &accepted).await;
+    let Scene {
+        mut arrivals,
+        site,
+        url,
+        mut accepted,
+    } = Scene::set(&server).await;
 
     disk.fill("filler");
     // Writes already allocated (the WAL's free frames) may still take a few events;
@@ -423,17 +450,7 @@ async fn sqlite_disk_full_answers_503_keeps_reads_and_recovers_when_space_return
     }
 
     std::fs::remove_file(disk.path().join("filler")).expect("free the disk");
-    let deadline = tokio::time::Instant::now() + GUARD;
-    let after = loop {
-        let (answer, id) = ingest(&server, &site, "after").await;
-        if let Some(id) = id {
-            break id;
-        }
-        assert_unavailable(&answer, "ingest once space returns");
-        assert!(tokio::time::Instant::now() < deadline, "never recovered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    accepted.push(after);
+    accepted.push(ingest_once_recovered(&server, &site, "after").await);
     assert_all_delivered(&server, &site, &mut arrivals, &accepted).await;
     server.stop().await;
     drop(disk);
