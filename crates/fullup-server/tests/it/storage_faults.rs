@@ -271,6 +271,58 @@ async fn postgres_unreachable_answers_503_with_retry_after_and_recovers_by_itsel
 }
 
 #[tokio::test]
+async fn an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it() {
+    let test = "storage_faults::an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it";
+    let Some(db) = TestDatabase::create(test).await else {
+        return;
+    };
+    let target = server_address(&db);
+    let forwarder = Forwarder::start("127.0.0.1:0".parse().expect("addr"), target.clone())
+        .await
+        .expect("forwarder");
+    let address = forwarder.addr();
+    let key = MainKey::generate();
+    let mut config = pg_config(&db, &key);
+    config.database_url = through(&db, address);
+    config.store.acquire_timeout = Duration::from_millis(500);
+    // The attempt in flight ends (times out) while the database is unreachable; its
+    // lease, 1 + 1 + 30 s, ends after the outage.
+    config.delivery.connect_timeout = Duration::from_secs(1);
+    config.delivery.request_timeout = Duration::from_secs(1);
+    let server = start_node(config).await;
+    let Scene {
+        mut arrivals,
+        site,
+        mut accepted,
+        ..
+    } = Scene::set(&server).await;
+    arrivals.receiver.set_hang(true);
+    let (_, in_flight) = ingest(&server, &site, "in-flight").await;
+    accepted.push(in_flight.expect("202 before the outage"));
+    let got = arrivals.receiver.next(GUARD).await;
+    arrivals.seen.insert(got.header("webhook-id").to_owned());
+
+    drop(forwarder);
+    let failed_records = r#"fullup_store_errors_total{op="complete"}"#;
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while crate::readiness::sample(&server, failed_records).await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the attempt was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    arrivals.receiver.set_hang(false);
+    let _forwarder = Forwarder::start(address, target)
+        .await
+        .expect("forwarder again");
+    // Seen once (the attempt whose record was lost); it must arrive again.
+    arrivals.seen.remove(&accepted[1]);
+    assert_all_delivered(&server, &site, &mut arrivals, &accepted).await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_node_started_while_postgres_is_unreachable_waits_for_it() {
     let test = "storage_faults::a_node_started_while_postgres_is_unreachable_waits_for_it";
     let Some(db) = TestDatabase::create(test).await else {
