@@ -114,9 +114,7 @@ impl ApiError {
             "internal error; the server log has the details",
         )
     }
-}
 
-impl ApiError {
     /// 503 [`STORE_UNAVAILABLE`], after logging `cause` with its chain.
     pub fn store_unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
         let chain = crate::error_chain(cause);

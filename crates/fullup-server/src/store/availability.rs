@@ -29,7 +29,7 @@ pub async fn open_waiting(
     key: &MainKey,
     settings: &StoreSettings,
 ) -> StoreResult<Arc<dyn Store>> {
-    let waits = Backend::of(url)? == Backend::Postgres && !settings.wait.is_zero();
+    let waits = Backend::of(url)? == Backend::Postgres;
     let started = Instant::now();
     let mut pause = FIRST_PAUSE;
     loop {

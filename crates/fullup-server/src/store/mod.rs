@@ -68,7 +68,7 @@ pub struct StoreSettings {
     /// while the server refuses them) before it fails as unavailable.
     pub acquire_timeout: Duration,
     /// How long `fullup serve` waits at start for a PostgreSQL database that is
-    /// unreachable, trying again with backoff ([`open_waiting`]); zero: not at all.
+    /// unreachable, trying again with backoff ([`open_waiting`]); zero: one try.
     pub wait: Duration,
 }
 

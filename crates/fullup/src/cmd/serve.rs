@@ -46,8 +46,8 @@ pub struct Args {
     database_pool_size: u32,
     /// How long to wait at start for a PostgreSQL database that is unreachable (refusing
     /// connections, restarting, out of space), trying again with backoff and a log line
-    /// each time; then exit with status 2. `0s`: exit at once. Other failures (a wrong
-    /// password, a missing database) exit at once. Ignored by SQLite.
+    /// each time; then exit with status 2. `0s`: one try, then exit. Other failures (a
+    /// wrong password, a missing database) exit at once. Ignored by SQLite.
     #[arg(long, env = "FULLUP_DATABASE_WAIT", default_value_t = DEFAULT_DATABASE_WAIT.into())]
     database_wait: HumanDuration,
     /// Address the API listens on.
