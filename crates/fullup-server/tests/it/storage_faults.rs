@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fullup_hosts::Forwarder;
+use fullup_server::config::Config;
 use fullup_server::crypto::MainKey;
 use reqwest::header::RETRY_AFTER;
 use serde_json::{Value, json};
@@ -191,43 +192,75 @@ async fn ingest_once_recovered(server: &TestServer, site: &str, key: &str) -> St
     }
 }
 
-/// The test database's `host:port`, which the forwarder forwards to.
-fn server_address(db: &TestDatabase) -> String {
-    let url = url::Url::parse(&db.url).expect("database url");
-    format!(
-        "{}:{}",
-        url.host_str().expect("host"),
-        url.port().unwrap_or(5432)
-    )
+/// A throwaway PostgreSQL database that the service reaches through a TCP forwarder,
+/// which the test stops (the database unreachable: connections cut, new ones refused,
+/// the server itself left running) and starts again on the same port.
+struct SwitchedDatabase {
+    db: TestDatabase,
+    key: MainKey,
+    /// The server's `host:port`, where the forwarder forwards to.
+    target: String,
+    /// Where the forwarder listens, running or not.
+    address: SocketAddr,
+    forwarder: Option<Forwarder>,
 }
 
-/// The test database's URL through `forwarder`'s address.
-fn through(db: &TestDatabase, forwarder: SocketAddr) -> String {
-    let mut url = url::Url::parse(&db.url).expect("database url");
-    url.set_host(Some(&forwarder.ip().to_string()))
-        .expect("host");
-    url.set_port(Some(forwarder.port())).expect("port");
-    url.to_string()
+impl SwitchedDatabase {
+    /// A new database, reachable (`up`) or not yet; None (after a notice) when
+    /// PostgreSQL is unreachable outside CI.
+    async fn create(test: &str, up: bool) -> Option<Self> {
+        let db = TestDatabase::create(test).await?;
+        let url = url::Url::parse(&db.url).expect("database url");
+        let host = url.host_str().expect("host");
+        let target = format!("{host}:{}", url.port().unwrap_or(5432));
+        let forwarder = Forwarder::start("127.0.0.1:0".parse().expect("addr"), target.clone())
+            .await
+            .expect("forwarder");
+        let address = forwarder.addr();
+        Some(Self {
+            db,
+            key: MainKey::generate(),
+            target,
+            address,
+            forwarder: up.then_some(forwarder),
+        })
+    }
+
+    /// The test settings on this database, through the forwarder; a call waits
+    /// `acquire_timeout` for a connection while the database is unreachable.
+    fn config(&self, acquire_timeout: Duration) -> Config {
+        let mut config = pg_config(&self.db, &self.key);
+        let mut url = url::Url::parse(&self.db.url).expect("database url");
+        url.set_host(Some(&self.address.ip().to_string()))
+            .expect("host");
+        url.set_port(Some(self.address.port())).expect("port");
+        config.database_url = url.to_string();
+        config.store.acquire_timeout = acquire_timeout;
+        config
+    }
+
+    /// The database becomes unreachable.
+    fn cut(&mut self) {
+        self.forwarder = None;
+    }
+
+    /// The database is reachable again, on the same address.
+    async fn restore(&mut self) {
+        let forwarder = Forwarder::start(self.address, self.target.clone())
+            .await
+            .expect("forwarder again");
+        self.forwarder = Some(forwarder);
+    }
 }
 
 #[tokio::test]
 async fn postgres_unreachable_answers_503_with_retry_after_and_recovers_by_itself() {
     let test =
         "storage_faults::postgres_unreachable_answers_503_with_retry_after_and_recovers_by_itself";
-    let Some(db) = TestDatabase::create(test).await else {
+    let Some(mut database) = SwitchedDatabase::create(test, true).await else {
         return;
     };
-    let target = server_address(&db);
-    let forwarder = Forwarder::start("127.0.0.1:0".parse().expect("addr"), target.clone())
-        .await
-        .expect("forwarder");
-    let address = forwarder.addr();
-    let key = MainKey::generate();
-    let mut config = pg_config(&db, &key);
-    config.database_url = through(&db, address);
-    // Each call waits this long for a connection while the server refuses them.
-    config.store.acquire_timeout = Duration::from_millis(500);
-    let server = start_node(config).await;
+    let server = start_node(database.config(Duration::from_millis(500))).await;
     let Scene {
         mut arrivals,
         site,
@@ -235,7 +268,7 @@ async fn postgres_unreachable_answers_503_with_retry_after_and_recovers_by_itsel
         mut accepted,
     } = Scene::set(&server).await;
 
-    drop(forwarder);
+    database.cut();
     let (answer, id) = ingest(&server, &site, "during").await;
     assert_eq!(id, None, "a 202 while the database is unreachable");
     assert_unavailable(&answer, "ingest");
@@ -260,9 +293,7 @@ async fn postgres_unreachable_answers_503_with_retry_after_and_recovers_by_itsel
 
     // The same port again: the service reconnects by itself. The client retries the
     // refused event with its Idempotency-Key, as the 503 says.
-    let _forwarder = Forwarder::start(address, target)
-        .await
-        .expect("forwarder again");
+    database.restore().await;
     accepted.push(ingest_once_recovered(&server, &site, "during").await);
     let (_, after) = ingest(&server, &site, "after").await;
     accepted.push(after.expect("202 after the outage"));
@@ -273,18 +304,10 @@ async fn postgres_unreachable_answers_503_with_retry_after_and_recovers_by_itsel
 #[tokio::test]
 async fn an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it() {
     let test = "storage_faults::an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it";
-    let Some(db) = TestDatabase::create(test).await else {
+    let Some(mut database) = SwitchedDatabase::create(test, true).await else {
         return;
     };
-    let target = server_address(&db);
-    let forwarder = Forwarder::start("127.0.0.1:0".parse().expect("addr"), target.clone())
-        .await
-        .expect("forwarder");
-    let address = forwarder.addr();
-    let key = MainKey::generate();
-    let mut config = pg_config(&db, &key);
-    config.database_url = through(&db, address);
-    config.store.acquire_timeout = Duration::from_millis(500);
+    let mut config = database.config(Duration::from_millis(500));
     // The attempt in flight ends (times out) while the database is unreachable; its
     // lease, 1 + 1 + 30 s, ends after the outage.
     config.delivery.connect_timeout = Duration::from_secs(1);
@@ -302,7 +325,7 @@ async fn an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it() {
     let got = arrivals.receiver.next(GUARD).await;
     arrivals.seen.insert(got.header("webhook-id").to_owned());
 
-    drop(forwarder);
+    database.cut();
     let failed_records = r#"fullup_store_errors_total{op="complete"}"#;
     let deadline = tokio::time::Instant::now() + GUARD;
     while crate::readiness::sample(&server, failed_records).await < 1.0 {
@@ -313,9 +336,7 @@ async fn an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     arrivals.receiver.set_hang(false);
-    let _forwarder = Forwarder::start(address, target)
-        .await
-        .expect("forwarder again");
+    database.restore().await;
     // Seen once (the attempt whose record was lost); it must arrive again.
     arrivals.seen.remove(&accepted[1]);
     assert_all_delivered(&server, &site, &mut arrivals, &accepted).await;
@@ -325,19 +346,10 @@ async fn an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it() {
 #[tokio::test]
 async fn a_node_started_while_postgres_is_unreachable_waits_for_it() {
     let test = "storage_faults::a_node_started_while_postgres_is_unreachable_waits_for_it";
-    let Some(db) = TestDatabase::create(test).await else {
+    let Some(mut database) = SwitchedDatabase::create(test, false).await else {
         return;
     };
-    let target = server_address(&db);
-    // A port nothing listens on yet: the database is "down" until the forwarder starts.
-    let address = Forwarder::start("127.0.0.1:0".parse().expect("addr"), target.clone())
-        .await
-        .expect("forwarder")
-        .addr();
-    let key = MainKey::generate();
-    let mut config = pg_config(&db, &key);
-    config.database_url = through(&db, address);
-    config.store.acquire_timeout = Duration::from_millis(300);
+    let mut config = database.config(Duration::from_millis(300));
     config.store.wait = GUARD;
     let starting = tokio::spawn(start_node(config));
     // Several tries fail meanwhile (each is logged); the node must still be waiting.
@@ -346,7 +358,7 @@ async fn a_node_started_while_postgres_is_unreachable_waits_for_it() {
         !starting.is_finished(),
         "the node gave up while the database was down"
     );
-    let _forwarder = Forwarder::start(address, target).await.expect("forwarder");
+    database.restore().await;
     let server = starting.await.expect("the node started");
     let site = server.create_site().await;
     let (status, body) = server
@@ -359,17 +371,10 @@ async fn a_node_started_while_postgres_is_unreachable_waits_for_it() {
 #[tokio::test]
 async fn a_node_that_may_not_wait_exits_with_an_error_naming_the_flag() {
     let test = "storage_faults::a_node_that_may_not_wait_exits_with_an_error_naming_the_flag";
-    let Some(db) = TestDatabase::create(test).await else {
+    let Some(database) = SwitchedDatabase::create(test, false).await else {
         return;
     };
-    let address = Forwarder::start("127.0.0.1:0".parse().expect("addr"), server_address(&db))
-        .await
-        .expect("forwarder")
-        .addr();
-    let key = MainKey::generate();
-    let mut config = pg_config(&db, &key);
-    config.database_url = through(&db, address);
-    config.store.acquire_timeout = Duration::from_millis(300);
+    let mut config = database.config(Duration::from_millis(300));
     config.store.wait = Duration::from_secs(1);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
