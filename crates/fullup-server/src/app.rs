@@ -207,7 +207,7 @@ async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, MainKey,
     let postgres = Backend::of(url)? == Backend::Postgres;
     if let Some(key) = &config.main_key {
         return Ok((
-            crate::store::open_with(url, key.clone(), &config.store).await?,
+            crate::store::open_waiting(url, key, &config.store).await?,
             key.clone(),
             None,
         ));
@@ -226,14 +226,14 @@ async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, MainKey,
     if path.exists() {
         let key = MainKey::read_file(&path)?;
         return Ok((
-            crate::store::open_with(url, key.clone(), &config.store).await?,
+            crate::store::open_waiting(url, &key, &config.store).await?,
             key,
             None,
         ));
     }
     let key = MainKey::generate();
     key.write_new_file(&path)?;
-    match crate::store::open_with(url, key.clone(), &config.store).await {
+    match crate::store::open_waiting(url, &key, &config.store).await {
         Ok(store) => Ok((store, key, Some(path))),
         Err(err) => {
             let _ = std::fs::remove_file(&path);

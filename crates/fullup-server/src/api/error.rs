@@ -1,15 +1,26 @@
 //! One error shape for every route: `{"error": {"code", "message"}}`.
 //!
 //! Client mistakes get a 4xx with a message that says what to fix; internal failures are
-//! logged with their cause chain and shown as an opaque 500.
+//! logged with their cause chain and shown as an opaque 500. A store that cannot be
+//! used for now (unreachable, out of disk space) is a 503 `store_unavailable` with a
+//! `Retry-After`, so clients and load balancers can tell an outage from a bug.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::service::ServiceError;
 use crate::store::StoreError;
+
+/// The code of the 503 answered while the store cannot be used (it carries a
+/// `Retry-After`).
+pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+/// The `Retry-After` of a 503 [`STORE_UNAVAILABLE`], in seconds: long enough not to
+/// hammer a database coming back, short enough that a client retrying by it loses
+/// little once it is back.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
 
 /// An API failure, ready to become a response.
 #[derive(Debug)]
@@ -103,11 +114,29 @@ impl ApiError {
             "internal error; the server log has the details",
         )
     }
+
+    /// 503 [`STORE_UNAVAILABLE`], after logging `cause` with its chain.
+    pub fn store_unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
+        let chain = crate::error_chain(cause);
+        tracing::warn!(error = %chain, "the store is unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            STORE_UNAVAILABLE,
+            format!(
+                "the database is unavailable for now (unreachable or out of space): retry in \
+                 {STORE_RETRY_AFTER_SECS} s (an event: with the same Idempotency-Key, so it is stored once)"
+            ),
+        )
+    }
 }
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        Self::internal(&err)
+        if err.is_unavailable() {
+            Self::store_unavailable(&err)
+        } else {
+            Self::internal(&err)
+        }
     }
 }
 
@@ -117,7 +146,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => Self::not_found(what),
             ServiceError::Invalid { code, message } => Self::invalid(code, message),
             ServiceError::Conflict { code, message } => Self::conflict(code, message),
-            ServiceError::Store(err) => Self::internal(&err),
+            ServiceError::Store(err) => Self::from(err),
         }
     }
 }
@@ -130,6 +159,13 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let retry_after = self.code == STORE_UNAVAILABLE;
+        let mut response = (self.status, Json(body)).into_response();
+        if retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER_SECS));
+        }
+        response
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use url::{Host, Url};
 
-use super::ssrf::{Blocked, NetworkPolicy};
+use super::ssrf::{Blocked, LOCALHOST_ADDRESSES, NetworkPolicy, is_localhost_name};
 
 /// How host names become addresses; tests inject their own.
 #[async_trait]
@@ -83,8 +83,9 @@ impl OutboundGuard {
         Self { policy, lookup }
     }
 
-    /// Judges `url`: its scheme, then its host (IP literals directly, names after one
-    /// lookup, every address judged; one refused address refuses the URL).
+    /// Judges `url`: its scheme, then its host (IP literals directly, names under
+    /// `localhost` as loopback without a lookup, other names after one lookup, every
+    /// address judged; one refused address refuses the URL).
     pub async fn vet(&self, url: &Url) -> Result<Vetted, GuardError> {
         self.policy.check_scheme(url.scheme())?;
         let port = url
@@ -103,7 +104,31 @@ impl OutboundGuard {
         Ok(Vetted::Literal(addr))
     }
 
+    /// A name under `localhost` (RFC 6761) stands for the loopback addresses, whatever a
+    /// resolver says: it goes to those of them the policy allows (`--allow-network
+    /// 127.0.0.0/8` opens `localhost` on IPv4 only), and is refused if it allows none.
+    fn vet_localhost(&self, name: &str, port: u16) -> Result<Vetted, GuardError> {
+        let mut refusal = None;
+        let mut addrs = Vec::new();
+        for addr in LOCALHOST_ADDRESSES.map(|ip| SocketAddr::new(ip, port)) {
+            match self.policy.check(addr) {
+                Ok(()) => addrs.push(addr),
+                Err(blocked) => refusal = refusal.or(Some(blocked)),
+            }
+        }
+        match refusal {
+            Some(blocked) if addrs.is_empty() => Err(blocked.into()),
+            _ => Ok(Vetted::Named {
+                host: name.to_owned(),
+                addrs,
+            }),
+        }
+    }
+
     async fn vet_name(&self, name: &str, port: u16) -> Result<Vetted, GuardError> {
+        if is_localhost_name(name) {
+            return self.vet_localhost(name, port);
+        }
         let ips = self
             .lookup
             .lookup(name)

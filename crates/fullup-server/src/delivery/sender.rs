@@ -1,7 +1,9 @@
 //! One signed HTTP attempt.
 //!
 //! Redirects are never followed (a 3xx is a failure), no proxy is taken from the
-//! environment, and at most 4 KiB of the answer is read.
+//! environment, and at most 4 KiB of the answer is read, within
+//! [`BODY_READ_TIMEOUT`] of its headers: the status is the answer, so a receiver that
+//! drips its body does not hold a worker for the whole request timeout.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,12 @@ use crate::store::ClaimedDelivery;
 pub const MAX_RESPONSE_BODY: usize = 4096;
 /// The most of an attempt's request or response headers kept in the attempt log.
 pub const MAX_HEADERS_TEXT: usize = 4096;
+
+/// How long the answer's body may take once its status line and headers are in: the
+/// status decides the attempt, the body is only kept for the attempt log, so a receiver
+/// that sends `200` and then drips its body frees the worker after this (or after
+/// [`MAX_RESPONSE_BODY`] bytes, whichever comes first), not after the request timeout.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// `user-agent` of every delivery.
 pub const USER_AGENT_VALUE: &str = concat!("fullup-webhooks/", env!("CARGO_PKG_VERSION"));
 
@@ -47,9 +55,10 @@ pub struct AttemptResult {
 }
 
 impl AttemptResult {
-    /// Whether the receiver took the delivery (any 2xx).
+    /// Whether the receiver took the delivery (any 2xx, whatever became of its body).
     pub fn succeeded(&self) -> bool {
-        self.error_kind.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
+        self.error_kind.is_none_or(ErrorKind::is_about_the_body)
+            && self.status.is_some_and(|s| (200..300).contains(&s))
     }
 
     /// What the delivery rules make of it (see [`crate::domain::outcome`]).
@@ -194,25 +203,25 @@ async fn read_response(mut response: reqwest::Response) -> AttemptResult {
         None
     };
     let response_headers = headers_text(response.headers());
-    let mut body = Vec::new();
-    while body.len() < MAX_RESPONSE_BODY {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = MAX_RESPONSE_BODY - body.len();
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
+    let (body, unread) = read_body(&mut response).await;
     let (error_kind, error_message) = match status {
-        200..=299 => (None, None),
+        200..=299 => match &unread {
+            Some(unread) => (Some(unread.kind()), Some(unread.describe(status, &body))),
+            None => (None, None),
+        },
         300..=399 => (
             Some(ErrorKind::Redirect),
             Some(format!(
                 "answered {status}; redirects are not followed: register the final URL"
             )),
         ),
-        _ => (Some(ErrorKind::Status), Some(format!("answered {status}"))),
+        _ => (
+            Some(ErrorKind::Status),
+            Some(match &unread {
+                Some(unread) => unread.describe(status, &body),
+                None => format!("answered {status}"),
+            }),
+        ),
     };
     AttemptResult {
         status: Some(status),
@@ -242,6 +251,58 @@ pub fn headers_text(headers: &HeaderMap) -> String {
     text
 }
 
+/// Why the answer's body was not read to its end (short of the 4 KiB kept).
+#[derive(Debug)]
+enum Unread {
+    /// The connection closed or failed before the body's end.
+    Cut(String),
+    /// The body was not in within [`BODY_READ_TIMEOUT`] (or the request timeout).
+    Slow,
+}
+
+impl Unread {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Cut(_) => ErrorKind::BodyCut,
+            Self::Slow => ErrorKind::BodyTimeout,
+        }
+    }
+
+    fn describe(&self, status: u16, body: &[u8]) -> String {
+        let read = body.len();
+        match self {
+            Self::Cut(cause) => {
+                format!("answered {status}; the body was cut after {read} bytes: {cause}")
+            }
+            Self::Slow => format!(
+                "answered {status}; the body was still arriving {} ms after the headers, \
+                 so reading stopped after {read} bytes",
+                BODY_READ_TIMEOUT.as_millis()
+            ),
+        }
+    }
+}
+
+/// Reads up to [`MAX_RESPONSE_BODY`] bytes of the body within [`BODY_READ_TIMEOUT`];
+/// says why it stopped short of the body's end, if it did.
+async fn read_body(response: &mut reqwest::Response) -> (Vec<u8>, Option<Unread>) {
+    let deadline = tokio::time::Instant::now() + BODY_READ_TIMEOUT;
+    let mut body = Vec::new();
+    while body.len() < MAX_RESPONSE_BODY {
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                let room = MAX_RESPONSE_BODY - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(Ok(None)) => return (body, None),
+            Ok(Err(err)) if err.is_timeout() => return (body, Some(Unread::Slow)),
+            Ok(Err(err)) => return (body, Some(Unread::Cut(error_chain(&err)))),
+            Err(_) => return (body, Some(Unread::Slow)),
+        }
+    }
+    (body, None)
+}
+
 fn classify(err: &reqwest::Error) -> ErrorKind {
     if err.is_timeout() {
         return ErrorKind::Timeout;
@@ -261,5 +322,38 @@ fn classify(err: &reqwest::Error) -> ErrorKind {
         ErrorKind::Connect
     } else {
         ErrorKind::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status: u16, error_kind: Option<ErrorKind>) -> AttemptResult {
+        AttemptResult {
+            status: Some(status),
+            error_kind,
+            error_message: None,
+            response_body: String::new(),
+            request_headers: String::new(),
+            response_headers: String::new(),
+            retry_after: None,
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_two_hundred_is_a_delivery_whatever_became_of_its_body() {
+        for kind in [None, Some(ErrorKind::BodyCut), Some(ErrorKind::BodyTimeout)] {
+            assert!(answered(200, kind).succeeded(), "{kind:?}");
+            assert_eq!(
+                answered(204, kind).verdict(),
+                Verdict::Delivered,
+                "{kind:?}"
+            );
+        }
+        assert!(!answered(500, Some(ErrorKind::Status)).succeeded());
+        assert!(!answered(302, Some(ErrorKind::Redirect)).succeeded());
+        assert!(!answered(200, Some(ErrorKind::Other)).succeeded());
     }
 }

@@ -149,6 +149,25 @@ fn embedded_v4(addr: Ipv6Addr) -> Option<Ipv4Addr> {
     compatible.then(|| Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
 }
 
+/// Whether `host` is a name under `localhost` (`localhost` itself or `*.localhost`, any
+/// case, with or without the trailing dot of a fully qualified name). RFC 6761 makes
+/// these loopback by definition, so they are never looked up: whatever a resolver (or
+/// an attacker's DNS server) answers for them, they are judged as loopback.
+pub fn is_localhost_name(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host).as_bytes();
+    const LOCALHOST: &[u8] = b"localhost";
+    let Some(start) = name.len().checked_sub(LOCALHOST.len()) else {
+        return false;
+    };
+    name[start..].eq_ignore_ascii_case(LOCALHOST) && (start == 0 || name[start - 1] == b'.')
+}
+
+/// The addresses a name under `localhost` stands for (RFC 6761: the loopback ones).
+pub const LOCALHOST_ADDRESSES: [IpAddr; 2] = [
+    IpAddr::V4(Ipv4Addr::LOCALHOST),
+    IpAddr::V6(Ipv6Addr::LOCALHOST),
+];
+
 /// The operator's outbound policy.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkPolicy {
@@ -291,6 +310,35 @@ mod tests {
                 .check("10.0.0.1:3000".parse().expect("addr"))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn names_under_localhost_are_recognised_in_every_spelling() {
+        for name in [
+            "localhost",
+            "localhost.",
+            "LOCALHOST.",
+            "LocalHost",
+            "a.localhost",
+            "A.B.LOCALHOST.",
+            "x-y.LocalHost",
+        ] {
+            assert!(is_localhost_name(name), "{name} is under localhost");
+        }
+        for name in [
+            "",
+            ".",
+            "localhost..",
+            "localhostx",
+            "notlocalhost",
+            "notlocalhost.",
+            "localhost.example.com",
+            "localhost.com",
+            "local.host",
+            "example.com",
+        ] {
+            assert!(!is_localhost_name(name), "{name} is not under localhost");
+        }
     }
 
     #[test]

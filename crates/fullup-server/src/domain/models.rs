@@ -187,6 +187,13 @@ pub enum ErrorKind {
     Status,
     /// The URL is not allowed (refused before connecting).
     Blocked,
+    /// A 2xx answer whose body ended before its end (the connection closed or failed
+    /// mid-way). The delivery counts as done: the status is the answer.
+    BodyCut,
+    /// A 2xx answer whose body was not in within the body's own bound (1 s after the
+    /// headers), so its reading stopped. The delivery counts as done: the status is
+    /// the answer.
+    BodyTimeout,
     /// Anything else (the message says what).
     Other,
 }
@@ -202,8 +209,16 @@ impl ErrorKind {
             Self::Redirect => "redirect",
             Self::Status => "status",
             Self::Blocked => "blocked",
+            Self::BodyCut => "body_cut",
+            Self::BodyTimeout => "body_timeout",
             Self::Other => "other",
         }
+    }
+
+    /// Whether the kind is about the answer's body only, after a status that decides
+    /// the attempt on its own (a 2xx with a cut or slow body is still a delivery).
+    pub fn is_about_the_body(self) -> bool {
+        matches!(self, Self::BodyCut | Self::BodyTimeout)
     }
 
     /// Parses a stored name.
@@ -216,6 +231,8 @@ impl ErrorKind {
             "redirect" => Self::Redirect,
             "status" => Self::Status,
             "blocked" => Self::Blocked,
+            "body_cut" => Self::BodyCut,
+            "body_timeout" => Self::BodyTimeout,
             "other" => Self::Other,
             _ => return None,
         })

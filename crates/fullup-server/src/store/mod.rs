@@ -31,7 +31,9 @@ use crate::domain::outcome::NextStep;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
 
+mod availability;
 mod filters;
+pub use availability::open_waiting;
 pub mod postgres;
 mod reads;
 mod rows;
@@ -53,9 +55,7 @@ pub async fn open_with(
     settings: &StoreSettings,
 ) -> StoreResult<Arc<dyn Store>> {
     Ok(match Backend::of(url)? {
-        Backend::Postgres => {
-            Arc::new(postgres::PgStore::open_with(url, key, settings.pool_connections).await?)
-        }
+        Backend::Postgres => Arc::new(postgres::PgStore::open_with(url, key, settings).await?),
         Backend::Sqlite => Arc::new(sqlite::SqliteStore::open(url, key).await?),
     })
 }
@@ -66,12 +66,25 @@ pub struct StoreSettings {
     /// Connections each node keeps at most to PostgreSQL (SQLite has its own fixed set:
     /// one writer, a few readers).
     pub pool_connections: u32,
+    /// How long a PostgreSQL query waits for a connection (a free one, or a new one
+    /// while the server refuses them) before it fails as unavailable.
+    pub acquire_timeout: Duration,
+    /// How long `fullup serve` waits at start for a PostgreSQL database that is
+    /// unreachable, trying again with backoff ([`open_waiting`]); zero: one try.
+    pub wait: Duration,
 }
+
+/// Default of [`StoreSettings::wait`]: five minutes, longer than a database server's
+/// restart or a container platform starting the database beside the service, short
+/// enough that a node pointed at the wrong host exits (status 2) while someone watches.
+pub const DEFAULT_DATABASE_WAIT: Duration = Duration::from_secs(300);
 
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
             pool_connections: postgres::POOL_CONNECTIONS,
+            acquire_timeout: postgres::ACQUIRE_TIMEOUT,
+            wait: DEFAULT_DATABASE_WAIT,
         }
     }
 }
@@ -117,6 +130,11 @@ pub enum StoreError {
     /// The batch a write was part of could not be committed; nothing of it was stored.
     #[error("database write failed: {0}")]
     WriteFailed(String),
+    /// The database cannot be used for now (unreachable, out of disk space): nothing of
+    /// the write was stored, and trying again later may work. Other variants can mean
+    /// the same: [`StoreError::is_unavailable`] says.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// A sealed secret did not open, or the main key does not match the database.
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),

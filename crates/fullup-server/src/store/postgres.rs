@@ -22,7 +22,7 @@ use super::rows::filters_json;
 use super::rows::postgres::{api_key, delivery};
 use super::{
     Claim, ClaimedDelivery, Completion, DeliveryQueue, IngestOutcome, NewEvent, Recovery,
-    SecretRotation, Store, StoreResult, sql,
+    SecretRotation, Store, StoreResult, StoreSettings, sql,
 };
 use crate::crypto::MainKey;
 use crate::domain::ids::{ApiKeyId, DeliveryId, SiteId, WebhookId};
@@ -47,8 +47,9 @@ pub const MIN_POOL_CONNECTIONS: u32 = batch::WRITERS as u32 + 2;
 const LEASES_VACUUM_EVERY: Duration = Duration::from_secs(5);
 /// Wait before listening again after the notification connection failed.
 const RELISTEN_AFTER: Duration = Duration::from_secs(1);
-/// How long a query waits for a free connection before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a query waits for a connection by default (a free one, or a new one while
+/// the server refuses them) before it fails (`StoreSettings::acquire_timeout`).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The PostgreSQL implementation of [`Store`]. Webhook secrets are sealed under `key`.
 #[derive(Debug, Clone)]
@@ -67,11 +68,12 @@ impl PgStore {
     /// must exist), runs migrations (safe from several nodes at once: they take an
     /// advisory lock) and checks that `key` is the database's main key.
     pub async fn open(url: &str, key: MainKey) -> StoreResult<Self> {
-        Self::open_with(url, key, POOL_CONNECTIONS).await
+        Self::open_with(url, key, &StoreSettings::default()).await
     }
 
-    /// [`PgStore::open`] with a pool of `connections` (at least [`MIN_POOL_CONNECTIONS`]).
-    pub async fn open_with(url: &str, key: MainKey, connections: u32) -> StoreResult<Self> {
+    /// [`PgStore::open`] with `settings`' pool (at least [`MIN_POOL_CONNECTIONS`]
+    /// connections) and acquire timeout.
+    pub async fn open_with(url: &str, key: MainKey, settings: &StoreSettings) -> StoreResult<Self> {
         // Notices ("relation … already exists, skipping" at every start) are not news.
         // Every statement is prepared once per connection and its plan kept: planning
         // the batch statements afresh at every execution (PostgreSQL's default for the
@@ -82,8 +84,8 @@ impl PgStore {
             ("plan_cache_mode", "force_generic_plan"),
         ]);
         let pool = PgPoolOptions::new()
-            .max_connections(connections.max(MIN_POOL_CONNECTIONS))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .max_connections(settings.pool_connections.max(MIN_POOL_CONNECTIONS))
+            .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await?;
         let node: Arc<str> = format!("node_{}", ulid::Ulid::new()).into();

@@ -25,8 +25,8 @@ async fn readyz_becomes(server: &TestServer, status: u16) -> Value {
     panic!("/readyz never answered {status}; last: {last:?}");
 }
 
-/// The value of `series` in a scrape.
-async fn sample(server: &TestServer, series: &str) -> f64 {
+/// The value of `series` (`name{labels}`) in a scrape of `server`.
+pub async fn sample(server: &TestServer, series: &str) -> f64 {
     let text = crate::metrics::scrape_text(&server.base).await;
     let line = text
         .lines()

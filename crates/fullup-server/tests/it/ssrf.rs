@@ -147,6 +147,15 @@ const REFUSED: &[&str] = &[
     "http://mixed.test:{p}/",
     "http://metadata.test:{p}/",
     "http://mapped.test:{p}/",
+    // Names under `localhost` are loopback by definition (RFC 6761), whatever the
+    // resolver says; this table's resolver does not know them, and a name that does
+    // not resolve is otherwise accepted at registration.
+    "http://localhost:{p}/",
+    "http://LocalHost:{p}/",
+    "http://LOCALHOST.:{p}/",
+    "http://localhost.:{p}/",
+    "http://hooks.localhost:{p}/",
+    "http://A.B.LOCALHOST.:{p}/",
 ];
 
 fn lookup_for_table() -> Arc<ScriptedLookup> {
@@ -234,7 +243,9 @@ async fn special_purpose_addresses_written_into_the_store_are_refused_at_deliver
         .send_event(&site, "form.submitted", json!({"n": 1}))
         .await;
     for _ in 0..500 {
-        let deliveries = server.deliveries(&site, &format!("event_id={event}")).await;
+        let deliveries = server
+            .deliveries(&site, &format!("event_id={event}&limit=100"))
+            .await;
         if deliveries.len() == REFUSED.len() && deliveries.iter().all(|d| d["attempt_count"] == 1) {
             for d in &deliveries {
                 let attempts = server.attempts(&site, d["id"].as_str().expect("id")).await;
@@ -328,5 +339,38 @@ async fn the_services_own_address_stays_refused_when_loopback_is_allowed() {
             .contains("own API address"),
         "{body}"
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn names_under_localhost_reach_loopback_when_allowed_without_a_lookup() {
+    let mut receiver = TestReceiver::start().await;
+    let port = receiver
+        .url()
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next().map(str::to_owned))
+        .expect("port");
+    // The resolver would send `localhost.` elsewhere: it must not be asked.
+    let lookup = Arc::new(ScriptedLookup::default());
+    lookup.answer("localhost.", &[&["93.184.216.34"]]);
+    lookup.answer("hooks.localhost", &[&["93.184.216.34"]]);
+    let server = guarded_server(lookup.clone(), &["127.0.0.0/8"]).await;
+    let site = server.create_site().await;
+    for host in ["LOCALHOST.", "hooks.localhost"] {
+        let url = format!("http://{host}:{port}/hook");
+        let (webhook, secret) = server.create_webhook(&site, &url, &["*"]).await;
+        receiver.expect_secret(secret);
+        let event = server
+            .send_event(&site, "form.submitted", json!({"host": host}))
+            .await;
+        let got = receiver.next(Duration::from_secs(10)).await;
+        assert!(got.fullup_ok && got.standard_ok, "{host}");
+        server.wait_for_state(&site, &event, "succeeded").await;
+        let path = format!("/v1/sites/{site}/webhooks/{webhook}");
+        let (status, _) = server.call(Method::DELETE, &path, None).await;
+        assert_eq!(status, 204, "deleting {webhook}");
+    }
+    assert_eq!(lookup.calls("localhost."), 0);
+    assert_eq!(lookup.calls("hooks.localhost"), 0);
     server.stop().await;
 }

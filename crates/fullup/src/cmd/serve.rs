@@ -21,8 +21,8 @@ use fullup_server::delivery::{
 };
 use fullup_server::domain::clock::SystemClock;
 use fullup_server::domain::retry::{DEFAULT_DELAYS, DEFAULT_JITTER, RetrySchedule};
-use fullup_server::store::StoreSettings;
 use fullup_server::store::postgres::{MIN_POOL_CONNECTIONS, POOL_CONNECTIONS};
+use fullup_server::store::{DEFAULT_DATABASE_WAIT, StoreSettings};
 use fullup_signature::Secret;
 use humantime::Duration as HumanDuration;
 
@@ -59,6 +59,12 @@ pub struct Args {
     /// keep nodes x pool size below the server's `max_connections`). Ignored by SQLite.
     #[arg(long, env = "FULLUP_DATABASE_POOL_SIZE", default_value_t = POOL_CONNECTIONS)]
     database_pool_size: u32,
+    /// How long to wait at start for a PostgreSQL database that is unreachable (refusing
+    /// connections, restarting, out of space), trying again with backoff and a log line
+    /// each time; then exit with status 2. `0s`: one try, then exit. Other failures (a
+    /// wrong password, a missing database) exit at once. Ignored by SQLite.
+    #[arg(long, env = "FULLUP_DATABASE_WAIT", default_value_t = DEFAULT_DATABASE_WAIT.into())]
+    database_wait: HumanDuration,
     /// Address the API listens on.
     #[arg(long, env = "FULLUP_LISTEN", default_value_t = DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -243,6 +249,8 @@ impl Args {
             main_key_file: self.main_key_file,
             store: StoreSettings {
                 pool_connections: self.database_pool_size,
+                wait: self.database_wait.into(),
+                ..StoreSettings::default()
             },
             console: ConsoleConfig {
                 public_url: self.public_url,

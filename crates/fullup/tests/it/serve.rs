@@ -66,6 +66,30 @@ async fn a_bad_flag_exits_2_with_a_one_line_reason() {
 }
 
 #[test]
+fn a_node_whose_postgres_is_unreachable_exits_2_after_its_wait_naming_the_flag() {
+    // A port nothing listens on: connections are refused, as by a server that is down.
+    let port = fullup_testkit::free_port();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fullup"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-wait", "0s"])
+        .args([
+            "--database-url",
+            &format!("postgres://postgres@127.0.0.1:{port}/fullup"),
+        ])
+        .env(
+            "FULLUP_MAIN_KEY",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .output()
+        .expect("run fullup");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unavailable") && stderr.contains("--database-wait"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn serve_help_documents_the_environment_and_the_monitoring_flags() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_fullup"))
         .args(["serve", "--help"])

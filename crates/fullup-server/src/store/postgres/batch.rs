@@ -168,6 +168,18 @@ async fn write(w: &Writer, jobs: Vec<Job>) {
                 let _ = reply.send(Err(err));
             }
         }
+        // Written one by one, each job would wait for a connection in turn.
+        Err(err) if err.is_unavailable() => {
+            tracing::warn!(error = %crate::error_chain(&err), ingests = ingests.len(),
+                completions = completions.len(), "a write batch failed: the database is unavailable");
+            let message = crate::error_chain(&err);
+            for (_, reply) in ingests {
+                let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
+            }
+            for (_, _, reply) in completions {
+                let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
+            }
+        }
         Err(err) => {
             tracing::warn!(error = %err, ingests = ingests.len(), completions = completions.len(),
                 "a write batch failed; writing its jobs one by one");

@@ -39,7 +39,7 @@ trait Work: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the caller with the job's result, or with why it was not stored:
     /// `commit` is the batch's outcome.
-    fn answer(self: Box<Self>, commit: Result<(), &str>);
+    fn answer(self: Box<Self>, commit: Result<(), &rusqlite::Error>);
 }
 
 type Job = Box<dyn Work>;
@@ -64,10 +64,10 @@ where
         ok
     }
 
-    fn answer(self: Box<Self>, commit: Result<(), &str>) {
+    fn answer(self: Box<Self>, commit: Result<(), &rusqlite::Error>) {
         let result = match (self.result, commit) {
             (Some(Err(err)), _) => Err(err),
-            (Some(Ok(_)) | None, Err(message)) => Err(StoreError::WriteFailed(message.to_owned())),
+            (Some(Ok(_)) | None, Err(err)) => Err(StoreError::batch_failed(err)),
             (Some(Ok(value)), Ok(())) => Ok(value),
             (None, Ok(())) => Err(StoreError::WriteFailed("the job did not run".into())),
         };
@@ -212,8 +212,7 @@ fn write_batch(conn: &Connection, mut jobs: Vec<Job>) {
         Err(err) => {
             let _ = conn.execute_batch("ROLLBACK");
             tracing::error!(error = %err, jobs = count, "a write batch failed");
-            let message = format!("the write batch failed: {err}");
-            jobs.into_iter().for_each(|job| job.answer(Err(&message)));
+            jobs.into_iter().for_each(|job| job.answer(Err(&err)));
         }
     }
 }
