@@ -99,11 +99,14 @@ fn apply_rule(ok: bool, what: &str, test_name: &str, ci: bool, skip_log: Option<
     // A direct write to the stderr handle is shown as it happens, even under capture.
     let _ = writeln!(std::io::stderr().lock(), "{notice}");
     if let Some(path) = skip_log {
+        // One write of the whole line: tests skip in parallel, and an O_APPEND write of a
+        // few bytes lands in one piece, where writeln!'s several writes interleave.
+        let line = format!("{test_name}: {what}\n");
         let appended = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
-            .and_then(|mut file| writeln!(file, "{test_name}: {what}"));
+            .and_then(|mut file| file.write_all(line.as_bytes()));
         if let Err(e) = appended {
             let _ = writeln!(
                 std::io::stderr().lock(),
@@ -182,6 +185,32 @@ mod tests {
             recorded,
             "first: `node --version` failed\nsecond: flask missing\n"
         );
+    }
+
+    /// Regression: with `writeln!` on the file, lines of parallel skips interleaved.
+    #[test]
+    fn parallel_skips_record_whole_lines() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("skips");
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let log = &log;
+                scope.spawn(move || {
+                    for i in 0..50 {
+                        let name = format!("test_{t}_{i}");
+                        apply_rule(false, "`node --version` failed", &name, false, Some(log));
+                    }
+                });
+            }
+        });
+        let recorded = std::fs::read_to_string(&log).expect("the skip log exists");
+        let lines: Vec<&str> = recorded.lines().collect();
+        assert_eq!(lines.len(), 400);
+        for line in lines {
+            let (name, what) = line.split_once(": ").expect("name: what");
+            assert!(name.starts_with("test_") && !name.contains('`'), "{line}");
+            assert_eq!(what, "`node --version` failed", "{line}");
+        }
     }
 
     #[test]
