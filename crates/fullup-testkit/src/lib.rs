@@ -8,9 +8,9 @@
 //! when `FULLUP_SKIP_LOG` names a file, one line per skip is appended to it, which
 //! `.ci/run` counts and prints as "N skipped".
 //!
-//! It also starts the seed document's two receivers as real processes
-//! ([`SeedReceiver`]), gives tests a small blocking HTTP client ([`post`]) and a
-//! throwaway PostgreSQL database ([`postgres::TestDatabase`]).
+//! It also starts the seed document's two receivers, and the two `docs/receiving.md`
+//! shows, as real processes ([`SeedReceiver`]), gives tests a small blocking HTTP client
+//! ([`post`]) and a throwaway PostgreSQL database ([`postgres::TestDatabase`]).
 
 mod http;
 pub mod postgres;

@@ -6,6 +6,10 @@
 //! catch where the two disagree. [`SeedReceiver`] starts one on a free port, waits until it
 //! accepts connections, and kills its whole process group when dropped (Flask's debug
 //! reloader runs the app in a child process).
+//!
+//! The same goes for the two receivers `docs/receiving.md` tells users to copy
+//! (`testdata/receiving`, [`SeedKind::DocumentedNode`] and [`SeedKind::DocumentedPython`]):
+//! they run the same way, with the secret given as `FULLUP_SECRET`.
 
 use std::fmt;
 use std::fs::File;
