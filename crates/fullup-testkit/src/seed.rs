@@ -6,6 +6,10 @@
 //! catch where the two disagree. [`SeedReceiver`] starts one on a free port, waits until it
 //! accepts connections, and kills its whole process group when dropped (Flask's debug
 //! reloader runs the app in a child process).
+//!
+//! The same goes for the two receivers `docs/receiving.md` tells users to copy
+//! (`testdata/receiving`, [`SeedKind::DocumentedNode`] and [`SeedKind::DocumentedPython`]):
+//! they run the same way, with the secret given as `FULLUP_SECRET`.
 
 use std::fmt;
 use std::fs::File;
@@ -34,53 +38,71 @@ const CONNECT_ATTEMPT: Duration = Duration::from_millis(200);
 /// Pause between connection attempts while the receiver starts.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Which seed receiver to run.
+/// Which receiver to run: one of the seed document's, or one of `docs/receiving.md`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeedKind {
     /// The Express example: verifies `JSON.stringify(req.body)` after `express.json()`.
     Node,
     /// The Flask example: verifies the raw request body, in debug mode with the reloader.
     Python,
+    /// The Express receiver of `docs/receiving.md` (`testdata/receiving/node`): verifies
+    /// the raw body (`express.raw`), `FULLUP_SECRET` from the environment.
+    DocumentedNode,
+    /// The Flask receiver of `docs/receiving.md` (`testdata/receiving/python`): verifies
+    /// `request.get_data()`, `FULLUP_SECRET` from the environment.
+    DocumentedPython,
 }
 
 impl SeedKind {
+    fn is_node(self) -> bool {
+        matches!(self, SeedKind::Node | SeedKind::DocumentedNode)
+    }
+
     fn program(self) -> &'static str {
-        match self {
-            SeedKind::Node => "node",
-            SeedKind::Python => "python3",
-        }
+        if self.is_node() { "node" } else { "python3" }
     }
 
     fn script(self) -> &'static str {
-        match self {
-            SeedKind::Node => "receiver.js",
-            SeedKind::Python => "receiver.py",
+        if self.is_node() {
+            "receiver.js"
+        } else {
+            "receiver.py"
         }
     }
 
     fn dir(self) -> PathBuf {
-        let sub = match self {
-            SeedKind::Node => "node",
-            SeedKind::Python => "python",
+        let (parent, sub) = match self {
+            SeedKind::Node => ("seed-receivers", "node"),
+            SeedKind::Python => ("seed-receivers", "python"),
+            SeedKind::DocumentedNode => ("receiving", "node"),
+            SeedKind::DocumentedPython => ("receiving", "python"),
         };
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../testdata/seed-receivers")
+            .join("../../testdata")
+            .join(parent)
             .join(sub)
+    }
+
+    /// The receiver's program text (`receiver.js` or `receiver.py`), for tests that check
+    /// a document still shows it verbatim.
+    pub fn source(self) -> String {
+        let path = self.dir().join(self.script());
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read the receiver {}: {e}", path.display()))
     }
 
     /// Applies the CI rule to the interpreter and the web framework.
     fn dependencies_present(self, test_name: &str) -> bool {
-        match self {
-            SeedKind::Node => {
-                let express = self.dir().join("node_modules/express/package.json");
-                require_tool("node", &[], test_name)
-                    && require(
-                        express.is_file(),
-                        &format!("{} is missing (npm ci)", express.display()),
-                        test_name,
-                    )
-            }
-            SeedKind::Python => require_tool("python3", &["-c", "import flask"], test_name),
+        if self.is_node() {
+            let express = self.dir().join("node_modules/express/package.json");
+            require_tool("node", &[], test_name)
+                && require(
+                    express.is_file(),
+                    &format!("{} is missing (npm ci)", express.display()),
+                    test_name,
+                )
+        } else {
+            require_tool("python3", &["-c", "import flask"], test_name)
         }
     }
 }
@@ -90,6 +112,8 @@ impl fmt::Display for SeedKind {
         f.write_str(match self {
             SeedKind::Node => "Node (Express)",
             SeedKind::Python => "Python (Flask)",
+            SeedKind::DocumentedNode => "documented Node (Express)",
+            SeedKind::DocumentedPython => "documented Python (Flask)",
         })
     }
 }
@@ -123,6 +147,7 @@ impl SeedReceiver {
             .arg(kind.script())
             .current_dir(kind.dir())
             .env("PORT", port.to_string())
+            .env("FULLUP_SECRET", SEED_SECRET)
             .env("PYTHONUNBUFFERED", "1")
             .env_remove("WERKZEUG_RUN_MAIN")
             .env_remove("WERKZEUG_SERVER_FD")
@@ -147,7 +172,8 @@ impl SeedReceiver {
         format!("http://127.0.0.1:{}/webhook-endpoint", self.port)
     }
 
-    /// The secret the seed program verifies with: [`SEED_SECRET`].
+    /// The secret the program verifies with: [`SEED_SECRET`] (hard-coded in the seeds,
+    /// given as `FULLUP_SECRET` to the documented receivers).
     pub fn secret(&self) -> &'static str {
         SEED_SECRET
     }

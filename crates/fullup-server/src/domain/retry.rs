@@ -105,6 +105,77 @@ mod tests {
         assert_eq!(s.next_delay(0, None), None);
     }
 
+    /// The documented schedule (module doc, docs/design.md), written out by hand so a
+    /// change to `DEFAULT_DELAYS` is a change to this list too.
+    #[test]
+    fn default_schedule_is_the_documented_list() {
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(
+            DEFAULT_DELAYS,
+            [
+                secs(5),
+                secs(300),
+                secs(1800),
+                secs(7200),
+                secs(18_000),
+                secs(36_000),
+                secs(36_000)
+            ]
+        );
+        assert!((DEFAULT_JITTER - 0.2).abs() < f64::EPSILON);
+        assert_eq!(
+            RetrySchedule::default(),
+            RetrySchedule::new(DEFAULT_DELAYS.to_vec(), 0.2)
+        );
+    }
+
+    /// Over many draws, every delay stays within ±20 % and the draws spread over that
+    /// range: both fifths at the edges are reached, and no single value repeats much (a
+    /// jitter stuck at 0, or drawn once, would fail).
+    #[test]
+    fn jitter_stays_in_bounds_and_spreads_over_them() {
+        const DRAWS: usize = 2000;
+        let s = RetrySchedule::default();
+        let base = DEFAULT_DELAYS[1]; // 5 minutes
+        let factors: Vec<f64> = (0..DRAWS)
+            .map(|_| {
+                let d = s.next_delay(2, None).expect("within schedule");
+                d.as_secs_f64() / base.as_secs_f64()
+            })
+            .collect();
+        for f in &factors {
+            assert!((0.8..=1.2).contains(f), "factor {f} outside ±20 %");
+        }
+        // With uniform draws, each of 5 equal bands holds ~400 of 2000; the chance of one
+        // holding under 200 is negligible (more than 10 standard deviations).
+        let mut bands = [0usize; 5];
+        for f in &factors {
+            let band = ((f - 0.8) / 0.4 * 5.0).floor() as usize;
+            bands[band.min(4)] += 1;
+        }
+        assert!(
+            bands.iter().all(|&n| n >= 200),
+            "draws do not spread over ±20 %: {bands:?}"
+        );
+        let mut distinct = factors.clone();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        assert!(
+            distinct.len() > DRAWS / 2,
+            "only {} distinct delays",
+            distinct.len()
+        );
+    }
+
+    #[test]
+    fn no_jitter_gives_the_delay_exactly() {
+        let s = RetrySchedule::new(DEFAULT_DELAYS.to_vec(), 0.0);
+        for (i, base) in DEFAULT_DELAYS.iter().enumerate() {
+            let attempts = u32::try_from(i + 1).expect("small");
+            assert_eq!(s.next_delay(attempts, None), Some(*base));
+        }
+    }
+
     #[test]
     fn retry_after_is_clamped_to_between_one_and_two_schedules() {
         let s = RetrySchedule::new(vec![Duration::from_secs(10)], 0.0);

@@ -7,6 +7,7 @@ mod contract;
 mod delivery;
 mod fairness;
 mod hand_off;
+mod ingest_atomicity;
 mod isolation;
 mod leaks;
 mod limits;

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{Backend, TestServer, store_test};
+use fullup_server::delivery::sender::MAX_RESPONSE_BODY;
+
+use crate::support::{Backend, TestReceiver, TestServer, store_test};
 
 /// What a raw receiver does with each request it reads.
 #[derive(Clone, Copy)]
@@ -198,5 +200,33 @@ async fn a_failure_status_whose_body_is_cut_stays_a_failure_and_says_so(backend:
         message.contains("answered 500") && message.contains("cut after 9 bytes"),
         "{message}"
     );
+    server.stop().await;
+}
+
+store_test!(the_attempt_log_keeps_exactly_the_first_4_kib_of_a_larger_answer);
+/// Issue 17, item 11: a receiver answering 10 000 bytes has exactly its first 4096 kept.
+async fn the_attempt_log_keeps_exactly_the_first_4_kib_of_a_larger_answer(backend: Backend) {
+    assert_eq!(MAX_RESPONSE_BODY, 4096, "the documented cap is 4 KiB");
+    let server = backend.start().await;
+    let receiver = TestReceiver::start().await;
+    // Digits that count their own position in tens, so a shifted or partial copy differs.
+    let answer: String = (0..10_000)
+        .map(|i: u32| char::from_digit((i / 10) % 10, 10).expect("a digit"))
+        .collect();
+    receiver.set_body(&answer);
+    let site = server.create_site().await;
+    server.create_webhook(&site, &receiver.url(), &["*"]).await;
+
+    for status in [200, 500] {
+        receiver.set_status(status);
+        let event = server
+            .send_event(&site, "form.submitted", json!({"status": status}))
+            .await;
+        let (_, attempt) = only_attempt(&server, &site, &event).await;
+        assert_eq!(attempt["status_code"], status, "{attempt}");
+        let kept = attempt["response_body"].as_str().expect("body");
+        assert_eq!(kept.len(), 4096, "answered with {status}");
+        assert_eq!(kept, &answer[..4096], "answered with {status}");
+    }
     server.stop().await;
 }

@@ -405,3 +405,46 @@ async fn a_paused_webhook_queues_deliveries_until_it_is_resumed(backend: Backend
     assert_eq!(got.header("fullup-event-id"), event);
     server.wait_for_state(&site, &event, "succeeded").await;
 }
+
+store_test!(a_disabled_webhooks_pending_retry_waits_and_resumes_on_re_enable);
+/// Issue 17, item 11: a retry that falls due while its webhook is disabled is not
+/// attempted; it stays pending, and is attempted once the webhook is enabled again.
+async fn a_disabled_webhooks_pending_retry_waits_and_resumes_on_re_enable(backend: Backend) {
+    let (clock, server, mut receiver) = setup(backend, short_schedule()).await;
+    let (site, webhook) = subscribe(&server, &receiver).await;
+    let path = format!("/v1/sites/{site}/webhooks/{webhook}");
+    receiver.set_status(500);
+    let event = server
+        .send_event(&site, "form.submitted", json!({"n": 1}))
+        .await;
+    next_attempt(&mut receiver, 1).await;
+    after_attempts(&server, &site, &event, 1).await;
+
+    let (status, disabled) = server
+        .call(Method::PATCH, &path, Some(json!({"enabled": false})))
+        .await;
+    assert_eq!((status, &disabled["enabled"]), (200, &json!(false)));
+    receiver.set_status(200);
+    clock.advance_ms(3_600_000); // attempt 2 was due after 5 s
+    assert!(
+        receiver.try_next(QUIET).await.is_none(),
+        "a disabled webhook's retry was attempted"
+    );
+    let waiting = server.deliveries(&site, &format!("event_id={event}")).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(
+        (&waiting[0]["state"], &waiting[0]["attempt_count"]),
+        (&json!("pending"), &json!(1)),
+        "the retry is kept, not dropped: {waiting:?}"
+    );
+
+    let (status, enabled) = server
+        .call(Method::PATCH, &path, Some(json!({"enabled": true})))
+        .await;
+    assert_eq!((status, &enabled["enabled"]), (200, &json!(true)));
+    let got = next_attempt(&mut receiver, 2).await;
+    assert_eq!(got.header("fullup-event-id"), event);
+    let delivery = server.wait_for_state(&site, &event, "succeeded").await;
+    assert_eq!(delivery["attempt_count"], 2);
+    server.stop().await;
+}

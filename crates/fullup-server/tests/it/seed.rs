@@ -1,4 +1,5 @@
-//! The seed document's receivers, run as real processes, against the real service.
+//! The seed document's receivers, and those `docs/receiving.md` shows, run as real
+//! processes against the real service.
 //!
 //! Each answers 200 only when its own signature check passes (Node re-serializes the
 //! parsed body with `JSON.stringify`; Python hashes the raw body) and 403 otherwise, so
@@ -79,10 +80,20 @@ async fn assert_accepted(
 
 #[tokio::test]
 async fn the_seed_receivers_verify_every_delivery() {
-    let seeds: Vec<SeedReceiver> = [SeedKind::Node, SeedKind::Python]
-        .into_iter()
-        .filter_map(SeedReceiver::start)
-        .collect();
+    every_delivery_verifies([SeedKind::Node, SeedKind::Python]).await;
+}
+
+/// The receivers `docs/receiving.md` tells users to copy (issue 17, item 11) get the
+/// same events as the seeds, and accept every one.
+#[tokio::test]
+async fn the_documented_receivers_verify_every_delivery() {
+    every_delivery_verifies([SeedKind::DocumentedNode, SeedKind::DocumentedPython]).await;
+}
+
+/// Sends every one of [`BODIES`] to a webhook per receiver of `kinds` and asserts each
+/// first attempt succeeded.
+async fn every_delivery_verifies(kinds: [SeedKind; 2]) {
+    let seeds: Vec<SeedReceiver> = kinds.into_iter().filter_map(SeedReceiver::start).collect();
     if seeds.is_empty() {
         return;
     }

@@ -5,6 +5,7 @@ mod bench;
 mod cli_manage;
 mod cli_sign;
 mod crash;
+mod documented_receivers;
 mod hosts;
 mod listen;
 mod logs;

@@ -88,6 +88,7 @@ fn rejects_wrongly_signed_requests(kind: SeedKind) {
     let missing = match kind {
         SeedKind::Node => 403,
         SeedKind::Python => 500,
+        other => panic!("{other} is not a seed receiver"),
     };
     assert_eq!(
         deliver(&receiver, None, body),
@@ -114,6 +115,7 @@ fn only_round_trip_fixed_points_pass(kind: SeedKind) {
     let expected = match kind {
         SeedKind::Node => 403,
         SeedKind::Python => 200,
+        other => panic!("{other} is not a seed receiver"),
     };
     for (body, change) in NOT_FIXED_POINTS {
         let signature = sign(&secret, body.as_bytes()).to_string();
