@@ -38,7 +38,8 @@ impl VerifyConfig {
     /// Accepts deliveries signed with any of `secrets` (more than one during a rotation).
     ///
     /// Fails when `secrets` is empty. The body limit is [`Self::DEFAULT_BODY_LIMIT`] and
-    /// timestamped signatures are checked when present but not required.
+    /// a valid, fresh timestamped signature is required, so a captured delivery stripped
+    /// of its `webhook-*` headers is refused; see [`Self::allow_untimestamped`].
     pub fn new(secrets: impl IntoIterator<Item = Secret>) -> Result<Self, SecretError> {
         let secrets: Vec<Secret> = secrets.into_iter().collect();
         let standard = StandardVerifier::new(secrets.iter().cloned())?;
@@ -46,7 +47,7 @@ impl VerifyConfig {
         Ok(VerifyConfig {
             keys: Arc::new(Keys { fullup, standard }),
             body_limit: Self::DEFAULT_BODY_LIMIT,
-            require_timestamped: false,
+            require_timestamped: true,
         })
     }
 
@@ -56,12 +57,23 @@ impl VerifyConfig {
         self
     }
 
-    /// When `true`, also requires a valid Standard Webhooks signature (`webhook-id`,
-    /// `webhook-timestamp`, `webhook-signature`) whose timestamp is within 5 minutes of
-    /// now either way: the receiver's protection against replayed deliveries.
+    /// When `true` (the default), also requires a valid Standard Webhooks signature
+    /// (`webhook-id`, `webhook-timestamp`, `webhook-signature`) whose timestamp is within
+    /// 5 minutes of now either way: the receiver's protection against replayed
+    /// deliveries. `false` is [`Self::allow_untimestamped`].
     pub fn require_timestamped(mut self, required: bool) -> Self {
         self.require_timestamped = required;
         self
+    }
+
+    /// Accepts deliveries that carry only `fullup-signature`, for a sender that signs
+    /// the body alone (`webhook-*` headers that are present are still checked).
+    ///
+    /// Such a receiver has no replay protection: anyone who captured one delivery can
+    /// send it again, forever. Opt out only for such a sender; Fullup itself always
+    /// sends the timestamped headers.
+    pub fn allow_untimestamped(self) -> Self {
+        self.require_timestamped(false)
     }
 
     /// The largest body accepted, in bytes.
@@ -83,8 +95,8 @@ impl VerifyConfig {
     ///
     /// `fullup-signature` is always required. The Standard Webhooks headers, when any of
     /// them is present, must form a valid, fresh signature: a receiver that was sent one
-    /// never ignores it. When none is present, the delivery passes unless
-    /// [`Self::require_timestamped`] is set.
+    /// never ignores it. When none is present, the delivery is refused unless
+    /// [`Self::allow_untimestamped`] was called.
     pub fn verify_at(
         &self,
         headers: &HeaderMap,
@@ -111,9 +123,7 @@ impl VerifyConfig {
         let signature = header(headers, &WEBHOOK_SIGNATURE)?;
         if id.is_none() && timestamp.is_none() && signature.is_none() {
             return match self.require_timestamped {
-                true => Err(Rejection::MissingTimestamped {
-                    header: standard::SIGNATURE_HEADER,
-                }),
+                true => Err(Rejection::Untimestamped),
                 false => Ok(None),
             };
         }

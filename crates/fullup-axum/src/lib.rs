@@ -6,8 +6,9 @@
 //!
 //! - [`Verified<T>`] is an axum extractor for `T` = [`Bytes`](bytes::Bytes), [`String`]
 //!   or [`Json<U>`](axum::Json). It reads at most [`VerifyConfig::body_limit`] bytes,
-//!   checks `fullup-signature` (and the Standard Webhooks headers when present) against
-//!   those exact bytes in constant time, and only then decodes them.
+//!   checks `fullup-signature` and the Standard Webhooks headers (required by default,
+//!   so a captured delivery cannot be replayed without them) against those exact bytes
+//!   in constant time, and only then decodes them.
 //! - [`VerifyLayer`] does the same for any tower service: the inner service receives the
 //!   verified bytes as its body and a [`DeliveryInfo`] in the request extensions.
 //! - Every failure is a [`Rejection`] answered as
@@ -48,5 +49,8 @@ pub use extract::Verified;
 /// The secret type [`VerifyConfig::new`] takes, re-exported so a receiver needs one
 /// dependency.
 pub use fullup_signature::Secret;
+/// The `webhook-id` memory that refuses a copy of a delivery within the tolerance
+/// window, re-exported from `fullup-signature`.
+pub use fullup_signature::{Seen, SeenIds};
 pub use layer::{VerifyLayer, VerifyService};
 pub use rejection::Rejection;

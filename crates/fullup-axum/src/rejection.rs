@@ -34,8 +34,7 @@ pub enum Rejection {
         "signature mismatch: sign the exact bytes sent (not re-serialized JSON) with this endpoint's secret"
     )]
     Mismatch,
-    /// A Standard Webhooks header is absent while another is present, or while the
-    /// config requires timestamped signatures (400).
+    /// A Standard Webhooks header is absent while another is present (400).
     #[error(
         "missing {header} header: timestamped signatures need webhook-id, webhook-timestamp and webhook-signature"
     )]
@@ -43,6 +42,12 @@ pub enum Rejection {
         /// The absent header.
         header: &'static str,
     },
+    /// None of the Standard Webhooks headers is present, and the config requires a
+    /// timestamped signature, as it does by default (400).
+    #[error(
+        "missing webhook-id, webhook-timestamp and webhook-signature headers: this receiver requires a timestamped signature so that a captured delivery cannot be replayed; for a sender that signs only the body, opt out with VerifyConfig::allow_untimestamped (fullup listen --allow-untimestamped)"
+    )]
+    Untimestamped,
     /// The `webhook-timestamp` is further from now than the tolerance, either way (403).
     #[error(
         "webhook-timestamp {timestamp} is more than 5 minutes from now ({now}): a replayed or delayed delivery, or a wrong clock"
@@ -89,6 +94,7 @@ impl Rejection {
             Rejection::MissingSignature
             | Rejection::MalformedSignature { .. }
             | Rejection::MissingTimestamped { .. }
+            | Rejection::Untimestamped
             | Rejection::BodyRead
             | Rejection::InvalidUtf8 => StatusCode::BAD_REQUEST,
         }
@@ -100,7 +106,9 @@ impl Rejection {
             Rejection::MissingSignature => "missing_signature",
             Rejection::MalformedSignature { .. } => "malformed_signature",
             Rejection::Mismatch => "signature_mismatch",
-            Rejection::MissingTimestamped { .. } => "missing_timestamped_signature",
+            Rejection::MissingTimestamped { .. } | Rejection::Untimestamped => {
+                "missing_timestamped_signature"
+            }
             Rejection::StaleTimestamp { .. } => "stale_timestamp",
             Rejection::BodyTooLarge { .. } => "body_too_large",
             Rejection::BodyRead => "body_read_failed",

@@ -18,7 +18,7 @@ use crate::api::server::serve;
 use crate::api::{AppState, metrics_router, router};
 use crate::config::Config;
 use crate::console::Console;
-use crate::crypto::{MainKey, default_key_file, generate_token, hash_token};
+use crate::crypto::{MainKey, default_key_file, generate_token, hash_token, key_beside_database};
 use crate::delivery::dispatcher::Dispatcher;
 use crate::delivery::guard::OutboundGuard;
 use crate::metrics::Metrics;
@@ -223,6 +223,14 @@ async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, MainKey,
             default_key_file(url).context("no main key: set FULLUP_MAIN_KEY or --main-key-file")?
         }
     };
+    if key_beside_database(&path, url) {
+        tracing::warn!(
+            key_file = %path.display(),
+            "the main key file is in the database's folder: one copy or snapshot of that folder \
+             holds both the sealed secrets and the key that opens them; keep the key on another \
+             volume (--main-key-file PATH or FULLUP_MAIN_KEY)"
+        );
+    }
     if path.exists() {
         let key = MainKey::read_file(&path)?;
         return Ok((

@@ -106,8 +106,12 @@ impl MainKey {
             msg: plaintext,
             aad: context,
         };
-        // Encryption fails only for messages beyond 64 GiB; secrets are tiny.
-        let ciphertext = self.cipher().encrypt(&nonce, payload).unwrap_or_default();
+        // Encryption fails only for messages beyond 64 GiB; secrets are tiny. Were it to
+        // fail, an empty ciphertext would be stored and the secret lost: never do that.
+        let ciphertext = self
+            .cipher()
+            .encrypt(&nonce, payload)
+            .unwrap_or_else(|_| unreachable!("AES-GCM seals any message under 64 GiB"));
         let mut raw = Vec::with_capacity(NONCE_BYTES + ciphertext.len());
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&ciphertext);
@@ -156,7 +160,26 @@ impl MainKey {
 
     /// Writes the key to a new file readable by its owner only (mode 0600); fails if
     /// the file exists, so a key is never overwritten.
+    ///
+    /// Crash-safe: the key goes to a temporary file in the same folder, which is synced,
+    /// then linked at `path` (which fails if `path` exists, atomically) and the folder
+    /// synced, so that once this returns the key survives a power loss, and a failed
+    /// write leaves no partial file at `path`.
     pub fn write_new_file(&self, path: &Path) -> Result<(), CryptoError> {
+        if path.exists() {
+            return Err(file_error(path, std::io::ErrorKind::AlreadyExists.into()));
+        }
+        let temporary = temporary_path(path);
+        let written = self
+            .write_private(&temporary)
+            .and_then(|()| std::fs::hard_link(&temporary, path).map_err(|e| file_error(path, e)));
+        let _ = std::fs::remove_file(&temporary);
+        written?;
+        sync_parent(path)
+    }
+
+    /// Writes the key to `path`, which must not exist, mode 0600, and syncs it.
+    fn write_private(&self, path: &Path) -> Result<(), CryptoError> {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -168,6 +191,51 @@ impl MainKey {
             .and_then(|()| file.sync_all())
             .map_err(|e| file_error(path, e))
     }
+}
+
+/// A name beside `path` that no other writer picks: `.NAME.tmp-<random>`.
+fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "key".into(), |name| name.to_string_lossy());
+    let unique: u64 = rand::random();
+    path.with_file_name(format!(".{name}.tmp-{unique:016x}"))
+}
+
+/// Makes a file's creation, rename or removal in `path`'s folder durable: without it,
+/// a power loss can undo the folder entry even though the file's bytes were synced.
+pub fn sync_parent(path: &Path) -> Result<(), CryptoError> {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(parent)
+            .and_then(|folder| folder.sync_all())
+            .map_err(|e| file_error(parent, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Whether the key file sits in the folder of a `sqlite://PATH` database, so that one
+/// copy or snapshot of that folder holds both the sealed secrets and the key that
+/// opens them.
+pub fn key_beside_database(key_file: &Path, database_url: &str) -> bool {
+    let Some(beside_database) = default_key_file(database_url) else {
+        return false;
+    };
+    let folder = |path: &Path| {
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let parent = match parent.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => parent,
+        };
+        std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_owned())
+    };
+    folder(key_file) == folder(&beside_database)
 }
 
 /// Name of the key file created beside the SQLite database.
@@ -288,5 +356,44 @@ mod tests {
         assert!(MainKey::generate().write_new_file(&path).is_err());
         let read = MainKey::read_file(&path).expect("read back");
         assert_eq!(read.to_base64(), key.to_base64());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["fullup.key"], "no temporary file is left");
+    }
+
+    /// Issue 18: a failed write left a partial key file behind.
+    #[test]
+    fn a_failed_write_leaves_no_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("missing-folder").join("fullup.key");
+        assert!(MainKey::generate().write_new_file(&path).is_err());
+        assert!(!path.exists());
+        let path = dir.path().join("fullup.key");
+        std::fs::create_dir(&path).expect("a folder where the key would go");
+        assert!(MainKey::generate().write_new_file(&path).is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["fullup.key"], "no temporary file is left");
+    }
+
+    #[test]
+    fn a_key_beside_the_database_is_noticed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("fullup.db").display());
+        assert!(key_beside_database(&dir.path().join("fullup.key"), &url));
+        assert!(key_beside_database(&dir.path().join("other.key"), &url));
+        let elsewhere = tempfile::tempdir().expect("temp dir");
+        assert!(!key_beside_database(
+            &elsewhere.path().join("fullup.key"),
+            &url
+        ));
+        assert!(!key_beside_database(
+            &dir.path().join("fullup.key"),
+            "postgres://db/fullup"
+        ));
     }
 }

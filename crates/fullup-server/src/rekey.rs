@@ -2,10 +2,10 @@
 //! re-sealed under a new key in one transaction, then the key file is swapped.
 //!
 //! Order, so that an interruption never loses the key the database needs:
-//! 1. the new key is written to `KEYFILE.new` (mode 0600, never overwriting);
+//! 1. the new key is written to `KEYFILE.new` (mode 0600, never overwriting) and made
+//!    durable (the file and its folder synced), before the database can need it;
 //! 2. the database is re-sealed in one transaction (all or nothing);
-//! 3. `KEYFILE` becomes `KEYFILE.old`, `KEYFILE.new` becomes `KEYFILE`;
-//! 4. `KEYFILE.old` is removed.
+//! 3. `KEYFILE.new` is renamed over `KEYFILE` in one step, and the folder synced.
 //!
 //! Interrupted before 2 commits, the database still needs the old key (delete
 //! `KEYFILE.new`); after, it needs `KEYFILE.new`. Run it with the service stopped (on
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::crypto::MainKey;
+use crate::crypto::{MainKey, sync_parent};
 
 /// What a main key rotation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,18 +75,8 @@ pub async fn rotate_main_key(
     })
 }
 
+/// Renames `staged` over `key_file`: at every instant one of the two holds the new key.
 fn swap_key_files(key_file: &Path, staged: &Path) -> anyhow::Result<()> {
-    let old = with_suffix(key_file, ".old");
-    let had_old = key_file.exists();
-    if had_old {
-        std::fs::rename(key_file, &old).with_context(|| {
-            format!(
-                "the database now needs the key in {}; moving {} aside",
-                staged.display(),
-                key_file.display()
-            )
-        })?;
-    }
     std::fs::rename(staged, key_file).with_context(|| {
         format!(
             "the database now needs the key in {}; moving it to {}",
@@ -94,9 +84,10 @@ fn swap_key_files(key_file: &Path, staged: &Path) -> anyhow::Result<()> {
             key_file.display()
         )
     })?;
-    if had_old {
-        std::fs::remove_file(&old)
-            .with_context(|| format!("removing the old key {}", old.display()))?;
-    }
-    Ok(())
+    sync_parent(key_file).with_context(|| {
+        format!(
+            "the new key is in {}; syncing its folder to make the rename durable",
+            key_file.display()
+        )
+    })
 }

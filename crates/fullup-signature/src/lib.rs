@@ -5,7 +5,8 @@
 //! - `fullup-signature`: lowercase hex HMAC-SHA256 of the body, keyed with the secret
 //!   string's UTF-8 bytes ([`sign`], [`Signer`], [`Verifier`]);
 //! - the Standard Webhooks headers `webhook-id`, `webhook-timestamp` and
-//!   `webhook-signature`, which add replay protection ([`standard`]).
+//!   `webhook-signature`, which add replay protection ([`standard`]), and
+//!   [`SeenIds`] to refuse copies of a delivery within the tolerance window.
 //!
 //! This crate is what a receiver adds to its `Cargo.toml`, so it stays small (no async
 //! runtime, no HTTP types), never panics on anything a network sends, compares tags in
@@ -24,11 +25,13 @@
 
 mod mac;
 mod secret;
+mod seen;
 mod signature;
 pub mod standard;
 mod verify;
 
 pub use secret::{SECRET_PREFIX, Secret, SecretError};
+pub use seen::{Seen, SeenIds};
 pub use signature::{Signature, Signer, sign};
 pub use standard::sign_standard;
 pub use verify::{Verified, Verifier, VerifyError};

@@ -9,7 +9,7 @@ use fullup_axum::{Verified, VerifyConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use crate::{NEW_SECRET, SECRET, assert_error, config, json, secret, signature, signed};
+use crate::{NEW_SECRET, SECRET, assert_error, body_only, json, secret, signature, signed};
 
 async fn bytes(verified: Verified<Bytes>) -> Json<Value> {
     Json(json!({
@@ -67,7 +67,7 @@ pub fn to(path: &str, mut request: axum::http::Request<Body>) -> axum::http::Req
 
 #[tokio::test]
 async fn verified_bytes_reach_the_handler() {
-    let (status, body) = send(app(config()), signed(b"{\"type\":\"ping\"}", SECRET)).await;
+    let (status, body) = send(app(body_only()), signed(b"{\"type\":\"ping\"}", SECRET)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body,
@@ -78,7 +78,7 @@ async fn verified_bytes_reach_the_handler() {
 #[tokio::test]
 async fn verified_string_reaches_the_handler() {
     let request = to("/text", signed("héllo".as_bytes(), SECRET));
-    let (status, body) = send(app(config()), request).await;
+    let (status, body) = send(app(body_only()), request).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["text"], "héllo");
 }
@@ -86,14 +86,16 @@ async fn verified_string_reaches_the_handler() {
 #[tokio::test]
 async fn verified_json_reaches_the_handler() {
     let request = to("/event", signed(b"{ \"type\" : \"order.paid\" }", SECRET));
-    let (status, body) = send(app(config()), request).await;
+    let (status, body) = send(app(body_only()), request).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["type"], "order.paid");
 }
 
 #[tokio::test]
 async fn the_second_secret_of_a_rotation_verifies_and_is_named() {
-    let config = VerifyConfig::new([secret(SECRET), secret(NEW_SECRET)]).expect("two secrets");
+    let config = VerifyConfig::new([secret(SECRET), secret(NEW_SECRET)])
+        .expect("two secrets")
+        .allow_untimestamped();
     let (status, body) = send(app(config), signed(b"{}", NEW_SECRET)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["secret"], 1);
@@ -101,14 +103,14 @@ async fn the_second_secret_of_a_rotation_verifies_and_is_named() {
 
 #[tokio::test]
 async fn missing_signature_is_400() {
-    let answer = send(app(config()), crate::post(&b"{}"[..], &[])).await;
+    let answer = send(app(body_only()), crate::post(&b"{}"[..], &[])).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "missing_signature");
 }
 
 #[tokio::test]
 async fn malformed_signature_is_400() {
     let request = crate::post(&b"{}"[..], &[("fullup-signature", "not-hex")]);
-    let answer = send(app(config()), request).await;
+    let answer = send(app(body_only()), request).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "malformed_signature");
 }
 
@@ -118,13 +120,13 @@ async fn non_ascii_signature_header_is_400() {
     let value =
         axum::http::HeaderValue::from_bytes(b"\xe9t\xe9").expect("opaque bytes are allowed");
     request.headers_mut().insert("fullup-signature", value);
-    let answer = send(app(config()), request).await;
+    let answer = send(app(body_only()), request).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "malformed_signature");
 }
 
 #[tokio::test]
 async fn wrong_secret_is_403() {
-    let answer = send(app(config()), signed(b"{}", "another_secret")).await;
+    let answer = send(app(body_only()), signed(b"{}", "another_secret")).await;
     assert_error(&answer, StatusCode::FORBIDDEN, "signature_mismatch");
 }
 
@@ -140,13 +142,13 @@ async fn a_re_serialized_body_fails() {
         reserialized,
         &[("fullup-signature", &signature(SECRET, sent))],
     );
-    let answer = send(app(config()), to("/event", request)).await;
+    let answer = send(app(body_only()), to("/event", request)).await;
     assert_error(&answer, StatusCode::FORBIDDEN, "signature_mismatch");
 }
 
 #[tokio::test]
 async fn body_over_the_declared_limit_is_413() {
-    let config = config().with_body_limit(8);
+    let config = body_only().with_body_limit(8);
     let answer = send(app(config), signed(b"0123456789", SECRET)).await;
     assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
 }
@@ -160,15 +162,15 @@ async fn streamed_body_over_the_limit_is_413() {
         &[("fullup-signature", &signature(SECRET, b"0123456789"))],
     );
     assert!(request.headers().get("content-length").is_none());
-    let answer = send(app(config().with_body_limit(8)), request).await;
+    let answer = send(app(body_only().with_body_limit(8)), request).await;
     assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
 }
 
 #[tokio::test]
 async fn default_limit_is_one_mebibyte() {
-    assert_eq!(config().body_limit(), 1024 * 1024);
+    assert_eq!(body_only().body_limit(), 1024 * 1024);
     let body: &'static [u8] = Box::leak(vec![b' '; 1024 * 1024 + 1].into_boxed_slice());
-    let answer = send(app(config()), signed(body, SECRET)).await;
+    let answer = send(app(body_only()), signed(body, SECRET)).await;
     assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
 }
 
@@ -180,13 +182,13 @@ async fn failing_body_stream_is_400() {
     ];
     let body = Body::from_stream(futures::stream::iter(chunks));
     let request = crate::post(body, &[("fullup-signature", &signature(SECRET, b"{"))]);
-    let answer = send(app(config()), request).await;
+    let answer = send(app(body_only()), request).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "body_read_failed");
 }
 
 /// Sends a verified body that `path` cannot decode: 422, and the answer does not quote it.
 async fn assert_invalid_json(path: &str, body: &'static [u8]) {
-    let answer = send(app(config()), to(path, signed(body, SECRET))).await;
+    let answer = send(app(body_only()), to(path, signed(body, SECRET))).await;
     assert_error(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid_json");
     let answer = answer.1.to_string();
     assert!(!answer.contains("SECRET-PAYLOAD"), "{answer}");
@@ -205,7 +207,7 @@ async fn verified_json_of_the_wrong_shape_is_422() {
 #[tokio::test]
 async fn verified_typed_json_reaches_the_handler() {
     let (status, body) = send(
-        app(config()),
+        app(body_only()),
         to("/typed", signed(b"{\"amount\":7}", SECRET)),
     )
     .await;
@@ -215,7 +217,7 @@ async fn verified_typed_json_reaches_the_handler() {
 
 #[tokio::test]
 async fn verified_non_utf8_string_is_400() {
-    let answer = send(app(config()), to("/text", signed(b"\xff\xfe", SECRET))).await;
+    let answer = send(app(body_only()), to("/text", signed(b"\xff\xfe", SECRET))).await;
     assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_utf8");
 }
 
@@ -223,6 +225,6 @@ async fn verified_non_utf8_string_is_400() {
 #[tokio::test]
 async fn verification_runs_before_parsing() {
     let request = to("/event", signed(b"not json", "another_secret"));
-    let answer = send(app(config()), request).await;
+    let answer = send(app(body_only()), request).await;
     assert_error(&answer, StatusCode::FORBIDDEN, "signature_mismatch");
 }

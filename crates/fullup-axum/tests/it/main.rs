@@ -3,6 +3,7 @@
 mod extract;
 mod layer;
 mod logs;
+mod replay;
 mod timestamped;
 
 use axum::body::Body;
@@ -22,9 +23,15 @@ pub fn secret(text: &str) -> Secret {
     Secret::parse(text).expect("test secrets are valid")
 }
 
-/// A config accepting only [`SECRET`], with defaults.
+/// A config accepting only [`SECRET`], with defaults (timestamped signatures required).
 pub fn config() -> VerifyConfig {
     VerifyConfig::new([secret(SECRET)]).expect("one secret is enough")
+}
+
+/// [`config`] opted out of timestamps, for a sender that signs only the body: what the
+/// tests of body handling use, as [`signed`] requests carry only `fullup-signature`.
+pub fn body_only() -> VerifyConfig {
+    config().allow_untimestamped()
 }
 
 /// The fullup-signature header value for `body` under `secret_text`.

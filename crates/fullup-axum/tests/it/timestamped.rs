@@ -1,4 +1,4 @@
-//! Standard Webhooks headers: exposed when valid, and required by `require_timestamped`.
+//! Standard Webhooks headers: exposed when valid, and required by default.
 
 use axum::http::StatusCode;
 use serde_json::json;
@@ -29,14 +29,14 @@ async fn valid_timestamped_delivery_exposes_id_and_timestamp() {
 
 #[tokio::test]
 async fn required_timestamp_passes_when_valid() {
-    let config = config().require_timestamped(true);
+    let config = config();
     let (status, _) = send(config, timestamped(b"{}", "msg_1", now())).await;
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn required_timestamp_rejects_its_absence_with_400() {
-    let answer = send(config().require_timestamped(true), signed(b"{}", SECRET)).await;
+    let answer = send(config(), signed(b"{}", SECRET)).await;
     assert_error(
         &answer,
         StatusCode::BAD_REQUEST,
@@ -46,21 +46,13 @@ async fn required_timestamp_rejects_its_absence_with_400() {
 
 #[tokio::test]
 async fn stale_timestamp_is_403() {
-    let answer = send(
-        config().require_timestamped(true),
-        timestamped(b"{}", "msg_1", now() - 301),
-    )
-    .await;
+    let answer = send(config(), timestamped(b"{}", "msg_1", now() - 301)).await;
     assert_error(&answer, StatusCode::FORBIDDEN, "stale_timestamp");
 }
 
 #[tokio::test]
 async fn future_timestamp_is_403() {
-    let answer = send(
-        config().require_timestamped(true),
-        timestamped(b"{}", "msg_1", now() + 600),
-    )
-    .await;
+    let answer = send(config(), timestamped(b"{}", "msg_1", now() + 600)).await;
     assert_error(&answer, StatusCode::FORBIDDEN, "stale_timestamp");
 }
 
@@ -73,7 +65,7 @@ async fn rewritten_timestamp_is_403() {
         .parse()
         .expect("digits are a valid header value");
     request.headers_mut().insert("webhook-timestamp", fresh);
-    let answer = send(config().require_timestamped(true), request).await;
+    let answer = send(config(), request).await;
     assert_error(&answer, StatusCode::FORBIDDEN, "signature_mismatch");
 }
 
@@ -82,7 +74,7 @@ async fn rewritten_timestamp_is_403() {
 async fn partial_standard_headers_are_400_even_when_not_required() {
     let mut request = timestamped(b"{}", "msg_1", now());
     request.headers_mut().remove("webhook-signature");
-    let answer = send(config(), request).await;
+    let answer = send(config().allow_untimestamped(), request).await;
     assert_error(
         &answer,
         StatusCode::BAD_REQUEST,
@@ -104,7 +96,7 @@ async fn malformed_timestamp_is_400() {
 fn verify_at_uses_the_given_clock() {
     let request = timestamped(b"{}", "msg_1", 1_700_000_000);
     let (parts, _) = request.into_parts();
-    let config = config().require_timestamped(true);
+    let config = config();
     let info = config
         .verify_at(&parts.headers, b"{}", 1_700_000_300)
         .expect("within tolerance");

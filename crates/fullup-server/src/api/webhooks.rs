@@ -304,7 +304,7 @@ pub async fn delete(
 /// receivers can switch without a failed delivery.
 #[utoipa::path(post, operation_id = "rotateWebhookSecret", path = "/v1/sites/{site_id}/webhooks/{webhook_id}/rotate-secret", tag = "webhooks",
     request_body = RotateSecretRequest,
-    responses((status = 200, body = RotateSecretResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 200, body = RotateSecretResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rotate_secret(
     State(state): State<AppState>,

@@ -52,7 +52,9 @@ pub struct Webhook {
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 /// Longest grace period: a week; a leaked secret must not stay valid for longer.
 pub const MAX_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Old secrets kept at most; the oldest is dropped first. Bounds the header size.
+/// Old secrets kept at most. Bounds the header size. The service refuses a rotation
+/// with a grace period while this many are in theirs, so none is dropped before its
+/// announced end; the truncation in [`Webhook::rotate_secret`] only backs that up.
 pub const MAX_OLD_SECRETS: usize = 10;
 
 /// A secret replaced by a rotation, still signing until `valid_until`.

@@ -12,7 +12,7 @@ use crate::domain::health::Health;
 use crate::domain::ids::WebhookId;
 use crate::domain::models::Site;
 use crate::domain::time::Timestamp;
-use crate::domain::webhook::{MAX_GRACE, Webhook};
+use crate::domain::webhook::{MAX_GRACE, MAX_OLD_SECRETS, Webhook};
 use crate::domain::webhook_url::WebhookUrl;
 use crate::metrics::StoreOp;
 use crate::store::{AttemptStats, Page, PageRequest, SecretRotation};
@@ -264,6 +264,7 @@ impl Service {
                 "the new secret is already in use by this webhook; choose another or omit it",
             ));
         }
+        refuse_an_early_drop(webhook, now, grace)?;
         let rotated = self
             .counted(
                 StoreOp::Write,
@@ -283,6 +284,29 @@ impl Service {
             previous_valid_until: now + grace,
             webhook: rotated,
         })
+    }
+}
+
+/// Refuses a rotation that would push a secret still in its grace period out of the
+/// bounded list before the end announced for it (the oldest carries `fullup-signature`).
+fn refuse_an_early_drop(webhook: &Webhook, now: Timestamp, grace: Duration) -> ServiceResult<()> {
+    let in_grace = webhook.valid_old_secrets(now).count();
+    let oldest_end = webhook
+        .valid_old_secrets(now)
+        .map(|old| old.valid_until)
+        .min();
+    match oldest_end {
+        Some(end) if in_grace >= MAX_OLD_SECRETS && !grace.is_zero() => {
+            Err(ServiceError::conflict(
+                "too_many_rotations",
+                format!(
+                    "this webhook already has {MAX_OLD_SECRETS} replaced secrets in their grace period; \
+                     rotate again after {} (when the oldest stops signing), or with grace_period_secs 0",
+                    end.to_rfc3339()
+                ),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -170,8 +170,10 @@ async fn receivers_holding_both_secrets_never_fail_across_the_cut_over(backend: 
     }
 }
 
-store_test!(rotation_keeps_at_most_ten_old_secrets_and_accepts_a_chosen_one);
-async fn rotation_keeps_at_most_ten_old_secrets_and_accepts_a_chosen_one(backend: Backend) {
+store_test!(an_eleventh_rotation_in_grace_is_refused_and_a_chosen_secret_accepted);
+/// Issue 18: an eleventh rotation within the grace periods dropped the oldest secret,
+/// the one `fullup-signature` carries, before its announced end.
+async fn an_eleventh_rotation_in_grace_is_refused_and_a_chosen_secret_accepted(backend: Backend) {
     let clock = manual_clock();
     let server = backend.start_with(|c| c.clock = clock.clone()).await;
     let mut receiver = TestReceiver::start().await;
@@ -179,37 +181,46 @@ async fn rotation_keeps_at_most_ten_old_secrets_and_accepts_a_chosen_one(backend
     let site = server.create_site().await;
     let (webhook, first) = server.create_webhook(&site, &receiver.url(), &["*"]).await;
     let mut secrets = vec![first];
-    for _ in 0..11 {
+    for _ in 0..10 {
         let (status, body) = rotate(&server, &site, &webhook, json!({})).await;
         assert_eq!(status, 200, "{body}");
         secrets.push(Secret::parse(body["secret"].as_str().expect("secret")).expect("secret"));
         clock.advance_ms(1000);
     }
+    let (status, body) = rotate(&server, &site, &webhook, json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("too_many_rotations")),
+        "{body}"
+    );
     let chosen = "my-own-rotated-secret-0123456789";
     let (status, body) = rotate(
         &server,
         &site,
         &webhook,
-        json!({"secret": chosen, "grace_period_secs": 60}),
+        json!({"secret": chosen, "grace_period_secs": 0}),
     )
     .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        status, 200,
+        "a rotation without grace adds no old secret: {body}"
+    );
     assert_eq!(body["secret"], chosen);
-    secrets.push(Secret::parse(chosen).expect("secret"));
-    // 13 secrets so far: the current one and the 10 newest old ones sign; the first two are gone.
-    for secret in &secrets[2..] {
+    // The chosen secret and the 10 old ones in their grace sign; the secret it replaced
+    // without grace is gone, and the oldest still carries fullup-signature.
+    for secret in &secrets[..10] {
         receiver.expect_secret(secret.clone());
     }
-    let got = deliver(&server, &mut receiver, &site, "after 12 rotations").await;
+    receiver.expect_secret(Secret::parse(chosen).expect("secret"));
+    let got = deliver(&server, &mut receiver, &site, "after 11 rotations").await;
     assert_eq!(entries(&got), 11);
     for (i, secret) in secrets.iter().enumerate() {
-        assert_eq!(standard_ok(&got, &[secret]), i >= 2, "secret {i}");
+        assert_eq!(standard_ok(&got, &[secret]), i < 10, "secret {i}");
     }
     assert!(
-        fullup_ok(&got, &secrets[2]),
-        "fullup-signature uses the oldest secret still valid"
+        fullup_ok(&got, &secrets[0]),
+        "fullup-signature uses the oldest secret, valid as announced"
     );
-    // The default grace is a day; the last rotation's 60 s does not shorten earlier ones.
     let switches = body["fullup_signature_switches_at"].as_str().expect("time");
     assert!(
         switches > body["previous_secret_valid_until"].as_str().expect("time"),

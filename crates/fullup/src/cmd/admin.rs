@@ -46,7 +46,8 @@ struct RotateArgs {
     /// `FULLUP_MAIN_KEY` holds the current key.
     #[arg(long, env = "FULLUP_MAIN_KEY_FILE", value_name = "PATH")]
     main_key_file: Option<PathBuf>,
-    /// Where to write the new key (default: replace the current key file).
+    /// Where to write the new key (default: replace the current key file); must not
+    /// exist yet.
     #[arg(long, value_name = "PATH")]
     new_key_file: Option<PathBuf>,
 }
@@ -59,6 +60,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn rotate(args: RotateArgs) -> anyhow::Result<ExitCode> {
+    if let Some(target) = &args.new_key_file {
+        anyhow::ensure!(
+            !target.exists(),
+            "--new-key-file {} exists: it may hold a key some database needs; \
+             choose a new path, or omit --new-key-file to replace the current key file",
+            target.display()
+        );
+    }
     let current_file = args
         .main_key_file
         .or_else(|| default_key_file(&args.database_url));

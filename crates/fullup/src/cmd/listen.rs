@@ -45,13 +45,20 @@ pub struct Args {
     #[arg(long, env = "FULLUP_LISTEN_JSON")]
     json: bool,
 
+    /// Accept deliveries signed only with fullup-signature, without the timestamped
+    /// webhook-* headers: for a sender that signs only the body. Such deliveries can be
+    /// replayed by anyone who captured one; Fullup always sends the webhook-* headers.
+    #[arg(long, env = "FULLUP_LISTEN_ALLOW_UNTIMESTAMPED")]
+    allow_untimestamped: bool,
+
     #[command(flatten)]
     secrets: SecretArgs,
 }
 
 /// Runs the receiver until Ctrl-C (or until its output is closed).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = VerifyConfig::new(args.secrets.load_all()?)?;
+    let config =
+        VerifyConfig::new(args.secrets.load_all()?)?.require_timestamped(!args.allow_untimestamped);
     let settings = server::Settings {
         config,
         path: args.path,

@@ -78,3 +78,69 @@ async fn rotating_the_main_key_keeps_every_webhook_secret_usable() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+/// Issue 18: `--new-key-file` at an existing path was overwritten, losing the key there.
+#[test]
+fn an_existing_new_key_file_is_never_overwritten() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("fullup.db").display());
+    let existing = dir.path().join("precious.key");
+    std::fs::write(&existing, "a key some backup needs\n").expect("write");
+    let current = dir.path().join("fullup.key");
+    std::fs::write(&current, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n").expect("write");
+    let existing_arg = existing.display().to_string();
+    let current_arg = current.display().to_string();
+    let runs: [(&[&str], Option<&str>); 2] = [
+        (&["--main-key-file", &current_arg], None),
+        (&[], Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")),
+    ];
+    for (args, env_key) in runs {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fullup"));
+        command
+            .args(["admin", "rotate-main-key", "--database-url", &database_url])
+            .args(args)
+            .args(["--new-key-file", &existing_arg])
+            .env_remove("FULLUP_MAIN_KEY")
+            .env_remove("FULLUP_MAIN_KEY_FILE");
+        if let Some(key) = env_key {
+            command.env("FULLUP_MAIN_KEY", key);
+        }
+        let output = command.output().expect("run rotate-main-key");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("--new-key-file") && stderr.contains("exists"),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&existing).expect("still there"),
+            "a key some backup needs\n"
+        );
+    }
+    assert!(!dir.path().join("fullup.db").exists(), "nothing was opened");
+}
+
+/// Issue 18: the default key file sits beside the database, where one snapshot of the
+/// folder holds both; the service says so at start.
+#[tokio::test]
+async fn a_key_file_beside_the_database_is_warned_about() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("fullup.db").display());
+    let (mut server, lines) = Server::start_capturing_logs(&database_url, &[], "warn").await;
+    assert!(server.terminate(Duration::from_secs(30)).success());
+    let lines = lines.join().expect("the log reader ends").join("\n");
+    assert!(
+        lines.contains("the main key file is in the database's folder"),
+        "{lines}"
+    );
+
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let key_file = elsewhere.path().join("fullup.key").display().to_string();
+    let database_url = format!("sqlite://{}", dir.path().join("other.db").display());
+    let (mut server, lines) =
+        Server::start_capturing_logs(&database_url, &["--main-key-file", &key_file], "warn").await;
+    assert!(server.terminate(Duration::from_secs(30)).success());
+    let lines = lines.join().expect("the log reader ends").join("\n");
+    assert!(!lines.contains("database's folder"), "{lines}");
+    assert!(elsewhere.path().join("fullup.key").exists());
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
-use fullup_signature::{Secret, sign};
+use fullup_signature::{Secret, sign, sign_standard};
 
 const OLD_SECRET: &str = "your_shared_secret_key";
 const NEW_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
@@ -116,7 +116,13 @@ const EVENT: &[u8] = b"{\"type\":\"order.paid\",\"amount\":1.50}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_reports_show_each_verdict_and_answers_follow_it() {
-    let listen = Listen::start(&["--secret-env", "OLD", "--secret-env", "NEW"]);
+    let listen = Listen::start(&[
+        "--allow-untimestamped",
+        "--secret-env",
+        "OLD",
+        "--secret-env",
+        "NEW",
+    ]);
     let mut printed = String::new();
 
     let good = signature(NEW_SECRET, EVENT);
@@ -182,7 +188,7 @@ async fn text_reports_show_each_verdict_and_answers_follow_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_mode_prints_one_object_per_request() {
-    let listen = Listen::start(&["--json", "--secret-env", "OLD"]);
+    let listen = Listen::start(&["--json", "--allow-untimestamped", "--secret-env", "OLD"]);
     let answer = post(
         &listen.url,
         EVENT,
@@ -220,7 +226,13 @@ async fn json_mode_prints_one_object_per_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_flag_simulates_failing_receivers() {
-    let listen = Listen::start(&["--status", "503", "--secret-env", "OLD"]);
+    let listen = Listen::start(&[
+        "--status",
+        "503",
+        "--allow-untimestamped",
+        "--secret-env",
+        "OLD",
+    ]);
     let answer = post(
         &listen.url,
         EVENT,
@@ -267,7 +279,13 @@ async fn app() -> (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forward_to_relays_verified_requests_byte_for_byte() {
     let (app_url, mut received) = app().await;
-    let listen = Listen::start(&["--forward-to", &app_url, "--secret-env", "OLD"]);
+    let listen = Listen::start(&[
+        "--forward-to",
+        &app_url,
+        "--allow-untimestamped",
+        "--secret-env",
+        "OLD",
+    ]);
     // Bytes a re-serializing proxy would change: spacing, escapes, key order, number spelling.
     let body: &'static [u8] = b"{ \"z\": 1.50,\n  \"a\": \"caf\\u00e9 \xe2\x82\xac\" }\r\n";
     let good = signature(OLD_SECRET, body);
@@ -305,6 +323,85 @@ async fn forward_to_relays_verified_requests_byte_for_byte() {
         "unverified requests are not forwarded"
     );
     assert!(!listen.block().contains("forwarded"));
+}
+
+/// The headers Fullup sends with `body`: both signatures, timestamped now.
+fn delivery_headers(secret: &str, id: &str, body: &[u8]) -> Vec<(String, String)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs();
+    let now = i64::try_from(now).expect("seconds fit in i64");
+    let key = Secret::parse(secret).expect("valid test secret");
+    vec![
+        ("fullup-signature".to_owned(), signature(secret, body)),
+        ("webhook-id".to_owned(), id.to_owned()),
+        ("webhook-timestamp".to_owned(), now.to_string()),
+        (
+            "webhook-signature".to_owned(),
+            sign_standard(&key, id, now, body),
+        ),
+    ]
+}
+
+fn borrowed(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect()
+}
+
+/// Issue 18: a captured delivery replayed without its `webhook-*` headers, or as an
+/// exact copy within the 5-minute window, is refused by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_are_refused_by_default() {
+    let listen = Listen::start(&["--json", "--secret-env", "OLD"]);
+    let captured = delivery_headers(OLD_SECRET, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", EVENT);
+    let answer = post(&listen.url, EVENT, &borrowed(&captured)).await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let (_, report) = listen.json();
+    assert_eq!(report["verdict"]["verified"], true, "{report}");
+    assert_eq!(
+        report["verdict"]["event_id"],
+        "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
+    );
+
+    let stripped: Vec<(&str, &str)> = borrowed(&captured)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("webhook-"))
+        .collect();
+    let answer = post(&listen.url, EVENT, &stripped).await;
+    assert_eq!(answer.0, 403, "{}", answer.1);
+    assert!(answer.1.contains("allow_untimestamped"), "{}", answer.1);
+    let (_, report) = listen.json();
+    assert_eq!(report["verdict"]["verified"], false);
+    assert_eq!(report["verdict"]["code"], "missing_timestamped_signature");
+    assert!(
+        report["verdict"]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("--allow-untimestamped")),
+        "{report}"
+    );
+
+    let answer = post(&listen.url, EVENT, &borrowed(&captured)).await;
+    assert_eq!(answer.0, 403, "{}", answer.1);
+    let (_, report) = listen.json();
+    assert_eq!(report["verdict"]["verified"], false);
+    assert_eq!(report["verdict"]["code"], "replayed", "{report}");
+}
+
+/// The opt-out accepts a body-only sender, and says so in `--help`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_untimestamped_accepts_a_body_only_sender() {
+    let listen = Listen::start(&["--allow-untimestamped", "--secret-env", "OLD"]);
+    let answer = post(
+        &listen.url,
+        EVENT,
+        &[("fullup-signature", &signature(OLD_SECRET, EVENT))],
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    assert!(listen.block().contains("verdict: verified with secret #1"));
 }
 
 #[test]

@@ -20,6 +20,9 @@ const PREVIEW_BYTES: usize = 1024;
 /// How much of a binary body the text output shows, in hex.
 const HEX_PREVIEW_BYTES: usize = 64;
 
+/// The `code` of a [`Verdict::Replayed`] request, in its JSON answer and report.
+pub const REPLAYED: &str = "replayed";
+
 /// The outcome of one request.
 #[derive(Debug)]
 pub enum Verdict {
@@ -27,6 +30,9 @@ pub enum Verdict {
     Verified(DeliveryInfo),
     /// The request was refused; the rejection says why.
     Rejected(Rejection),
+    /// The signature verified, but this `webhook-id` and `webhook-timestamp` were
+    /// already received: a copy of an earlier delivery, refused.
+    Replayed(DeliveryInfo),
     /// Not the listened method and path; the string says what is listened to.
     Ignored(String),
 }
@@ -37,6 +43,11 @@ impl Verdict {
         match self {
             Verdict::Verified(delivery) => verified(delivery),
             Verdict::Rejected(rejection) => rejected(rejection),
+            Verdict::Replayed(delivery) => format!(
+                "replayed: webhook-id {} with webhook-timestamp {} was already received; a copy of an earlier delivery",
+                delivery.event_id().unwrap_or_default(),
+                delivery.timestamp().unwrap_or_default()
+            ),
             Verdict::Ignored(expected) => format!("ignored: this listener receives {expected}"),
         }
     }
@@ -57,6 +68,7 @@ fn rejected(rejection: &Rejection) -> String {
     match rejection {
         Rejection::MissingSignature => "missing header: fullup-signature".to_owned(),
         Rejection::MissingTimestamped { header } => format!("missing header: {header}"),
+        Rejection::Untimestamped => "missing headers: webhook-id, webhook-timestamp, webhook-signature (required against replays; --allow-untimestamped accepts a sender that signs only the body)".to_owned(),
         Rejection::MalformedSignature { header, reason } => {
             format!("malformed header: {header}: {reason}")
         }
@@ -122,6 +134,7 @@ impl Report<'_> {
                 d.timestamp(),
             ),
             Verdict::Rejected(r) => (false, None, Some(r.code()), None, None),
+            Verdict::Replayed(d) => (false, None, Some(REPLAYED), d.event_id(), d.timestamp()),
             Verdict::Ignored(_) => (false, None, Some("ignored"), None, None),
         };
         let line = JsonReport {

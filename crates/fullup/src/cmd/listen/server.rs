@@ -11,13 +11,13 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use fullup_axum::{VerifyConfig, read_body};
+use fullup_axum::{Seen, SeenIds, VerifyConfig, read_body};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use super::report::{Forwarded, Report, Verdict};
+use super::report::{Forwarded, REPLAYED, Report, Verdict};
 
 /// A local tool shows what it was sent rather than refusing it: 16 MiB covers any
 /// realistic webhook, still bounding memory.
@@ -43,6 +43,8 @@ struct Listen {
     settings: Settings,
     client: reqwest::Client,
     out: Mutex<Box<dyn Write + Send>>,
+    /// The deliveries of the last 5 minutes, to refuse a copy of one.
+    seen: SeenIds,
     /// Signalled when the output is gone (e.g. `fullup listen | head`): stop quietly.
     output_closed: Notify,
 }
@@ -61,6 +63,7 @@ pub async fn serve(
         settings,
         client,
         out: Mutex::new(out),
+        seen: SeenIds::new(SeenIds::DEFAULT_CAPACITY),
         output_closed: Notify::new(),
     });
     let app = Router::new()
@@ -83,7 +86,7 @@ async fn receive(State(listen): State<Arc<Listen>>, request: Request) -> Respons
     let (parts, body) = request.into_parts();
     let (body, verdict) = match read_body(&parts.headers, body, BODY_LIMIT).await {
         Ok(body) => {
-            let verdict = listen.judge(&parts, &body);
+            let verdict = listen.judge(&parts, &body, received_at);
             (body, verdict)
         }
         Err(rejection) => (Bytes::new(), Verdict::Rejected(rejection)),
@@ -106,14 +109,23 @@ async fn receive(State(listen): State<Arc<Listen>>, request: Request) -> Respons
 }
 
 impl Listen {
-    fn judge(&self, parts: &Parts, body: &[u8]) -> Verdict {
+    fn judge(&self, parts: &Parts, body: &[u8], received_at: SystemTime) -> Verdict {
         let path = &self.settings.path;
         if parts.method != Method::POST || parts.uri.path() != path {
             return Verdict::Ignored(format!("POST {path}"));
         }
-        match self.settings.config.verify(&parts.headers, body) {
-            Ok(delivery) => Verdict::Verified(delivery),
-            Err(rejection) => Verdict::Rejected(rejection),
+        let now = unix_secs(received_at);
+        let delivery = match self.settings.config.verify_at(&parts.headers, body, now) {
+            Ok(delivery) => delivery,
+            Err(rejection) => return Verdict::Rejected(rejection),
+        };
+        let seen = match &delivery.timestamped {
+            Some(stamped) => self.seen.check(&stamped.id, stamped.timestamp, now),
+            None => Seen::First,
+        };
+        match seen {
+            Seen::Replay => Verdict::Replayed(delivery),
+            _ => Verdict::Verified(delivery),
         }
     }
 
@@ -164,7 +176,7 @@ impl Listen {
                 self.settings.status.unwrap_or(StatusCode::BAD_GATEWAY)
             }
             (Verdict::Verified(_), None) => self.settings.status.unwrap_or(StatusCode::OK),
-            (Verdict::Rejected(_), _) => StatusCode::FORBIDDEN,
+            (Verdict::Rejected(_) | Verdict::Replayed(_), _) => StatusCode::FORBIDDEN,
             (Verdict::Ignored(_), _) if parts.uri.path() == self.settings.path => {
                 StatusCode::METHOD_NOT_ALLOWED
             }
@@ -175,6 +187,9 @@ impl Listen {
                 return (status, Response::new(Body::from(body.clone())));
             }
             (Verdict::Rejected(rejection), _) => rejection.to_json(),
+            (Verdict::Replayed(_), _) => serde_json::json!({
+                "error": { "code": REPLAYED, "message": verdict.describe() }
+            }),
             (verdict, _) => serde_json::json!({ "verdict": verdict.describe() }),
         };
         let mut response = Response::new(Body::from(json.to_string()));
@@ -202,6 +217,13 @@ impl Listen {
             self.output_closed.notify_one();
         }
     }
+}
+
+fn unix_secs(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        })
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
