@@ -59,9 +59,14 @@ async fn generate_admin_token(dir: &tempfile::TempDir) -> String {
     let app = Application::build(config, listener)
         .await
         .expect("build app");
-    app.generated_admin_token()
+    let token = app
+        .generated_admin_token()
         .expect("a token is generated on first start")
-        .to_owned()
+        .to_owned();
+    // Run it to its end, which closes the store: a store only dropped may still hold
+    // the database's lock file when the test starts the next service on it.
+    app.run(async {}).await.expect("the first service stops");
+    token
 }
 
 pub(crate) async fn create_api_key(server: &TestServer, site: &str) -> String {
