@@ -302,28 +302,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 path.display()
             );
         }
+        // The handlers are installed before the address is announced: a SIGTERM sent
+        // as soon as the line is read must stop the service, not kill it.
+        let shutdown = shutdown_signal()?;
         let addr = app.local_addr()?;
         println!("fullup serve: listening on http://{addr}");
         if let Some(addr) = app.metrics_addr().transpose()? {
             println!("fullup serve: metrics on http://{addr}/metrics");
         }
-        app.run(shutdown_signal()).await
+        app.run(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now; the future ends at the first signal.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("shutting down: finishing attempts in flight");
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down: finishing attempts in flight");
+    })
 }
