@@ -11,11 +11,13 @@
 //! deliveries come from ingest through the [`Inbox`] instead, leased already, and need
 //! no claim.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::DeliveryConfig;
@@ -23,7 +25,7 @@ use super::guard::OutboundGuard;
 use super::inbox::Inbox;
 use super::sender::{AttemptResult, Sender};
 use crate::domain::clock::Clock;
-use crate::domain::ids::AttemptId;
+use crate::domain::ids::{AttemptId, DeliveryId};
 use crate::domain::models::Attempt;
 use crate::domain::models::ErrorKind;
 use crate::domain::outcome::{AttemptClass, DeliveryOutcome, consequences};
@@ -31,8 +33,6 @@ use crate::domain::time::Timestamp;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{Claim, ClaimedDelivery, Completion, DeliveryQueue};
 
-/// Extra time granted at shutdown, beyond the request timeout, to record outcomes.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Wait after a store error before claiming again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -87,17 +87,18 @@ impl Dispatcher {
         Arc::clone(&self.worker.inbox)
     }
 
-    /// Runs until `shutdown` is cancelled, then stops claiming and waits (at most the
-    /// request timeout plus a few seconds) for attempts in flight to be recorded.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Runs until `shutdown` is cancelled, then stops claiming at once and gives the
+    /// attempts in flight `drain` to finish; the deliveries of those still running then
+    /// are given back (their leases released, nothing recorded: see [`Running::cut`]).
+    pub async fn run(mut self, shutdown: CancellationToken, drain: Duration) {
         let w = self.worker.clone();
         let watcher = {
             let (store, wake) = (w.store.clone(), w.wake.clone());
             tokio::spawn(async move { store.watch_due(wake).await })
         };
-        let mut tasks = JoinSet::new();
+        let mut tasks = Running::default();
         while !shutdown.is_cancelled() {
-            while tasks.try_join_next().is_some() {}
+            while tasks.try_join_next() {}
             while let Ok(delivery) = self.arrivals.try_recv() {
                 w.start(delivery, &mut tasks);
             }
@@ -128,33 +129,106 @@ impl Dispatcher {
                     }
                 }
             };
-            if want > 0 && started == want {
+            if want > 0 && started == want && !shutdown.is_cancelled() {
                 continue;
             }
             tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {}
                 _ = w.wake.notified() => {}
                 Some(delivery) = self.arrivals.recv() => w.start(delivery, &mut tasks),
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                true = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = tokio::time::sleep(w.config.poll_interval) => {}
-                _ = shutdown.cancelled() => {}
             }
         }
         watcher.abort();
-        // Deliveries handed over until now were accepted for this node: attempt them.
+        // Deliveries handed over until now were leased to this node by ingests that
+        // committed before the signal: they are in flight already, attempt them.
         w.inbox.close();
         self.arrivals.close();
         while let Some(delivery) = self.arrivals.recv().await {
             w.start(delivery, &mut tasks);
         }
-        let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(w.config.request_timeout + SHUTDOWN_GRACE, drain)
+        let running = tasks.len();
+        tracing::info!(
+            attempts = running,
+            drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX),
+            "shutting down: no more claims; waiting for the attempts in flight"
+        );
+        let finished = tokio::time::timeout(drain, async { while tasks.join_next().await {} })
             .await
-            .is_err()
-        {
-            tracing::warn!(
-                "attempts still running at shutdown; their leases will expire and they will be retried"
-            );
+            .is_ok();
+        if !finished {
+            w.give_back(tasks.cut().await).await;
         }
+    }
+}
+
+/// The attempts in flight, each with its delivery, so that those still running when
+/// the drain at shutdown ends can be given back.
+#[derive(Debug, Default)]
+struct Running {
+    tasks: JoinSet<()>,
+    deliveries: HashMap<task::Id, DeliveryId>,
+}
+
+impl Running {
+    fn spawn(&mut self, delivery: DeliveryId, attempt: impl Future<Output = ()> + Send + 'static) {
+        let handle = self.tasks.spawn(attempt);
+        self.deliveries.insert(handle.id(), delivery);
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Waits for an attempt to end; false when none runs.
+    async fn join_next(&mut self) -> bool {
+        let Some(ended) = self.tasks.join_next_with_id().await else {
+            return false;
+        };
+        self.forget(ended);
+        true
+    }
+
+    /// Takes an attempt that has ended, if one has; false when none has.
+    fn try_join_next(&mut self) -> bool {
+        let Some(ended) = self.tasks.try_join_next_with_id() else {
+            return false;
+        };
+        self.forget(ended);
+        true
+    }
+
+    fn forget(&mut self, ended: Result<(task::Id, ()), task::JoinError>) -> Option<DeliveryId> {
+        let id = match &ended {
+            Ok((id, ())) => *id,
+            Err(err) => {
+                if err.is_panic() {
+                    tracing::error!(error = %err, "a delivery attempt panicked; its lease ends and it is attempted again");
+                }
+                err.id()
+            }
+        };
+        self.deliveries.remove(&id)
+    }
+
+    /// Stops every attempt still running (their requests are dropped, their outcomes
+    /// not recorded) and returns their deliveries.
+    async fn cut(mut self) -> Vec<DeliveryId> {
+        self.tasks.abort_all();
+        let mut cut = Vec::new();
+        while let Some(ended) = self.tasks.join_next_with_id().await {
+            let cancelled = matches!(&ended, Err(err) if err.is_cancelled());
+            if let Some(delivery) = self.forget(ended).filter(|_| cancelled) {
+                cut.push(delivery);
+            }
+        }
+        cut
     }
 }
 
@@ -164,7 +238,7 @@ impl Worker {
     async fn claim_and_start(
         &self,
         want: u32,
-        tasks: &mut JoinSet<()>,
+        tasks: &mut Running,
     ) -> crate::store::StoreResult<u32> {
         let claim = Claim {
             now: self.clock.now(),
@@ -187,9 +261,32 @@ impl Worker {
     }
 
     /// Runs the attempt of `delivery`, counted in flight already.
-    fn start(&self, delivery: ClaimedDelivery, tasks: &mut JoinSet<()>) {
+    fn start(&self, delivery: ClaimedDelivery, tasks: &mut Running) {
         let this = self.clone();
-        tasks.spawn(async move { this.attempt(delivery).await });
+        tasks.spawn(delivery.delivery_id, async move {
+            this.attempt(delivery).await;
+        });
+    }
+
+    /// Gives the deliveries of attempts cut at shutdown back at once (their leases
+    /// released), so that another node, or this one after its restart, attempts them
+    /// without waiting for the leases to end. Nothing is recorded: the attempt is not a
+    /// failure of the receiver.
+    async fn give_back(&self, cut: Vec<DeliveryId>) {
+        if cut.is_empty() {
+            return;
+        }
+        match self.store.release_claims(&cut).await {
+            Ok(()) => tracing::warn!(
+                deliveries = cut.len(),
+                "attempts still running at the shutdown timeout were stopped; their deliveries were given back"
+            ),
+            Err(err) => {
+                self.metrics.store_error(StoreOp::Release);
+                let error = crate::error_chain(&err);
+                tracing::error!(error = %error, deliveries = cut.len(), "giving back the deliveries of attempts stopped at shutdown failed; they are attempted again when their leases end");
+            }
+        }
     }
 
     /// Attempts in flight below which claims start at once, and free workers a busy

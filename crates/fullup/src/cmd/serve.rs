@@ -11,7 +11,7 @@ use fullup_server::app::Application;
 use fullup_server::config::{
     ApiLimits, Config, DEFAULT_API_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_INGEST_BURST, DEFAULT_INGEST_RATE, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_SHUTDOWN_TIMEOUT,
 };
 use fullup_server::console::ConsoleConfig;
 use fullup_server::delivery::ssrf::NetworkPolicy;
@@ -125,6 +125,13 @@ pub struct Args {
     /// Events a credential may send at once above its rate.
     #[arg(long, env = "FULLUP_INGEST_BURST", default_value_t = DEFAULT_INGEST_BURST)]
     ingest_burst: u32,
+    /// After SIGTERM or SIGINT: time the delivery attempts and API requests in flight
+    /// get to finish (no new delivery starts after the signal). Attempts still running
+    /// then are stopped and their deliveries given back for the next node or start,
+    /// not counted as failures. Keep it below the orchestrator's kill grace (30 s on
+    /// Kubernetes, ECS and systemd).
+    #[arg(long, env = "FULLUP_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT.into())]
+    shutdown_timeout: HumanDuration,
     /// Time allowed for an API request, body upload included (then 503 `timeout`).
     #[arg(long, env = "FULLUP_API_TIMEOUT", default_value_t = DEFAULT_API_TIMEOUT.into())]
     api_timeout: HumanDuration,
@@ -256,6 +263,7 @@ impl Args {
                 public_url: self.public_url,
                 portal_frame_ancestors,
             },
+            shutdown_timeout: self.shutdown_timeout.into(),
             ..Config::default()
         })
     }
@@ -325,5 +333,5 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    tracing::info!("shutting down: finishing attempts in flight");
+    tracing::info!("shutting down: no new deliveries; finishing those in flight");
 }
