@@ -35,6 +35,15 @@ use crate::store::{Claim, ClaimedDelivery, Completion, DeliveryQueue};
 
 /// Wait after a store error before claiming again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+/// First wait before recording an attempt again after the store failed; doubled after
+/// each failure up to [`RECORD_BACKOFF_MAX`].
+const RECORD_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between two tries of a record: the delivery is released at most this
+/// long after the store answers again.
+const RECORD_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A record is not tried this close to its lease's end: the lease was taken before the
+/// attempt started, and a claim may take the delivery the moment it ends.
+const RECORD_MARGIN: Duration = Duration::from_secs(5);
 
 /// Claims and runs deliveries until cancelled.
 #[derive(Debug)]
@@ -297,6 +306,9 @@ impl Worker {
     }
 
     async fn attempt(&self, delivery: ClaimedDelivery) {
+        // The lease was taken a moment ago (at the claim, or in the ingest): it ends no
+        // sooner than a lease from now, less the time since.
+        let leased_until = tokio::time::Instant::now() + self.config.lease();
         let number = delivery.attempt_count.saturating_add(1);
         let started_at = self.clock.now();
         let result = self.sender.send(&delivery, number, started_at).await;
@@ -305,15 +317,49 @@ impl Worker {
         // wait, longer than many requests). A claim still counts its lease until then.
         self.inbox.ended(&delivery);
         let completion = self.completion(&delivery, number, started_at, result);
-        let now = self.clock.now();
-        if let Err(err) = self.store.complete(completion, now).await {
-            self.metrics.store_error(StoreOp::Complete);
-            let error = crate::error_chain(&err);
-            tracing::error!(error = %error, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
-        }
+        self.record(completion, leased_until).await;
         // Claim again only if something may wait for the room this attempt leaves.
         if !self.inbox.caught_up() {
             self.wake.notify_one();
+        }
+    }
+
+    /// Records `completion`; while the store is unavailable (unreachable, out of space), tries
+    /// again with backoff, in this attempt's task (its worker is free already), until
+    /// the store answers or the lease nears its end. So an outcome is recorded, and
+    /// the delivery released, as soon as the store is back, not when the lease ends;
+    /// past the lease another node may have claimed the delivery, so the record is
+    /// given up and the delivery is attempted again.
+    async fn record(&self, completion: Completion, leased_until: tokio::time::Instant) {
+        let delivery = completion.attempt.delivery_id;
+        let mut backoff = RECORD_BACKOFF_FIRST;
+        for tries in 1u32.. {
+            let Err(err) = self
+                .store
+                .complete(completion.clone(), self.clock.now())
+                .await
+            else {
+                if tries > 1 {
+                    tracing::info!(delivery = %delivery, tries, "recorded an attempt once the store answered again");
+                }
+                return;
+            };
+            self.metrics.store_error(StoreOp::Complete);
+            let error = crate::error_chain(&err);
+            let retry_at = tokio::time::Instant::now() + backoff;
+            if !err.is_unavailable() {
+                tracing::error!(error = %error, delivery = %delivery, "recording an attempt failed; the delivery will be attempted again when its lease ends");
+                return;
+            }
+            if retry_at + RECORD_MARGIN >= leased_until {
+                tracing::error!(error = %error, delivery = %delivery, tries, "recording an attempt failed until its lease nearly ended; the delivery will be attempted again when the lease ends");
+                return;
+            }
+            if tries == 1 {
+                tracing::warn!(error = %error, delivery = %delivery, "recording an attempt failed; trying again until the store answers");
+            }
+            tokio::time::sleep_until(retry_at).await;
+            backoff = (backoff * 2).min(RECORD_BACKOFF_MAX);
         }
     }
 
