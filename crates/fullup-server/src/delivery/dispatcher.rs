@@ -310,6 +310,9 @@ impl Worker {
         // sooner than a lease from now, less the time since.
         let leased_until = tokio::time::Instant::now() + self.config.lease();
         let number = delivery.attempt_count.saturating_add(1);
+        if let Some(lost) = delivery.interrupted {
+            self.record_interrupted(&delivery, number - 1, lost).await;
+        }
         let started_at = self.clock.now();
         let result = self.sender.send(&delivery, number, started_at).await;
         // The limits are on requests to receivers: this one is over, so its room is free
@@ -321,6 +324,20 @@ impl Worker {
         // Claim again only if something may wait for the room this attempt leaves.
         if !self.inbox.caught_up() {
             self.wake.notify_one();
+        }
+    }
+
+    /// Records attempt `number` of `delivery`, started at `started_at`, as interrupted:
+    /// its outcome was lost. A failure is logged; the attempt goes ahead (the log then
+    /// misses that attempt, and the next one's number still counts it).
+    async fn record_interrupted(&self, d: &ClaimedDelivery, number: u32, started_at: Timestamp) {
+        let lost = Attempt::interrupted(d.delivery_id, d.webhook.id, number, started_at);
+        tracing::info!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
+            "an attempt's outcome was never recorded; recorded as interrupted");
+        if let Err(err) = self.store.record_interrupted(&lost).await {
+            self.metrics.store_error(StoreOp::Complete);
+            let error = crate::error_chain(&err);
+            tracing::error!(error = %error, delivery = %d.delivery_id, "recording an interrupted attempt failed");
         }
     }
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
 use crate::support::{Backend, TestServer, store_test};
@@ -190,7 +190,39 @@ async fn sigterm_with_100_in_flight_finishes_or_gives_back_each_and_claims_nothi
             "{deliveries:?}"
         );
     }
+    // Attempt bookkeeping (item 9): B's attempts cut at shutdown count, their resent
+    // copies are attempt 2 and the log shows the lost one; nothing else was attempted twice.
+    let given_back = server
+        .deliveries(&site, &format!("event_id={}", first[0]))
+        .await
+        .into_iter()
+        .find(|d| d["attempt_count"] == 2)
+        .expect("B's delivery of the first event, attempted twice");
+    let attempts = server
+        .attempts(&site, given_back["id"].as_str().expect("id"))
+        .await;
+    let log: Vec<(&Value, &Value, &Value)> = attempts
+        .iter()
+        .map(|a| (&a["attempt_number"], &a["status_code"], &a["error_kind"]))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            (&json!(2), &json!(200), &Value::Null),
+            (&json!(1), &Value::Null, &json!("interrupted")),
+        ],
+        "{attempts:?}"
+    );
     server.stop().await;
+    let first_set: std::collections::HashSet<&String> = first.iter().collect();
+    assert!(
+        after_a.iter().all(|(_, attempt)| attempt == "1"),
+        "{after_a:?}"
+    );
+    for (event, attempt) in &after_b {
+        let expected = if first_set.contains(event) { "2" } else { "1" };
+        assert_eq!(attempt, expected, "B's copy of {event}");
+    }
     after_a.extend(a.arrived());
     let (counts_a, counts_b) = (counts(&after_a), counts(&[after_b, b.arrived()].concat()));
     let expected_a: HashMap<String, usize> = queued.iter().map(|e| (e.clone(), 1)).collect();
