@@ -310,28 +310,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 path.display()
             );
         }
+        let shutdown = shutdown_signal()?;
         let addr = app.local_addr()?;
         println!("fullup serve: listening on http://{addr}");
         if let Some(addr) = app.metrics_addr().transpose()? {
             println!("fullup serve: metrics on http://{addr}/metrics");
         }
-        app.run(shutdown_signal()).await
+        app.run(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+/// Completes at the first SIGTERM or SIGINT. The handlers are installed by this call,
+/// before the address is printed: a signal sent as soon as the service says it listens
+/// (an orchestrator stopping a node that has just started) is a graceful stop, not the
+/// default disposition's kill.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("shutting down: no new deliveries; finishing those in flight");
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down: no new deliveries; finishing those in flight");
+    })
 }
