@@ -34,6 +34,8 @@ pub struct Application {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     backlog_refresh: std::time::Duration,
+    /// How long attempts and API requests in flight get to finish at shutdown.
+    shutdown_timeout: std::time::Duration,
     state: AppState,
     /// None on an API-only node (`workers == 0`): it accepts events and delivers none.
     dispatcher: Option<Dispatcher>,
@@ -106,6 +108,7 @@ impl Application {
             listener,
             metrics_listener: None,
             backlog_refresh: config.backlog_refresh,
+            shutdown_timeout: config.shutdown_timeout,
             state,
             dispatcher,
             generated_admin_token,
@@ -141,17 +144,21 @@ impl Application {
         self.generated_admin_token.as_deref()
     }
 
-    /// Serves the API and runs deliveries (unless API-only) until `shutdown` completes;
-    /// then stops accepting, stops claiming, waits for attempts in flight (bounded), and
-    /// closes the store.
+    /// Serves the API and runs deliveries (unless API-only) until `shutdown` completes.
+    /// Then, at once, it stops accepting connections and stops claiming (no delivery
+    /// is started after the signal but those ingests had handed over already); the
+    /// attempts and API requests in flight get the shutdown timeout to finish; the
+    /// deliveries of attempts still running then are given back (their leases
+    /// released) and the requests dropped; and the store is closed.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let cancel = CancellationToken::new();
+        let drain = self.shutdown_timeout;
         let dispatcher = self
             .dispatcher
-            .map(|dispatcher| tokio::spawn(dispatcher.run(cancel.clone())));
+            .map(|dispatcher| tokio::spawn(dispatcher.run(cancel.clone(), drain)));
         let service = self.state.service.clone();
         let backlog = tokio::spawn({
             let stop = cancel.clone();
@@ -161,7 +168,6 @@ impl Application {
                     .await
             }
         });
-        let stop = cancel.clone();
         let store = self.state.service.store().clone();
         let limits = self.state.limits.clone();
         let metrics = self.metrics_listener.map(|listener| {
@@ -174,20 +180,28 @@ impl Application {
                 async move { serve(listener, router, &limits, stop.cancelled_owned()).await },
             )
         });
-        serve(self.listener, router(self.state), &limits, async move {
-            tokio::select! {
-                () = shutdown => {}
-                () = stop.cancelled() => {}
-            }
-        })
-        .await;
+        let mut api = tokio::spawn({
+            let stop = cancel.clone();
+            let router = router(self.state);
+            async move { serve(self.listener, router, &limits, stop.cancelled_owned()).await }
+        });
+        tokio::select! {
+            () = shutdown => {}
+            ended = &mut api => ended.context("the API server panicked")?,
+        }
         cancel.cancel();
+        if tokio::time::timeout(drain, &mut api).await.is_err() {
+            api.abort();
+            tracing::warn!("API requests still running at the shutdown timeout were dropped");
+        }
         if let Some(dispatcher) = dispatcher {
             dispatcher.await.context("the dispatcher panicked")?;
         }
         backlog.await.context("the backlog gauges' task panicked")?;
-        if let Some(metrics) = metrics {
-            metrics.await.context("the metrics listener panicked")?;
+        if let Some(mut metrics) = metrics
+            && tokio::time::timeout(drain, &mut metrics).await.is_err()
+        {
+            metrics.abort();
         }
         store.close().await;
         Ok(())

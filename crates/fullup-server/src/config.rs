@@ -56,6 +56,10 @@ pub struct Config {
     pub backlog_refresh: Duration,
     /// The console's settings: its public URL, where portal pages may be framed.
     pub console: crate::console::ConsoleConfig,
+    /// How long, after the shutdown signal, attempts in flight and API requests get to
+    /// finish before the process gives their deliveries back and exits
+    /// ([`DEFAULT_SHUTDOWN_TIMEOUT`]).
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Config {
@@ -74,9 +78,16 @@ impl Default for Config {
             main_key_file: None,
             backlog_refresh: DEFAULT_BACKLOG_REFRESH,
             console: crate::console::ConsoleConfig::default(),
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
+
+/// Default drain at shutdown: 20 s, longer than an attempt with the default request
+/// timeout (15 s) takes, so a normal stop loses none, and 10 s inside the 30 s that
+/// Kubernetes, ECS and systemd wait after SIGTERM before they kill, for the deliveries
+/// still running to be given back and the database closed.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Default sustained ingest rate per caller (events per second): far above what one
 /// site's traffic needs, low enough that one runaway client cannot fill the disk.

@@ -52,6 +52,8 @@ pub enum StoreOp {
     Claim,
     /// Recording an attempt's outcome.
     Complete,
+    /// Giving back the leases of deliveries whose attempts were stopped (at shutdown).
+    Release,
     /// The backlog gauges' refresh.
     Backlog,
     /// The readiness probe's query.
@@ -64,10 +66,11 @@ pub enum StoreOp {
 
 impl StoreOp {
     /// Every op, so each series exists (at 0) before it first happens.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Ingest,
         Self::Claim,
         Self::Complete,
+        Self::Release,
         Self::Backlog,
         Self::Ping,
         Self::Read,
@@ -80,6 +83,7 @@ impl StoreOp {
             Self::Ingest => "ingest",
             Self::Claim => "claim",
             Self::Complete => "complete",
+            Self::Release => "release",
             Self::Backlog => "backlog",
             Self::Ping => "ping",
             Self::Read => "read",

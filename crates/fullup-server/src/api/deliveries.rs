@@ -25,7 +25,8 @@ pub struct DeliveryResponse {
     pub webhook_id: WebhookId,
     /// `pending`, `succeeded`, `failed` or `cancelled`.
     pub state: DeliveryState,
-    /// Attempts made.
+    /// Attempts made, as many as its attempt log holds: those whose outcome was lost
+    /// included (logged as `interrupted`), the one in flight once it is recorded.
     pub attempt_count: u32,
     /// RFC 3339 time of the next attempt (pending only).
     pub next_attempt_at: Option<String>,

@@ -11,11 +11,13 @@
 //! deliveries come from ingest through the [`Inbox`] instead, leased already, and need
 //! no claim.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::DeliveryConfig;
@@ -23,7 +25,7 @@ use super::guard::OutboundGuard;
 use super::inbox::Inbox;
 use super::sender::{AttemptResult, Sender};
 use crate::domain::clock::Clock;
-use crate::domain::ids::AttemptId;
+use crate::domain::ids::{AttemptId, DeliveryId};
 use crate::domain::models::Attempt;
 use crate::domain::models::ErrorKind;
 use crate::domain::outcome::{AttemptClass, DeliveryOutcome, consequences};
@@ -31,10 +33,17 @@ use crate::domain::time::Timestamp;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{Claim, ClaimedDelivery, Completion, DeliveryQueue};
 
-/// Extra time granted at shutdown, beyond the request timeout, to record outcomes.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Wait after a store error before claiming again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+/// First wait before recording an attempt again after the store failed; doubled after
+/// each failure up to [`RECORD_BACKOFF_MAX`].
+const RECORD_BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between two tries of a record: the delivery is released at most this
+/// long after the store answers again.
+const RECORD_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A record is not tried this close to its lease's end: the lease was taken before the
+/// attempt started, and a claim may take the delivery the moment it ends.
+const RECORD_MARGIN: Duration = Duration::from_secs(5);
 
 /// Claims and runs deliveries until cancelled.
 #[derive(Debug)]
@@ -87,17 +96,18 @@ impl Dispatcher {
         Arc::clone(&self.worker.inbox)
     }
 
-    /// Runs until `shutdown` is cancelled, then stops claiming and waits (at most the
-    /// request timeout plus a few seconds) for attempts in flight to be recorded.
-    pub async fn run(mut self, shutdown: CancellationToken) {
+    /// Runs until `shutdown` is cancelled, then stops claiming at once and gives the
+    /// attempts in flight `drain` to finish; the deliveries of those still running then
+    /// are given back (their leases released, nothing recorded: see [`Running::cut`]).
+    pub async fn run(mut self, shutdown: CancellationToken, drain: Duration) {
         let w = self.worker.clone();
         let watcher = {
             let (store, wake) = (w.store.clone(), w.wake.clone());
             tokio::spawn(async move { store.watch_due(wake).await })
         };
-        let mut tasks = JoinSet::new();
+        let mut tasks = Running::default();
         while !shutdown.is_cancelled() {
-            while tasks.try_join_next().is_some() {}
+            while tasks.try_join_next() {}
             while let Ok(delivery) = self.arrivals.try_recv() {
                 w.start(delivery, &mut tasks);
             }
@@ -128,33 +138,106 @@ impl Dispatcher {
                     }
                 }
             };
-            if want > 0 && started == want {
+            if want > 0 && started == want && !shutdown.is_cancelled() {
                 continue;
             }
             tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {}
                 _ = w.wake.notified() => {}
                 Some(delivery) = self.arrivals.recv() => w.start(delivery, &mut tasks),
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                true = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = tokio::time::sleep(w.config.poll_interval) => {}
-                _ = shutdown.cancelled() => {}
             }
         }
         watcher.abort();
-        // Deliveries handed over until now were accepted for this node: attempt them.
+        // Deliveries handed over until now were leased to this node by ingests that
+        // committed before the signal: they are in flight already, attempt them.
         w.inbox.close();
         self.arrivals.close();
         while let Some(delivery) = self.arrivals.recv().await {
             w.start(delivery, &mut tasks);
         }
-        let drain = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(w.config.request_timeout + SHUTDOWN_GRACE, drain)
+        let running = tasks.len();
+        tracing::info!(
+            attempts = running,
+            drain_ms = u64::try_from(drain.as_millis()).unwrap_or(u64::MAX),
+            "shutting down: no more claims; waiting for the attempts in flight"
+        );
+        let finished = tokio::time::timeout(drain, async { while tasks.join_next().await {} })
             .await
-            .is_err()
-        {
-            tracing::warn!(
-                "attempts still running at shutdown; their leases will expire and they will be retried"
-            );
+            .is_ok();
+        if !finished {
+            w.give_back(tasks.cut().await).await;
         }
+    }
+}
+
+/// The attempts in flight, each with its delivery, so that those still running when
+/// the drain at shutdown ends can be given back.
+#[derive(Debug, Default)]
+struct Running {
+    tasks: JoinSet<()>,
+    deliveries: HashMap<task::Id, DeliveryId>,
+}
+
+impl Running {
+    fn spawn(&mut self, delivery: DeliveryId, attempt: impl Future<Output = ()> + Send + 'static) {
+        let handle = self.tasks.spawn(attempt);
+        self.deliveries.insert(handle.id(), delivery);
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Waits for an attempt to end; false when none runs.
+    async fn join_next(&mut self) -> bool {
+        let Some(ended) = self.tasks.join_next_with_id().await else {
+            return false;
+        };
+        self.forget(ended);
+        true
+    }
+
+    /// Takes an attempt that has ended, if one has; false when none has.
+    fn try_join_next(&mut self) -> bool {
+        let Some(ended) = self.tasks.try_join_next_with_id() else {
+            return false;
+        };
+        self.forget(ended);
+        true
+    }
+
+    fn forget(&mut self, ended: Result<(task::Id, ()), task::JoinError>) -> Option<DeliveryId> {
+        let id = match &ended {
+            Ok((id, ())) => *id,
+            Err(err) => {
+                if err.is_panic() {
+                    tracing::error!(error = %err, "a delivery attempt panicked; its lease ends and it is attempted again");
+                }
+                err.id()
+            }
+        };
+        self.deliveries.remove(&id)
+    }
+
+    /// Stops every attempt still running (their requests are dropped, their outcomes
+    /// not recorded) and returns their deliveries.
+    async fn cut(mut self) -> Vec<DeliveryId> {
+        self.tasks.abort_all();
+        let mut cut = Vec::new();
+        while let Some(ended) = self.tasks.join_next_with_id().await {
+            let cancelled = matches!(&ended, Err(err) if err.is_cancelled());
+            if let Some(delivery) = self.forget(ended).filter(|_| cancelled) {
+                cut.push(delivery);
+            }
+        }
+        cut
     }
 }
 
@@ -164,7 +247,7 @@ impl Worker {
     async fn claim_and_start(
         &self,
         want: u32,
-        tasks: &mut JoinSet<()>,
+        tasks: &mut Running,
     ) -> crate::store::StoreResult<u32> {
         let claim = Claim {
             now: self.clock.now(),
@@ -187,9 +270,32 @@ impl Worker {
     }
 
     /// Runs the attempt of `delivery`, counted in flight already.
-    fn start(&self, delivery: ClaimedDelivery, tasks: &mut JoinSet<()>) {
+    fn start(&self, delivery: ClaimedDelivery, tasks: &mut Running) {
         let this = self.clone();
-        tasks.spawn(async move { this.attempt(delivery).await });
+        tasks.spawn(delivery.delivery_id, async move {
+            this.attempt(delivery).await;
+        });
+    }
+
+    /// Gives the deliveries of attempts cut at shutdown back at once (their leases
+    /// released), so that another node, or this one after its restart, attempts them
+    /// without waiting for the leases to end. Nothing is recorded: the attempt is not a
+    /// failure of the receiver.
+    async fn give_back(&self, cut: Vec<DeliveryId>) {
+        if cut.is_empty() {
+            return;
+        }
+        match self.store.release_claims(&cut).await {
+            Ok(()) => tracing::warn!(
+                deliveries = cut.len(),
+                "attempts still running at the shutdown timeout were stopped; their deliveries were given back"
+            ),
+            Err(err) => {
+                self.metrics.store_error(StoreOp::Release);
+                let error = crate::error_chain(&err);
+                tracing::error!(error = %error, deliveries = cut.len(), "giving back the deliveries of attempts stopped at shutdown failed; they are attempted again when their leases end");
+            }
+        }
     }
 
     /// Attempts in flight below which claims start at once, and free workers a busy
@@ -200,7 +306,13 @@ impl Worker {
     }
 
     async fn attempt(&self, delivery: ClaimedDelivery) {
+        // The lease was taken a moment ago (at the claim, or in the ingest): it ends no
+        // sooner than a lease from now, less the time since.
+        let leased_until = tokio::time::Instant::now() + self.config.lease();
         let number = delivery.attempt_count.saturating_add(1);
+        if let Some(lost) = delivery.interrupted {
+            self.record_interrupted(&delivery, number - 1, lost).await;
+        }
         let started_at = self.clock.now();
         let result = self.sender.send(&delivery, number, started_at).await;
         // The limits are on requests to receivers: this one is over, so its room is free
@@ -208,15 +320,63 @@ impl Worker {
         // wait, longer than many requests). A claim still counts its lease until then.
         self.inbox.ended(&delivery);
         let completion = self.completion(&delivery, number, started_at, result);
-        let now = self.clock.now();
-        if let Err(err) = self.store.complete(completion, now).await {
-            self.metrics.store_error(StoreOp::Complete);
-            let error = crate::error_chain(&err);
-            tracing::error!(error = %error, delivery = %delivery.delivery_id, "recording an attempt failed; the delivery will be retried when its lease ends");
-        }
+        self.record(completion, leased_until).await;
         // Claim again only if something may wait for the room this attempt leaves.
         if !self.inbox.caught_up() {
             self.wake.notify_one();
+        }
+    }
+
+    /// Records attempt `number` of `delivery`, started at `started_at`, as interrupted:
+    /// its outcome was lost. A failure is logged; the attempt goes ahead (the log then
+    /// misses that attempt, and the next one's number still counts it).
+    async fn record_interrupted(&self, d: &ClaimedDelivery, number: u32, started_at: Timestamp) {
+        let lost = Attempt::interrupted(d.delivery_id, d.webhook.id, number, started_at);
+        tracing::info!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
+            "an attempt's outcome was never recorded; recorded as interrupted");
+        if let Err(err) = self.store.record_interrupted(&lost).await {
+            self.metrics.store_error(StoreOp::Complete);
+            let error = crate::error_chain(&err);
+            tracing::error!(error = %error, delivery = %d.delivery_id, "recording an interrupted attempt failed");
+        }
+    }
+
+    /// Records `completion`; while the store is unavailable (unreachable, out of space), tries
+    /// again with backoff, in this attempt's task (its worker is free already), until
+    /// the store answers or the lease nears its end. So an outcome is recorded, and
+    /// the delivery released, as soon as the store is back, not when the lease ends;
+    /// past the lease another node may have claimed the delivery, so the record is
+    /// given up and the delivery is attempted again.
+    async fn record(&self, completion: Completion, leased_until: tokio::time::Instant) {
+        let delivery = completion.attempt.delivery_id;
+        let mut backoff = RECORD_BACKOFF_FIRST;
+        for tries in 1u32.. {
+            let Err(err) = self
+                .store
+                .complete(completion.clone(), self.clock.now())
+                .await
+            else {
+                if tries > 1 {
+                    tracing::info!(delivery = %delivery, tries, "recorded an attempt once the store answered again");
+                }
+                return;
+            };
+            self.metrics.store_error(StoreOp::Complete);
+            let error = crate::error_chain(&err);
+            let retry_at = tokio::time::Instant::now() + backoff;
+            if !err.is_unavailable() {
+                tracing::error!(error = %error, delivery = %delivery, "recording an attempt failed; the delivery will be attempted again when its lease ends");
+                return;
+            }
+            if retry_at + RECORD_MARGIN >= leased_until {
+                tracing::error!(error = %error, delivery = %delivery, tries, "recording an attempt failed until its lease nearly ended; the delivery will be attempted again when the lease ends");
+                return;
+            }
+            if tries == 1 {
+                tracing::warn!(error = %error, delivery = %delivery, "recording an attempt failed; trying again until the store answers");
+            }
+            tokio::time::sleep_until(retry_at).await;
+            backoff = (backoff * 2).min(RECORD_BACKOFF_MAX);
         }
     }
 

@@ -233,6 +233,7 @@ mod tests {
         ClaimedDelivery {
             delivery_id: f.delivery,
             attempt_count: 0,
+            interrupted: None,
             event_id: EventId::new(T),
             event_type: crate::domain::event_type::EventType::parse("a.b").expect("type"),
             payload: "{}".to_owned(),

@@ -157,7 +157,8 @@ pub struct Delivery {
     pub webhook_id: WebhookId,
     /// Where it stands.
     pub state: DeliveryState,
-    /// Attempts made so far.
+    /// Attempts made, as many as its attempt log holds: those whose outcome was lost
+    /// included (logged as `interrupted`), the one in flight once it is recorded.
     pub attempt_count: u32,
     /// When the next attempt is due (pending only).
     pub next_attempt_at: Option<Timestamp>,
@@ -194,6 +195,12 @@ pub enum ErrorKind {
     /// headers), so its reading stopped. The delivery counts as done: the status is
     /// the answer.
     BodyTimeout,
+    /// The attempt was made (its request may have reached the receiver) but its
+    /// outcome was never recorded: the node was killed, stopped past its shutdown
+    /// timeout, or lost its database during it. Recorded when the delivery is taken up
+    /// again; not a failure of the receiver (no effect on the webhook's health, no
+    /// retry delay).
+    Interrupted,
     /// Anything else (the message says what).
     Other,
 }
@@ -211,6 +218,7 @@ impl ErrorKind {
             Self::Blocked => "blocked",
             Self::BodyCut => "body_cut",
             Self::BodyTimeout => "body_timeout",
+            Self::Interrupted => "interrupted",
             Self::Other => "other",
         }
     }
@@ -233,6 +241,7 @@ impl ErrorKind {
             "blocked" => Self::Blocked,
             "body_cut" => Self::BodyCut,
             "body_timeout" => Self::BodyTimeout,
+            "interrupted" => Self::Interrupted,
             "other" => Self::Other,
             _ => return None,
         })
@@ -269,6 +278,37 @@ pub struct Attempt {
     pub request_headers: String,
     /// The receiver's answer's headers, as `name: value` lines (at most 4 KiB).
     pub response_headers: String,
+}
+
+impl Attempt {
+    /// The record of attempt `number` of `delivery` (to `webhook`), started at
+    /// `started_at`, whose outcome was never recorded (see [`ErrorKind::Interrupted`]).
+    pub fn interrupted(
+        delivery: DeliveryId,
+        webhook: WebhookId,
+        number: u32,
+        started_at: Timestamp,
+    ) -> Self {
+        Self {
+            id: AttemptId::new(started_at),
+            delivery_id: delivery,
+            webhook_id: webhook,
+            attempt_number: number,
+            started_at,
+            duration: Duration::ZERO,
+            status_code: None,
+            error_kind: Some(ErrorKind::Interrupted),
+            error_message: Some(
+                "the outcome of this attempt was never recorded (the node was killed, stopped \
+                 past its shutdown timeout, or lost its database during it); the receiver may \
+                 have got it"
+                    .to_owned(),
+            ),
+            response_body: String::new(),
+            request_headers: String::new(),
+            response_headers: String::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Attempt {

@@ -393,6 +393,7 @@ impl Handed {
             deliveries.push(ClaimedDelivery {
                 delivery_id: fresh.delivery,
                 attempt_count: 0,
+                interrupted: None,
                 event_id: new.event.id,
                 event_type: new.event.event_type.clone(),
                 payload: new.event.payload.clone(),
@@ -437,8 +438,12 @@ pub enum IngestOutcome {
 pub struct ClaimedDelivery {
     /// The delivery.
     pub delivery_id: DeliveryId,
-    /// Attempts made before this one.
+    /// Attempts started before this one (this one is counted in the store already:
+    /// see [`DeliveryQueue::claim_due`]).
     pub attempt_count: u32,
+    /// When the previous attempt started, if its outcome was never recorded (see
+    /// [`crate::domain::models::ErrorKind::Interrupted`]); its record is the caller's.
+    pub interrupted: Option<Timestamp>,
     /// The event's id.
     pub event_id: EventId,
     /// The event's type.
@@ -454,6 +459,7 @@ impl std::fmt::Debug for ClaimedDelivery {
         f.debug_struct("ClaimedDelivery")
             .field("delivery_id", &self.delivery_id)
             .field("attempt_count", &self.attempt_count)
+            .field("interrupted", &self.interrupted)
             .field("event_id", &self.event_id)
             .field("event_type", &self.event_type)
             .field(
@@ -566,6 +572,12 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     /// backlog never stands in front of another site's due deliveries. Concurrent claims
     /// on several nodes may each take up to the caps: together they exceed a cap by at
     /// most one claim each.
+    ///
+    /// Each claimed delivery's attempt is counted as started, durably, before it is
+    /// returned (`attempt_count` raised, `attempt_started_at` set; an ingest that hands
+    /// a delivery over does the same): so a crash during the attempt still counts it,
+    /// and the next attempt, numbered after it, reports it in
+    /// [`ClaimedDelivery::interrupted`].
     async fn claim_due(&self, claim: &Claim) -> StoreResult<Vec<ClaimedDelivery>>;
     /// Records an attempt and its consequences in one transaction: the attempt row, the
     /// delivery's next step, and the webhook's health after
@@ -575,6 +587,9 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     /// long as the future runs; a store with one node returns at once (its own ingests
     /// wake the dispatcher directly).
     async fn watch_due(&self, _wake: Arc<tokio::sync::Notify>) {}
+    /// Stores the log row of an attempt whose outcome was lost
+    /// ([`crate::domain::models::Attempt::interrupted`]).
+    async fn record_interrupted(&self, attempt: &Attempt) -> StoreResult<()>;
     /// Drops the leases of claimed deliveries that will not be attempted now.
     async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()>;
 }

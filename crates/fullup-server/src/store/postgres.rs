@@ -26,7 +26,7 @@ use super::{
 };
 use crate::crypto::MainKey;
 use crate::domain::ids::{ApiKeyId, DeliveryId, SiteId, WebhookId};
-use crate::domain::models::{ApiKey, Delivery, Site};
+use crate::domain::models::{ApiKey, Attempt, Delivery, ErrorKind, Site};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
 use crate::store::sealing::seal_secrets;
@@ -204,6 +204,25 @@ impl DeliveryQueue for PgStore {
             }
             tokio::time::sleep(RELISTEN_AFTER).await;
         }
+    }
+
+    async fn record_interrupted(&self, a: &Attempt) -> StoreResult<()> {
+        sqlx::query(sql::INSERT_ATTEMPT)
+            .bind(a.id.to_string())
+            .bind(a.delivery_id.to_string())
+            .bind(a.webhook_id.to_string())
+            .bind(i32::try_from(a.attempt_number).unwrap_or(i32::MAX))
+            .bind(a.started_at)
+            .bind(i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX))
+            .bind(a.status_code.map(i32::from))
+            .bind(a.error_kind.map(ErrorKind::as_str))
+            .bind(a.error_message.as_deref())
+            .bind(&a.response_body)
+            .bind(&a.request_headers)
+            .bind(&a.response_headers)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()> {

@@ -189,7 +189,11 @@ macro_rules! row_mappers {
                 webhook_id: parsed(row, "webhook_id", WebhookId::parse)?,
                 state: DeliveryState::parse(&state)
                     .ok_or_else(|| corrupt(format!("delivery state {state}")))?,
-                attempt_count: count(row, "attempt_count")?,
+                // The stored count includes the attempt in flight (marked by
+                // `attempt_started_at`); the delivery shows the attempts logged.
+                attempt_count: count(row, "attempt_count")?.saturating_sub(u32::from(
+                    optional_time(row, "attempt_started_at")?.is_some(),
+                )),
                 next_attempt_at: optional_time(row, "next_attempt_at")?,
                 created_at: time(row, "created_at")?,
                 updated_at: time(row, "updated_at")?,

@@ -75,3 +75,11 @@ pub(crate) const PORTAL_TOKEN_SITE: &str =
 /// took it, none that it expired or someone else did.
 pub(crate) const TAKE_PORTAL_TOKEN: &str =
     "DELETE FROM portal_tokens WHERE token_hash = $1 AND expires_at > $2";
+
+/// An attempt's log row: `$1` id, `$2` delivery, `$3` webhook, `$4` number, `$5` started,
+/// `$6` duration (ms), `$7` status, `$8` error kind, `$9` error message, `$10` response
+/// body, `$11` request headers, `$12` response headers.
+pub(crate) const INSERT_ATTEMPT: &str = "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, \
+     started_at, duration_ms, status_code, error_kind, error_message, response_body, \
+     request_headers, response_headers) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";

@@ -31,7 +31,7 @@ use crate::crypto::MainKey;
 use crate::domain::event_type::EventType;
 use crate::domain::fairness::{Candidate, pick};
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
-use crate::domain::models::{ApiKey, Delivery, Site};
+use crate::domain::models::{ApiKey, Attempt, Delivery, Site};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
 
@@ -406,6 +406,7 @@ impl DeliveryQueue for SqliteStore {
                 Some(ClaimedDelivery {
                     delivery_id: c.delivery,
                     attempt_count: c.attempt_count,
+                    interrupted: None,
                     event_id: c.event_id,
                     event_type: c.event_type,
                     payload: c.payload,
@@ -419,7 +420,42 @@ impl DeliveryQueue for SqliteStore {
         // An ingest's hand-off may have leased one since the read.
         let taken = self.leases.take(leased, claim.lease);
         out.retain(|c| taken.contains(&c.delivery_id));
+        let ids: Vec<DeliveryId> = out.iter().map(|c| c.delivery_id).collect();
+        let (now, stale) = (claim.now, claim.now - claim.lease);
+        let job_ids = ids.clone();
+        let started = match self
+            .batch
+            .call(move |conn| jobs::start_attempts(conn, &job_ids, now, stale))
+            .await
+        {
+            Ok(started) => started,
+            Err(err) => {
+                self.leases.release(&ids);
+                return Err(err);
+            }
+        };
+        // What the read found due and is no longer (or not yet: a hand-off's) is left.
+        let left: Vec<DeliveryId> = ids
+            .into_iter()
+            .filter(|id| !started.contains_key(id))
+            .collect();
+        self.leases.release(&left);
+        out.retain_mut(|c| {
+            let Some(&(count, interrupted)) = started.get(&c.delivery_id) else {
+                return false;
+            };
+            c.attempt_count = count;
+            c.interrupted = interrupted;
+            true
+        });
         Ok(out)
+    }
+
+    async fn record_interrupted(&self, attempt: &Attempt) -> StoreResult<()> {
+        let attempt = attempt.clone();
+        self.batch
+            .call(move |conn| jobs::insert_attempt(conn, &attempt))
+            .await
     }
 
     async fn complete(&self, c: Completion, now: Timestamp) -> StoreResult<()> {
@@ -634,12 +670,15 @@ impl Store for SqliteStore {
         self.execute(RECOVER_DELIVERIES, params).await
     }
 
+    /// Leases lived in the previous process's memory: none is left. Its attempts whose
+    /// outcomes it did not record are recorded as `interrupted`.
     async fn recover_after_restart(&self) -> StoreResult<u64> {
         self.execute(
             "UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL AND state = 'pending'",
             vec![],
         )
-        .await
+        .await?;
+        self.batch.call(jobs::interrupt_unrecorded).await
     }
 
     async fn rotate_main_key(&self, new: &MainKey) -> StoreResult<u64> {

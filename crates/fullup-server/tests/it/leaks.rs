@@ -270,6 +270,7 @@ fn debug_of_config_and_models_redacts_secrets_tokens_and_bodies() {
     let claimed = ClaimedDelivery {
         delivery_id: DeliveryId::new(Timestamp::EPOCH),
         attempt_count: 0,
+        interrupted: None,
         event_id: EventId::new(Timestamp::EPOCH),
         event_type: EventType::parse("debug.test").expect("type"),
         payload: payload.clone(),

@@ -21,6 +21,7 @@ mod retries;
 mod rotation;
 mod secrets;
 mod seed;
+mod shutdown;
 mod slow_clients;
 mod sqlite_lock;
 mod ssrf;

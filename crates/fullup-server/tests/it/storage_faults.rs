@@ -19,6 +19,7 @@ use std::time::Duration;
 use fullup_hosts::Forwarder;
 use fullup_server::config::Config;
 use fullup_server::crypto::MainKey;
+use fullup_server::domain::retry::RetrySchedule;
 use reqwest::header::RETRY_AFTER;
 use serde_json::{Value, json};
 
@@ -147,8 +148,7 @@ async fn assert_all_delivered(
 }
 
 /// A site with one webhook to a new receiver, and one event ("before") delivered and
-/// recorded, so what follows measures the fault's own effects (an attempt whose record
-/// fails is made again when its lease ends: at least once, but 37 s later here).
+/// recorded, so what follows measures the fault's own effects.
 struct Scene {
     arrivals: Arrivals,
     site: String,
@@ -302,16 +302,18 @@ async fn postgres_unreachable_answers_503_with_retry_after_and_recovers_by_itsel
 }
 
 #[tokio::test]
-async fn an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it() {
-    let test = "storage_faults::an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it";
+async fn an_attempt_whose_record_fails_in_an_outage_is_recorded_and_retried_once_the_store_returns()
+{
+    let test = "storage_faults::an_attempt_whose_record_fails_in_an_outage_is_recorded_and_retried_once_the_store_returns";
     let Some(mut database) = SwitchedDatabase::create(test, true).await else {
         return;
     };
     let mut config = database.config(Duration::from_millis(500));
-    // The attempt in flight ends (times out) while the database is unreachable; its
-    // lease, 1 + 1 + 30 s, ends after the outage.
+    // The attempt in flight ends (times out) while the database is unreachable. Its
+    // lease (1 + 1 + 30 s) outlives the outage: the retry must not wait for it.
     config.delivery.connect_timeout = Duration::from_secs(1);
     config.delivery.request_timeout = Duration::from_secs(1);
+    config.delivery.retry = RetrySchedule::new(vec![Duration::from_millis(200)], 0.0);
     let server = start_node(config).await;
     let Scene {
         mut arrivals,
@@ -321,8 +323,10 @@ async fn an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it() {
     } = Scene::set(&server).await;
     arrivals.receiver.set_hang(true);
     let (_, in_flight) = ingest(&server, &site, "in-flight").await;
-    accepted.push(in_flight.expect("202 before the outage"));
+    let event = in_flight.expect("202 before the outage");
+    accepted.push(event.clone());
     let got = arrivals.receiver.next(GUARD).await;
+    assert_eq!(got.header("fullup-attempt"), "1");
     arrivals.seen.insert(got.header("webhook-id").to_owned());
 
     database.cut();
@@ -337,9 +341,28 @@ async fn an_attempt_whose_record_is_lost_in_an_outage_is_delivered_after_it() {
     }
     arrivals.receiver.set_hang(false);
     database.restore().await;
-    // Seen once (the attempt whose record was lost); it must arrive again.
-    arrivals.seen.remove(&accepted[1]);
+    // The record is tried again until the store answers: the timeout is recorded as
+    // attempt 1, and the retry (200 ms later, not at the lease's end) is attempt 2.
+    let again = arrivals.receiver.next(GUARD).await;
+    assert_eq!(again.header("webhook-id"), event);
+    assert_eq!(
+        again.header("fullup-attempt"),
+        "2",
+        "the lost record was not retried"
+    );
     assert_all_delivered(&server, &site, &mut arrivals, &accepted).await;
+    let delivery = server.deliveries(&site, &format!("event_id={event}")).await;
+    let delivery = delivery[0]["id"].as_str().expect("delivery id");
+    let attempts = server.attempts(&site, delivery).await;
+    let kinds: Vec<(&Value, &Value)> = attempts
+        .iter()
+        .map(|a| (&a["attempt_number"], &a["error_kind"]))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(&json!(2), &Value::Null), (&json!(1), &json!("timeout"))],
+        "{attempts:?}"
+    );
     server.stop().await;
 }
 

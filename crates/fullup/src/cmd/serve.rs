@@ -11,7 +11,7 @@ use fullup_server::app::Application;
 use fullup_server::config::{
     ApiLimits, Config, DEFAULT_API_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_INGEST_BURST, DEFAULT_INGEST_RATE, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_SHUTDOWN_TIMEOUT,
 };
 use fullup_server::console::ConsoleConfig;
 use fullup_server::delivery::ssrf::NetworkPolicy;
@@ -125,6 +125,13 @@ pub struct Args {
     /// Events a credential may send at once above its rate.
     #[arg(long, env = "FULLUP_INGEST_BURST", default_value_t = DEFAULT_INGEST_BURST)]
     ingest_burst: u32,
+    /// After SIGTERM or SIGINT: time the delivery attempts and API requests in flight
+    /// get to finish (no new delivery starts after the signal). Attempts still running
+    /// then are stopped and their deliveries given back for the next node or start,
+    /// not counted as failures. Keep it below the orchestrator's kill grace (30 s on
+    /// Kubernetes, ECS and systemd).
+    #[arg(long, env = "FULLUP_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT.into())]
+    shutdown_timeout: HumanDuration,
     /// Time allowed for an API request, body upload included (then 503 `timeout`).
     #[arg(long, env = "FULLUP_API_TIMEOUT", default_value_t = DEFAULT_API_TIMEOUT.into())]
     api_timeout: HumanDuration,
@@ -256,6 +263,7 @@ impl Args {
                 public_url: self.public_url,
                 portal_frame_ancestors,
             },
+            shutdown_timeout: self.shutdown_timeout.into(),
             ..Config::default()
         })
     }
@@ -302,8 +310,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 path.display()
             );
         }
-        // The handlers are installed before the address is announced: a SIGTERM sent
-        // as soon as the line is read must stop the service, not kill it.
         let shutdown = shutdown_signal()?;
         let addr = app.local_addr()?;
         println!("fullup serve: listening on http://{addr}");
@@ -315,7 +321,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Installs the SIGTERM and SIGINT handlers now; the future ends at the first signal.
+/// Completes at the first SIGTERM or SIGINT. The handlers are installed by this call,
+/// before the address is printed: a signal sent as soon as the service says it listens
+/// (an orchestrator stopping a node that has just started) is a graceful stop, not the
+/// default disposition's kill.
 fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -325,6 +334,6 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        tracing::info!("shutting down: finishing attempts in flight");
+        tracing::info!("shutting down: no new deliveries; finishing those in flight");
     })
 }

@@ -159,3 +159,94 @@ async fn portal_links_are_built_on_the_public_url_and_framing_needs_https() {
         "{link}"
     );
 }
+
+/// Waits (bounded) until `receiver` has been sent `n` requests and holds one.
+async fn until_holding(receiver: &RecordingReceiver, n: u64) {
+    for _ in 0..1500 {
+        if receiver.deliveries() == n && receiver.in_flight() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the receiver never held request {n} (sent {})",
+        receiver.deliveries()
+    );
+}
+
+/// Graceful shutdown and attempt bookkeeping (issue #17, items 7 and 9) in the real
+/// binary on SQLite: an attempt held by its receiver is cut by SIGTERM (the request
+/// timeout is 5 min, `--shutdown-timeout` 1 s: exit 0 all the same), resent after the
+/// restart as attempt 2 and held again, cut by SIGKILL this time, and resent after the
+/// next restart as attempt 3, which succeeds. The log holds all three, the lost ones
+/// `interrupted`.
+/// Multi-threaded: `terminate` blocks its thread while the receiver runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_cut_by_sigterm_or_sigkill_are_logged_interrupted_and_counted_in_the_header() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("fullup.db").display());
+    let args = ["--shutdown-timeout", "1s"];
+    let receiver = RecordingReceiver::start().await;
+    receiver.hold(std::net::Ipv4Addr::LOCALHOST.into());
+    let client = reqwest::Client::new();
+    let mut server = Server::start(&database_url, &args, &[]).await;
+    let site = create_site_and_webhook(&client, &server.base, &receiver).await;
+    let event = call(
+        &client,
+        format!("{}/v1/sites/{site}/events", server.base),
+        serde_json::json!({"type": "order.created", "data": {}}),
+        202,
+    )
+    .await;
+    let event = event["id"].as_str().expect("event id").to_owned();
+    until_holding(&receiver, 1).await;
+    let status = server.terminate(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}");
+
+    let mut server = Server::start(&database_url, &args, &[]).await;
+    until_holding(&receiver, 2).await;
+    server.kill();
+
+    let server = Server::start(&database_url, &args, &[]).await;
+    receiver.release();
+    let mut delivery = serde_json::Value::Null;
+    for _ in 0..1500 {
+        let url = format!(
+            "{}/v1/sites/{site}/deliveries?event_id={event}",
+            server.base
+        );
+        delivery = fetch(&client, url).await["data"][0].clone();
+        if delivery["state"] == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(delivery["state"], "succeeded", "{delivery}");
+    assert_eq!(delivery["attempt_count"], 3, "{delivery}");
+    let id = delivery["id"].as_str().expect("delivery id");
+    let url = format!("{}/v1/sites/{site}/deliveries/{id}/attempts", server.base);
+    let attempts = fetch(&client, url).await["data"].clone();
+    let attempts = attempts.as_array().expect("a list");
+    let log: Vec<(u64, Option<&str>)> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a["attempt_number"].as_u64().expect("number"),
+                a["error_kind"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        log,
+        [
+            (3, None),
+            (2, Some("interrupted")),
+            (1, Some("interrupted"))
+        ],
+        "{attempts:?}"
+    );
+    let sent = attempts[0]["request_headers"].as_str().expect("headers");
+    assert!(sent.contains("fullup-attempt: 3"), "{sent}");
+    assert_eq!(receiver.deliveries(), 3);
+    assert_eq!(receiver.failures(), 0);
+}

@@ -408,8 +408,9 @@ const INGEST_SQL: &str = "WITH e AS ( \
         WHERE v.ev IN (SELECT id FROM e)), \
     delivery AS ( \
         INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, \
-                                next_attempt_at, created_at, updated_at) \
-        SELECT d, s, ev, w, 'pending', 0, t, t, t FROM v), \
+                                next_attempt_at, created_at, updated_at, attempt_started_at) \
+        SELECT d, s, ev, w, 'pending', CASE WHEN until IS NULL THEN 0 ELSE 1 END, t, t, t, \
+               CASE WHEN until IS NULL THEN NULL ELSE t END FROM v), \
     queued AS (INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT d, w, t FROM v), \
     leased AS (INSERT INTO leases (delivery_id, webhook_id, site_id, until) \
                SELECT d, w, s, until FROM v WHERE until IS NOT NULL) \
@@ -563,7 +564,7 @@ const COMPLETE_SQL: &str = "WITH v AS ( \
             AS v(id, state, n, next, updated, webhook)), \
     delivery AS ( \
         UPDATE deliveries d SET state = v.state, attempt_count = v.n, next_attempt_at = v.next, \
-               updated_at = v.updated \
+               updated_at = v.updated, attempt_started_at = NULL \
         FROM v WHERE d.id = v.id AND d.id = ANY($1) RETURNING d.id), \
     attempt AS ( \
         INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, \

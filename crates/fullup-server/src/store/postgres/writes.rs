@@ -55,7 +55,11 @@ pub(super) async fn earlier_event(
 /// their site (its webhooks in turn) and taken round-robin across sites, within each
 /// site's room. A lease is a row of `leases`, inserted, or renewed only if it has ended:
 /// the primary key decides against the latest committed lease, whatever this statement's
-/// snapshot saw, so two nodes never lease one delivery. The delivery row is not written.
+/// snapshot saw, so two nodes never lease one delivery. Each leased delivery's attempt
+/// is counted as started (`attempt_count` raised, `attempt_started_at` set: a HOT update,
+/// neither column is indexed); the main query reads the row as the statement's snapshot
+/// saw it, before that update, so it answers the attempts started before and the start
+/// of one whose outcome was lost (a dead node's, or one given back at shutdown).
 /// The claimed rows' deliveries and events are read by key (`LATERAL`): a join let the
 /// planner read the whole `deliveries` table for a handful of rows.
 pub(super) async fn claim_due(
@@ -92,8 +96,11 @@ pub(super) async fn claim_due(
              INSERT INTO leases (delivery_id, webhook_id, site_id, until) \
              SELECT id, webhook_id, site_id, $1 FROM due \
              ON CONFLICT (delivery_id) DO UPDATE SET until = EXCLUDED.until WHERE leases.until <= $2 \
-             RETURNING delivery_id) \
-         SELECT d.id AS delivery_id, d.attempt_count, e.id AS event_id, e.type AS event_type, e.payload, w.* \
+             RETURNING delivery_id), \
+         started AS ( \
+             UPDATE deliveries d SET attempt_count = d.attempt_count + 1, attempt_started_at = $2 \
+             FROM claimed c WHERE d.id = c.delivery_id) \
+         SELECT d.id AS delivery_id, d.attempt_count, d.attempt_started_at, e.id AS event_id, e.type AS event_type, e.payload, w.* \
          FROM claimed c \
          CROSS JOIN LATERAL (SELECT * FROM deliveries d WHERE d.id = c.delivery_id) d \
          CROSS JOIN LATERAL (SELECT * FROM events e WHERE e.id = d.event_id) e \
@@ -112,6 +119,7 @@ pub(super) async fn claim_due(
             Ok(ClaimedDelivery {
                 delivery_id: parsed(row, "delivery_id", DeliveryId::parse)?,
                 attempt_count: count(row, "attempt_count")?,
+                interrupted: row.try_get("attempt_started_at")?,
                 event_id: parsed(row, "event_id", EventId::parse)?,
                 event_type: parsed(
                     row,

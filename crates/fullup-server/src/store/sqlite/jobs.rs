@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use crate::domain::event_type::EventFilter;
 use crate::domain::health::Health;
 use crate::domain::ids::{DeliveryId, EventId, SiteId, WebhookId};
-use crate::domain::models::ErrorKind;
+use crate::domain::models::{Attempt, ErrorKind};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::targets;
 use crate::store::rows::corrupt;
@@ -23,18 +23,10 @@ use crate::store::{
 const FAN_OUT_CANDIDATES: &str = "SELECT id, event_types, paused, concurrency_limit FROM webhooks \
      WHERE site_id = $1 AND enabled = TRUE";
 
-/// `$1` id, `$2` delivery, `$3` webhook, `$4` number, `$5` started, `$6` duration (ms),
-/// `$7` status, `$8` error kind, `$9` error message, `$10` response body, `$11` request
-/// headers, `$12` response headers.
-const INSERT_ATTEMPT: &str = "INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, \
-     started_at, duration_ms, status_code, error_kind, error_message, response_body, \
-     request_headers, response_headers) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-
 /// An attempt's effect on its delivery: `$1` state, `$2` attempts made, `$3` next
 /// attempt, `$4` updated, `$5` id. (Each store ends the attempt's lease its own way.)
 const COMPLETE_DELIVERY: &str = "UPDATE deliveries SET state = $1, attempt_count = $2, \
-     next_attempt_at = $3, updated_at = $4 WHERE id = $5";
+     next_attempt_at = $3, updated_at = $4, attempt_started_at = NULL WHERE id = $5";
 
 /// Stores one event and its deliveries, offering each delivery due now to the event's
 /// hand-off (see [`Handed`]); the caller leases the admitted ones after the commit.
@@ -81,29 +73,34 @@ pub(super) fn ingest(
         event.idempotency_key,
         &new.request_hash[..],
     ])?;
+    // A delivery handed over is leased now: its first attempt is counted as started
+    // (see `DeliveryQueue::claim_due`).
     let mut insert = conn.prepare_cached(
         "INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, \
-         next_attempt_at, lease_until, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, NULL, ?5, ?5)",
+         next_attempt_at, lease_until, created_at, updated_at, attempt_started_at) \
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?6, ?5, NULL, ?5, ?5, ?7)",
     )?;
     let mut handed = Handed::of(new);
     for target in &targets {
         let id = DeliveryId::new(event.created_at);
+        let admitted = match (handed.as_mut(), target.paused) {
+            (Some(handed), false) => handed.offer(Fresh {
+                delivery: id,
+                webhook: target.webhook,
+                site: event.site_id,
+                concurrency: target.concurrency,
+            }),
+            _ => false,
+        };
         insert.execute(params![
             id.to_string(),
             site,
             event_id,
             target.webhook.to_string(),
-            event.created_at
+            event.created_at,
+            u32::from(admitted),
+            admitted.then_some(event.created_at),
         ])?;
-        if let (Some(handed), false) = (handed.as_mut(), target.paused) {
-            handed.offer(Fresh {
-                delivery: id,
-                webhook: target.webhook,
-                site: event.site_id,
-                concurrency: target.concurrency,
-            });
-        }
     }
     let outcome = IngestOutcome::Created {
         event_id: event.id,
@@ -147,15 +144,12 @@ fn targets_of(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<
         .collect())
 }
 
-/// Records one attempt and its consequences.
-pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> StoreResult<()> {
-    let a = &c.attempt;
-    let delivery = a.delivery_id.to_string();
-    let webhook = a.webhook_id.to_string();
-    conn.prepare_cached(INSERT_ATTEMPT)?.execute(params![
+/// Stores an attempt's log row.
+pub(super) fn insert_attempt(conn: &Connection, a: &Attempt) -> StoreResult<()> {
+    conn.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
         a.id.to_string(),
-        delivery,
-        webhook,
+        a.delivery_id.to_string(),
+        a.webhook_id.to_string(),
         a.attempt_number,
         a.started_at,
         i64::try_from(a.duration.as_millis()).unwrap_or(i64::MAX),
@@ -166,6 +160,15 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
         a.request_headers,
         a.response_headers,
     ])?;
+    Ok(())
+}
+
+/// Records one attempt and its consequences.
+pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> StoreResult<()> {
+    let a = &c.attempt;
+    let delivery = a.delivery_id.to_string();
+    let webhook = a.webhook_id.to_string();
+    insert_attempt(conn, a)?;
     let (state, next_at) = delivery_after(c.next);
     conn.prepare_cached(COMPLETE_DELIVERY)?.execute(params![
         state.as_str(),
@@ -212,4 +215,74 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
         ingest(conn, &NewEvent::notice(site, notice, now))?;
     }
     Ok(())
+}
+
+/// Counts an attempt of each claimed delivery of `ids` as started at `now`, unless it
+/// is no longer due (recorded, rescheduled or deleted since the claim read it) or an
+/// attempt of it started after `stale` is still unrecorded (an ingest just handed it
+/// over, and leases it in a moment); answers, for each one started, the attempts
+/// started before and the start of one whose outcome was lost, if there is one.
+pub(super) fn start_attempts(
+    conn: &Connection,
+    ids: &[DeliveryId],
+    now: Timestamp,
+    stale: Timestamp,
+) -> StoreResult<HashMap<DeliveryId, (u32, Option<Timestamp>)>> {
+    let mut read = conn.prepare_cached(
+        "SELECT attempt_count, attempt_started_at FROM deliveries WHERE id = ?1 \
+         AND state = 'pending' AND next_attempt_at <= ?2 \
+         AND (attempt_started_at IS NULL OR attempt_started_at <= ?3)",
+    )?;
+    let mut start = conn.prepare_cached(
+        "UPDATE deliveries SET attempt_count = attempt_count + 1, attempt_started_at = ?2 \
+         WHERE id = ?1",
+    )?;
+    let mut started = HashMap::with_capacity(ids.len());
+    for id in ids {
+        let key = id.to_string();
+        let found = read
+            .query_row(params![key, now, stale], |row| {
+                Ok((row.get::<_, u32>(0)?, row.get::<_, Option<Timestamp>>(1)?))
+            })
+            .optional()?;
+        if let Some(found) = found {
+            start.execute(params![key, now])?;
+            started.insert(*id, found);
+        }
+    }
+    Ok(started)
+}
+
+/// At start: records every attempt the previous process left unrecorded as
+/// `interrupted` (see [`Attempt::interrupted`]) and clears the marks, so that each
+/// delivery is claimed at once, its next attempt numbered after the lost one. Returns
+/// how many there were.
+pub(super) fn interrupt_unrecorded(conn: &Connection) -> StoreResult<u64> {
+    let lost = conn
+        .prepare_cached(
+            "SELECT id, webhook_id, attempt_count, attempt_started_at FROM deliveries \
+             WHERE attempt_started_at IS NOT NULL",
+        )?
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, u32>(2)?,
+                row.get::<_, Timestamp>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (delivery, webhook, number, started_at) in &lost {
+        let delivery = DeliveryId::parse(delivery).map_err(corrupt)?;
+        let webhook = WebhookId::parse(webhook).map_err(corrupt)?;
+        insert_attempt(
+            conn,
+            &Attempt::interrupted(delivery, webhook, *number, *started_at),
+        )?;
+    }
+    conn.prepare_cached(
+        "UPDATE deliveries SET attempt_started_at = NULL WHERE attempt_started_at IS NOT NULL",
+    )?
+    .execute([])?;
+    Ok(u64::try_from(lost.len()).unwrap_or(u64::MAX))
 }

@@ -184,8 +184,14 @@ async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_expires() {
     let got = receiver.next(WAIT).await;
     assert_signed(&got);
     assert_eq!(got.header("webhook-id"), event);
+    // The dead node's claim counted an attempt (it may have sent it before dying): the
+    // takeover logs it as interrupted and sends attempt 2 (issue #17, item 9).
+    assert_eq!(got.header("fullup-attempt"), "2");
     let done = node.wait_for_state(&site, &event, "succeeded").await;
-    assert_eq!(done["attempt_count"], 1);
+    assert_eq!(done["attempt_count"], 2);
+    let attempts = node.attempts(&site, done["id"].as_str().expect("id")).await;
+    assert_eq!(attempts[1]["attempt_number"], 1, "{attempts:?}");
+    assert_eq!(attempts[1]["error_kind"], "interrupted", "{attempts:?}");
     assert!(receiver.try_next(QUIET).await.is_none());
     node.stop().await;
 }

@@ -154,6 +154,18 @@ impl TestServer {
         Self::start_on(self.dir.clone(), self.store.take(), tweak).await
     }
 
+    /// Sends the shutdown signal without waiting for the service to stop.
+    pub fn signal_stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Stops gracefully (if not signalled yet) and waits until the service has exited.
+    pub async fn wait_stopped(&mut self) {
+        self.stop_in_place().await;
+    }
+
     async fn stop_in_place(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

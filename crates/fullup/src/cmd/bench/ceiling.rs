@@ -188,6 +188,7 @@ impl Bench {
             let delivery = ClaimedDelivery {
                 delivery_id: DeliveryId::new(now),
                 attempt_count: 0,
+                interrupted: None,
                 event_id,
                 event_type: event_type.clone(),
                 payload: events.envelope(seq, &event_id.to_string()),
