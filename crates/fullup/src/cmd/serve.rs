@@ -303,27 +303,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         let addr = app.local_addr()?;
+        // The handlers are in place before the address is printed: a supervisor (or a
+        // test) that sends SIGTERM as soon as it reads the address gets a graceful stop,
+        // not the default action's kill.
+        let shutdown = shutdown_signal();
         println!("fullup serve: listening on http://{addr}");
         if let Some(addr) = app.metrics_addr().transpose()? {
             println!("fullup serve: metrics on http://{addr}/metrics");
         }
-        app.run(shutdown_signal()).await
+        app.run(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now, and resolves when either arrives.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down: finishing attempts in flight");
     }
-    tracing::info!("shutting down: finishing attempts in flight");
 }
