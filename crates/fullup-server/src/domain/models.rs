@@ -194,6 +194,9 @@ pub enum ErrorKind {
     /// headers), so its reading stopped. The delivery counts as done: the status is
     /// the answer.
     BodyTimeout,
+    /// The webhook's sealed secrets did not open on this node (sealed under a key it
+    /// does not hold, moved to another site, or altered): nothing was sent.
+    SecretUnreadable,
     /// Anything else (the message says what).
     Other,
 }
@@ -211,6 +214,7 @@ impl ErrorKind {
             Self::Blocked => "blocked",
             Self::BodyCut => "body_cut",
             Self::BodyTimeout => "body_timeout",
+            Self::SecretUnreadable => "secret_unreadable",
             Self::Other => "other",
         }
     }
@@ -233,6 +237,7 @@ impl ErrorKind {
             "blocked" => Self::Blocked,
             "body_cut" => Self::BodyCut,
             "body_timeout" => Self::BodyTimeout,
+            "secret_unreadable" => Self::SecretUnreadable,
             "other" => Self::Other,
             _ => return None,
         })

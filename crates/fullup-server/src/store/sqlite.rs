@@ -151,6 +151,14 @@ impl SqliteStore {
                 "sealed webhook secrets stored in clear by an earlier version"
             );
         }
+        let resealed = store.reseal_stale().await?;
+        if resealed > 0 {
+            tracing::info!(
+                webhooks = resealed,
+                key = store.key.key_id(),
+                "re-sealed webhook secrets of an older format or key under the current main key"
+            );
+        }
         Ok(store)
     }
 }
@@ -552,7 +560,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
-        let sealed = secrets::seal_secrets(&self.key, w)?;
+        let sealed = crate::store::sealing::seal_new(&self.key, w)?;
         let mut params = webhook_params(w);
         params.extend([
             Value::from(sealed.current),
