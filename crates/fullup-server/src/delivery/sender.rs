@@ -158,7 +158,7 @@ impl Sender {
             Err(err) => AttemptResult {
                 status: None,
                 error_kind: Some(classify(&err)),
-                error_message: Some(error_chain(&err)),
+                error_message: Some(request_error(err, &delivery.webhook.url)),
                 response_body: String::new(),
                 request_headers: String::new(),
                 response_headers: String::new(),
@@ -316,11 +316,19 @@ async fn read_body(response: &mut reqwest::Response) -> (Vec<u8>, Option<Unread>
             }
             Ok(Ok(None)) => return (body, None),
             Ok(Err(err)) if err.is_timeout() => return (body, Some(Unread::Slow)),
-            Ok(Err(err)) => return (body, Some(Unread::Cut(error_chain(&err)))),
+            Ok(Err(err)) => return (body, Some(Unread::Cut(error_chain(&err.without_url())))),
             Err(_) => return (body, Some(Unread::Slow)),
         }
     }
     (body, None)
+}
+
+/// The message of a failed request: its causes and the receiver's host, never the full
+/// URL, whose path and query often carry the receiver's token (issue 17, item 12). The
+/// attempt log is shown to the site's users and kept for days.
+fn request_error(err: reqwest::Error, url: &WebhookUrl) -> String {
+    let host = url.as_url().host_str().unwrap_or("?").to_owned();
+    format!("{} (host {host})", error_chain(&err.without_url()))
 }
 
 fn classify(err: &reqwest::Error) -> ErrorKind {
