@@ -112,11 +112,13 @@ impl PgStore {
             return Err(err);
         }
         tokio::spawn(vacuum_leases(store.pool.clone()));
-        let recheck = store.clone();
-        tokio::spawn(store.key_lock.clone().keep(move || {
-            let store = recheck.clone();
-            async move { store.check_main_key().await }
-        }));
+        let (pool, key) = (store.pool.clone(), Arc::clone(&store.key));
+        tokio::spawn(
+            store
+                .key_lock
+                .keeper()
+                .keep(move || secrets::check_main_key(pool.clone(), Arc::clone(&key))),
+        );
         Ok(store)
     }
 
@@ -142,23 +144,26 @@ impl PgStore {
 /// Binds the parameters of [`sql::WEBHOOK_COLUMNS`].
 fn bind_webhook<'q>(
     q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    key: &MainKey,
     w: &Webhook,
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    q.bind(w.url.to_string())
-        .bind(filters_json(&w.event_types))
-        .bind(w.description.clone())
-        .bind(w.health.enabled)
-        .bind(w.health.disabled_reason.clone())
-        .bind(w.paused)
-        .bind(w.health.failing_since)
-        .bind(
-            w.health
-                .concurrency
-                .map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
-        )
-        .bind(w.updated_at)
-        .bind(w.id.to_string())
-        .bind(w.site_id.to_string())
+) -> StoreResult<sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>> {
+    Ok(
+        q.bind(crate::store::sealing::seal_url(key, w)?.into_bytes())
+            .bind(filters_json(&w.event_types))
+            .bind(w.description.clone())
+            .bind(w.health.enabled)
+            .bind(w.health.disabled_reason.clone())
+            .bind(w.paused)
+            .bind(w.health.failing_since)
+            .bind(
+                w.health
+                    .concurrency
+                    .map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
+            )
+            .bind(w.updated_at)
+            .bind(w.id.to_string())
+            .bind(w.site_id.to_string()),
+    )
 }
 
 /// Vacuums `leases` every [`LEASES_VACUUM_EVERY`] until the pool is closed. The table
@@ -350,11 +355,11 @@ impl Store for PgStore {
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = crate::store::sealing::seal_new(&self.key, w)?;
         let sql = format!(
-            "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '')",
             sql::WEBHOOK_COLUMNS
         );
-        bind_webhook(sqlx::query(&sql), w)
+        bind_webhook(sqlx::query(&sql), &self.key, w)?
             .bind(sealed.current.into_bytes())
             .bind(sealed.old.map(String::into_bytes))
             .bind(w.created_at)
@@ -364,7 +369,7 @@ impl Store for PgStore {
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
-        let q = bind_webhook(sqlx::query(sql::UPDATE_WEBHOOK), w);
+        let q = bind_webhook(sqlx::query(sql::UPDATE_WEBHOOK), &self.key, w)?;
         Ok(q.execute(&self.pool).await?.rows_affected() == 1)
     }
 

@@ -47,7 +47,7 @@ macro_rules! row_mappers {
         use crate::domain::webhook_url::WebhookUrl;
         use crate::store::StoreResult;
         use crate::store::rows::corrupt;
-        use crate::store::sealing::{Binding, open_secrets};
+        use crate::store::sealing::{Binding, open_secrets, open_url};
 
         /// A text column parsed with `parse` (ids, URLs, event types).
         pub(crate) fn parsed<T, E: std::fmt::Display>(
@@ -167,15 +167,28 @@ macro_rules! row_mappers {
             let binding = binding(row)?;
             let current = sealed(row, "secret_sealed")?;
             let old = sealed(row, "old_secrets_sealed")?;
+            let plain_url: String = row.try_get("url")?;
+            let url_sealed = sealed(row, "url_sealed")?;
+            let url = open_url(
+                key,
+                binding,
+                url_sealed.as_deref(),
+                &plain_url,
+                current.as_deref(),
+            );
+            let secrets = match &url {
+                Ok(_) => open_secrets(key, binding, current.as_deref(), old.as_deref()),
+                Err(unreadable) => Err(unreadable.clone()),
+            };
             Ok(Webhook {
                 id: binding.webhook,
                 site_id: binding.site,
-                url: parsed(row, "url", WebhookUrl::parse)?,
+                url: url.unwrap_or_else(|_| WebhookUrl::unreadable()),
                 event_types: filters(row, "event_types")?,
                 description: row.try_get("description")?,
                 health: health(row)?,
                 paused: row.try_get("paused")?,
-                secrets: open_secrets(key, binding, current.as_deref(), old.as_deref()),
+                secrets,
                 created_at: time(row, "created_at")?,
                 updated_at: time(row, "updated_at")?,
             })

@@ -21,6 +21,7 @@ use super::{StoreError, StoreResult};
 use crate::crypto::{LEGACY_PREFIX, MainKey};
 use crate::domain::ids::{SiteId, WebhookId};
 use crate::domain::webhook::{OldSecret, Secrets, StoredOldSecret, Unreadable, Webhook};
+use crate::domain::webhook_url::WebhookUrl;
 
 /// Setting holding a value sealed under the main key, to recognise the right key.
 pub(crate) const KEY_CHECK_SETTING: &str = "main_key_check";
@@ -50,7 +51,60 @@ impl Binding {
 }
 
 const SECRET: &str = "webhook-secret";
+const URL: &str = "webhook-url";
 const OLD_SECRETS: &str = "webhook-old-secrets";
+
+/// The sealed receiver URL of `w` (`url_sealed`), bound to its site and webhook. Fails
+/// with [`StoreError::SecretUnreadable`] for a webhook whose stored values did not
+/// open: writing it back would store [`WebhookUrl::unreadable`].
+pub(crate) fn seal_url(key: &MainKey, w: &Webhook) -> StoreResult<String> {
+    w.secrets()?;
+    Ok(seal_url_of(key, w.site_id, w.id, &w.url))
+}
+
+/// `url` sealed for webhook `webhook` of `site`.
+pub(crate) fn seal_url_of(
+    key: &MainKey,
+    site: SiteId,
+    webhook: WebhookId,
+    url: &WebhookUrl,
+) -> String {
+    key.seal(url.as_str().as_bytes(), &url_context(site, webhook))
+}
+
+/// The URL's associated data: the site and webhook, not the secret version (a URL
+/// changes without a secret rotation).
+fn url_context(site: SiteId, webhook: WebhookId) -> Vec<u8> {
+    format!("{URL}:{site}:{webhook}").into_bytes()
+}
+
+/// Opens the URL of the webhook `binding` names: `sealed` (`url_sealed`) or, for a row
+/// an earlier version wrote (no sealed URL, a `v1:` secret), `plain` (`url`). A URL in
+/// clear beside a `v2:` secret is never read: a database writer could have put it
+/// there to repoint the webhook.
+pub(crate) fn open_url(
+    key: &MainKey,
+    binding: Binding,
+    sealed: Option<&str>,
+    plain: &str,
+    secret: Option<&str>,
+) -> Result<WebhookUrl, Unreadable> {
+    let unreadable = |reason: String| Unreadable {
+        webhook: binding.webhook,
+        reason: format!("its URL: {reason}"),
+    };
+    let text = match sealed {
+        Some(sealed) => {
+            let opened = key
+                .open(sealed, &url_context(binding.site, binding.webhook))
+                .map_err(|e| unreadable(e.to_string()))?;
+            String::from_utf8(opened.to_vec()).map_err(|e| unreadable(e.to_string()))?
+        }
+        None if secret.is_some_and(|s| s.starts_with(LEGACY_PREFIX)) => plain.to_owned(),
+        None => return Err(unreadable("no sealed URL is stored".into())),
+    };
+    WebhookUrl::parse(&text).map_err(|e| unreadable(e.to_string()))
+}
 
 /// A webhook's secrets as stored: the current one and the old list (None when empty).
 pub(crate) struct SealedSecrets {
@@ -133,13 +187,20 @@ pub(crate) fn open_secrets(
     Ok(Secrets { current, old })
 }
 
-/// Whether a row's sealed values (`current`, `old`) should be re-sealed under `key`:
-/// one is of the first format or sealed under another key of the ring.
-pub(crate) fn needs_reseal(key: &MainKey, current: Option<&str>, old: Option<&str>) -> bool {
-    [current, old]
-        .into_iter()
-        .flatten()
-        .any(|sealed| MainKey::sealed_by(sealed) != Some(key.key_id()))
+/// Whether a row's sealed values (`current`, `old`, `url`) should be sealed again
+/// under `key`: one is of the first format or under another key of the ring, or the
+/// URL is not sealed yet.
+pub(crate) fn needs_reseal(
+    key: &MainKey,
+    current: Option<&str>,
+    old: Option<&str>,
+    url: Option<&str>,
+) -> bool {
+    url.is_none()
+        || [current, old, url]
+            .into_iter()
+            .flatten()
+            .any(|sealed| MainKey::sealed_by(sealed) != Some(key.key_id()))
 }
 
 /// The value of the [`KEY_CHECK_SETTING`] setting for `key`.
@@ -176,16 +237,14 @@ pub(crate) fn seal_new(key: &MainKey, w: &Webhook) -> StoreResult<SealedSecrets>
     seal_secrets(key, binding, w.secrets()?)
 }
 
-/// A stored row's sealed values, opened under `from` and sealed again under `to` (a
-/// rotation of the main key, or a value sealed under an older key or format); fails
-/// with [`StoreError::SecretUnreadable`] when they do not open.
+/// A stored webhook's secrets and URL (as read, under the old ring) sealed again under
+/// `to` (a rotation of the main key, or values of an older key or format); fails with
+/// [`StoreError::SecretUnreadable`] when they did not open.
 pub(crate) fn reseal(
-    from: &MainKey,
     to: &MainKey,
     binding: Binding,
-    current: Option<&str>,
-    old: Option<&str>,
-) -> StoreResult<SealedSecrets> {
-    let secrets = open_secrets(from, binding, current, old)?;
-    seal_secrets(to, binding, &secrets)
+    w: &Webhook,
+) -> StoreResult<(SealedSecrets, String)> {
+    let secrets = seal_secrets(to, binding, w.secrets()?)?;
+    Ok((secrets, seal_url(to, w)?))
 }

@@ -265,9 +265,9 @@ fn lock_database(db: &Path) -> StoreResult<std::fs::File> {
 }
 
 /// The parameters of [`sql::WEBHOOK_COLUMNS`].
-fn webhook_params(w: &Webhook) -> Vec<Value> {
-    vec![
-        Value::from(w.url.to_string()),
+fn webhook_params(key: &MainKey, w: &Webhook) -> StoreResult<Vec<Value>> {
+    Ok(vec![
+        Value::from(crate::store::sealing::seal_url(key, w)?),
         Value::from(filters_json(&w.event_types)),
         Value::from(w.description.clone()),
         Value::from(w.health.enabled),
@@ -278,7 +278,7 @@ fn webhook_params(w: &Webhook) -> Vec<Value> {
         Value::from(w.updated_at),
         Value::from(w.id.to_string()),
         Value::from(w.site_id.to_string()),
-    ]
+    ])
 }
 
 /// `value` as the JSON that `json_each` reads.
@@ -561,7 +561,7 @@ impl Store for SqliteStore {
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
         let sealed = crate::store::sealing::seal_new(&self.key, w)?;
-        let mut params = webhook_params(w);
+        let mut params = webhook_params(&self.key, w)?;
         params.extend([
             Value::from(sealed.current),
             Value::from(sealed.old),
@@ -569,8 +569,8 @@ impl Store for SqliteStore {
         ]);
         // `secret` is the plain column of the first schema, kept empty since sealing.
         let sql = format!(
-            "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, secret) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '')",
+            "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, secret, url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '', '')",
             sql::WEBHOOK_COLUMNS
         );
         self.execute_owned(sql, params).await?;
@@ -578,7 +578,8 @@ impl Store for SqliteStore {
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
-        Ok(self.execute(sql::UPDATE_WEBHOOK, webhook_params(w)).await? == 1)
+        let params = webhook_params(&self.key, w)?;
+        Ok(self.execute(sql::UPDATE_WEBHOOK, params).await? == 1)
     }
 
     async fn rotate_webhook_secret(&self, r: &SecretRotation) -> StoreResult<Option<Webhook>> {

@@ -322,3 +322,56 @@ async fn a_sealed_secret_written_back_from_before_a_rotation_does_not_open(backe
     server.stop().await;
 }
 store_test!(a_sealed_secret_written_back_from_before_a_rotation_does_not_open);
+
+/// Issue 17, item 12: receiver URLs are sealed like secrets. A URL a database writer
+/// plants in clear (to repoint a webhook at its own receiver) is never used: the
+/// webhook reads as unreadable and nothing is sent to the planted URL.
+async fn a_url_planted_in_clear_is_never_used(backend: Backend) {
+    let server = backend.start().await;
+    let site = server.create_site().await;
+    let (webhook, _) = server
+        .create_webhook(&site, "http://127.0.0.1:9/", &["*"])
+        .await;
+    let mut planted = TestReceiver::start().await;
+    server
+        .execute_sql(&format!(
+            "UPDATE webhooks SET url = '{}', url_sealed = NULL WHERE id = '{webhook}'",
+            planted.url()
+        ))
+        .await;
+    let event = server.send_event(&site, "a.b", json!({})).await;
+    let delivery = server
+        .wait_for_delivery(&site, &event, |d| d["attempt_count"].as_u64() >= Some(1))
+        .await;
+    let attempts = server
+        .attempts(&site, delivery["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(
+        attempts[0]["error_kind"], "secret_unreadable",
+        "{attempts:?}"
+    );
+    assert!(planted.try_next(Duration::from_millis(200)).await.is_none());
+    let (status, shown) = server
+        .call(
+            Method::GET,
+            &format!("/v1/sites/{site}/webhooks/{webhook}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["url"], "https://unreadable.invalid/", "{shown}");
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            &format!("/v1/sites/{site}/webhooks/{webhook}"),
+            Some(json!({"description": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("secret_unreadable")),
+        "an unreadable webhook is not written back: {body}"
+    );
+    server.stop().await;
+}
+store_test!(a_url_planted_in_clear_is_never_used);

@@ -18,6 +18,8 @@ use crate::support::{TestReceiver, TestServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 const CHOSEN_SECRET: &str = "a-chosen-plain-secret-4f1d9c";
+/// A token in a receiver URL's query, as Slack's and others' URLs carry.
+const URL_TOKEN: &str = "url-query-token-3e7d";
 
 /// The bytes of `fullup.db` and, if present, its `-wal` and `-shm` files.
 fn database_bytes(dir: &Path) -> Vec<u8> {
@@ -94,7 +96,7 @@ async fn the_database_files_hold_no_secret_or_token_in_clear() {
         .call(
             Method::POST,
             &format!("/v1/sites/{site}/webhooks"),
-            Some(json!({"url": receiver.url(), "secret": CHOSEN_SECRET, "description": "marker-description-77"})),
+            Some(json!({"url": format!("{}?token={URL_TOKEN}", receiver.url()), "secret": CHOSEN_SECRET, "description": "marker-description-77"})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -150,6 +152,13 @@ async fn the_database_files_hold_no_secret_or_token_in_clear() {
             contains(bytes, b"marker-description-77"),
             "{when}: the search finds stored text"
         );
+        // Receiver URLs are sealed too: their paths and queries often carry tokens.
+        for url_part in ["webhook-endpoint", URL_TOKEN] {
+            assert!(
+                !contains(bytes, url_part.as_bytes()),
+                "{when}: a receiver URL is stored in clear"
+            );
+        }
         for text in secrets.iter().chain(tokens.iter()) {
             for needle in needles(text) {
                 assert!(
@@ -356,12 +365,15 @@ async fn secrets_stored_in_clear_by_an_earlier_version_are_sealed_at_start() {
     let pool = sqlx::SqlitePool::connect(&url)
         .await
         .expect("open database");
-    sqlx::query("UPDATE webhooks SET secret = ?, secret_sealed = NULL WHERE id = ?")
-        .bind(legacy)
-        .bind(&webhook)
-        .execute(&pool)
-        .await
-        .expect("make the row legacy");
+    sqlx::query(
+        "UPDATE webhooks SET secret = ?, secret_sealed = NULL, url = 'http://127.0.0.1:9/', \
+         url_sealed = NULL WHERE id = ?",
+    )
+    .bind(legacy)
+    .bind(&webhook)
+    .execute(&pool)
+    .await
+    .expect("make the row legacy");
     sqlx::query("DELETE FROM settings WHERE key = 'plaintext_secrets_sealed'")
         .execute(&pool)
         .await
@@ -439,28 +451,42 @@ async fn values_of_the_first_format_open_and_are_resealed_at_start() {
     let pool = sqlx::SqlitePool::connect(&url)
         .await
         .expect("open database");
-    sqlx::query("UPDATE webhooks SET secret_sealed = ? WHERE id = ?")
-        .bind(&v1)
-        .bind(&webhook)
-        .execute(&pool)
-        .await
-        .expect("make the row v1");
+    sqlx::query(
+        "UPDATE webhooks SET secret_sealed = ?, url = 'http://127.0.0.1:9/', url_sealed = NULL \
+         WHERE id = ?",
+    )
+    .bind(&v1)
+    .bind(&webhook)
+    .execute(&pool)
+    .await
+    .expect("make the row v1, its URL in clear");
     pool.close().await;
 
     let server = TestServer::start_in(dir.clone(), test_config(&dir)).await;
     assert_eq!(secret_of(&server, &site, &webhook).await, secret.expose());
+    let (_, shown) = server
+        .call(
+            Method::GET,
+            &format!("/v1/sites/{site}/webhooks/{webhook}"),
+            None,
+        )
+        .await;
+    assert_eq!(shown["url"], "http://127.0.0.1:9/");
     server.stop().await;
     let pool = sqlx::SqlitePool::connect(&url)
         .await
         .expect("open database");
-    let stored: String = sqlx::query_scalar("SELECT secret_sealed FROM webhooks WHERE id = ?")
-        .bind(&webhook)
-        .fetch_one(&pool)
-        .await
-        .expect("read");
+    let (stored, url, url_sealed): (String, String, String) =
+        sqlx::query_as("SELECT secret_sealed, url, url_sealed FROM webhooks WHERE id = ?")
+            .bind(&webhook)
+            .fetch_one(&pool)
+            .await
+            .expect("read");
     pool.close().await;
+    let sealed_now = format!("v2:{}:", key.key_id());
+    assert!(stored.starts_with(&sealed_now), "re-sealed: {stored}");
     assert!(
-        stored.starts_with(&format!("v2:{}:", key.key_id())),
-        "re-sealed: {stored}"
+        url_sealed.starts_with(&sealed_now) && url.is_empty(),
+        "URL sealed: {url_sealed}"
     );
 }

@@ -12,7 +12,7 @@
 //! The lock lives with its session: a node whose lock connection fails takes the lock
 //! again on a new one, checking that its key still opens the database.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -46,37 +46,12 @@ impl KeyLock {
         })
     }
 
-    /// Checks the lock's connection every [`CHECK_EVERY`] until [`KeyLock::release`];
-    /// a failed one is replaced and the lock taken again, after which `recheck` runs
-    /// (a rotation may have committed while this node held nothing).
-    pub(super) async fn keep<F, Fut>(self, recheck: F)
-    where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = StoreResult<()>>,
-    {
-        loop {
-            tokio::time::sleep(CHECK_EVERY).await;
-            let mut guard = self.conn.lock().await;
-            let Some(conn) = guard.as_mut() else {
-                return;
-            };
-            if conn.execute("SELECT 1").await.is_ok() {
-                continue;
-            }
-            match hold(&self.options).await {
-                Ok(fresh) => {
-                    *guard = Some(fresh);
-                    drop(guard);
-                    if let Err(err) = recheck().await {
-                        let error = crate::error_chain(&err);
-                        tracing::error!(error = %error, "after the main key lock was lost and taken again, the database no longer opens with this node's key: restart it with the current key file");
-                    }
-                }
-                Err(err) => {
-                    let error = crate::error_chain(&err);
-                    tracing::warn!(error = %error, "the main key lock's connection failed; trying again");
-                }
-            }
+    /// What checks the lock's connection in the background: it holds the connection
+    /// weakly, so a store dropped without being closed still lets the lock go.
+    pub(super) fn keeper(&self) -> Keeper {
+        Keeper {
+            options: self.options.clone(),
+            conn: Arc::downgrade(&self.conn),
         }
     }
 
@@ -116,6 +91,52 @@ impl KeyLock {
     pub(super) async fn release(&self) {
         if let Some(conn) = self.conn.lock().await.take() {
             let _ = conn.close().await;
+        }
+    }
+}
+
+/// See [`KeyLock::keeper`].
+pub(super) struct Keeper {
+    options: PgConnectOptions,
+    conn: Weak<Mutex<Option<PgConnection>>>,
+}
+
+impl Keeper {
+    /// Checks the lock's connection every [`CHECK_EVERY`] until the lock is released
+    /// or dropped; a failed connection is replaced and the lock taken again, after
+    /// which `recheck` runs (a rotation may have committed while this node held
+    /// nothing).
+    pub(super) async fn keep<F, Fut>(self, recheck: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<()>>,
+    {
+        loop {
+            tokio::time::sleep(CHECK_EVERY).await;
+            let Some(conn) = self.conn.upgrade() else {
+                return;
+            };
+            let mut guard = conn.lock().await;
+            let Some(held) = guard.as_mut() else {
+                return;
+            };
+            if held.execute("SELECT 1").await.is_ok() {
+                continue;
+            }
+            match hold(&self.options).await {
+                Ok(fresh) => {
+                    *guard = Some(fresh);
+                    drop(guard);
+                    if let Err(err) = recheck().await {
+                        let error = crate::error_chain(&err);
+                        tracing::error!(error = %error, "after the main key lock was lost and taken again, the database no longer opens with this node's key: restart it with the current key file");
+                    }
+                }
+                Err(err) => {
+                    let error = crate::error_chain(&err);
+                    tracing::warn!(error = %error, "the main key lock's connection failed; trying again");
+                }
+            }
         }
     }
 }

@@ -5,12 +5,14 @@
 //! secret; main key rotations only while no other process holds the database
 //! ([`super::key_lock`]).
 
+use std::sync::Arc;
+
 use super::PgStore;
 use crate::crypto::MainKey;
 use crate::domain::webhook::Webhook;
 use crate::store::rows::postgres::{binding, sealed, webhook as webhook_from_row};
 use crate::store::sealing::{
-    Binding, KEY_CHECK_SETTING, needs_reseal, reseal, seal_key_check, seal_secrets,
+    Binding, KEY_CHECK_SETTING, SealedSecrets, needs_reseal, reseal, seal_key_check, seal_secrets,
     verify_key_check,
 };
 use crate::store::{SecretRotation, StoreResult};
@@ -21,26 +23,7 @@ impl PgStore {
     /// (the first of several nodes starting at once wins, and the others are checked
     /// against it); a check sealed under an older key of the ring is sealed again.
     pub(super) async fn check_main_key(&self) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(KEY_CHECK_SETTING)
-        .bind(seal_key_check(&self.key))
-        .execute(&self.pool)
-        .await?;
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(KEY_CHECK_SETTING)
-            .fetch_one(&self.pool)
-            .await?;
-        if verify_key_check(&self.key, stored.clone())? {
-            sqlx::query("UPDATE settings SET value = $1 WHERE key = $2 AND value = $3")
-                .bind(seal_key_check(&self.key))
-                .bind(KEY_CHECK_SETTING)
-                .bind(stored)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
+        check_main_key(self.pool.clone(), Arc::clone(&self.key)).await
     }
 
     /// Re-seals under the current key every row sealed in the first format or under an
@@ -51,7 +34,8 @@ impl PgStore {
         let prefix = format!("{}{}:", crate::crypto::SEALED_PREFIX, self.key.key_id());
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM webhooks WHERE position($1::bytea IN secret_sealed) <> 1 \
-             OR position($1::bytea IN COALESCE(old_secrets_sealed, $1::bytea)) <> 1",
+             OR position($1::bytea IN COALESCE(old_secrets_sealed, $1::bytea)) <> 1 \
+             OR url_sealed IS NULL OR position($1::bytea IN url_sealed) <> 1",
         )
         .bind(prefix.into_bytes())
         .fetch_all(&self.pool)
@@ -68,18 +52,19 @@ impl PgStore {
                 sealed(&row, "secret_sealed")?,
                 sealed(&row, "old_secrets_sealed")?,
             );
-            if !needs_reseal(&self.key, current.as_deref(), old.as_deref()) {
+            let url = sealed(&row, "url_sealed")?;
+            if !needs_reseal(
+                &self.key,
+                current.as_deref(),
+                old.as_deref(),
+                url.as_deref(),
+            ) {
                 continue;
             }
             let binding = binding(&row)?;
-            match reseal(
-                &self.key,
-                &self.key,
-                binding,
-                current.as_deref(),
-                old.as_deref(),
-            ) {
-                Ok(new) => write_sealed(&mut tx, binding, new.current, new.old).await?,
+            let webhook = webhook_from_row(&row, &self.key)?;
+            match reseal(&self.key, binding, &webhook) {
+                Ok(new) => write_sealed(&mut tx, binding, new).await?,
                 Err(err) => {
                     tracing::warn!(error = %err, "a webhook's secrets could not be re-sealed");
                     continue;
@@ -103,13 +88,8 @@ impl PgStore {
                     .await?;
                 for row in &rows {
                     let binding = binding(row)?;
-                    let (current, old) = (
-                        sealed(row, "secret_sealed")?,
-                        sealed(row, "old_secrets_sealed")?,
-                    );
-                    let sealed =
-                        reseal(&self.key, new, binding, current.as_deref(), old.as_deref())?;
-                    write_sealed(&mut tx, binding, sealed.current, sealed.old).await?;
+                    let webhook = webhook_from_row(row, &self.key)?;
+                    write_sealed(&mut tx, binding, reseal(new, binding, &webhook)?).await?;
                 }
                 sqlx::query("UPDATE settings SET value = $1 WHERE key = $2")
                     .bind(seal_key_check(new))
@@ -163,18 +143,44 @@ impl PgStore {
     }
 }
 
-/// Writes a row's re-sealed values (same binding, same version).
+/// [`PgStore::check_main_key`] on `pool` with `key` (also run by the main key lock's
+/// keeper after it took the lock again).
+pub(super) async fn check_main_key(pool: sqlx::PgPool, key: Arc<MainKey>) -> StoreResult<()> {
+    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+        .bind(KEY_CHECK_SETTING)
+        .bind(seal_key_check(&key))
+        .execute(&pool)
+        .await?;
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+        .bind(KEY_CHECK_SETTING)
+        .fetch_one(&pool)
+        .await?;
+    if verify_key_check(&key, stored.clone())? {
+        sqlx::query("UPDATE settings SET value = $1 WHERE key = $2 AND value = $3")
+            .bind(seal_key_check(&key))
+            .bind(KEY_CHECK_SETTING)
+            .bind(stored)
+            .execute(&pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes a row's re-sealed secrets and URL (same binding, same version).
 async fn write_sealed(
     tx: &mut sqlx::PgConnection,
     binding: Binding,
-    current: String,
-    old: Option<String>,
+    (secrets, url): (SealedSecrets, String),
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE webhooks SET secret_sealed = $1, old_secrets_sealed = $2 WHERE id = $3")
-        .bind(current.into_bytes())
-        .bind(old.map(String::into_bytes))
-        .bind(binding.webhook.to_string())
-        .execute(tx)
-        .await?;
+    sqlx::query(
+        "UPDATE webhooks SET secret_sealed = $1, old_secrets_sealed = $2, url = '', \
+         url_sealed = $3 WHERE id = $4",
+    )
+    .bind(secrets.current.into_bytes())
+    .bind(secrets.old.map(String::into_bytes))
+    .bind(url.into_bytes())
+    .bind(binding.webhook.to_string())
+    .execute(tx)
+    .await?;
     Ok(())
 }

@@ -14,8 +14,8 @@ use crate::crypto::MainKey;
 use crate::domain::webhook::Webhook;
 use crate::store::rows::sqlite::{binding, sealed, webhook as webhook_from_row};
 use crate::store::sealing::{
-    Binding, KEY_CHECK_SETTING, needs_reseal, reseal, seal_key_check, seal_secrets,
-    verify_key_check,
+    Binding, KEY_CHECK_SETTING, SealedSecrets, needs_reseal, reseal, seal_key_check, seal_secrets,
+    seal_url_of, verify_key_check,
 };
 use crate::store::{SecretRotation, StoreError, StoreResult};
 
@@ -73,12 +73,25 @@ impl SqliteStore {
             let secret =
                 fullup_signature::Secret::parse(&plain).map_err(crate::store::rows::corrupt)?;
             let secrets = crate::domain::webhook::Secrets::new(secret);
-            let sealed = seal_secrets(&self.key, binding, &secrets)?;
-            sqlx::query("UPDATE webhooks SET secret = '', secret_sealed = ? WHERE id = ?")
-                .bind(sealed.current)
-                .bind(binding.webhook.to_string())
-                .execute(&mut *tx)
-                .await?;
+            let url = match sealed(row, "url_sealed")? {
+                Some(sealed) => sealed,
+                None => {
+                    let url = row.try_get::<String, _>("url")?;
+                    let url = crate::domain::webhook_url::WebhookUrl::parse(&url)
+                        .map_err(crate::store::rows::corrupt)?;
+                    seal_url_of(&self.key, binding.site, binding.webhook, &url)
+                }
+            };
+            let secrets = seal_secrets(&self.key, binding, &secrets)?;
+            sqlx::query(
+                "UPDATE webhooks SET secret = '', secret_sealed = ?, url = '', url_sealed = ? \
+                 WHERE id = ?",
+            )
+            .bind(secrets.current)
+            .bind(url)
+            .bind(binding.webhook.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?)")
             .bind(PLAINTEXT_SEALED_SETTING)
@@ -108,18 +121,19 @@ impl SqliteStore {
                 sealed(row, "secret_sealed")?,
                 sealed(row, "old_secrets_sealed")?,
             );
-            if !needs_reseal(&self.key, current.as_deref(), old.as_deref()) {
+            let url = sealed(row, "url_sealed")?;
+            if !needs_reseal(
+                &self.key,
+                current.as_deref(),
+                old.as_deref(),
+                url.as_deref(),
+            ) {
                 continue;
             }
             let binding = binding(row)?;
-            match reseal(
-                &self.key,
-                &self.key,
-                binding,
-                current.as_deref(),
-                old.as_deref(),
-            ) {
-                Ok(new) => write_sealed(&mut tx, binding, new.current, new.old).await?,
+            let webhook = webhook_from_row(row, &self.key)?;
+            match reseal(&self.key, binding, &webhook) {
+                Ok(new) => write_sealed(&mut tx, binding, new).await?,
                 Err(err) => {
                     tracing::warn!(error = %err, "a webhook's secrets could not be re-sealed");
                     continue;
@@ -146,12 +160,8 @@ impl SqliteStore {
             .await?;
         for row in &rows {
             let binding = binding(row)?;
-            let (current, old) = (
-                sealed(row, "secret_sealed")?,
-                sealed(row, "old_secrets_sealed")?,
-            );
-            let sealed = reseal(&self.key, new, binding, current.as_deref(), old.as_deref())?;
-            write_sealed(&mut tx, binding, sealed.current, sealed.old).await?;
+            let webhook = webhook_from_row(row, &self.key)?;
+            write_sealed(&mut tx, binding, reseal(new, binding, &webhook)?).await?;
         }
         sqlx::query("UPDATE settings SET value = ? WHERE key = ?")
             .bind(seal_key_check(new))
@@ -221,18 +231,19 @@ impl SqliteStore {
     }
 }
 
-/// Writes a row's re-sealed values (same binding, same version).
+/// Writes a row's re-sealed secrets and URL (same binding, same version).
 async fn write_sealed(
     tx: &mut sqlx::SqliteConnection,
     binding: Binding,
-    current: String,
-    old: Option<String>,
+    (secrets, url): (SealedSecrets, String),
 ) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE webhooks SET secret = '', secret_sealed = ?, old_secrets_sealed = ? WHERE id = ?",
+        "UPDATE webhooks SET secret = '', secret_sealed = ?, old_secrets_sealed = ?, url = '', \
+         url_sealed = ? WHERE id = ?",
     )
-    .bind(current)
-    .bind(old)
+    .bind(secrets.current)
+    .bind(secrets.old)
+    .bind(url)
     .bind(binding.webhook.to_string())
     .execute(tx)
     .await?;
