@@ -1,6 +1,9 @@
-//! Webhook secrets at rest, whatever the database: what is sealed under the main key,
-//! bound to which context, and the main key check. Each store only reads and writes
-//! the sealed values; it never sees a secret's bytes in any other form.
+//! Webhook secrets and receiver URLs at rest, whatever the database: what is sealed
+//! under the main key, bound to which context, and the main key check. Each store only
+//! reads and writes the sealed values; it never sees a secret's bytes in any other form.
+//!
+//! A receiver URL is bound to its site and webhook (it changes without a secret
+//! rotation); one in clear is read only from a row an earlier version wrote.
 //!
 //! The current secret and the list of old ones are each bound to their site, webhook
 //! and secret version (raised by every secret rotation), so a sealed value moved to
