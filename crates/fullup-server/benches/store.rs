@@ -26,7 +26,7 @@ use fullup_server::domain::ids::{AttemptId, EventId, SiteId, WebhookId};
 use fullup_server::domain::models::{Attempt, Event, Site};
 use fullup_server::domain::outcome::NextStep;
 use fullup_server::domain::time::Timestamp;
-use fullup_server::domain::webhook::Webhook;
+use fullup_server::domain::webhook::{Secrets, Webhook};
 use fullup_server::domain::webhook_url::WebhookUrl;
 use fullup_server::store::{Claim, ClaimedDelivery, Completion, IngestOutcome, NewEvent, Store};
 use fullup_signature::Secret;
@@ -155,8 +155,7 @@ async fn create_site_and_webhooks(store: &dyn Store) -> SiteId {
             description: "bench".to_owned(),
             health: Health::default(),
             paused: false,
-            secret: Secret::generate(),
-            old_secrets: Vec::new(),
+            secrets: Ok(Secrets::new(Secret::generate())),
             created_at: now,
             updated_at: now,
         };

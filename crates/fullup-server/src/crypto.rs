@@ -1,13 +1,15 @@
 //! Secrets at rest: webhook secrets are sealed with AES-256-GCM under one main key, so
 //! a leaked database file or backup does not leak them.
 //!
-//! Every value gets a fresh random 96-bit nonce and is stored as `v1:` + base64 of
-//! `nonce || ciphertext || tag`. The caller passes associated data naming the row the
-//! value belongs to (such as the webhook id), so a sealed value copied into another row
-//! fails to open instead of silently signing for the wrong receiver.
+//! Every value gets a fresh random 96-bit nonce and is stored as `v2:<kid>:` + base64 of
+//! `nonce || ciphertext || tag`, where `kid` names the key that sealed it. The caller
+//! passes associated data naming the row the value belongs to (its site, webhook and
+//! secret version), so a sealed value copied into another row, or a row moved to another
+//! site, fails to open instead of silently signing for the wrong receiver.
 //!
-//! The main key comes from `FULLUP_MAIN_KEY` (base64 of 32 bytes) or a key file holding
-//! the same text, created with mode 0600 on first start.
+//! The main key is a ring ([`MainKey`]): the current key seals, older keys only open.
+//! It comes from `FULLUP_MAIN_KEY` or a key file holding the same text (base64 of 32
+//! bytes per key, the current one first), created with mode 0600 on first start.
 
 use std::fmt;
 use std::io::Write as _;
@@ -20,13 +22,18 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-/// Prefix of sealed values; the version leaves room for another algorithm later.
-pub const SEALED_PREFIX: &str = "v1:";
+/// Prefix of values sealed before key ids: `v1:` + base64, under the one main key of
+/// that version. They still open (with every key of the ring) until re-sealed.
+pub const LEGACY_PREFIX: &str = "v1:";
+/// Prefix of sealed values: `v2:<kid>:` + base64, `kid` naming the key that sealed it.
+pub const SEALED_PREFIX: &str = "v2:";
 /// Main key length: AES-256.
 pub const MAIN_KEY_BYTES: usize = 32;
 /// AES-GCM nonce length: 96 bits, random per value (safe for far more values than a
 /// webhook service ever seals under one key).
 const NONCE_BYTES: usize = 12;
+/// What a key id is derived for; a key id names a key without revealing it.
+const KEY_ID_PURPOSE: &[u8] = b"fullup main key id";
 
 /// What can go wrong with the main key or a sealed value.
 #[derive(Debug, thiserror::Error)]
@@ -37,9 +44,14 @@ pub enum CryptoError {
         "the main key must be standard base64 of 32 bytes (generate one with `openssl rand -base64 32`)"
     )]
     BadKey,
-    /// A stored value does not have the `v1:` + base64 shape.
+    /// A stored value does not have the `v2:<kid>:` + base64 (or `v1:`) shape.
     #[error("a sealed value is malformed")]
     Malformed,
+    /// The value was sealed under a key this ring does not hold.
+    #[error(
+        "a sealed value was sealed under main key {0}, which this node does not hold (add that key to its key file, or restart it with the current one)"
+    )]
+    UnknownKey(String),
     /// Authentication failed: another key, another row, or tampering.
     #[error(
         "a sealed value does not open with this main key (wrong key, or the value was moved or altered)"
@@ -55,74 +67,37 @@ pub enum CryptoError {
     },
 }
 
-/// The key that seals every secret stored in the database. Debug prints `[redacted]`;
-/// the bytes are wiped on drop.
+/// One AES-256 key and its id. The bytes are wiped on drop.
 #[derive(Clone)]
-pub struct MainKey(Zeroizing<[u8; MAIN_KEY_BYTES]>);
-
-impl fmt::Debug for MainKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MainKey([redacted])")
-    }
+struct Key32 {
+    bytes: Zeroizing<[u8; MAIN_KEY_BYTES]>,
+    /// 8 hex digits of HMAC-SHA256(key, [`KEY_ID_PURPOSE`]): names the key in sealed
+    /// values and messages, and reveals nothing of it.
+    id: String,
 }
 
-impl MainKey {
-    /// A new random key from the OS CSPRNG.
-    pub fn generate() -> Self {
-        let key = Aes256Gcm::generate_key(OsRng);
-        let mut bytes = Zeroizing::new([0u8; MAIN_KEY_BYTES]);
-        bytes.copy_from_slice(&key);
-        Self(bytes)
+impl Key32 {
+    fn new(bytes: Zeroizing<[u8; MAIN_KEY_BYTES]>) -> Self {
+        let id = hex::encode(&hmac_sha256(bytes.as_ref(), KEY_ID_PURPOSE)[..4]);
+        Self { bytes, id }
     }
 
-    /// Parses standard base64 of 32 bytes (surrounding whitespace ignored).
-    pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
-        let decoded = Zeroizing::new(
-            BASE64
-                .decode(text.trim())
-                .map_err(|_| CryptoError::BadKey)?,
-        );
-        let mut bytes = Zeroizing::new([0u8; MAIN_KEY_BYTES]);
+    fn parse(text: &str) -> Result<Self, CryptoError> {
+        let decoded = Zeroizing::new(BASE64.decode(text).map_err(|_| CryptoError::BadKey)?);
         if decoded.len() != MAIN_KEY_BYTES {
             return Err(CryptoError::BadKey);
         }
+        let mut bytes = Zeroizing::new([0u8; MAIN_KEY_BYTES]);
         bytes.copy_from_slice(&decoded);
-        Ok(Self(bytes))
-    }
-
-    /// The key as standard base64, the key file's and `FULLUP_MAIN_KEY`'s format.
-    pub fn to_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(BASE64.encode(self.0.as_ref()))
+        Ok(Self::new(bytes))
     }
 
     fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(self.0.as_ref()))
+        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(self.bytes.as_ref()))
     }
 
-    /// Seals `plaintext`, bound to `context` (which must be given again to open it).
-    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> String {
-        let nonce = Aes256Gcm::generate_nonce(OsRng);
-        let payload = Payload {
-            msg: plaintext,
-            aad: context,
-        };
-        // Encryption fails only for messages beyond 64 GiB; secrets are tiny. Were it to
-        // fail, an empty ciphertext would be stored and the secret lost: never do that.
-        let ciphertext = self
-            .cipher()
-            .encrypt(&nonce, payload)
-            .unwrap_or_else(|_| unreachable!("AES-GCM seals any message under 64 GiB"));
-        let mut raw = Vec::with_capacity(NONCE_BYTES + ciphertext.len());
-        raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(&ciphertext);
-        format!("{SEALED_PREFIX}{}", BASE64.encode(raw))
-    }
-
-    /// Opens a value sealed by [`MainKey::seal`] with the same `context`.
-    pub fn open(&self, sealed: &str, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let encoded = sealed
-            .strip_prefix(SEALED_PREFIX)
-            .ok_or(CryptoError::Malformed)?;
+    /// Opens `nonce || ciphertext` (the decoded base64 of a sealed value).
+    fn open_raw(&self, encoded: &str, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let raw = BASE64.decode(encoded).map_err(|_| CryptoError::Malformed)?;
         if raw.len() < NONCE_BYTES {
             return Err(CryptoError::Malformed);
@@ -137,28 +112,198 @@ impl MainKey {
             .map(Zeroizing::new)
             .map_err(|_| CryptoError::Open)
     }
+}
 
-    /// A key for another use than sealing secrets (such as the console's session
-    /// cookies), derived from this one and `purpose` with HMAC-SHA256: every node with
-    /// the same main key derives the same key, and no derived key reveals the main one.
-    pub fn derive(&self, purpose: &[u8]) -> Self {
-        use hmac::Mac as _;
-        // HMAC takes keys of any length: this never fails.
-        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.0.as_ref())
-            .unwrap_or_else(|_| unreachable!("HMAC accepts a key of any length"));
-        mac.update(purpose);
+/// HMAC-SHA256 of `message` under `key`.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Zeroizing<[u8; 32]> {
+    use hmac::Mac as _;
+    // HMAC takes keys of any length: this never fails.
+    let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts a key of any length"));
+    mac.update(message);
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&mac.finalize().into_bytes());
+    out
+}
+
+/// The main key ring that seals every secret stored in the database: the current key,
+/// which seals, and older keys, which only open (values sealed before a rotation, or by
+/// a node that had not yet been given the new key). Each sealed value names its key
+/// (`v2:<kid>:…`), so opening never guesses. Debug prints the key ids only; the bytes
+/// are wiped on drop.
+///
+/// Its text form (a key file, `FULLUP_MAIN_KEY`) is one key per line (or separated by
+/// commas), standard base64 of 32 bytes each, the current key first; lines starting
+/// with `#` are comments.
+#[derive(Clone)]
+pub struct MainKey {
+    current: Key32,
+    older: Vec<Key32>,
+}
+
+impl fmt::Debug for MainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MainKey")
+            .field("current", &self.current.id)
+            .field(
+                "older",
+                &self.older.iter().map(|k| &k.id).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl MainKey {
+    /// A ring of one new random key from the OS CSPRNG.
+    pub fn generate() -> Self {
+        let key = Aes256Gcm::generate_key(OsRng);
         let mut bytes = Zeroizing::new([0u8; MAIN_KEY_BYTES]);
-        bytes.copy_from_slice(&mac.finalize().into_bytes());
-        Self(bytes)
+        bytes.copy_from_slice(&key);
+        Self {
+            current: Key32::new(bytes),
+            older: Vec::new(),
+        }
     }
 
-    /// Reads a key file (base64 text).
+    /// Parses the text form: keys of standard base64 of 32 bytes, one per line or
+    /// separated by commas, the current one first; `#` lines and blank lines ignored.
+    pub fn from_base64(text: &str) -> Result<Self, CryptoError> {
+        let mut keys = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.starts_with('#'))
+            .flat_map(|line| line.split(','))
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .map(Key32::parse);
+        let current = keys.next().ok_or(CryptoError::BadKey)??;
+        let mut older: Vec<Key32> = Vec::new();
+        for key in keys {
+            let key = key?;
+            if key.id != current.id && older.iter().all(|k| k.id != key.id) {
+                older.push(key);
+            }
+        }
+        Ok(Self { current, older })
+    }
+
+    /// The current key as standard base64, the text of a key file holding it alone.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(BASE64.encode(self.current.bytes.as_ref()))
+    }
+
+    /// The whole ring in its text form (current key first), as a key file holds it.
+    pub fn ring_text(&self) -> Zeroizing<String> {
+        let mut text = Zeroizing::new(String::new());
+        for key in std::iter::once(&self.current).chain(&self.older) {
+            text.push_str(&BASE64.encode(key.bytes.as_ref()));
+            text.push('\n');
+        }
+        text
+    }
+
+    /// The id of the current key: 8 hex digits, in every value it seals.
+    pub fn key_id(&self) -> &str {
+        &self.current.id
+    }
+
+    /// The ids of every key of the ring, the current one first.
+    pub fn key_ids(&self) -> Vec<&str> {
+        std::iter::once(&self.current)
+            .chain(&self.older)
+            .map(|k| k.id.as_str())
+            .collect()
+    }
+
+    /// This ring with `older`'s keys added as opening keys (after this ring's own).
+    #[must_use]
+    pub fn with_older(mut self, older: &MainKey) -> Self {
+        for key in std::iter::once(&older.current).chain(&older.older) {
+            if key.id != self.current.id && self.older.iter().all(|k| k.id != key.id) {
+                self.older.push(key.clone());
+            }
+        }
+        self
+    }
+
+    /// Seals `plaintext` under the current key, bound to `context` (which must be
+    /// given again to open it): `v2:<kid>:` + base64 of `nonce || ciphertext || tag`.
+    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> String {
+        let nonce = Aes256Gcm::generate_nonce(OsRng);
+        let payload = Payload {
+            msg: plaintext,
+            aad: context,
+        };
+        // Encryption fails only for messages beyond 64 GiB; secrets are tiny. Were it to
+        // fail, an empty ciphertext would be stored and the secret lost: never do that.
+        let ciphertext = self
+            .current
+            .cipher()
+            .encrypt(&nonce, payload)
+            .unwrap_or_else(|_| unreachable!("AES-GCM seals any message under 64 GiB"));
+        let mut raw = Vec::with_capacity(NONCE_BYTES + ciphertext.len());
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&ciphertext);
+        format!("{SEALED_PREFIX}{}:{}", self.current.id, BASE64.encode(raw))
+    }
+
+    /// Opens a `v2:` value sealed by [`MainKey::seal`] with the same `context`, under
+    /// whichever key of the ring its id names.
+    pub fn open(&self, sealed: &str, context: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let rest = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or(CryptoError::Malformed)?;
+        let (id, encoded) = rest.split_once(':').ok_or(CryptoError::Malformed)?;
+        let key = std::iter::once(&self.current)
+            .chain(&self.older)
+            .find(|k| k.id == id)
+            .ok_or_else(|| CryptoError::UnknownKey(id.to_owned()))?;
+        key.open_raw(encoded, context)
+    }
+
+    /// Opens a value of the first format (`v1:`, no key id) with whichever key of the
+    /// ring opens it, bound to `context`.
+    pub fn open_legacy(
+        &self,
+        sealed: &str,
+        context: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let encoded = sealed
+            .strip_prefix(LEGACY_PREFIX)
+            .ok_or(CryptoError::Malformed)?;
+        std::iter::once(&self.current)
+            .chain(&self.older)
+            .find_map(|key| key.open_raw(encoded, context).ok())
+            .ok_or(CryptoError::Open)
+    }
+
+    /// The id of the key that sealed `sealed` (`v2:` values), None for another format.
+    pub fn sealed_by(sealed: &str) -> Option<&str> {
+        let rest = sealed.strip_prefix(SEALED_PREFIX)?;
+        rest.split_once(':').map(|(id, _)| id)
+    }
+
+    /// A key for another use than sealing secrets (such as the console's session
+    /// cookies), derived from the current key and `purpose` with HMAC-SHA256: every node
+    /// with the same main key derives the same key, and no derived key reveals the main
+    /// one. A ring of one key.
+    pub fn derive(&self, purpose: &[u8]) -> Self {
+        let derived = hmac_sha256(self.current.bytes.as_ref(), purpose);
+        let mut bytes = Zeroizing::new([0u8; MAIN_KEY_BYTES]);
+        bytes.copy_from_slice(derived.as_ref());
+        Self {
+            current: Key32::new(bytes),
+            older: Vec::new(),
+        }
+    }
+
+    /// Reads a key file (the text form: one or more keys, the current one first).
     pub fn read_file(path: &Path) -> Result<Self, CryptoError> {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| file_error(path, e))?);
         Self::from_base64(&text)
     }
 
-    /// Writes the key to a new file readable by its owner only (mode 0600); fails if
+    /// Writes the ring to a new file readable by its owner only (mode 0600); fails if
     /// the file exists, so a key is never overwritten.
     ///
     /// Crash-safe: the key goes to a temporary file in the same folder, which is synced,
@@ -178,15 +323,14 @@ impl MainKey {
         sync_parent(path)
     }
 
-    /// Writes the key to `path`, which must not exist, mode 0600, and syncs it.
+    /// Writes the ring to `path`, which must not exist, mode 0600, and syncs it.
     fn write_private(&self, path: &Path) -> Result<(), CryptoError> {
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path).map_err(|e| file_error(path, e))?;
-        let mut text = self.to_base64();
-        text.push('\n');
+        let text = self.ring_text();
         file.write_all(text.as_bytes())
             .and_then(|()| file.sync_all())
             .map_err(|e| file_error(path, e))
@@ -295,10 +439,90 @@ mod tests {
         ));
         assert!(matches!(
             MainKey::generate().open(&sealed, b"webhook:a"),
+            Err(CryptoError::UnknownKey(_))
+        ));
+        let claimed = sealed.replacen(key.key_id(), MainKey::generate().key_id(), 1);
+        let other = MainKey::generate();
+        let forged = format!(
+            "{SEALED_PREFIX}{}:{}",
+            other.key_id(),
+            sealed.rsplit(':').next().unwrap_or_default()
+        );
+        assert!(matches!(
+            other.open(&forged, b"webhook:a"),
             Err(CryptoError::Open)
         ));
         assert!(matches!(
+            key.open(&claimed, b"webhook:a"),
+            Err(CryptoError::UnknownKey(_))
+        ));
+        assert!(matches!(
             key.open("plain", b"webhook:a"),
+            Err(CryptoError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn a_ring_opens_with_any_of_its_keys_and_seals_with_the_current_one() {
+        let old = MainKey::generate();
+        let new = MainKey::generate();
+        let by_old = old.seal(b"secret", b"ctx");
+        assert_eq!(MainKey::sealed_by(&by_old), Some(old.key_id()));
+        assert_eq!(old.key_id().len(), 8);
+        let ring = MainKey::from_base64(&format!(
+            "# ring\n{}\n{}\n",
+            new.to_base64().as_str(),
+            old.to_base64().as_str()
+        ))
+        .expect("ring");
+        assert_eq!(ring.key_ids(), [new.key_id(), old.key_id()]);
+        assert_eq!(
+            &ring.open(&by_old, b"ctx").expect("older key opens")[..],
+            b"secret"
+        );
+        let by_ring = ring.seal(b"secret", b"ctx");
+        assert_eq!(MainKey::sealed_by(&by_ring), Some(new.key_id()));
+        assert_eq!(
+            &new.open(&by_ring, b"ctx").expect("current key sealed")[..],
+            b"secret"
+        );
+        assert!(matches!(
+            old.open(&by_ring, b"ctx"),
+            Err(CryptoError::UnknownKey(id)) if id == new.key_id()
+        ));
+        let commas = MainKey::from_base64(&format!(
+            "{},{}",
+            new.to_base64().as_str(),
+            old.to_base64().as_str()
+        ))
+        .expect("commas");
+        assert_eq!(commas.key_ids(), ring.key_ids());
+        assert_eq!(
+            MainKey::from_base64(&ring.ring_text())
+                .expect("text")
+                .key_ids(),
+            ring.key_ids()
+        );
+        assert_eq!(new.clone().with_older(&old).key_ids(), ring.key_ids());
+    }
+
+    #[test]
+    fn legacy_values_open_with_any_key_of_the_ring() {
+        let old = MainKey::generate();
+        let v2 = old.seal(b"secret", b"ctx");
+        let encoded = v2.rsplit(':').next().expect("base64");
+        let v1 = format!("{LEGACY_PREFIX}{encoded}");
+        let ring = MainKey::generate().with_older(&old);
+        assert_eq!(
+            &ring.open_legacy(&v1, b"ctx").expect("opens")[..],
+            b"secret"
+        );
+        assert!(matches!(
+            ring.open_legacy(&v1, b"other"),
+            Err(CryptoError::Open)
+        ));
+        assert!(matches!(
+            ring.open(&v1, b"ctx"),
             Err(CryptoError::Malformed)
         ));
     }
@@ -319,7 +543,9 @@ mod tests {
         );
         assert!(MainKey::from_base64(&BASE64.encode([0u8; 16])).is_err());
         assert!(MainKey::from_base64("not base64!").is_err());
-        assert_eq!(format!("{key:?}"), "MainKey([redacted])");
+        let debug = format!("{key:?}");
+        assert!(debug.contains(key.key_id()), "{debug}");
+        assert!(!debug.contains(key.to_base64().as_str()), "{debug}");
     }
 
     #[test]

@@ -8,8 +8,14 @@
 //! 3. `KEYFILE.new` is renamed over `KEYFILE` in one step, and the folder synced.
 //!
 //! Interrupted before 2 commits, the database still needs the old key (delete
-//! `KEYFILE.new`); after, it needs `KEYFILE.new`. Run it with the service stopped (on
-//! PostgreSQL: every node sharing the database).
+//! `KEYFILE.new`); after, it needs `KEYFILE.new`.
+//!
+//! It runs only while no other process holds the database: SQLite's lock file, and on
+//! PostgreSQL an advisory lock every node holds while it runs (see
+//! `store::postgres::key_lock`), refuse it with a message saying how many hold it. A
+//! running node would otherwise go on sealing new secrets under the old key after step
+//! 2 commits. Every row is re-sealed in step 2, so no row uses the old key after it:
+//! the new key file holds the new key alone (the old one is retired).
 
 use std::path::{Path, PathBuf};
 

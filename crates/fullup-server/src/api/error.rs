@@ -17,6 +17,9 @@ use crate::store::StoreError;
 /// The code of the 503 answered while the store cannot be used (it carries a
 /// `Retry-After`).
 pub const STORE_UNAVAILABLE: &str = "store_unavailable";
+/// Error code of a webhook secret that does not open on this server (500): sealed
+/// under a main key it does not hold, or altered in the database.
+pub const SECRET_UNREADABLE: &str = "secret_unreadable";
 /// The `Retry-After` of a 503 [`STORE_UNAVAILABLE`], in seconds: long enough not to
 /// hammer a database coming back, short enough that a client retrying by it loses
 /// little once it is back.
@@ -132,6 +135,16 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
+        if let StoreError::SecretUnreadable(unreadable) = &err {
+            tracing::error!(error = %unreadable, "a webhook's secret was asked for but does not open");
+            return Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                SECRET_UNREADABLE,
+                "this webhook's secret does not open on this server (it was sealed under a main \
+                 key this server does not hold, or altered in the database); its deliveries fail \
+                 until the operator fixes it. Other webhooks are not affected.",
+            );
+        }
         if err.is_unavailable() {
             Self::store_unavailable(&err)
         } else {

@@ -17,6 +17,7 @@ use crate::service::webhooks::{
     NewWebhook, WebhookChanges, parse_description, parse_filters, parse_grace, parse_secret,
     parse_url,
 };
+use crate::store::StoreError;
 
 /// `POST /v1/sites/{site_id}/webhooks` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -210,7 +211,7 @@ pub async fn create(
     };
     let webhook = state.service.create_webhook(&site, new).await?;
     let mut response = WebhookResponse::new(&state, &webhook);
-    response.secret = Some(webhook.secret.expose().to_owned());
+    response.secret = Some(secret_text(&webhook)?);
     Ok((StatusCode::CREATED, Json(response)))
 }
 
@@ -255,8 +256,14 @@ pub async fn secret(
 ) -> Result<Json<SecretResponse>, ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
     Ok(Json(SecretResponse {
-        secret: webhook.secret.expose().to_owned(),
+        secret: secret_text(&webhook)?,
     }))
+}
+
+/// The current secret of `webhook`, or 500 `secret_unreadable` when it does not open.
+fn secret_text(webhook: &Webhook) -> Result<String, ApiError> {
+    let secrets = webhook.secrets().map_err(StoreError::from)?;
+    Ok(secrets.current.expose().to_owned())
 }
 
 /// Changes a webhook's url, filters, description, enabled or paused flag.
@@ -322,7 +329,7 @@ pub async fn rotate_secret(
         .rotate_secret(&webhook, parse_secret(req.secret)?, grace)
         .await?;
     Ok(Json(RotateSecretResponse {
-        secret: rotated.webhook.secret.expose().to_owned(),
+        secret: secret_text(&rotated.webhook)?,
         previous_secret_valid_until: rotated.previous_valid_until.to_rfc3339(),
         fullup_signature_switches_at: rotated.fullup_signature_switches_at.to_rfc3339(),
     }))

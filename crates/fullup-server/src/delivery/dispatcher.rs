@@ -431,7 +431,12 @@ fn log_attempt(
     outcome: DeliveryOutcome,
 ) {
     let duration_ms = u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX);
-    if r.succeeded() {
+    if r.error_kind == Some(ErrorKind::SecretUnreadable) {
+        // The message names the key id or the failed binding, never a secret.
+        tracing::error!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
+            class = %class.as_str(), outcome = %outcome.as_str(), error = r.error_message.as_deref().unwrap_or_default(),
+            "a webhook's secrets do not open on this node; its delivery attempt failed without sending");
+    } else if r.succeeded() {
         tracing::debug!(delivery = %d.delivery_id, webhook = %d.webhook.id, attempt = number,
             status = r.status, class = %class.as_str(), outcome = %outcome.as_str(), duration_ms,
             "delivery attempt succeeded");

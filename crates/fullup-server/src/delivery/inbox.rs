@@ -245,8 +245,9 @@ mod tests {
                 description: String::new(),
                 health: Health::default(),
                 paused: false,
-                secret: fullup_signature::Secret::generate(),
-                old_secrets: Vec::new(),
+                secrets: Ok(crate::domain::webhook::Secrets::new(
+                    fullup_signature::Secret::generate(),
+                )),
                 created_at: T,
                 updated_at: T,
             },

@@ -16,6 +16,7 @@ use crate::domain::models::ErrorKind;
 use crate::domain::outcome::Verdict;
 use crate::domain::retry::parse_retry_after;
 use crate::domain::time::Timestamp;
+use crate::domain::webhook::Secrets;
 use crate::domain::webhook_url::WebhookUrl;
 use crate::error_chain;
 use crate::store::ClaimedDelivery;
@@ -124,6 +125,21 @@ impl Sender {
         now: Timestamp,
     ) -> AttemptResult {
         let started = Instant::now();
+        let secrets = match delivery.webhook.secrets() {
+            Ok(secrets) => secrets,
+            Err(unreadable) => {
+                return AttemptResult {
+                    status: None,
+                    error_kind: Some(ErrorKind::SecretUnreadable),
+                    error_message: Some(unreadable.to_string()),
+                    response_body: String::new(),
+                    request_headers: String::new(),
+                    response_headers: String::new(),
+                    retry_after: None,
+                    duration: started.elapsed(),
+                };
+            }
+        };
         let client = match self.client_for(&delivery.webhook.url).await {
             Ok(client) => client,
             Err(mut refused) => {
@@ -131,7 +147,7 @@ impl Sender {
                 return refused;
             }
         };
-        let headers = signed_headers(delivery, attempt, now);
+        let headers = signed_headers(delivery, secrets, attempt, now);
         let sent = headers_text(&headers);
         let request = client
             .post(delivery.webhook.url.as_url().clone())
@@ -142,7 +158,7 @@ impl Sender {
             Err(err) => AttemptResult {
                 status: None,
                 error_kind: Some(classify(&err)),
-                error_message: Some(error_chain(&err)),
+                error_message: Some(request_error(err, &delivery.webhook.url)),
                 response_body: String::new(),
                 request_headers: String::new(),
                 response_headers: String::new(),
@@ -159,12 +175,16 @@ impl Sender {
 /// The delivery headers: both signature schemes and the event's metadata. During a
 /// secret rotation's grace period `webhook-signature` holds one signature per valid
 /// secret and `fullup-signature` the old secret's (see [`crate::domain::rotation`]).
-pub fn signed_headers(delivery: &ClaimedDelivery, attempt: u32, now: Timestamp) -> HeaderMap {
-    let webhook = &delivery.webhook;
+pub fn signed_headers(
+    delivery: &ClaimedDelivery,
+    secrets: &Secrets,
+    attempt: u32,
+    now: Timestamp,
+) -> HeaderMap {
     let body = delivery.payload.as_bytes();
     let timestamp = now.unix_secs();
     let event_id = delivery.event_id.to_string();
-    let standard: Vec<String> = webhook
+    let standard: Vec<String> = secrets
         .standard_signing_secrets(now)
         .into_iter()
         .map(|secret| sign_standard(secret, &event_id, timestamp, body))
@@ -177,7 +197,7 @@ pub fn signed_headers(delivery: &ClaimedDelivery, attempt: u32, now: Timestamp) 
     };
     put(
         "fullup-signature",
-        sign(webhook.fullup_signing_secret(now), body).to_string(),
+        sign(secrets.fullup_signing_secret(now), body).to_string(),
     );
     put("fullup-event-id", event_id.clone());
     put("fullup-event-type", delivery.event_type.to_string());
@@ -296,11 +316,19 @@ async fn read_body(response: &mut reqwest::Response) -> (Vec<u8>, Option<Unread>
             }
             Ok(Ok(None)) => return (body, None),
             Ok(Err(err)) if err.is_timeout() => return (body, Some(Unread::Slow)),
-            Ok(Err(err)) => return (body, Some(Unread::Cut(error_chain(&err)))),
+            Ok(Err(err)) => return (body, Some(Unread::Cut(error_chain(&err.without_url())))),
             Err(_) => return (body, Some(Unread::Slow)),
         }
     }
     (body, None)
+}
+
+/// The message of a failed request: its causes and the receiver's host, never the full
+/// URL, whose path and query often carry the receiver's token (issue 17, item 12). The
+/// attempt log is shown to the site's users and kept for days.
+fn request_error(err: reqwest::Error, url: &WebhookUrl) -> String {
+    let host = url.as_url().host_str().unwrap_or("?").to_owned();
+    format!("{} (host {host})", error_chain(&err.without_url()))
 }
 
 fn classify(err: &reqwest::Error) -> ErrorKind {

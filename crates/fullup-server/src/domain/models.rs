@@ -201,6 +201,9 @@ pub enum ErrorKind {
     /// again; not a failure of the receiver (no effect on the webhook's health, no
     /// retry delay).
     Interrupted,
+    /// The webhook's sealed secrets did not open on this node (sealed under a key it
+    /// does not hold, moved to another site, or altered): nothing was sent.
+    SecretUnreadable,
     /// Anything else (the message says what).
     Other,
 }
@@ -219,6 +222,7 @@ impl ErrorKind {
             Self::BodyCut => "body_cut",
             Self::BodyTimeout => "body_timeout",
             Self::Interrupted => "interrupted",
+            Self::SecretUnreadable => "secret_unreadable",
             Self::Other => "other",
         }
     }
@@ -242,6 +246,7 @@ impl ErrorKind {
             "body_cut" => Self::BodyCut,
             "body_timeout" => Self::BodyTimeout,
             "interrupted" => Self::Interrupted,
+            "secret_unreadable" => Self::SecretUnreadable,
             "other" => Self::Other,
             _ => return None,
         })

@@ -138,13 +138,15 @@ pub enum AttemptClass {
     TlsError,
     /// The SSRF guard refused the destination.
     Refused,
+    /// The webhook's sealed secrets did not open on this node (nothing was sent).
+    SecretUnreadable,
     /// Anything else (an informational status, an unexpected client error).
     Other,
 }
 
 impl AttemptClass {
     /// Every class, so each series exists (at 0) before it first happens.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Success,
         Self::Redirect,
         Self::ClientError,
@@ -154,6 +156,7 @@ impl AttemptClass {
         Self::DnsError,
         Self::TlsError,
         Self::Refused,
+        Self::SecretUnreadable,
         Self::Other,
     ];
 
@@ -171,6 +174,7 @@ impl AttemptClass {
             (None, Some(ErrorKind::Dns)) => Self::DnsError,
             (None, Some(ErrorKind::Tls)) => Self::TlsError,
             (None, Some(ErrorKind::Blocked)) => Self::Refused,
+            (None, Some(ErrorKind::SecretUnreadable)) => Self::SecretUnreadable,
             (None, _) => Self::Other,
         }
     }
@@ -187,6 +191,7 @@ impl AttemptClass {
             Self::DnsError => "dns_error",
             Self::TlsError => "tls_error",
             Self::Refused => "refused",
+            Self::SecretUnreadable => "secret_unreadable",
             Self::Other => "other",
         }
     }

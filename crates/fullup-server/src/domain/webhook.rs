@@ -38,10 +38,11 @@ pub struct Webhook {
     /// Paused webhooks still get deliveries, queued until it is resumed (planned
     /// receiver maintenance: nothing is attempted, so nothing fails or is lost).
     pub paused: bool,
-    /// The signing secret (Debug prints `[redacted]`).
-    pub secret: Secret,
-    /// Secrets replaced by rotations, newest first; each signs until its grace ends.
-    pub old_secrets: Vec<OldSecret>,
+    /// The signing secrets, or why they do not open on this node (sealed under a key
+    /// it does not hold, moved to another site, or altered): such a webhook is still
+    /// listed and shown, but its deliveries fail with `secret_unreadable` and reading
+    /// its secret answers an error, while every other webhook works.
+    pub secrets: Result<Secrets, Unreadable>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed (not counting its failing streak).
@@ -56,6 +57,25 @@ pub const MAX_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// with a grace period while this many are in theirs, so none is dropped before its
 /// announced end; the truncation in [`Webhook::rotate_secret`] only backs that up.
 pub const MAX_OLD_SECRETS: usize = 10;
+
+/// A webhook's signing secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    /// The signing secret (Debug prints `[redacted]`).
+    pub current: Secret,
+    /// Secrets replaced by rotations, newest first; each signs until its grace ends.
+    pub old: Vec<OldSecret>,
+}
+
+/// Why a webhook's stored secrets did not open (the message names no secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the secrets of webhook {webhook} do not open: {reason}")]
+pub struct Unreadable {
+    /// The webhook.
+    pub webhook: WebhookId,
+    /// What failed: the key id, the binding, or the format.
+    pub reason: String,
+}
 
 /// A secret replaced by a rotation, still signing until `valid_until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,17 +96,46 @@ pub(crate) struct StoredOldSecret<'a> {
 }
 
 impl Webhook {
+    /// The secrets, or why they do not open.
+    pub fn secrets(&self) -> Result<&Secrets, Unreadable> {
+        self.secrets.as_ref().map_err(Clone::clone)
+    }
+
+    /// Replaces the secret with `new`; the replaced one stays valid for `grace` (see
+    /// [`Secrets::rotate`]). Fails when the secrets do not open.
+    pub fn rotate_secret(
+        &mut self,
+        new: Secret,
+        now: Timestamp,
+        grace: Duration,
+    ) -> Result<(), Unreadable> {
+        self.secrets
+            .as_mut()
+            .map_err(|e| e.clone())?
+            .rotate(new, now, grace);
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+impl Secrets {
+    /// Only `current`, no old secret.
+    pub fn new(current: Secret) -> Self {
+        Self {
+            current,
+            old: Vec::new(),
+        }
+    }
+
     /// The old secrets still valid at `now`, newest first.
     pub fn valid_old_secrets(&self, now: Timestamp) -> impl Iterator<Item = &OldSecret> {
-        self.old_secrets
-            .iter()
-            .filter(move |old| old.valid_until > now)
+        self.old.iter().filter(move |old| old.valid_until > now)
     }
 
     /// Every secret `webhook-signature` is signed with at `now`: the current one
     /// first, then the valid old ones, newest first.
     pub fn standard_signing_secrets(&self, now: Timestamp) -> Vec<&Secret> {
-        std::iter::once(&self.secret)
+        std::iter::once(&self.current)
             .chain(self.valid_old_secrets(now).map(|old| &old.secret))
             .collect()
     }
@@ -96,7 +145,7 @@ impl Webhook {
     pub fn fullup_signing_secret(&self, now: Timestamp) -> &Secret {
         self.valid_old_secrets(now)
             .last()
-            .map_or(&self.secret, |old| &old.secret)
+            .map_or(&self.current, |old| &old.secret)
     }
 
     /// When `fullup-signature` starts using the current secret: the end of the last
@@ -110,11 +159,11 @@ impl Webhook {
 
     /// Replaces the secret with `new`; the replaced one stays valid for `grace`.
     /// Expired old secrets are dropped, and at most [`MAX_OLD_SECRETS`] are kept.
-    pub fn rotate_secret(&mut self, new: Secret, now: Timestamp, grace: Duration) {
-        let previous = std::mem::replace(&mut self.secret, new);
-        self.old_secrets.retain(|old| old.valid_until > now);
+    pub fn rotate(&mut self, new: Secret, now: Timestamp, grace: Duration) {
+        let previous = std::mem::replace(&mut self.current, new);
+        self.old.retain(|old| old.valid_until > now);
         if !grace.is_zero() {
-            self.old_secrets.insert(
+            self.old.insert(
                 0,
                 OldSecret {
                     secret: previous,
@@ -122,8 +171,7 @@ impl Webhook {
                 },
             );
         }
-        self.old_secrets.truncate(MAX_OLD_SECRETS);
-        self.updated_at = now;
+        self.old.truncate(MAX_OLD_SECRETS);
     }
 }
 
@@ -153,20 +201,8 @@ pub fn targets<'a>(
 mod tests {
     use super::*;
 
-    fn webhook(secret: &str) -> Webhook {
-        Webhook {
-            id: WebhookId::new(Timestamp::EPOCH),
-            site_id: SiteId::new(Timestamp::EPOCH),
-            url: WebhookUrl::parse("https://example.com/").expect("url"),
-            event_types: Vec::new(),
-            description: String::new(),
-            health: Health::default(),
-            secret: Secret::parse(secret).expect("secret"),
-            old_secrets: Vec::new(),
-            created_at: Timestamp::EPOCH,
-            updated_at: Timestamp::EPOCH,
-            paused: false,
-        }
+    fn webhook(secret: &str) -> Secrets {
+        Secrets::new(s(secret))
     }
 
     fn t(ms: i64) -> Timestamp {
@@ -197,7 +233,7 @@ mod tests {
     #[test]
     fn fullup_signature_keeps_the_old_secret_until_the_grace_ends() {
         let mut w = webhook("secret-a");
-        w.rotate_secret(s("secret-b"), t(1000), ms(500));
+        w.rotate(s("secret-b"), t(1000), ms(500));
         assert_eq!(w.fullup_signing_secret(t(1000)), &s("secret-a"));
         assert_eq!(w.fullup_signing_secret(t(1499)), &s("secret-a"));
         assert_eq!(w.fullup_signing_secret(t(1500)), &s("secret-b"));
@@ -212,8 +248,8 @@ mod tests {
     #[test]
     fn chained_rotations_switch_fullup_signature_once_per_grace_end() {
         let mut w = webhook("secret-a");
-        w.rotate_secret(s("secret-b"), t(0), ms(1000));
-        w.rotate_secret(s("secret-c"), t(100), ms(2000));
+        w.rotate(s("secret-b"), t(0), ms(1000));
+        w.rotate(s("secret-c"), t(100), ms(2000));
         assert_eq!(w.fullup_signing_secret(t(500)), &s("secret-a"));
         assert_eq!(w.fullup_signing_secret(t(1000)), &s("secret-b"));
         assert_eq!(w.fullup_signing_secret(t(2100)), &s("secret-c"));
@@ -224,14 +260,14 @@ mod tests {
     fn at_most_ten_old_secrets_are_kept_and_expired_ones_are_dropped() {
         let mut w = webhook("secret-0");
         for i in 1..=12 {
-            w.rotate_secret(s(&format!("secret-{i}")), t(i), ms(1000));
+            w.rotate(s(&format!("secret-{i}")), t(i), ms(1000));
         }
-        assert_eq!(w.old_secrets.len(), MAX_OLD_SECRETS);
-        assert_eq!(w.old_secrets[0].secret, s("secret-11"));
-        assert_eq!(w.old_secrets[9].secret, s("secret-2"));
-        w.rotate_secret(s("secret-13"), t(5000), ms(1000));
-        assert_eq!(w.old_secrets.len(), 1);
-        w.rotate_secret(s("secret-14"), t(5001), ms(0));
+        assert_eq!(w.old.len(), MAX_OLD_SECRETS);
+        assert_eq!(w.old[0].secret, s("secret-11"));
+        assert_eq!(w.old[9].secret, s("secret-2"));
+        w.rotate(s("secret-13"), t(5000), ms(1000));
+        assert_eq!(w.old.len(), 1);
+        w.rotate(s("secret-14"), t(5001), ms(0));
         assert_eq!(
             w.standard_signing_secrets(t(5001)),
             vec![&s("secret-14"), &s("secret-12")]

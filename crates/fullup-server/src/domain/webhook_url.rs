@@ -32,7 +32,18 @@ pub enum WebhookUrlError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookUrl(Url);
 
+/// What [`WebhookUrl::unreadable`] holds: a name under `.invalid` (RFC 2606), which
+/// never resolves.
+const UNREADABLE_URL: &str = "https://unreadable.invalid/";
+
 impl WebhookUrl {
+    /// Stands for a stored URL that did not open on this node. Its webhook's secrets
+    /// are unreadable too, so nothing is ever sent to it, and the store refuses to
+    /// write such a webhook back.
+    pub fn unreadable() -> Self {
+        Self(Url::parse(UNREADABLE_URL).unwrap_or_else(|_| unreachable!("a valid URL")))
+    }
+
     /// Parses with the WHATWG URL rules (the `url` crate).
     pub fn parse(s: &str) -> Result<Self, WebhookUrlError> {
         if s.len() > MAX_URL_LEN {

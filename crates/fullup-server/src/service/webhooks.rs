@@ -12,10 +12,10 @@ use crate::domain::health::Health;
 use crate::domain::ids::WebhookId;
 use crate::domain::models::Site;
 use crate::domain::time::Timestamp;
-use crate::domain::webhook::{MAX_GRACE, MAX_OLD_SECRETS, Webhook};
+use crate::domain::webhook::{MAX_GRACE, MAX_OLD_SECRETS, Secrets, Webhook};
 use crate::domain::webhook_url::WebhookUrl;
 use crate::metrics::StoreOp;
-use crate::store::{AttemptStats, Page, PageRequest, SecretRotation};
+use crate::store::{AttemptStats, Page, PageRequest, SecretRotation, StoreError};
 
 /// The window of a webhook's recent health ([`Service::recent_attempts`]).
 pub const HEALTH_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
@@ -181,8 +181,7 @@ impl Service {
                 ..Health::default()
             },
             paused: new.paused,
-            secret: new.secret,
-            old_secrets: Vec::new(),
+            secrets: Ok(Secrets::new(new.secret)),
             created_at: now,
             updated_at: now,
         };
@@ -258,13 +257,14 @@ impl Service {
         grace: Duration,
     ) -> ServiceResult<Rotated> {
         let now = self.clock.now();
-        if webhook.standard_signing_secrets(now).contains(&&new) {
+        let secrets = webhook.secrets().map_err(StoreError::from)?;
+        if secrets.standard_signing_secrets(now).contains(&&new) {
             return Err(ServiceError::invalid(
                 "invalid_secret",
                 "the new secret is already in use by this webhook; choose another or omit it",
             ));
         }
-        refuse_an_early_drop(webhook, now, grace)?;
+        refuse_an_early_drop(secrets, now, grace)?;
         let rotated = self
             .counted(
                 StoreOp::Write,
@@ -279,8 +279,12 @@ impl Service {
                     .await,
             )?
             .ok_or_else(|| ServiceError::NotFound(format!("webhook {}", webhook.id)))?;
+        let switches_at = rotated
+            .secrets()
+            .map_err(StoreError::from)?
+            .fullup_signature_switches_at(now);
         Ok(Rotated {
-            fullup_signature_switches_at: rotated.fullup_signature_switches_at(now),
+            fullup_signature_switches_at: switches_at,
             previous_valid_until: now + grace,
             webhook: rotated,
         })
@@ -289,9 +293,9 @@ impl Service {
 
 /// Refuses a rotation that would push a secret still in its grace period out of the
 /// bounded list before the end announced for it (the oldest carries `fullup-signature`).
-fn refuse_an_early_drop(webhook: &Webhook, now: Timestamp, grace: Duration) -> ServiceResult<()> {
-    let in_grace = webhook.valid_old_secrets(now).count();
-    let oldest_end = webhook
+fn refuse_an_early_drop(secrets: &Secrets, now: Timestamp, grace: Duration) -> ServiceResult<()> {
+    let in_grace = secrets.valid_old_secrets(now).count();
+    let oldest_end = secrets
         .valid_old_secrets(now)
         .map(|old| old.valid_until)
         .min();

@@ -135,9 +135,19 @@ pub enum StoreError {
     /// the same: [`StoreError::is_unavailable`] says.
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// A sealed secret did not open, or the main key does not match the database.
+    /// A sealed value did not open, or the main key does not match the database.
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
+    /// A webhook's sealed secrets do not open with this node's key ring (sealed under
+    /// a key it does not hold, moved to another site, or altered): only that webhook's
+    /// secret reads and deliveries fail.
+    #[error(transparent)]
+    SecretUnreadable(#[from] crate::domain::webhook::Unreadable),
+    /// A main key rotation was refused because running processes hold the database.
+    #[error(
+        "{0} process(es) hold this database (`fullup serve` nodes or admin commands): a main key rotation re-seals every secret, and a running node would go on sealing under the old key; stop every node, then run `fullup admin rotate-main-key` again"
+    )]
+    HeldByNodes(u64),
     /// Another process has this SQLite database open (its lock file is named).
     #[error(
         "another fullup process is using this database (it holds {0}): a SQLite database serves one `fullup serve` at a time; stop the other one, or use PostgreSQL for several nodes"

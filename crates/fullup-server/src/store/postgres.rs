@@ -29,9 +29,9 @@ use crate::domain::ids::{ApiKeyId, DeliveryId, SiteId, WebhookId};
 use crate::domain::models::{ApiKey, Attempt, Delivery, ErrorKind, Site};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
-use crate::store::sealing::seal_secrets;
 
 mod batch;
+mod key_lock;
 mod secrets;
 mod writes;
 
@@ -61,6 +61,9 @@ pub struct PgStore {
     /// This store's id among the nodes: the payload of its announcements of new
     /// deliveries, which its own listener ignores (its dispatcher was woken already).
     node: Arc<str>,
+    /// This process's shared hold on the database, which a main key rotation needs
+    /// alone.
+    key_lock: key_lock::KeyLock,
 }
 
 impl PgStore {
@@ -86,8 +89,15 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.pool_connections.max(MIN_POOL_CONNECTIONS))
             .acquire_timeout(settings.acquire_timeout)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
+        let key_lock = match key_lock::KeyLock::take(&options).await {
+            Ok(held) => held,
+            Err(err) => {
+                pool.close().await;
+                return Err(err);
+            }
+        };
         let node: Arc<str> = format!("node_{}", ulid::Ulid::new()).into();
         let key = Arc::new(key);
         let store = Self {
@@ -95,43 +105,65 @@ impl PgStore {
             node,
             pool,
             key,
+            key_lock,
         };
         if let Err(err) = store.prepare().await {
-            store.pool.close().await;
+            store.close().await;
             return Err(err);
         }
         tokio::spawn(vacuum_leases(store.pool.clone()));
+        let (pool, key) = (store.pool.clone(), Arc::clone(&store.key));
+        tokio::spawn(
+            store
+                .key_lock
+                .keeper()
+                .keep(move || secrets::check_main_key(pool.clone(), Arc::clone(&key))),
+        );
         Ok(store)
     }
 
+    /// Migrations, the main key check, and the re-sealing of values in an older
+    /// format or under an older key of the ring.
     async fn prepare(&self) -> StoreResult<()> {
         sqlx::migrate!("./migrations/postgres")
             .run(&self.pool)
             .await?;
-        self.check_main_key().await
+        self.check_main_key().await?;
+        let resealed = self.reseal_stale().await?;
+        if resealed > 0 {
+            tracing::info!(
+                webhooks = resealed,
+                key = self.key.key_id(),
+                "re-sealed webhook secrets of an older format or key under the current main key"
+            );
+        }
+        Ok(())
     }
 }
 
 /// Binds the parameters of [`sql::WEBHOOK_COLUMNS`].
 fn bind_webhook<'q>(
     q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    key: &MainKey,
     w: &Webhook,
-) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
-    q.bind(w.url.to_string())
-        .bind(filters_json(&w.event_types))
-        .bind(w.description.clone())
-        .bind(w.health.enabled)
-        .bind(w.health.disabled_reason.clone())
-        .bind(w.paused)
-        .bind(w.health.failing_since)
-        .bind(
-            w.health
-                .concurrency
-                .map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
-        )
-        .bind(w.updated_at)
-        .bind(w.id.to_string())
-        .bind(w.site_id.to_string())
+) -> StoreResult<sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>> {
+    Ok(
+        q.bind(crate::store::sealing::seal_url(key, w)?.into_bytes())
+            .bind(filters_json(&w.event_types))
+            .bind(w.description.clone())
+            .bind(w.health.enabled)
+            .bind(w.health.disabled_reason.clone())
+            .bind(w.paused)
+            .bind(w.health.failing_since)
+            .bind(
+                w.health
+                    .concurrency
+                    .map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
+            )
+            .bind(w.updated_at)
+            .bind(w.id.to_string())
+            .bind(w.site_id.to_string()),
+    )
 }
 
 /// Vacuums `leases` every [`LEASES_VACUUM_EVERY`] until the pool is closed. The table
@@ -340,13 +372,13 @@ impl Store for PgStore {
     }
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
-        let sealed = seal_secrets(&self.key, w)?;
+        let sealed = crate::store::sealing::seal_new(&self.key, w)?;
         let sql = format!(
-            "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '')",
             sql::WEBHOOK_COLUMNS
         );
-        bind_webhook(sqlx::query(&sql), w)
+        bind_webhook(sqlx::query(&sql), &self.key, w)?
             .bind(sealed.current.into_bytes())
             .bind(sealed.old.map(String::into_bytes))
             .bind(w.created_at)
@@ -356,7 +388,7 @@ impl Store for PgStore {
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
-        let q = bind_webhook(sqlx::query(sql::UPDATE_WEBHOOK), w);
+        let q = bind_webhook(sqlx::query(sql::UPDATE_WEBHOOK), &self.key, w)?;
         Ok(q.execute(&self.pool).await?.rows_affected() == 1)
     }
 
@@ -447,6 +479,7 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
+        self.key_lock.release().await;
         self.pool.close().await;
     }
 }

@@ -47,7 +47,7 @@ macro_rules! row_mappers {
         use crate::domain::webhook_url::WebhookUrl;
         use crate::store::StoreResult;
         use crate::store::rows::corrupt;
-        use crate::store::sealing::{open_old_secrets, open_secret};
+        use crate::store::sealing::{Binding, open_secrets, open_url};
 
         /// A text column parsed with `parse` (ids, URLs, event types).
         pub(crate) fn parsed<T, E: std::fmt::Display>(
@@ -80,8 +80,8 @@ macro_rules! row_mappers {
             serde_json::from_str(&json).map_err(corrupt)
         }
 
-        /// A sealed value: the bytes of `v1:` + base64.
-        fn sealed(row: &$Row, col: &str) -> StoreResult<Option<String>> {
+        /// A sealed value: the bytes of `v2:<kid>:` + base64.
+        pub(crate) fn sealed(row: &$Row, col: &str) -> StoreResult<Option<String>> {
             let bytes: Option<Vec<u8>> = row.try_get(col)?;
             bytes
                 .map(|b| String::from_utf8(b).map_err(corrupt))
@@ -152,28 +152,43 @@ macro_rules! row_mappers {
             })
         }
 
-        /// A `webhooks` row, its secrets opened under `key`. A SQLite row written before
-        /// secrets were sealed (no `secret_sealed`) is read from its plain `secret`.
+        /// What the sealed secrets of a `webhooks` row are bound to.
+        pub(crate) fn binding(row: &$Row) -> StoreResult<Binding> {
+            Ok(Binding {
+                site: parsed(row, "site_id", SiteId::parse)?,
+                webhook: parsed(row, "id", WebhookId::parse)?,
+                version: row.try_get("secret_version")?,
+            })
+        }
+
+        /// A `webhooks` row, its secrets opened under `key`: a row whose secrets do not
+        /// open (or have no sealed value) reads, with [`Webhook::secrets`] saying why.
         pub(crate) fn webhook(row: &$Row, key: &MainKey) -> StoreResult<Webhook> {
-            let id: String = row.try_get("id")?;
-            let secret = match sealed(row, "secret_sealed")? {
-                Some(sealed) => open_secret(key, &id, &sealed)?,
-                None => {
-                    let plain = zeroize::Zeroizing::new(row.try_get::<String, _>("secret")?);
-                    fullup_signature::Secret::parse(&plain).map_err(corrupt)?
-                }
-            };
+            let binding = binding(row)?;
+            let current = sealed(row, "secret_sealed")?;
             let old = sealed(row, "old_secrets_sealed")?;
+            let plain_url: String = row.try_get("url")?;
+            let url_sealed = sealed(row, "url_sealed")?;
+            let url = open_url(
+                key,
+                binding,
+                url_sealed.as_deref(),
+                &plain_url,
+                current.as_deref(),
+            );
+            let secrets = match &url {
+                Ok(_) => open_secrets(key, binding, current.as_deref(), old.as_deref()),
+                Err(unreadable) => Err(unreadable.clone()),
+            };
             Ok(Webhook {
-                id: WebhookId::parse(&id).map_err(corrupt)?,
-                site_id: parsed(row, "site_id", SiteId::parse)?,
-                url: parsed(row, "url", WebhookUrl::parse)?,
+                id: binding.webhook,
+                site_id: binding.site,
+                url: url.unwrap_or_else(|_| WebhookUrl::unreadable()),
                 event_types: filters(row, "event_types")?,
                 description: row.try_get("description")?,
                 health: health(row)?,
                 paused: row.try_get("paused")?,
-                secret,
-                old_secrets: open_old_secrets(key, &id, old.as_deref())?,
+                secrets,
                 created_at: time(row, "created_at")?,
                 updated_at: time(row, "updated_at")?,
             })

@@ -1,32 +1,112 @@
-//! Webhook secrets at rest, whatever the database: what is sealed under the main key,
-//! bound to which context, and the main key check. Each store only reads and writes
-//! the sealed values; it never sees a secret's bytes in any other form.
+//! Webhook secrets and receiver URLs at rest, whatever the database: what is sealed
+//! under the main key, bound to which context, and the main key check. Each store only
+//! reads and writes the sealed values; it never sees a secret's bytes in any other form.
 //!
-//! The current secret and the list of old ones are each bound to their webhook id, so
-//! a sealed value moved to another row does not open. A `main_key_check` setting,
-//! sealed under the same key, makes a wrong key fail at start with a clear message
-//! instead of at the first delivery.
+//! A receiver URL is bound to its site and webhook (it changes without a secret
+//! rotation); one in clear is read only from a row an earlier version wrote.
+//!
+//! The current secret and the list of old ones are each bound to their site, webhook
+//! and secret version (raised by every secret rotation), so a sealed value moved to
+//! another row, a row moved to another site, or a value written back from before a
+//! rotation does not open. A value that does not open makes its webhook's secrets
+//! [`Unreadable`], which fails that webhook's deliveries and secret reads only.
+//!
+//! Values of the first format (`v1:`, bound to the webhook id only) still open, until
+//! [`needs_reseal`] has them re-sealed at start. A `main_key_check` setting, sealed
+//! under the current key, makes a wrong key fail at start with a clear message instead
+//! of at the first delivery.
 
 use fullup_signature::Secret;
 use zeroize::Zeroizing;
 
 use super::rows::corrupt;
 use super::{StoreError, StoreResult};
-use crate::crypto::MainKey;
-use crate::domain::webhook::Webhook;
-use crate::domain::webhook::{OldSecret, StoredOldSecret};
+use crate::crypto::{LEGACY_PREFIX, MainKey};
+use crate::domain::ids::{SiteId, WebhookId};
+use crate::domain::webhook::{OldSecret, Secrets, StoredOldSecret, Unreadable, Webhook};
+use crate::domain::webhook_url::WebhookUrl;
 
 /// Setting holding a value sealed under the main key, to recognise the right key.
 pub(crate) const KEY_CHECK_SETTING: &str = "main_key_check";
 /// What the key check seals; its content does not matter, only that it opens.
 const KEY_CHECK_PLAINTEXT: &[u8] = b"fullup main key check";
 
-fn secret_context(id: &str) -> Vec<u8> {
-    format!("webhook-secret:{id}").into_bytes()
+/// What a webhook's sealed secrets are bound to: the row they belong to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Binding {
+    /// The webhook's site.
+    pub site: SiteId,
+    /// The webhook.
+    pub webhook: WebhookId,
+    /// `secret_version`: 1 at creation, raised by every secret rotation.
+    pub version: i64,
 }
 
-fn old_secrets_context(id: &str) -> Vec<u8> {
-    format!("webhook-old-secrets:{id}").into_bytes()
+impl Binding {
+    fn context(&self, what: &str) -> Vec<u8> {
+        format!("{what}:{}:{}:{}", self.site, self.webhook, self.version).into_bytes()
+    }
+
+    /// The context of `v1:` values: the webhook id only.
+    fn legacy_context(&self, what: &str) -> Vec<u8> {
+        format!("{what}:{}", self.webhook).into_bytes()
+    }
+}
+
+const SECRET: &str = "webhook-secret";
+const URL: &str = "webhook-url";
+const OLD_SECRETS: &str = "webhook-old-secrets";
+
+/// The sealed receiver URL of `w` (`url_sealed`), bound to its site and webhook. Fails
+/// with [`StoreError::SecretUnreadable`] for a webhook whose stored values did not
+/// open: writing it back would store [`WebhookUrl::unreadable`].
+pub(crate) fn seal_url(key: &MainKey, w: &Webhook) -> StoreResult<String> {
+    w.secrets()?;
+    Ok(seal_url_of(key, w.site_id, w.id, &w.url))
+}
+
+/// `url` sealed for webhook `webhook` of `site`.
+pub(crate) fn seal_url_of(
+    key: &MainKey,
+    site: SiteId,
+    webhook: WebhookId,
+    url: &WebhookUrl,
+) -> String {
+    key.seal(url.as_str().as_bytes(), &url_context(site, webhook))
+}
+
+/// The URL's associated data: the site and webhook, not the secret version (a URL
+/// changes without a secret rotation).
+fn url_context(site: SiteId, webhook: WebhookId) -> Vec<u8> {
+    format!("{URL}:{site}:{webhook}").into_bytes()
+}
+
+/// Opens the URL of the webhook `binding` names: `sealed` (`url_sealed`) or, for a row
+/// an earlier version wrote (no sealed URL, a `v1:` secret), `plain` (`url`). A URL in
+/// clear beside a `v2:` secret is never read: a database writer could have put it
+/// there to repoint the webhook.
+pub(crate) fn open_url(
+    key: &MainKey,
+    binding: Binding,
+    sealed: Option<&str>,
+    plain: &str,
+    secret: Option<&str>,
+) -> Result<WebhookUrl, Unreadable> {
+    let unreadable = |reason: String| Unreadable {
+        webhook: binding.webhook,
+        reason: format!("its URL: {reason}"),
+    };
+    let text = match sealed {
+        Some(sealed) => {
+            let opened = key
+                .open(sealed, &url_context(binding.site, binding.webhook))
+                .map_err(|e| unreadable(e.to_string()))?;
+            String::from_utf8(opened.to_vec()).map_err(|e| unreadable(e.to_string()))?
+        }
+        None if secret.is_some_and(|s| s.starts_with(LEGACY_PREFIX)) => plain.to_owned(),
+        None => return Err(unreadable("no sealed URL is stored".into())),
+    };
+    WebhookUrl::parse(&text).map_err(|e| unreadable(e.to_string()))
 }
 
 /// A webhook's secrets as stored: the current one and the old list (None when empty).
@@ -37,15 +117,18 @@ pub(crate) struct SealedSecrets {
     pub old: Option<String>,
 }
 
-/// Seals a webhook's current and old secrets for its row.
-pub(crate) fn seal_secrets(key: &MainKey, w: &Webhook) -> StoreResult<SealedSecrets> {
-    let id = w.id.to_string();
-    let current = key.seal(w.secret.as_bytes(), &secret_context(&id));
-    if w.old_secrets.is_empty() {
+/// Seals `secrets` under the current key, bound to `binding`.
+pub(crate) fn seal_secrets(
+    key: &MainKey,
+    binding: Binding,
+    secrets: &Secrets,
+) -> StoreResult<SealedSecrets> {
+    let current = key.seal(secrets.current.as_bytes(), &binding.context(SECRET));
+    if secrets.old.is_empty() {
         return Ok(SealedSecrets { current, old: None });
     }
-    let stored: Vec<StoredOldSecret<'_>> = w
-        .old_secrets
+    let stored: Vec<StoredOldSecret<'_>> = secrets
+        .old
         .iter()
         .map(|old| StoredOldSecret {
             secret: old.secret.expose().into(),
@@ -55,37 +138,72 @@ pub(crate) fn seal_secrets(key: &MainKey, w: &Webhook) -> StoreResult<SealedSecr
     let json = Zeroizing::new(serde_json::to_vec(&stored).map_err(corrupt)?);
     Ok(SealedSecrets {
         current,
-        old: Some(key.seal(&json, &old_secrets_context(&id))),
+        old: Some(key.seal(&json, &binding.context(OLD_SECRETS))),
     })
 }
 
-/// Opens the current secret of webhook `id`, sealed by [`seal_secrets`].
-pub(crate) fn open_secret(key: &MainKey, id: &str, sealed: &str) -> StoreResult<Secret> {
-    let plain = key.open(sealed, &secret_context(id))?;
-    let text = std::str::from_utf8(&plain).map_err(corrupt)?;
-    Secret::parse(text).map_err(corrupt)
+/// Opens a value sealed for `binding` (`what` names the column's purpose).
+fn open_bound(
+    key: &MainKey,
+    binding: Binding,
+    what: &str,
+    sealed: &str,
+) -> Result<Zeroizing<Vec<u8>>, crate::crypto::CryptoError> {
+    if sealed.starts_with(LEGACY_PREFIX) {
+        key.open_legacy(sealed, &binding.legacy_context(what))
+    } else {
+        key.open(sealed, &binding.context(what))
+    }
 }
 
-/// Opens the old secrets of webhook `id` (none when `sealed` is None).
-pub(crate) fn open_old_secrets(
+/// Opens the secrets of the webhook `binding` names: `current` (None: a row with no
+/// sealed secret, such as one planted in clear, which is never read) and `old`.
+pub(crate) fn open_secrets(
     key: &MainKey,
-    id: &str,
-    sealed: Option<&str>,
-) -> StoreResult<Vec<OldSecret>> {
-    let Some(sealed) = sealed else {
-        return Ok(Vec::new());
+    binding: Binding,
+    current: Option<&str>,
+    old: Option<&str>,
+) -> Result<Secrets, Unreadable> {
+    let unreadable = |reason: String| Unreadable {
+        webhook: binding.webhook,
+        reason,
     };
-    let json = key.open(sealed, &old_secrets_context(id))?;
-    let stored: Vec<StoredOldSecret<'_>> = serde_json::from_slice(&json).map_err(corrupt)?;
-    stored
+    let current = current.ok_or_else(|| unreadable("no sealed secret is stored".into()))?;
+    let plain = open_bound(key, binding, SECRET, current).map_err(|e| unreadable(e.to_string()))?;
+    let text = std::str::from_utf8(&plain).map_err(|e| unreadable(e.to_string()))?;
+    let current = Secret::parse(text).map_err(|e| unreadable(e.to_string()))?;
+    let Some(old) = old else {
+        return Ok(Secrets::new(current));
+    };
+    let json = open_bound(key, binding, OLD_SECRETS, old).map_err(|e| unreadable(e.to_string()))?;
+    let stored: Vec<StoredOldSecret<'_>> =
+        serde_json::from_slice(&json).map_err(|e| unreadable(e.to_string()))?;
+    let old = stored
         .into_iter()
         .map(|s| {
             Ok(OldSecret {
-                secret: Secret::parse(&s.secret).map_err(corrupt)?,
+                secret: Secret::parse(&s.secret).map_err(|e| unreadable(e.to_string()))?,
                 valid_until: s.valid_until,
             })
         })
-        .collect()
+        .collect::<Result<_, Unreadable>>()?;
+    Ok(Secrets { current, old })
+}
+
+/// Whether a row's sealed values (`current`, `old`, `url`) should be sealed again
+/// under `key`: one is of the first format or under another key of the ring, or the
+/// URL is not sealed yet.
+pub(crate) fn needs_reseal(
+    key: &MainKey,
+    current: Option<&str>,
+    old: Option<&str>,
+    url: Option<&str>,
+) -> bool {
+    url.is_none()
+        || [current, old, url]
+            .into_iter()
+            .flatten()
+            .any(|sealed| MainKey::sealed_by(sealed) != Some(key.key_id()))
 }
 
 /// The value of the [`KEY_CHECK_SETTING`] setting for `key`.
@@ -95,10 +213,41 @@ pub(crate) fn seal_key_check(key: &MainKey) -> Vec<u8> {
 }
 
 /// Fails with [`StoreError::WrongMainKey`] unless `stored` (the setting's value) was
-/// sealed under `key`.
-pub(crate) fn verify_key_check(key: &MainKey, stored: Vec<u8>) -> StoreResult<()> {
+/// sealed under a key of `key`'s ring; true when it was sealed under another key than
+/// the current one (or in the first format), and should be sealed again.
+pub(crate) fn verify_key_check(key: &MainKey, stored: Vec<u8>) -> StoreResult<bool> {
     let text = String::from_utf8(stored).map_err(corrupt)?;
-    key.open(&text, KEY_CHECK_SETTING.as_bytes())
-        .map(drop)
-        .map_err(|_| StoreError::WrongMainKey)
+    let context = KEY_CHECK_SETTING.as_bytes();
+    let opened = if text.starts_with(LEGACY_PREFIX) {
+        key.open_legacy(&text, context)
+    } else {
+        key.open(&text, context)
+    };
+    opened.map_err(|_| StoreError::WrongMainKey)?;
+    Ok(MainKey::sealed_by(&text) != Some(key.key_id()))
+}
+
+/// `secret_version` of a new webhook.
+pub(crate) const FIRST_VERSION: i64 = 1;
+
+/// Seals the secrets of the new webhook `w` (version [`FIRST_VERSION`]).
+pub(crate) fn seal_new(key: &MainKey, w: &Webhook) -> StoreResult<SealedSecrets> {
+    let binding = Binding {
+        site: w.site_id,
+        webhook: w.id,
+        version: FIRST_VERSION,
+    };
+    seal_secrets(key, binding, w.secrets()?)
+}
+
+/// A stored webhook's secrets and URL (as read, under the old ring) sealed again under
+/// `to` (a rotation of the main key, or values of an older key or format); fails with
+/// [`StoreError::SecretUnreadable`] when they did not open.
+pub(crate) fn reseal(
+    to: &MainKey,
+    binding: Binding,
+    w: &Webhook,
+) -> StoreResult<(SealedSecrets, String)> {
+    let secrets = seal_secrets(to, binding, w.secrets()?)?;
+    Ok((secrets, seal_url(to, w)?))
 }

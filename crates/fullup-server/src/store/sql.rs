@@ -23,13 +23,14 @@ pub(crate) const DELETE_API_KEY: &str = "DELETE FROM api_keys WHERE id = $1 AND 
 
 /// The columns of a webhook but its secrets and creation time, in the order of the
 /// first ten parameters of [`UPDATE_WEBHOOK`] and of each store's insert.
-pub(crate) const WEBHOOK_COLUMNS: &str = "url, event_types, description, enabled, disabled_reason, \
+pub(crate) const WEBHOOK_COLUMNS: &str = "url_sealed, event_types, description, enabled, disabled_reason, \
      paused, failing_since, concurrency_limit, updated_at, id, site_id";
 
-/// Everything of a webhook but its secrets: `$1` url, `$2` filters, `$3` description,
+/// Everything of a webhook but its secrets: `$1` sealed url (the plain `url` of earlier
+/// versions is emptied), `$2` filters, `$3` description,
 /// `$4` enabled, `$5` disabled reason, `$6` paused, `$7` failing since, `$8`
 /// concurrency limit, `$9` updated, `$10` id, `$11` site.
-pub(crate) const UPDATE_WEBHOOK: &str = "UPDATE webhooks SET url = $1, event_types = $2, description = $3, \
+pub(crate) const UPDATE_WEBHOOK: &str = "UPDATE webhooks SET url_sealed = $1, url = '', event_types = $2, description = $3, \
      enabled = $4, disabled_reason = $5, paused = $6, failing_since = $7, concurrency_limit = $8, \
      updated_at = $9 WHERE id = $10 AND site_id = $11";
 

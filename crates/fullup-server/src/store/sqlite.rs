@@ -151,6 +151,14 @@ impl SqliteStore {
                 "sealed webhook secrets stored in clear by an earlier version"
             );
         }
+        let resealed = store.reseal_stale().await?;
+        if resealed > 0 {
+            tracing::info!(
+                webhooks = resealed,
+                key = store.key.key_id(),
+                "re-sealed webhook secrets of an older format or key under the current main key"
+            );
+        }
         Ok(store)
     }
 }
@@ -257,9 +265,9 @@ fn lock_database(db: &Path) -> StoreResult<std::fs::File> {
 }
 
 /// The parameters of [`sql::WEBHOOK_COLUMNS`].
-fn webhook_params(w: &Webhook) -> Vec<Value> {
-    vec![
-        Value::from(w.url.to_string()),
+fn webhook_params(key: &MainKey, w: &Webhook) -> StoreResult<Vec<Value>> {
+    Ok(vec![
+        Value::from(crate::store::sealing::seal_url(key, w)?),
         Value::from(filters_json(&w.event_types)),
         Value::from(w.description.clone()),
         Value::from(w.health.enabled),
@@ -270,7 +278,7 @@ fn webhook_params(w: &Webhook) -> Vec<Value> {
         Value::from(w.updated_at),
         Value::from(w.id.to_string()),
         Value::from(w.site_id.to_string()),
-    ]
+    ])
 }
 
 /// `value` as the JSON that `json_each` reads.
@@ -588,8 +596,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_webhook(&self, w: &Webhook) -> StoreResult<()> {
-        let sealed = secrets::seal_secrets(&self.key, w)?;
-        let mut params = webhook_params(w);
+        let sealed = crate::store::sealing::seal_new(&self.key, w)?;
+        let mut params = webhook_params(&self.key, w)?;
         params.extend([
             Value::from(sealed.current),
             Value::from(sealed.old),
@@ -597,8 +605,8 @@ impl Store for SqliteStore {
         ]);
         // `secret` is the plain column of the first schema, kept empty since sealing.
         let sql = format!(
-            "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, secret) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '')",
+            "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, secret, url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '', '')",
             sql::WEBHOOK_COLUMNS
         );
         self.execute_owned(sql, params).await?;
@@ -606,7 +614,8 @@ impl Store for SqliteStore {
     }
 
     async fn update_webhook(&self, w: &Webhook) -> StoreResult<bool> {
-        Ok(self.execute(sql::UPDATE_WEBHOOK, webhook_params(w)).await? == 1)
+        let params = webhook_params(&self.key, w)?;
+        Ok(self.execute(sql::UPDATE_WEBHOOK, params).await? == 1)
     }
 
     async fn rotate_webhook_secret(&self, r: &SecretRotation) -> StoreResult<Option<Webhook>> {

@@ -432,3 +432,37 @@ async fn a_response_body_with_nul_bytes_is_recorded_with_replacement_characters(
     assert_eq!(attempts[0]["response_body"], "ok\u{fffd}done");
     server.stop().await;
 }
+
+/// Issue 17, item 12: a failed attempt's message named the full URL, whose path and
+/// query often carry the receiver's token, in the attempt log every user of the site
+/// reads. It names the host only.
+async fn an_attempt_error_names_the_host_never_the_url(backend: Backend) {
+    let server = backend.start().await;
+    let site = server.create_site().await;
+    // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    let (webhook, _) = server
+        .create_webhook(
+            &site,
+            "http://127.0.0.1:9/hooks/tok-path-5d1e?key=tok-query-a93c",
+            &["*"],
+        )
+        .await;
+    let event = server.send_event(&site, "a.b", json!({})).await;
+    let delivery = server
+        .wait_for_delivery(&site, &event, |d| {
+            d["webhook_id"] == webhook.as_str() && d["attempt_count"].as_u64() >= Some(1)
+        })
+        .await;
+    let attempts = server
+        .attempts(&site, delivery["id"].as_str().expect("id"))
+        .await;
+    let message = attempts[0]["error_message"].as_str().expect("a message");
+    assert_eq!(attempts[0]["error_kind"], "connect", "{attempts:?}");
+    assert!(message.contains("(host 127.0.0.1)"), "{message}");
+    assert!(
+        !message.contains("tok-path") && !message.contains("tok-query"),
+        "{message}"
+    );
+    server.stop().await;
+}
+store_test!(an_attempt_error_names_the_host_never_the_url);

@@ -18,7 +18,7 @@ use fullup_server::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteI
 use fullup_server::domain::models::{ApiKey, Attempt, Event};
 use fullup_server::domain::outcome::NextStep;
 use fullup_server::domain::time::Timestamp;
-use fullup_server::domain::webhook::{OldSecret, Webhook};
+use fullup_server::domain::webhook::{OldSecret, Secrets, Webhook};
 use fullup_server::domain::webhook_url::WebhookUrl;
 use fullup_server::store::{ClaimedDelivery, Completion, NewEvent};
 use fullup_signature::Secret;
@@ -230,11 +230,13 @@ fn webhook(secret: &Secret, old: &Secret) -> Webhook {
         event_types: Vec::new(),
         description: "debug".to_owned(),
         health: Health::default(),
-        secret: secret.clone(),
-        old_secrets: vec![OldSecret {
-            secret: old.clone(),
-            valid_until: Timestamp::EPOCH,
-        }],
+        secrets: Ok(Secrets {
+            current: secret.clone(),
+            old: vec![OldSecret {
+                secret: old.clone(),
+                valid_until: Timestamp::EPOCH,
+            }],
+        }),
         created_at: Timestamp::EPOCH,
         updated_at: Timestamp::EPOCH,
         paused: false,

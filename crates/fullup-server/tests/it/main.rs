@@ -9,6 +9,7 @@ mod fairness;
 mod hand_off;
 mod ingest_atomicity;
 mod isolation;
+mod keyring;
 mod leaks;
 mod limits;
 mod metrics;

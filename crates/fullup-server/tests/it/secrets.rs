@@ -18,6 +18,8 @@ use crate::support::{TestReceiver, TestServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 const CHOSEN_SECRET: &str = "a-chosen-plain-secret-4f1d9c";
+/// A token in a receiver URL's query, as Slack's and others' URLs carry.
+const URL_TOKEN: &str = "url-query-token-3e7d";
 
 /// The bytes of `fullup.db` and, if present, its `-wal` and `-shm` files.
 fn database_bytes(dir: &Path) -> Vec<u8> {
@@ -94,7 +96,7 @@ async fn the_database_files_hold_no_secret_or_token_in_clear() {
         .call(
             Method::POST,
             &format!("/v1/sites/{site}/webhooks"),
-            Some(json!({"url": receiver.url(), "secret": CHOSEN_SECRET, "description": "marker-description-77"})),
+            Some(json!({"url": format!("{}?token={URL_TOKEN}", receiver.url()), "secret": CHOSEN_SECRET, "description": "marker-description-77"})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -150,6 +152,13 @@ async fn the_database_files_hold_no_secret_or_token_in_clear() {
             contains(bytes, b"marker-description-77"),
             "{when}: the search finds stored text"
         );
+        // Receiver URLs are sealed too: their paths and queries often carry tokens.
+        for url_part in ["webhook-endpoint", URL_TOKEN] {
+            assert!(
+                !contains(bytes, url_part.as_bytes()),
+                "{when}: a receiver URL is stored in clear"
+            );
+        }
         for text in secrets.iter().chain(tokens.iter()) {
             for needle in needles(text) {
                 assert!(
@@ -266,7 +275,7 @@ async fn a_sealed_secret_moved_to_another_row_does_not_open() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (500, Some("internal")),
+        (500, Some("secret_unreadable")),
         "{body}"
     );
     assert_eq!(
@@ -349,18 +358,26 @@ async fn secrets_stored_in_clear_by_an_earlier_version_are_sealed_at_start() {
         .await;
     server.stop().await;
 
-    // What migration 0001 left behind: the secret in clear, nothing sealed.
+    // What migration 0001 left behind: the secret in clear, nothing sealed, and no
+    // record of the one-time sealing of such rows.
     let legacy = "legacy-plain-secret-0a7c55e1";
     let url = format!("sqlite://{}", dir.path().join("fullup.db").display());
     let pool = sqlx::SqlitePool::connect(&url)
         .await
         .expect("open database");
-    sqlx::query("UPDATE webhooks SET secret = ?, secret_sealed = NULL WHERE id = ?")
-        .bind(legacy)
-        .bind(&webhook)
+    sqlx::query(
+        "UPDATE webhooks SET secret = ?, secret_sealed = NULL, url = 'http://127.0.0.1:9/', \
+         url_sealed = NULL WHERE id = ?",
+    )
+    .bind(legacy)
+    .bind(&webhook)
+    .execute(&pool)
+    .await
+    .expect("make the row legacy");
+    sqlx::query("DELETE FROM settings WHERE key = 'plaintext_secrets_sealed'")
         .execute(&pool)
         .await
-        .expect("make the row legacy");
+        .expect("an earlier version's settings");
     pool.close().await;
     assert!(
         contains(&database_bytes(dir.path()), legacy.as_bytes()),
@@ -377,5 +394,99 @@ async fn secrets_stored_in_clear_by_an_earlier_version_are_sealed_at_start() {
     assert!(
         !contains(&database_bytes(dir.path()), legacy.as_bytes()),
         "sealed and wiped after stopping"
+    );
+}
+
+/// Issue 18: a legacy fallback read a secret stored in clear, so a database writer
+/// could plant a secret of its choosing. Once the rows of the first schema were sealed,
+/// a secret in clear is never read, at once or after a restart.
+#[tokio::test]
+async fn a_secret_planted_in_clear_is_never_read() {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let server = TestServer::start_in(dir.clone(), test_config(&dir)).await;
+    let site = server.create_site().await;
+    let (webhook, _) = server
+        .create_webhook(&site, "http://127.0.0.1:9/", &["*"])
+        .await;
+    let planted = "planted-plain-secret-5be01d7f";
+    server
+        .execute_sql(&format!(
+            "UPDATE webhooks SET secret = '{planted}', secret_sealed = NULL WHERE id = '{webhook}'"
+        ))
+        .await;
+    let refused = |(status, body): (u16, Value)| {
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (500, Some("secret_unreadable")),
+            "{body}"
+        );
+    };
+    let path = format!("/v1/sites/{site}/webhooks/{webhook}/secret");
+    refused(server.call(Method::GET, &path, None).await);
+    let server = server.restart_with(|_| {}).await;
+    refused(server.call(Method::GET, &path, None).await);
+    server.stop().await;
+}
+
+/// Values sealed before key ids and bindings (`v1:`, bound to the webhook id only)
+/// still open after an upgrade, and are re-sealed at start as `v2:` under the current
+/// key, bound to the site, webhook and secret version.
+#[tokio::test]
+async fn values_of_the_first_format_open_and_are_resealed_at_start() {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let server = TestServer::start_in(dir.clone(), test_config(&dir)).await;
+    let site = server.create_site().await;
+    let (webhook, secret) = server
+        .create_webhook(&site, "http://127.0.0.1:9/", &["*"])
+        .await;
+    server.stop().await;
+
+    let key = MainKey::read_file(&dir.path().join("fullup.key")).expect("key file");
+    let v2 = key.seal(
+        secret.as_bytes(),
+        format!("webhook-secret:{webhook}").as_bytes(),
+    );
+    let v1 = format!("v1:{}", v2.rsplit(':').next().expect("base64"));
+    let url = format!("sqlite://{}", dir.path().join("fullup.db").display());
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open database");
+    sqlx::query(
+        "UPDATE webhooks SET secret_sealed = ?, url = 'http://127.0.0.1:9/', url_sealed = NULL \
+         WHERE id = ?",
+    )
+    .bind(&v1)
+    .bind(&webhook)
+    .execute(&pool)
+    .await
+    .expect("make the row v1, its URL in clear");
+    pool.close().await;
+
+    let server = TestServer::start_in(dir.clone(), test_config(&dir)).await;
+    assert_eq!(secret_of(&server, &site, &webhook).await, secret.expose());
+    let (_, shown) = server
+        .call(
+            Method::GET,
+            &format!("/v1/sites/{site}/webhooks/{webhook}"),
+            None,
+        )
+        .await;
+    assert_eq!(shown["url"], "http://127.0.0.1:9/");
+    server.stop().await;
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open database");
+    let (stored, url, url_sealed): (String, String, String) =
+        sqlx::query_as("SELECT secret_sealed, url, url_sealed FROM webhooks WHERE id = ?")
+            .bind(&webhook)
+            .fetch_one(&pool)
+            .await
+            .expect("read");
+    pool.close().await;
+    let sealed_now = format!("v2:{}:", key.key_id());
+    assert!(stored.starts_with(&sealed_now), "re-sealed: {stored}");
+    assert!(
+        url_sealed.starts_with(&sealed_now) && url.is_empty(),
+        "URL sealed: {url_sealed}"
     );
 }

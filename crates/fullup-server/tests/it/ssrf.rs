@@ -231,9 +231,18 @@ async fn special_purpose_addresses_written_into_the_store_are_refused_at_deliver
     ))
     .await
     .expect("open the store directly");
+    // URLs are sealed at rest: write them sealed under the database's key, bound to
+    // their webhook, as a version with a laxer policy (or a writer with the key) would.
+    let key = fullup_server::crypto::MainKey::read_file(&server.dir.path().join("fullup.key"))
+        .expect("key file");
     for (id, form) in ids.iter().zip(REFUSED) {
-        sqlx::query("UPDATE webhooks SET url = ? WHERE id = ?")
-            .bind(form.replace("{p}", &canary.port.to_string()))
+        let url = form.replace("{p}", &canary.port.to_string());
+        let sealed = key.seal(
+            url.as_bytes(),
+            format!("webhook-url:{site}:{id}").as_bytes(),
+        );
+        sqlx::query("UPDATE webhooks SET url_sealed = ? WHERE id = ?")
+            .bind(sealed)
             .bind(id)
             .execute(&db)
             .await

@@ -422,7 +422,10 @@ fn secret_page(session: &Session, webhook: &Webhook, title: &str, note: Markup) 
     let body = html! {
         h1 { (title) }
         (note)
-        code class="secret" id="secret" { (webhook.secret.expose()) }
+        @match webhook.secrets() {
+            Ok(secrets) => { code class="secret" id="secret" { (secrets.current.expose()) } }
+            Err(unreadable) => { p class="error" { (unreadable.to_string()) "; ask the service's operator." } }
+        }
         p { a href=(webhook_path(webhook)) { "Back to the webhook" } }
     };
     page(&Chrome::of(session), title, body).into_response()

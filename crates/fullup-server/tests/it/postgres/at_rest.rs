@@ -155,8 +155,12 @@ async fn a_pg_dump_contains_no_secret() {
         "the dump holds the data"
     );
     assert!(
-        contains(&dump, hex::encode("v1:").as_bytes()),
+        contains(&dump, hex::encode("v2:").as_bytes()),
         "the dump holds the sealed values, in hex"
+    );
+    assert!(
+        !contains(&dump, b"webhook-endpoint"),
+        "the dump holds a receiver URL in clear"
     );
     let secrets = [generated.expose(), rotated.as_str(), chosen];
     let tokens = [api_token.as_str(), ADMIN_TOKEN, generated_admin.as_str()];

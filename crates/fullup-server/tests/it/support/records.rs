@@ -5,7 +5,7 @@ use fullup_server::domain::health::Health;
 use fullup_server::domain::ids::{EventId, SiteId, WebhookId};
 use fullup_server::domain::models::{Event, Site};
 use fullup_server::domain::time::Timestamp;
-use fullup_server::domain::webhook::Webhook;
+use fullup_server::domain::webhook::{Secrets, Webhook};
 use fullup_server::domain::webhook_url::WebhookUrl;
 use fullup_server::store::{NewEvent, Store};
 use fullup_signature::Secret;
@@ -34,8 +34,7 @@ pub async fn site_with_webhooks(
             description: String::new(),
             health: Health::default(),
             paused: false,
-            secret: Secret::generate(),
-            old_secrets: Vec::new(),
+            secrets: Ok(Secrets::new(Secret::generate())),
             created_at: at,
             updated_at: at,
         };

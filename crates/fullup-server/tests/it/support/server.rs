@@ -142,6 +142,30 @@ impl TestServer {
         }
     }
 
+    /// The URL of the database this server runs on (its SQLite file, or its
+    /// PostgreSQL database), for tests that write to it as a database writer would.
+    pub fn database_url(&self) -> String {
+        match &self.store {
+            Some(store) => store.db.url.clone(),
+            None => format!("sqlite://{}", self.dir.path().join("fullup.db").display()),
+        }
+    }
+
+    /// Runs `sql` on this server's database behind its back, as a database writer
+    /// would (on SQLite, beside the running service, as another process could).
+    pub async fn execute_sql(&self, sql: &str) {
+        let url = self.database_url();
+        if url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+            sqlx::query(sql).execute(&pool).await.expect(sql);
+            pool.close().await;
+        } else {
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+            sqlx::query(sql).execute(&pool).await.expect(sql);
+            pool.close().await;
+        }
+    }
+
     /// Stops gracefully and waits.
     pub async fn stop(mut self) {
         self.stop_in_place().await;

@@ -24,7 +24,7 @@ use fullup_server::domain::clock::{Clock as _, SystemClock};
 use fullup_server::domain::event_type::{EventFilter, EventType};
 use fullup_server::domain::health::Health;
 use fullup_server::domain::ids::{DeliveryId, EventId, SiteId, WebhookId};
-use fullup_server::domain::webhook::Webhook;
+use fullup_server::domain::webhook::{Secrets, Webhook};
 use fullup_server::domain::webhook_url::WebhookUrl;
 use fullup_server::store::ClaimedDelivery;
 use fullup_signature::{Signer, standard};
@@ -175,8 +175,7 @@ impl Bench {
             description: String::new(),
             health: Health::default(),
             paused: false,
-            secret: self.receiver_secret.clone(),
-            old_secrets: Vec::new(),
+            secrets: Ok(Secrets::new(self.receiver_secret.clone())),
             created_at: now,
             updated_at: now,
         };
