@@ -18,15 +18,17 @@ use crate::api::server::serve;
 use crate::api::{AppState, metrics_router, router};
 use crate::config::Config;
 use crate::console::Console;
-use crate::crypto::{MainKey, default_key_file, generate_token, hash_token, key_beside_database};
+use crate::crypto::{MainKey, default_key_file, generate_token, key_beside_database};
 use crate::delivery::dispatcher::Dispatcher;
 use crate::delivery::guard::OutboundGuard;
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::store::{Backend, Store};
+use crate::tokens::TokenHasher;
 
-/// Settings key of the stored admin token hash.
-const ADMIN_TOKEN_HASH_KEY: &str = "admin_token_hash";
+/// Settings key of the stored admin token's keyed hash ([`crate::tokens`]). (The
+/// plain SHA-256 of earlier versions, `admin_token_hash`, is dropped by migration.)
+pub const ADMIN_TOKEN_HASH_KEY: &str = "admin_token_hmac";
 
 /// A built service, not yet serving.
 #[derive(Debug)]
@@ -56,7 +58,11 @@ impl Application {
                 "re-queued deliveries left in flight by the previous run"
             );
         }
-        let (admin_token_hash, generated_admin_token) = admin_token(&*store, &config).await?;
+        let tokens = TokenHasher::load_or_create(&*store, &main_key)
+            .await
+            .context("reading the token-hash key")?;
+        let (admin_token_hash, generated_admin_token) =
+            admin_token(&*store, &tokens, &config).await?;
         let wake = Arc::new(Notify::new());
         let mut network = config.network.clone();
         network.own_address = Some(listener.local_addr()?);
@@ -85,6 +91,7 @@ impl Application {
             guard,
             config.delivery.health_policy(),
             metrics,
+            tokens,
         );
         if let Some(dispatcher) = &dispatcher {
             service = service.handing_off_to(dispatcher.inbox());
@@ -100,6 +107,7 @@ impl Application {
             console,
             admin_token_hash,
             max_event_bytes: config.max_event_bytes,
+            throttle: crate::api::throttle::AuthThrottle::new(config.limits.auth),
             limits: config.limits.clone(),
         };
         Ok(Self {
@@ -266,16 +274,17 @@ fn redact_url(url: &str) -> String {
 /// token wins; the others use that one and print none.
 pub async fn admin_token(
     store: &dyn Store,
+    tokens: &TokenHasher,
     config: &Config,
 ) -> anyhow::Result<([u8; 32], Option<String>)> {
     if let Some(token) = &config.admin_token {
-        return Ok((hash_token(token.expose()), None));
+        return Ok((tokens.hash(token.expose()), None));
     }
     if let Some(stored) = stored_admin_token(store).await? {
         return Ok((stored, None));
     }
     let token = generate_token(ADMIN_TOKEN_PREFIX);
-    let hash = hash_token(&token);
+    let hash = tokens.hash(&token);
     if store.add_setting(ADMIN_TOKEN_HASH_KEY, &hash).await? {
         return Ok((hash, Some(token)));
     }

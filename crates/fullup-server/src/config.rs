@@ -111,6 +111,8 @@ pub struct ApiLimits {
     pub header_read_timeout: Duration,
     /// Connections served at once (at least 1); further ones wait to be accepted.
     pub max_connections: usize,
+    /// Failed authentications allowed per client address.
+    pub auth: crate::api::throttle::AuthLimits,
 }
 
 impl Default for ApiLimits {
@@ -121,6 +123,7 @@ impl Default for ApiLimits {
             request_timeout: DEFAULT_API_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            auth: crate::api::throttle::AuthLimits::default(),
         }
     }
 }

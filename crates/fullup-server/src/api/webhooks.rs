@@ -11,7 +11,7 @@ use super::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use super::sites::load_site;
 use super::{AppState, ListResponse, PageParams, body_time, path_id};
 use crate::domain::ids::{EventId, WebhookId};
-use crate::domain::models::Site;
+use crate::domain::models::{Scope, Site};
 use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
 use crate::service::webhooks::{
     NewWebhook, WebhookChanges, parse_description, parse_filters, parse_grace, parse_secret,
@@ -183,7 +183,7 @@ async fn load_webhook(
     site: &str,
     id: &str,
 ) -> Result<(Site, Webhook), ApiError> {
-    let site = load_site(state, caller, site).await?;
+    let site = load_site(state, caller, site, Scope::Manage).await?;
     let id = path_id(id, "webhook", WebhookId::parse)?;
     let webhook = state.service.webhook(&site, id).await?;
     Ok((site, webhook))
@@ -199,7 +199,7 @@ pub async fn create(
     ApiPath(site_id): ApiPath<String>,
     ApiJson(req): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookResponse>), ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
     let new = NewWebhook {
         url: parse_url(&req.url)?,
         event_types: parse_filters(req.event_types)?,
@@ -223,7 +223,7 @@ pub async fn list(
     ApiPath(site_id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<WebhookResponse>>, ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
     let page = state
         .service
         .webhooks(&site, &page.to_request(WebhookId::parse)?)
@@ -254,8 +254,9 @@ pub async fn secret(
     ApiPath((site_id, webhook_id)): ApiPath<(String, String)>,
 ) -> Result<Json<SecretResponse>, ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
+    let secret = state.service.reveal_secret(&webhook, caller.actor());
     Ok(Json(SecretResponse {
-        secret: webhook.secret.expose().to_owned(),
+        secret: secret.expose().to_owned(),
     }))
 }
 
@@ -319,7 +320,7 @@ pub async fn rotate_secret(
     };
     let rotated = state
         .service
-        .rotate_secret(&webhook, parse_secret(req.secret)?, grace)
+        .rotate_secret(&webhook, parse_secret(req.secret)?, grace, caller.actor())
         .await?;
     Ok(Json(RotateSecretResponse {
         secret: rotated.webhook.secret.expose().to_owned(),

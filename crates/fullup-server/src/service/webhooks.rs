@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fullup_signature::Secret;
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{AUDIT_TARGET, Actor, Service, ServiceError, ServiceResult};
 use crate::delivery::guard::GuardError;
 use crate::domain::event_type::EventFilter;
 use crate::domain::health::Health;
@@ -249,13 +249,28 @@ impl Service {
         Ok(())
     }
 
-    /// Replaces the secret of `webhook` with `new`; the replaced one keeps signing for
-    /// `grace`, so receivers can switch without a failed delivery.
+    /// The secret of `webhook`, shown to `actor`: an audit line (target
+    /// [`AUDIT_TARGET`]) names who read which webhook's secret, never the secret.
+    pub fn reveal_secret<'w>(&self, webhook: &'w Webhook, actor: Actor) -> &'w Secret {
+        tracing::info!(
+            target: AUDIT_TARGET,
+            actor = %actor,
+            site = %webhook.site_id,
+            webhook = %webhook.id,
+            "webhook secret read"
+        );
+        &webhook.secret
+    }
+
+    /// Replaces the secret of `webhook` with `new` for `actor` (who is shown the new
+    /// one; an audit line records it); the replaced one keeps signing for `grace`, so
+    /// receivers can switch without a failed delivery.
     pub async fn rotate_secret(
         &self,
         webhook: &Webhook,
         new: Secret,
         grace: Duration,
+        actor: Actor,
     ) -> ServiceResult<Rotated> {
         let now = self.clock.now();
         if webhook.standard_signing_secrets(now).contains(&&new) {
@@ -279,6 +294,13 @@ impl Service {
                     .await,
             )?
             .ok_or_else(|| ServiceError::NotFound(format!("webhook {}", webhook.id)))?;
+        tracing::info!(
+            target: AUDIT_TARGET,
+            actor = %actor,
+            site = %webhook.site_id,
+            webhook = %webhook.id,
+            "webhook secret rotated"
+        );
         Ok(Rotated {
             fullup_signature_switches_at: rotated.fullup_signature_switches_at(now),
             previous_valid_until: now + grace,

@@ -267,6 +267,7 @@ impl Store for PgStore {
             .bind(&key.name)
             .bind(&key.token_hash[..])
             .bind(key.created_at)
+            .bind(key.scopes.to_text())
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -5,7 +5,8 @@
 //! The current secret and the list of old ones are each bound to their webhook id, so
 //! a sealed value moved to another row does not open. A `main_key_check` setting,
 //! sealed under the same key, makes a wrong key fail at start with a clear message
-//! instead of at the first delivery.
+//! instead of at the first delivery. The token-hash key ([`crate::tokens`]) is sealed
+//! under the main key too, and re-sealed with the secrets when the main key rotates.
 
 use fullup_signature::Secret;
 use zeroize::Zeroizing;
@@ -101,4 +102,14 @@ pub(crate) fn verify_key_check(key: &MainKey, stored: Vec<u8>) -> StoreResult<()
     key.open(&text, KEY_CHECK_SETTING.as_bytes())
         .map(drop)
         .map_err(|_| StoreError::WrongMainKey)
+}
+
+/// The token-hash key setting ([`crate::tokens`]), sealed under `old`, re-sealed under
+/// `new`: a main key rotation keeps every token hash, and so every API key, valid.
+pub(crate) fn reseal_token_hash_key(
+    old: &MainKey,
+    new: &MainKey,
+    stored: &[u8],
+) -> StoreResult<Vec<u8>> {
+    Ok(crate::tokens::TokenHasher::open(old, stored)?.seal(new))
 }

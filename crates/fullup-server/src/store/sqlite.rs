@@ -486,6 +486,7 @@ impl Store for SqliteStore {
             Value::from(key.name.clone()),
             Value::from(key.token_hash.to_vec()),
             Value::from(key.created_at),
+            Value::from(key.scopes.to_text()),
         ];
         self.execute(sql::INSERT_API_KEY, params).await?;
         Ok(())

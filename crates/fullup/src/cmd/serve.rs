@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use fullup_server::api::throttle::{AuthLimits, DEFAULT_AUTH_FAILURES, DEFAULT_AUTH_WINDOW};
 use fullup_server::app::Application;
 use fullup_server::config::{
     ApiLimits, Config, DEFAULT_API_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_HEADER_READ_TIMEOUT,
@@ -135,6 +136,11 @@ pub struct Args {
     /// API connections served at once; further clients wait to be accepted.
     #[arg(long, env = "FULLUP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Failed authentications (API tokens, console sign-ins) a client address may make
+    /// per minute; past that it gets 429 until the minute ends. 0 disables. Behind a
+    /// reverse proxy every client shares the proxy's address: raise it there.
+    #[arg(long, env = "FULLUP_AUTH_FAILURE_LIMIT", default_value_t = DEFAULT_AUTH_FAILURES)]
+    auth_failure_limit: u32,
     /// File holding the main key that seals webhook secrets (created, mode 0600, on first
     /// start; default `fullup.key` beside a SQLite database, required for PostgreSQL unless
     /// `FULLUP_MAIN_KEY` is set). `FULLUP_MAIN_KEY` takes precedence.
@@ -244,6 +250,10 @@ impl Args {
                 request_timeout: self.api_timeout.into(),
                 header_read_timeout: self.header_read_timeout.into(),
                 max_connections: self.max_connections,
+                auth: AuthLimits {
+                    failures: self.auth_failure_limit,
+                    window: DEFAULT_AUTH_WINDOW,
+                },
             },
             main_key: super::admin::main_key_from_env()?,
             main_key_file: self.main_key_file,

@@ -1,5 +1,6 @@
 //! Who may call what: no or wrong token → 401, a site key on admin-only routes → 403,
-//! on another site's paths → 404 (as if absent), a revoked key → 401.
+//! on another site's paths → 404 (as if absent), a revoked key → 401. Scopes are in
+//! `scopes.rs`.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -7,18 +8,34 @@ use serde_json::{Value, json};
 use super::assert_error;
 use crate::support::{Backend, TestServer, store_test};
 
-/// Creates an API key for `site` as admin; returns (key id, token).
+/// Creates a `manage` API key for `site` as admin; returns (key id, token).
 async fn create_key(server: &TestServer, site: &str) -> (String, String) {
+    create_scoped_key(server, site, Some(&["manage"])).await
+}
+
+/// Creates an API key for `site` as admin with `scopes` (the default when None);
+/// returns (key id, token).
+pub(crate) async fn create_scoped_key(
+    server: &TestServer,
+    site: &str,
+    scopes: Option<&[&str]>,
+) -> (String, String) {
+    let mut request = json!({"name": "backend"});
+    if let Some(scopes) = scopes {
+        request["scopes"] = json!(scopes);
+    }
     let got = server
         .call(
             Method::POST,
             &format!("/v1/sites/{site}/api-keys"),
-            Some(json!({"name": "backend"})),
+            Some(request),
         )
         .await;
     assert_eq!(got.0, 201, "{}", got.1);
     assert_eq!(got.1["site_id"], site);
     assert_eq!(got.1["name"], "backend");
+    let expected = scopes.map_or_else(|| json!(["ingest"]), |s| json!(s));
+    assert_eq!(got.1["scopes"], expected, "{}", got.1);
     assert!(
         got.1["id"].as_str().expect("key id").starts_with("key_"),
         "{}",

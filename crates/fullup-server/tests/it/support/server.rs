@@ -154,6 +154,38 @@ impl TestServer {
         Self::start_on(self.dir.clone(), self.store.take(), tweak).await
     }
 
+    /// Stops gracefully, runs `sql` on the database as a writer without the main key
+    /// would (`$1` bound to `blob`), then starts again on the same store.
+    pub async fn restart_after_sql(mut self, sql: &str, blob: Vec<u8>) -> Self {
+        self.stop_in_place().await;
+        match &self.store {
+            Some(store) => {
+                let pool = sqlx::PgPool::connect(&store.db.url)
+                    .await
+                    .expect("open database");
+                sqlx::query(sql)
+                    .bind(blob)
+                    .execute(&pool)
+                    .await
+                    .expect("run the statement");
+                pool.close().await;
+            }
+            None => {
+                let url = format!("sqlite://{}", self.dir.path().join("fullup.db").display());
+                let pool = sqlx::SqlitePool::connect(&url)
+                    .await
+                    .expect("open database");
+                sqlx::query(&sql.replace("$1", "?1"))
+                    .bind(blob)
+                    .execute(&pool)
+                    .await
+                    .expect("run the statement");
+                pool.close().await;
+            }
+        }
+        Self::start_on(self.dir.clone(), self.store.take(), |_| {}).await
+    }
+
     async fn stop_in_place(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
