@@ -118,7 +118,8 @@ pub struct NewWebhook {
     /// Free text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The secret to sign with (at least 16 characters), for a receiver that already
+    /// The secret to sign with (`whsec_` + base64 of at least 24 bytes, or 16
+    /// characters or more in another form), for a receiver that already
     /// holds one; by default the service generates a `whsec_` secret.
     #[serde(
         skip_serializing_if = "Option::is_none",

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::auth::ADMIN_TOKEN_PREFIX;
 use crate::api::server::serve;
 use crate::api::{AppState, metrics_router, router};
-use crate::config::Config;
+use crate::config::{Config, GeneratedAdminToken};
 use crate::console::Console;
 use crate::crypto::{MainKey, default_key_file, generate_token, key_beside_database};
 use crate::delivery::dispatcher::Dispatcher;
@@ -269,9 +269,10 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-/// The admin token's hash: from config, else stored, else a new token (returned once).
+/// The admin token's hash: from config, else stored, else a new token (returned once,
+/// and written where `config.generated_admin_token` says before its hash is stored).
 /// Of nodes starting together on an empty shared database, the first to store its
-/// token wins; the others use that one and print none.
+/// token wins; the others use that one and show none.
 pub async fn admin_token(
     store: &dyn Store,
     tokens: &TokenHasher,
@@ -283,15 +284,71 @@ pub async fn admin_token(
     if let Some(stored) = stored_admin_token(store).await? {
         return Ok((stored, None));
     }
-    let token = generate_token(ADMIN_TOKEN_PREFIX);
+    let token = new_admin_token(&config.generated_admin_token)?;
     let hash = tokens.hash(&token);
     if store.add_setting(ADMIN_TOKEN_HASH_KEY, &hash).await? {
         return Ok((hash, Some(token)));
+    }
+    if let GeneratedAdminToken::File(path) = &config.generated_admin_token {
+        // Another node's token won: ours opens nothing.
+        let _ = std::fs::remove_file(path);
     }
     let stored = stored_admin_token(store)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the stored admin token hash vanished"))?;
     Ok((stored, None))
+}
+
+/// Replaces the stored admin token with a new one, written where `to` says before its
+/// hash replaces the old one (`fullup admin rotate-admin-token`). Nodes running on the
+/// database keep the old token until they restart.
+pub async fn rotate_admin_token(
+    store: &dyn Store,
+    main_key: &MainKey,
+    to: &GeneratedAdminToken,
+) -> anyhow::Result<String> {
+    let tokens = TokenHasher::load_or_create(store, main_key).await?;
+    let token = new_admin_token(to)?;
+    store
+        .put_setting(ADMIN_TOKEN_HASH_KEY, &tokens.hash(&token))
+        .await?;
+    Ok(token)
+}
+
+/// A new admin token, written to its file first when `to` names one; refused when
+/// `to` says none may be generated.
+fn new_admin_token(to: &GeneratedAdminToken) -> anyhow::Result<String> {
+    let token = generate_token(ADMIN_TOKEN_PREFIX);
+    match to {
+        GeneratedAdminToken::Returned => {}
+        GeneratedAdminToken::File(path) => write_token_file(path, &token)
+            .with_context(|| format!("writing the admin token to {}", path.display()))?,
+        GeneratedAdminToken::Refused => anyhow::bail!(
+            "no admin token: set FULLUP_ADMIN_TOKEN (32 characters or more; `fullup secret new` \
+             prints one), or --admin-token-file PATH to have one generated there (stdout is not a \
+             terminal, and a token printed there would stay in the logs)"
+        ),
+    }
+    Ok(token)
+}
+
+/// Writes `token` to the new file `path`, mode 0600, synced with its folder; fails if
+/// `path` exists (it may hold a token someone uses).
+fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    let written = file
+        .write_all(format!("{token}\n").as_bytes())
+        .and_then(|()| file.sync_all());
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(path);
+        return Err(err);
+    }
+    crate::crypto::sync_parent(path).map_err(std::io::Error::other)
 }
 
 async fn stored_admin_token(store: &dyn Store) -> anyhow::Result<Option<[u8; 32]>> {

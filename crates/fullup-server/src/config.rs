@@ -31,6 +31,8 @@ pub struct Config {
     pub database_url: String,
     /// The admin token; when absent, the stored hash is used, or one is generated.
     pub admin_token: Option<Secret>,
+    /// Where a generated admin token goes.
+    pub generated_admin_token: GeneratedAdminToken,
     /// Largest ingest request body; larger ones get 413.
     pub max_event_bytes: usize,
     /// Delivery settings.
@@ -63,6 +65,7 @@ impl Default for Config {
         Self {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             admin_token: None,
+            generated_admin_token: GeneratedAdminToken::default(),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             delivery: DeliveryConfig::default(),
             store: StoreSettings::default(),
@@ -76,6 +79,22 @@ impl Default for Config {
             console: crate::console::ConsoleConfig::default(),
         }
     }
+}
+
+/// Where an admin token generated on a first start goes (one is generated when none is
+/// configured and none is stored). Never to a log: one that stdout may reach (journald,
+/// container logs) keeps the token as long as the logs are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum GeneratedAdminToken {
+    /// Returned by [`crate::app::Application::generated_admin_token`] for the caller to
+    /// show (`fullup serve` does so only when stdout is a terminal).
+    #[default]
+    Returned,
+    /// Written to this new file, mode 0600 (never replacing one), before its hash is
+    /// stored; also returned.
+    File(PathBuf),
+    /// None is generated: the start fails, naming what to set.
+    Refused,
 }
 
 /// Default sustained ingest rate per caller (events per second): far above what one

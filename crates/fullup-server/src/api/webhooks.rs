@@ -33,8 +33,9 @@ pub struct CreateWebhook {
     #[serde(default)]
     #[schema(max_length = 1000)]
     pub description: Option<String>,
-    /// Bring your own secret (at least 16 characters, for receivers that already hold
-    /// one); by default a `whsec_` secret is generated.
+    /// Bring your own secret, for receivers that already hold one: `whsec_` + standard
+    /// base64 of at least 24 random bytes, or another form of at least 16 characters.
+    /// By default a `whsec_` secret is generated.
     #[serde(default)]
     #[schema(min_length = 16)]
     pub secret: Option<String>,
@@ -132,7 +133,8 @@ pub struct RotateSecretRequest {
     #[serde(default)]
     #[schema(maximum = 604800)]
     pub grace_period_secs: Option<u64>,
-    /// Bring your own new secret (at least 16 characters); by default a `whsec_`
+    /// Bring your own new secret (as at creation: `whsec_` + base64 of at least 24
+    /// bytes, or 16 characters or more in another form); by default a `whsec_`
     /// secret is generated.
     #[serde(default)]
     #[schema(min_length = 16)]

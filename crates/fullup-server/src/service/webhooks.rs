@@ -24,8 +24,13 @@ pub const HEALTH_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 pub const MAX_WEBHOOKS_PER_SITE: u64 = 100;
 /// Longest description.
 pub const MAX_DESCRIPTION_LEN: usize = 1000;
-/// Shortest secret a client may choose; generated ones are 32 random bytes.
+/// Shortest secret a client may choose in a free form (not `whsec_`), for receivers
+/// that already hold one, such as the seed programs' `your_shared_secret_key`; the
+/// fullup scheme keys with its UTF-8 bytes. Generated ones are 32 random bytes.
 pub const MIN_CHOSEN_SECRET_LEN: usize = 16;
+/// Fewest key bytes a chosen `whsec_` secret may decode to: 192 bits, past any
+/// guessing (generated ones have 32).
+pub const MIN_WHSEC_KEY_BYTES: usize = 24;
 
 /// A receiver URL, parsed (its destination is vetted by the use case).
 pub fn parse_url(url: &str) -> ServiceResult<WebhookUrl> {
@@ -71,20 +76,44 @@ pub fn parse_description(raw: Option<String>) -> ServiceResult<String> {
     Ok(d)
 }
 
-/// A chosen secret of at least [`MIN_CHOSEN_SECRET_LEN`] characters, or a generated one.
+/// A chosen secret, or a generated one when none is given. A `whsec_` secret must be
+/// `whsec_` + standard base64 of at least [`MIN_WHSEC_KEY_BYTES`] bytes, not all alike
+/// (it claims to be a random key, and keys the Standard Webhooks scheme with the
+/// decoded bytes); a secret in another form, at least [`MIN_CHOSEN_SECRET_LEN`]
+/// characters.
 pub fn parse_secret(raw: Option<String>) -> ServiceResult<Secret> {
     let Some(raw) = raw else {
         return Ok(Secret::generate());
     };
-    if raw.chars().count() < MIN_CHOSEN_SECRET_LEN {
-        return Err(ServiceError::invalid(
-            "invalid_secret",
-            format!(
-                "secret must be at least {MIN_CHOSEN_SECRET_LEN} characters; omit it to get a generated one"
-            ),
-        ));
+    let invalid = |message: String| ServiceError::invalid("invalid_secret", message);
+    let secret = Secret::parse(&raw).map_err(|e| invalid(e.to_string()))?;
+    if raw.starts_with(fullup_signature::SECRET_PREFIX) {
+        let generated = "omit it to get a generated one, or use `fullup secret new`";
+        let key = secret.whsec_key().ok_or_else(|| {
+            invalid(format!(
+                "a whsec_ secret must be `whsec_` followed by standard base64 of at least \
+                 {MIN_WHSEC_KEY_BYTES} random bytes; this one is not base64; {generated}"
+            ))
+        })?;
+        let uniform = key.iter().all(|&b| b == key[0]);
+        if key.len() < MIN_WHSEC_KEY_BYTES || uniform {
+            let what = match uniform {
+                true => format!("{} byte(s), all the same", key.len()),
+                false => format!("{} byte(s)", key.len()),
+            };
+            return Err(invalid(format!(
+                "a whsec_ secret must encode at least {MIN_WHSEC_KEY_BYTES} random bytes; this \
+                 one has {what}; {generated}"
+            )));
+        }
+        return Ok(secret);
     }
-    Secret::parse(&raw).map_err(|e| ServiceError::invalid("invalid_secret", e.to_string()))
+    if raw.chars().count() < MIN_CHOSEN_SECRET_LEN {
+        return Err(invalid(format!(
+            "secret must be at least {MIN_CHOSEN_SECRET_LEN} characters; omit it to get a generated one"
+        )));
+    }
+    Ok(secret)
 }
 
 /// A grace period of at most [`MAX_GRACE`].

@@ -6,6 +6,9 @@
 /// Stores a setting unless one is stored: `$1` key, `$2` value.
 pub(crate) const ADD_SETTING: &str =
     "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+/// `$1` key, `$2` value: stores the setting, replacing any value.
+pub(crate) const PUT_SETTING: &str = "INSERT INTO settings (key, value) VALUES ($1, $2) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 /// `$1` id, `$2` name, `$3` created, `$4` updated.
 pub(crate) const INSERT_SITE: &str =

@@ -451,6 +451,15 @@ impl Store for SqliteStore {
         Ok(added == 1)
     }
 
+    async fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        self.execute(
+            sql::PUT_SETTING,
+            vec![Value::from(key.to_owned()), Value::from(value.to_vec())],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn create_site(&self, site: &Site) -> StoreResult<()> {
         let params = vec![
             Value::from(site.id.to_string()),

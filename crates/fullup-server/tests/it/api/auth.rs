@@ -6,6 +6,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::assert_error;
+use crate::support::server::ADMIN_TOKEN;
 use crate::support::{Backend, TestServer, store_test};
 
 /// Creates a `manage` API key for `site` as admin; returns (key id, token).
@@ -62,13 +63,17 @@ async fn missing_or_wrong_tokens_get_401_and_the_admin_token_works(backend: Back
         401,
         "unauthorized",
     );
-    for wrong in ["wrong", "fk_not-a-real-key", "test-admin-token-012345678"] {
+    for wrong in [
+        "wrong",
+        "fk_not-a-real-key",
+        "test-admin-token-0123456789abcde",
+    ] {
         let got = server.call_as(Some(wrong), Method::GET, &path, None).await;
         assert_error(&got, 401, "unauthorized");
     }
     let basic = reqwest::Client::new()
         .get(format!("{}{path}", server.base))
-        .basic_auth("admin", Some("test-admin-token-0123456789"))
+        .basic_auth("admin", Some(ADMIN_TOKEN))
         .send()
         .await
         .expect("request");
@@ -79,7 +84,7 @@ async fn missing_or_wrong_tokens_get_401_and_the_admin_token_works(backend: Back
     assert_eq!(body["id"], site.as_str());
     let lowercase = reqwest::Client::new()
         .get(format!("{}{path}", server.base))
-        .header("authorization", "bearer test-admin-token-0123456789")
+        .header("authorization", format!("bearer {ADMIN_TOKEN}"))
         .send()
         .await
         .expect("request");

@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use super::postgres::TestStore;
 
 /// The admin token every test server uses.
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// 32 characters or more, as `fullup serve` requires (the browser and contract tests
+/// run it with this token).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// A running service.
 pub struct TestServer {
