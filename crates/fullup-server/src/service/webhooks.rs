@@ -281,13 +281,7 @@ impl Service {
     /// The secret of `webhook`, shown to `actor`: an audit line (target
     /// [`AUDIT_TARGET`]) names who read which webhook's secret, never the secret.
     pub fn reveal_secret<'w>(&self, webhook: &'w Webhook, actor: Actor) -> &'w Secret {
-        tracing::info!(
-            target: AUDIT_TARGET,
-            actor = %actor,
-            site = %webhook.site_id,
-            webhook = %webhook.id,
-            "webhook secret read"
-        );
+        audit(actor, webhook, "webhook secret read");
         &webhook.secret
     }
 
@@ -323,19 +317,25 @@ impl Service {
                     .await,
             )?
             .ok_or_else(|| ServiceError::NotFound(format!("webhook {}", webhook.id)))?;
-        tracing::info!(
-            target: AUDIT_TARGET,
-            actor = %actor,
-            site = %webhook.site_id,
-            webhook = %webhook.id,
-            "webhook secret rotated"
-        );
+        audit(actor, webhook, "webhook secret rotated");
         Ok(Rotated {
             fullup_signature_switches_at: rotated.fullup_signature_switches_at(now),
             previous_valid_until: now + grace,
             webhook: rotated,
         })
     }
+}
+
+/// Logs that `actor` was shown a secret of `webhook` (`what` says how), at info under
+/// [`AUDIT_TARGET`]; never the secret.
+fn audit(actor: Actor, webhook: &Webhook, what: &'static str) {
+    tracing::info!(
+        target: AUDIT_TARGET,
+        actor = %actor,
+        site = %webhook.site_id,
+        webhook = %webhook.id,
+        "{what}"
+    );
 }
 
 /// Refuses a rotation that would push a secret still in its grace period out of the

@@ -7,6 +7,8 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
 use super::assert_error;
+use super::auth::create_scoped_key;
+use crate::console::Browser;
 use crate::leaks::Logs;
 use crate::secrets::create_api_key;
 use crate::support::server::ADMIN_TOKEN;
@@ -80,6 +82,42 @@ async fn failed_authentication_is_throttled_per_address(backend: Backend) {
     server.stop().await;
 }
 
+store_test!(failed_console_sign_ins_count_against_the_address_too);
+async fn failed_console_sign_ins_count_against_the_address_too(backend: Backend) {
+    let server = backend.start_with(|c| c.limits.auth.failures = 2).await;
+    let mut browser = Browser::new(&server);
+    for _ in 0..2 {
+        let csrf = browser.get("/console/sign-in").await.csrf();
+        let wrong = browser
+            .post(
+                "/console/sign-in",
+                &[("csrf", &csrf), ("token", "not-the-admin-token")],
+            )
+            .await;
+        assert_eq!(wrong.status, 401, "{}", wrong.body);
+    }
+    let csrf = browser.get("/console/sign-in").await.csrf();
+    let right = browser
+        .post(
+            "/console/sign-in",
+            &[("csrf", &csrf), ("token", ADMIN_TOKEN)],
+        )
+        .await;
+    assert_eq!(
+        right.status, 429,
+        "throttled, whatever the token: {}",
+        right.body
+    );
+    assert!(
+        right.body.contains("Too many failed sign-ins"),
+        "{}",
+        right.body
+    );
+    let api = server.call(Method::GET, "/v1/sites", None).await;
+    assert_error(&api, 429, "too_many_failures");
+    server.stop().await;
+}
+
 store_test!(reading_a_secret_writes_an_audit_line_without_the_secret);
 async fn reading_a_secret_writes_an_audit_line_without_the_secret(backend: Backend) {
     let logs = Logs::capture();
@@ -88,21 +126,10 @@ async fn reading_a_secret_writes_an_audit_line_without_the_secret(backend: Backe
     let (webhook, secret) = server
         .create_webhook(&site, "http://127.0.0.1:9/hook", &["*"])
         .await;
-    let (status, key) = server
-        .call(
-            Method::POST,
-            &format!("/v1/sites/{site}/api-keys"),
-            Some(json!({"name": "auditor", "scopes": ["manage"]})),
-        )
-        .await;
-    assert_eq!(status, 201, "{key}");
-    let (key_id, token) = (
-        key["id"].as_str().expect("id"),
-        key["token"].as_str().expect("token"),
-    );
+    let (key_id, token) = create_scoped_key(&server, &site, Some(&["manage"])).await;
     let (status, body) = server
         .call_as(
-            Some(token),
+            Some(&token),
             Method::GET,
             &format!("/v1/sites/{site}/webhooks/{webhook}/secret"),
             None,
