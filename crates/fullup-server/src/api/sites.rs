@@ -57,7 +57,7 @@ pub struct ApiKeyRequest {
     /// What the key may do on its site: `ingest` (send events; read events,
     /// deliveries and attempts) and/or `manage` (everything on the site, webhook
     /// secrets included). Default `["ingest"]`.
-    #[schema(example = json!(["ingest"]))]
+    #[schema(value_type = Option<Vec<Scope>>, min_items = 1, example = json!(["ingest"]))]
     pub scopes: Option<Vec<String>>,
 }
 
