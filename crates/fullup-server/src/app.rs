@@ -284,14 +284,17 @@ pub async fn admin_token(
     if let Some(stored) = stored_admin_token(store).await? {
         return Ok((stored, None));
     }
-    let token = new_admin_token(&config.generated_admin_token)?;
+    let to = &config.generated_admin_token;
+    let token = new_admin_token(to)?;
     let hash = tokens.hash(&token);
-    if store.add_setting(ADMIN_TOKEN_HASH_KEY, &hash).await? {
-        return Ok((hash, Some(token)));
-    }
-    if let GeneratedAdminToken::File(path) = &config.generated_admin_token {
+    match store.add_setting(ADMIN_TOKEN_HASH_KEY, &hash).await {
+        Ok(true) => return Ok((hash, Some(token))),
         // Another node's token won: ours opens nothing.
-        let _ = std::fs::remove_file(path);
+        Ok(false) => discard(to),
+        Err(err) => {
+            discard(to);
+            return Err(err.into());
+        }
     }
     let stored = stored_admin_token(store)
         .await?
@@ -309,10 +312,22 @@ pub async fn rotate_admin_token(
 ) -> anyhow::Result<String> {
     let tokens = TokenHasher::load_or_create(store, main_key).await?;
     let token = new_admin_token(to)?;
-    store
+    if let Err(err) = store
         .put_setting(ADMIN_TOKEN_HASH_KEY, &tokens.hash(&token))
-        .await?;
+        .await
+    {
+        discard(to);
+        return Err(err.into());
+    }
     Ok(token)
+}
+
+/// Removes the file a token that will open nothing was written to, so that it does not
+/// pass for the admin token nor block the next try (a token file is never replaced).
+fn discard(to: &GeneratedAdminToken) {
+    if let GeneratedAdminToken::File(path) = to {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// A new admin token, written to its file first when `to` names one; refused when
