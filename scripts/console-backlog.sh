@@ -26,7 +26,7 @@ bin="${FULLUP_BIN:-${CARGO_TARGET_DIR:-target}/release/fullup}"
 [ -x "$bin" ] || cargo build --release -p fullup
 dir=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
-export FULLUP_ADMIN_TOKEN=console-backlog-admin-token
+export FULLUP_ADMIN_TOKEN=console-backlog-admin-token-0123456789
 base="http://127.0.0.1:$port"
 auth=(-H "Authorization: Bearer $FULLUP_ADMIN_TOKEN" -H 'content-type: application/json')
 

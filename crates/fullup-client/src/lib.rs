@@ -41,8 +41,9 @@ use wire::{
 pub use error::Error;
 pub use fullup_signature::Secret;
 pub use models::{
-    ApiKey, Attempt, CreatedApiKey, CreatedWebhook, Delivery, DeliveryFilter, DeliveryState, Event,
-    EventSummary, NewEvent, NewWebhook, RotatedSecret, Site, Webhook, WebhookUpdate,
+    ApiKey, ApiKeyScope, Attempt, CreatedApiKey, CreatedWebhook, Delivery, DeliveryFilter,
+    DeliveryState, Event, EventSummary, NewEvent, NewWebhook, RotatedSecret, Site, Webhook,
+    WebhookUpdate,
 };
 /// The HTTP client this crate is built on, for [`Client::with_http_client`] and
 /// [`Error::Api`]'s status.
@@ -215,11 +216,20 @@ impl Client {
         .await
     }
 
-    /// Creates an API key that reaches `site_id` only (admin token only); the answer
+    /// Creates an API key that reaches `site_id` only, allowed `scopes` there (none:
+    /// the service's default, [`ApiKeyScope::Ingest`]); admin token only. The answer
     /// carries its token, this once.
-    pub async fn create_api_key(&self, site_id: &str, name: &str) -> Result<CreatedApiKey, Error> {
+    pub async fn create_api_key(
+        &self,
+        site_id: &str,
+        name: &str,
+        scopes: &[ApiKeyScope],
+    ) -> Result<CreatedApiKey, Error> {
         let url = self.url(&["v1", "sites", site_id, "api-keys"]);
-        let body = serde_json::json!({ "name": name });
+        let mut body = serde_json::json!({ "name": name });
+        if !scopes.is_empty() {
+            body["scopes"] = serde_json::json!(scopes);
+        }
         let created: ApiKeyWithToken = self.send(Method::POST, url.clone(), Some(&body)).await?;
         Ok(CreatedApiKey {
             key: created.key,

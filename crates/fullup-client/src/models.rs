@@ -30,8 +30,22 @@ pub struct ApiKey {
     pub site_id: String,
     /// Its label, such as `production backend`.
     pub name: String,
+    /// What it may do on its site.
+    pub scopes: Vec<ApiKeyScope>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// What a site API key may do on its site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ApiKeyScope {
+    /// Send events; read the site's events, deliveries and attempts. What a backend
+    /// that only sends events needs, and all a leaked key then allows.
+    Ingest,
+    /// Everything on the site: webhooks, their secrets, retries, API keys, portal links.
+    Manage,
 }
 
 /// An API key just created, with its token: the only answer that carries it (the
@@ -104,7 +118,8 @@ pub struct NewWebhook {
     /// Free text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The secret to sign with (at least 16 characters), for a receiver that already
+    /// The secret to sign with (`whsec_` + base64 of at least 24 bytes, or 16
+    /// characters or more in another form), for a receiver that already
     /// holds one; by default the service generates a `whsec_` secret.
     #[serde(
         skip_serializing_if = "Option::is_none",

@@ -16,17 +16,19 @@ use tokio_util::sync::CancellationToken;
 use crate::api::auth::ADMIN_TOKEN_PREFIX;
 use crate::api::server::serve;
 use crate::api::{AppState, metrics_router, router};
-use crate::config::Config;
+use crate::config::{Config, GeneratedAdminToken};
 use crate::console::Console;
-use crate::crypto::{MainKey, default_key_file, generate_token, hash_token, key_beside_database};
+use crate::crypto::{MainKey, default_key_file, generate_token, key_beside_database};
 use crate::delivery::dispatcher::Dispatcher;
 use crate::delivery::guard::OutboundGuard;
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::store::{Backend, Store};
+use crate::tokens::TokenHasher;
 
-/// Settings key of the stored admin token hash.
-const ADMIN_TOKEN_HASH_KEY: &str = "admin_token_hash";
+/// Settings key of the stored admin token's keyed hash ([`crate::tokens`]). (The
+/// plain SHA-256 of earlier versions, `admin_token_hash`, is dropped by migration.)
+pub const ADMIN_TOKEN_HASH_KEY: &str = "admin_token_hmac";
 
 /// A built service, not yet serving.
 #[derive(Debug)]
@@ -58,7 +60,11 @@ impl Application {
                 "re-queued deliveries left in flight by the previous run"
             );
         }
-        let (admin_token_hash, generated_admin_token) = admin_token(&*store, &config).await?;
+        let tokens = TokenHasher::load_or_create(&*store, &main_key)
+            .await
+            .context("reading the token-hash key")?;
+        let (admin_token_hash, generated_admin_token) =
+            admin_token(&*store, &tokens, &config).await?;
         let wake = Arc::new(Notify::new());
         let mut network = config.network.clone();
         network.own_address = Some(listener.local_addr()?);
@@ -87,6 +93,7 @@ impl Application {
             guard,
             config.delivery.health_policy(),
             metrics,
+            tokens,
         );
         if let Some(dispatcher) = &dispatcher {
             service = service.handing_off_to(dispatcher.inbox());
@@ -102,6 +109,7 @@ impl Application {
             console,
             admin_token_hash,
             max_event_bytes: config.max_event_bytes,
+            throttle: crate::api::throttle::AuthThrottle::new(config.limits.auth),
             limits: config.limits.clone(),
         };
         Ok(Self {
@@ -275,28 +283,101 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-/// The admin token's hash: from config, else stored, else a new token (returned once).
+/// The admin token's hash: from config, else stored, else a new token (returned once,
+/// and written where `config.generated_admin_token` says before its hash is stored).
 /// Of nodes starting together on an empty shared database, the first to store its
-/// token wins; the others use that one and print none.
+/// token wins; the others use that one and show none.
 pub async fn admin_token(
     store: &dyn Store,
+    tokens: &TokenHasher,
     config: &Config,
 ) -> anyhow::Result<([u8; 32], Option<String>)> {
     if let Some(token) = &config.admin_token {
-        return Ok((hash_token(token.expose()), None));
+        return Ok((tokens.hash(token.expose()), None));
     }
     if let Some(stored) = stored_admin_token(store).await? {
         return Ok((stored, None));
     }
-    let token = generate_token(ADMIN_TOKEN_PREFIX);
-    let hash = hash_token(&token);
-    if store.add_setting(ADMIN_TOKEN_HASH_KEY, &hash).await? {
-        return Ok((hash, Some(token)));
+    let to = &config.generated_admin_token;
+    let token = new_admin_token(to)?;
+    let hash = tokens.hash(&token);
+    match store.add_setting(ADMIN_TOKEN_HASH_KEY, &hash).await {
+        Ok(true) => return Ok((hash, Some(token))),
+        // Another node's token won: ours opens nothing.
+        Ok(false) => discard(to),
+        Err(err) => {
+            discard(to);
+            return Err(err.into());
+        }
     }
     let stored = stored_admin_token(store)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the stored admin token hash vanished"))?;
     Ok((stored, None))
+}
+
+/// Replaces the stored admin token with a new one, written where `to` says before its
+/// hash replaces the old one (`fullup admin rotate-admin-token`). Nodes running on the
+/// database keep the old token until they restart.
+pub async fn rotate_admin_token(
+    store: &dyn Store,
+    main_key: &MainKey,
+    to: &GeneratedAdminToken,
+) -> anyhow::Result<String> {
+    let tokens = TokenHasher::load_or_create(store, main_key).await?;
+    let token = new_admin_token(to)?;
+    if let Err(err) = store
+        .put_setting(ADMIN_TOKEN_HASH_KEY, &tokens.hash(&token))
+        .await
+    {
+        discard(to);
+        return Err(err.into());
+    }
+    Ok(token)
+}
+
+/// Removes the file a token that will open nothing was written to, so that it does not
+/// pass for the admin token nor block the next try (a token file is never replaced).
+fn discard(to: &GeneratedAdminToken) {
+    if let GeneratedAdminToken::File(path) = to {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A new admin token, written to its file first when `to` names one; refused when
+/// `to` says none may be generated.
+fn new_admin_token(to: &GeneratedAdminToken) -> anyhow::Result<String> {
+    let token = generate_token(ADMIN_TOKEN_PREFIX);
+    match to {
+        GeneratedAdminToken::Returned => {}
+        GeneratedAdminToken::File(path) => write_token_file(path, &token)
+            .with_context(|| format!("writing the admin token to {}", path.display()))?,
+        GeneratedAdminToken::Refused => anyhow::bail!(
+            "no admin token: set FULLUP_ADMIN_TOKEN (32 characters or more; `fullup secret new` \
+             prints one), or --admin-token-file PATH to have one generated there (stdout is not a \
+             terminal, and a token printed there would stay in the logs)"
+        ),
+    }
+    Ok(token)
+}
+
+/// Writes `token` to the new file `path`, mode 0600, synced with its folder; fails if
+/// `path` exists (it may hold a token someone uses).
+fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    let written = file
+        .write_all(format!("{token}\n").as_bytes())
+        .and_then(|()| file.sync_all());
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(path);
+        return Err(err);
+    }
+    crate::crypto::sync_parent(path).map_err(std::io::Error::other)
 }
 
 async fn stored_admin_token(store: &dyn Store) -> anyhow::Result<Option<[u8; 32]>> {

@@ -31,6 +31,8 @@ pub struct Config {
     pub database_url: String,
     /// The admin token; when absent, the stored hash is used, or one is generated.
     pub admin_token: Option<Secret>,
+    /// Where a generated admin token goes.
+    pub generated_admin_token: GeneratedAdminToken,
     /// Largest ingest request body; larger ones get 413.
     pub max_event_bytes: usize,
     /// Delivery settings.
@@ -67,6 +69,7 @@ impl Default for Config {
         Self {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             admin_token: None,
+            generated_admin_token: GeneratedAdminToken::default(),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             delivery: DeliveryConfig::default(),
             store: StoreSettings::default(),
@@ -88,6 +91,22 @@ impl Default for Config {
 /// Kubernetes, ECS and systemd wait after SIGTERM before they kill, for the deliveries
 /// still running to be given back and the database closed.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where an admin token generated on a first start goes (one is generated when none is
+/// configured and none is stored). Never to a log: one that stdout may reach (journald,
+/// container logs) keeps the token as long as the logs are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum GeneratedAdminToken {
+    /// Returned by [`crate::app::Application::generated_admin_token`] for the caller to
+    /// show (`fullup serve` does so only when stdout is a terminal).
+    #[default]
+    Returned,
+    /// Written to this new file, mode 0600 (never replacing one), before its hash is
+    /// stored; also returned.
+    File(PathBuf),
+    /// None is generated: the start fails, naming what to set.
+    Refused,
+}
 
 /// Default sustained ingest rate per caller (events per second): far above what one
 /// site's traffic needs, low enough that one runaway client cannot fill the disk.
@@ -122,6 +141,8 @@ pub struct ApiLimits {
     pub header_read_timeout: Duration,
     /// Connections served at once (at least 1); further ones wait to be accepted.
     pub max_connections: usize,
+    /// Failed authentications allowed per client address.
+    pub auth: crate::api::throttle::AuthLimits,
 }
 
 impl Default for ApiLimits {
@@ -132,6 +153,7 @@ impl Default for ApiLimits {
             request_timeout: DEFAULT_API_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            auth: crate::api::throttle::AuthLimits::default(),
         }
     }
 }

@@ -19,7 +19,7 @@ use aes_gcm::aead::{Aead as _, AeadCore as _, KeyInit as _, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 /// Prefix of values sealed before key ids: `v1:` + base64, under the one main key of
@@ -403,11 +403,6 @@ fn file_error(path: &Path, source: std::io::Error) -> CryptoError {
         path: path.display().to_string(),
         source,
     }
-}
-
-/// SHA-256 of a token, the only form in which tokens are kept.
-pub fn hash_token(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }
 
 /// A new random token with `prefix` (32 bytes from the OS CSPRNG, URL-safe base64).

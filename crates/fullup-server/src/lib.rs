@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod rekey;
 pub mod service;
 pub mod store;
+pub mod tokens;
 
 /// `err` and its causes, `: `-separated, for a log line: a store error's own message
 /// is opaque ("database error"); its cause says what failed.

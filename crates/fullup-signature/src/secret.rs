@@ -77,19 +77,22 @@ impl Secret {
     /// Standard Webhooks libraries); for any other secret, or a `whsec_` secret whose
     /// remainder is not non-empty base64, it is the secret's UTF-8 bytes.
     pub fn standard_key(&self) -> Zeroizing<Vec<u8>> {
-        let decoded = self
-            .expose()
-            .strip_prefix(SECRET_PREFIX)
-            .and_then(|encoded| LENIENT_BASE64.decode(encoded).ok())
-            .map(Zeroizing::new);
-        match decoded {
-            Some(key) if !key.is_empty() => key,
-            Some(mut key) => {
-                key.zeroize();
-                Zeroizing::new(self.as_bytes().to_vec())
-            }
-            None => Zeroizing::new(self.as_bytes().to_vec()),
+        self.whsec_key()
+            .unwrap_or_else(|| Zeroizing::new(self.as_bytes().to_vec()))
+    }
+
+    /// The decoded key of a `whsec_<base64>` secret (padding optional); None when the
+    /// secret is not `whsec_` followed by non-empty standard base64. A sender checks a
+    /// chosen secret with it: a `whsec_` secret that does not decode would otherwise
+    /// key the Standard Webhooks scheme with its UTF-8 bytes, unnoticed.
+    pub fn whsec_key(&self) -> Option<Zeroizing<Vec<u8>>> {
+        let encoded = self.expose().strip_prefix(SECRET_PREFIX)?;
+        let mut key = Zeroizing::new(LENIENT_BASE64.decode(encoded).ok()?);
+        if key.is_empty() {
+            key.zeroize();
+            return None;
         }
+        Some(key)
     }
 }
 
@@ -221,6 +224,20 @@ mod tests {
             *Secret::parse("whsec_AAE").expect("valid").standard_key(),
             vec![0, 1]
         );
+    }
+
+    #[test]
+    fn whsec_key_is_the_decoded_base64_or_none() {
+        let key = Secret::parse("whsec_AAEC").expect("valid").whsec_key();
+        assert_eq!(key.as_deref().map(Vec::as_slice), Some(&[0u8, 1, 2][..]));
+        for text in [
+            "whsec_not base64!",
+            "whsec_",
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ] {
+            let secret = Secret::parse(text).expect("valid");
+            assert!(secret.whsec_key().is_none(), "{text}");
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use fullup_client::{Client, DeliveryFilter, DeliveryState, Error, NewEvent, NewWebhook};
+use fullup_client::{
+    ApiKeyScope, Client, DeliveryFilter, DeliveryState, Error, NewEvent, NewWebhook,
+};
 use futures::TryStreamExt as _;
 use serde_json::json;
 
@@ -177,9 +179,10 @@ async fn a_site_api_key_reaches_its_site_only() {
     let site = admin.create_site("acme").await.expect("site");
     let other = admin.create_site("other").await.expect("other site");
     let created = admin
-        .create_api_key(&site.id, "backend")
+        .create_api_key(&site.id, "backend", &[ApiKeyScope::Manage])
         .await
         .expect("api key");
+    assert_eq!(created.key.scopes, [ApiKeyScope::Manage]);
     assert!(!format!("{created:?}").contains(created.token.expose()));
     let keys: Vec<_> = admin.api_keys(&site.id).try_collect().await.expect("keys");
     assert_eq!(keys, vec![created.key.clone()]);
@@ -200,6 +203,19 @@ async fn a_site_api_key_reaches_its_site_only() {
         .await
         .expect("rename");
     assert_eq!(renamed.name, "acme inc");
+
+    let ingest = admin
+        .create_api_key(&site.id, "sender", &[])
+        .await
+        .expect("ingest key");
+    assert_eq!(ingest.key.scopes, [ApiKeyScope::Ingest], "the default");
+    let sender = Client::new(&service.base, ingest.token.expose()).expect("client");
+    sender.create_event(&site.id, &event).await.expect("ingest");
+    let err = sender
+        .rename_site(&site.id, "mine")
+        .await
+        .expect_err("an ingest key manages nothing");
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(403), "{err:?}");
 
     admin
         .delete_api_key(&site.id, &created.key.id)

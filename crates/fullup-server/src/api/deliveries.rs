@@ -11,6 +11,7 @@ use super::extract::{ApiPath, ApiQuery};
 use super::sites::load_site;
 use super::{AppState, ListResponse, PageParams, path_id, query_time};
 use crate::domain::ids::{AttemptId, DeliveryId, EventId, WebhookId};
+use crate::domain::models::Scope;
 use crate::domain::models::{Attempt, Delivery, DeliveryState, ErrorKind};
 use crate::store::DeliveryFilter;
 
@@ -185,7 +186,7 @@ pub async fn list(
     ApiPath(site_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DeliveryListParams>,
 ) -> Result<Json<ListResponse<DeliveryResponse>>, ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Ingest).await?;
     let page = PageParams {
         limit: q.limit,
         cursor: q.cursor.clone(),
@@ -195,13 +196,14 @@ pub async fn list(
     Ok(Json(ListResponse::from_page(page, DeliveryResponse::from)))
 }
 
+/// The delivery `id` of `site`, for a caller holding `needed` there.
 async fn load_delivery(
     state: &AppState,
     caller: Caller,
-    site: &str,
-    id: &str,
+    (site, id): (&str, &str),
+    needed: Scope,
 ) -> Result<Delivery, ApiError> {
-    let site = load_site(state, caller, site).await?;
+    let site = load_site(state, caller, site, needed).await?;
     let id = path_id(id, "delivery", DeliveryId::parse)?;
     Ok(state.service.delivery(&site, id).await?)
 }
@@ -215,7 +217,7 @@ pub async fn get(
     ApiPath((site_id, delivery_id)): ApiPath<(String, String)>,
 ) -> Result<Json<DeliveryResponse>, ApiError> {
     Ok(Json(
-        load_delivery(&state, caller, &site_id, &delivery_id)
+        load_delivery(&state, caller, (&site_id, &delivery_id), Scope::Ingest)
             .await?
             .into(),
     ))
@@ -230,7 +232,7 @@ pub async fn retry(
     caller: Caller,
     ApiPath((site_id, delivery_id)): ApiPath<(String, String)>,
 ) -> Result<(StatusCode, Json<DeliveryResponse>), ApiError> {
-    let delivery = load_delivery(&state, caller, &site_id, &delivery_id).await?;
+    let delivery = load_delivery(&state, caller, (&site_id, &delivery_id), Scope::Manage).await?;
     let delivery = state.service.retry(&delivery).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery.into())))
 }
@@ -246,7 +248,7 @@ pub async fn attempts(
     ApiPath((site_id, delivery_id)): ApiPath<(String, String)>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<AttemptResponse>>, ApiError> {
-    let delivery = load_delivery(&state, caller, &site_id, &delivery_id).await?;
+    let delivery = load_delivery(&state, caller, (&site_id, &delivery_id), Scope::Ingest).await?;
     let page = state
         .service
         .attempts(&delivery, &page.to_request(AttemptId::parse)?)

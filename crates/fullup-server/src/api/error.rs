@@ -34,6 +34,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// A human sentence saying what went wrong and what to do.
     pub message: String,
+    /// Seconds for the `Retry-After` header, when the client should wait.
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The JSON body of an error.
@@ -59,7 +61,21 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
+    }
+
+    /// 429 `too_many_failures`: this client address failed authentication too often
+    /// ([`super::throttle`]); `Retry-After` is `wait` in whole seconds, at least 1.
+    pub fn too_many_failures(wait: std::time::Duration) -> Self {
+        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failures",
+            format!("too many failed authentications from this address; retry after {seconds} s"),
+        );
+        err.retry_after_secs = Some(seconds);
+        err
     }
 
     /// 400: the request is malformed.
@@ -122,14 +138,16 @@ impl ApiError {
     pub fn store_unavailable(cause: &(dyn std::error::Error + 'static)) -> Self {
         let chain = crate::error_chain(cause);
         tracing::warn!(error = %chain, "the store is unavailable");
-        Self::new(
+        let mut err = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             STORE_UNAVAILABLE,
             format!(
                 "the database is unavailable for now (unreachable or out of space): retry in \
                  {STORE_RETRY_AFTER_SECS} s (an event: with the same Idempotency-Key, so it is stored once)"
             ),
-        )
+        );
+        err.retry_after_secs = Some(STORE_RETRY_AFTER_SECS);
+        err
     }
 }
 
@@ -172,12 +190,12 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
-        let retry_after = self.code == STORE_UNAVAILABLE;
+        let retry_after = self.retry_after_secs;
         let mut response = (self.status, Json(body)).into_response();
-        if retry_after {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER_SECS));
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

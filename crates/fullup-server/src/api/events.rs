@@ -18,6 +18,7 @@ use super::{AppState, ListResponse, PageParams, path_id, query_time};
 use crate::domain::canonical_json::canonicalize;
 use crate::domain::event_type::EventType;
 use crate::domain::ids::EventId;
+use crate::domain::models::Scope;
 use crate::domain::models::{self, Event};
 use crate::service::events::{MAX_IDEMPOTENCY_KEY_LEN, NewEventRequest};
 use crate::store::EventFilterQuery;
@@ -159,7 +160,7 @@ pub async fn create(
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<CreatedEvent>), ApiError> {
     let received = std::time::Instant::now();
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Ingest).await?;
     check_media_type(&headers)?;
     let idempotency_key = idempotency_key(&headers)?;
     let body = body.map_err(|r| super::extract::body_rejection(&r, state.max_event_bytes))?;
@@ -187,7 +188,7 @@ pub async fn list(
     ApiPath(site_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<EventListParams>,
 ) -> Result<Json<ListResponse<EventSummary>>, ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Ingest).await?;
     let page = PageParams {
         limit: q.limit,
         cursor: q.cursor,
@@ -218,7 +219,7 @@ pub async fn get(
     caller: Caller,
     ApiPath((site_id, event_id)): ApiPath<(String, String)>,
 ) -> Result<Json<EventResponse>, ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Ingest).await?;
     let id = path_id(&event_id, "event", EventId::parse)?;
     Ok(Json(state.service.event(&site, id).await?.try_into()?))
 }

@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod ratelimit;
 pub mod server;
 pub mod sites;
+pub mod throttle;
 pub mod webhooks;
 
 use error::ApiError;
@@ -43,8 +44,10 @@ pub struct AppState {
     pub service: Service,
     /// The console's settings and session key.
     pub console: crate::console::Console,
-    /// SHA-256 of the admin token.
+    /// Keyed hash of the admin token ([`crate::tokens`]).
     pub admin_token_hash: [u8; 32],
+    /// Failed authentications per client address, API and console sign-in alike.
+    pub throttle: throttle::AuthThrottle,
     /// Largest accepted event request body.
     pub max_event_bytes: usize,
     /// Rate limits and timeouts of the API.
@@ -59,6 +62,7 @@ impl std::fmt::Debug for AppState {
             .field("admin_token_hash", &"[redacted]")
             .field("max_event_bytes", &self.max_event_bytes)
             .field("limits", &self.limits)
+            .field("throttle", &self.throttle)
             .finish_non_exhaustive()
     }
 }

@@ -228,7 +228,9 @@ fn add_error_responses(op: &mut Operation) {
         has(ParameterIn::Header),
     );
     let body = op.request_body.is_some();
-    let mut statuses = vec!["401", "500", "503"];
+    // Any caller may be refused: 401 (no valid token), 403 (a site key on an admin
+    // route, or without the scope the route needs), 429 (its address failed too often).
+    let mut statuses = vec!["401", "403", "429", "500", "503"];
     if query || header || body {
         statuses.push("400");
     }
@@ -302,7 +304,11 @@ fn status_description(status: &str) -> &'static str {
         "401" => {
             "No `Authorization: Bearer <token>` header, or a token that is not valid (`unauthorized`)"
         }
-        "403" => "The route needs the admin token; a site API key cannot use it (`forbidden`)",
+        "403" => {
+            "The route needs the admin token, which a site API key is not (`forbidden`), or a \
+             scope the key lacks: `manage` for anything but ingest and reading events and \
+             deliveries (`insufficient_scope`)"
+        }
         "404" => {
             "The site, or the resource in it, does not exist or is not the caller's (`not_found`)"
         }
@@ -316,8 +322,9 @@ fn status_description(status: &str) -> &'static str {
              the rule (`invalid_body`, `invalid_url`, …)"
         }
         "429" => {
-            "This credential sent events faster than its ingest rate limit; retry after \
-             `Retry-After` seconds (`rate_limited`)"
+            "This client address failed authentication too often (`too_many_failures`), or this \
+             credential sent events faster than its ingest rate limit (`rate_limited`); retry \
+             after `Retry-After` seconds"
         }
         "500" => {
             "A fault of the service or its database; the server log has the cause (`internal`)"

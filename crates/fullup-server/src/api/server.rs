@@ -20,10 +20,12 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -31,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 use crate::config::ApiLimits;
 
@@ -60,10 +63,11 @@ pub async fn serve(
             biased;
             () = &mut shutdown => break,
             Some(done) = connections.join_next() => log_panic(done),
-            (stream, slot) = accept(&listener, &slots) => {
+            (stream, peer, slot) = accept(&listener, &slots) => {
                 connections.spawn(serve_connection(
                     builder.clone(),
                     stream,
+                    peer,
                     router.clone(),
                     closing.clone(),
                     slot,
@@ -99,14 +103,14 @@ fn connection_builder(limits: &ApiLimits) -> auto::Builder<TokioExecutor> {
 async fn accept(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
-) -> (TcpStream, OwnedSemaphorePermit) {
+) -> (TcpStream, SocketAddr, OwnedSemaphorePermit) {
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             // The semaphore is never closed; wait for shutdown instead of spinning.
             return std::future::pending().await;
         };
         match listener.accept().await {
-            Ok((stream, _)) => return (stream, slot),
+            Ok((stream, peer)) => return (stream, peer, slot),
             Err(err) if is_connection_error(&err) => {
                 tracing::debug!(error = %err, "a connection failed before it was accepted");
             }
@@ -130,14 +134,21 @@ fn is_connection_error(err: &io::Error) -> bool {
 }
 
 /// Serves one connection until the client leaves, a timeout closes it, or shutdown
-/// asks it to finish its request in flight and close. Holds `slot` until then.
+/// asks it to finish its request in flight and close. Holds `slot` until then. Every
+/// request carries the client's address (`ConnectInfo<SocketAddr>`), which the
+/// authentication throttle counts failures against.
 async fn serve_connection(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     closing: CancellationToken,
     slot: OwnedSemaphorePermit,
 ) {
+    let router = router.map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    });
     let connection =
         builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
     tokio::pin!(connection);

@@ -10,8 +10,8 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{AppState, ListResponse, PageParams, path_id};
 use crate::domain::ids::{ApiKeyId, SiteId};
-use crate::domain::models::{ApiKey, Site};
-use crate::service::sites::parse_name;
+use crate::domain::models::{ApiKey, Scope, Site};
+use crate::service::sites::{parse_name, parse_scopes};
 
 /// `POST /v1/sites` and `PATCH /v1/sites/{id}` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -54,6 +54,11 @@ pub struct ApiKeyRequest {
     /// spaces are trimmed.
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    /// What the key may do on its site: `ingest` (send events; read events,
+    /// deliveries and attempts) and/or `manage` (everything on the site, webhook
+    /// secrets included). Default `["ingest"]`.
+    #[schema(value_type = Option<Vec<Scope>>, min_items = 1, example = json!(["ingest"]))]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// An API key; `token` is present only in the creation response.
@@ -65,7 +70,9 @@ pub struct ApiKeyResponse {
     pub site_id: SiteId,
     /// Its label.
     pub name: String,
-    /// The bearer token: shown once, stored only as a hash.
+    /// What it may do on its site.
+    pub scopes: Vec<Scope>,
+    /// The bearer token: shown once, stored only as a keyed hash.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// RFC 3339 creation time.
@@ -78,16 +85,24 @@ impl From<ApiKey> for ApiKeyResponse {
             id: k.id,
             site_id: k.site_id,
             name: k.name,
+            scopes: k.scopes.iter().collect(),
             token: None,
             created_at: k.created_at.to_rfc3339(),
         }
     }
 }
 
-/// Resolves a site path segment for `caller`: 404 when absent or not the caller's.
-pub async fn load_site(state: &AppState, caller: Caller, raw: &str) -> Result<Site, ApiError> {
+/// Resolves a site path segment for `caller`, which needs the `needed` scope there
+/// (if an API key): 404 when absent or not the caller's, 403 without the scope. Every
+/// site route goes through here, so none can forget to choose its scope.
+pub async fn load_site(
+    state: &AppState,
+    caller: Caller,
+    raw: &str,
+    needed: Scope,
+) -> Result<Site, ApiError> {
     let id = path_id(raw, "site", SiteId::parse)?;
-    caller.require_site(id)?;
+    caller.require_site(id, needed)?;
     Ok(state.service.site(id).await?)
 }
 
@@ -129,7 +144,11 @@ pub async fn get(
     caller: Caller,
     ApiPath(site_id): ApiPath<String>,
 ) -> Result<Json<SiteResponse>, ApiError> {
-    Ok(Json(load_site(&state, caller, &site_id).await?.into()))
+    Ok(Json(
+        load_site(&state, caller, &site_id, Scope::Manage)
+            .await?
+            .into(),
+    ))
 }
 
 /// Renames a site.
@@ -141,7 +160,7 @@ pub async fn update(
     ApiPath(site_id): ApiPath<String>,
     ApiJson(req): ApiJson<SiteRequest>,
 ) -> Result<Json<SiteResponse>, ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
     let site = state
         .service
         .rename_site(site, parse_name(&req.name)?)
@@ -158,7 +177,7 @@ pub async fn delete(
     ApiPath(site_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
     state.service.delete_site(&site).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -173,9 +192,10 @@ pub async fn create_key(
     ApiJson(req): ApiJson<ApiKeyRequest>,
 ) -> Result<(StatusCode, Json<ApiKeyResponse>), ApiError> {
     caller.require_admin()?;
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
     let name = parse_name(&req.name)?;
-    let (key, token) = state.service.create_api_key(&site, name).await?;
+    let scopes = parse_scopes(req.scopes.as_deref())?;
+    let (key, token) = state.service.create_api_key(&site, name, scopes).await?;
     let mut response = ApiKeyResponse::from(key);
     response.token = Some(token);
     Ok((StatusCode::CREATED, Json(response)))
@@ -190,7 +210,7 @@ pub async fn list_keys(
     ApiPath(site_id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<ApiKeyResponse>>, ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
     let page = state
         .service
         .api_keys(&site, &page.to_request(ApiKeyId::parse)?)
@@ -206,7 +226,7 @@ pub async fn delete_key(
     caller: Caller,
     ApiPath((site_id, key_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
     let id = path_id(&key_id, "API key", ApiKeyId::parse)?;
     state.service.delete_api_key(&site, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -223,7 +243,8 @@ pub struct PortalLinkResponse {
 }
 
 /// Creates a portal link: a short-lived, one-time URL that opens the console for this
-/// site only (admin or the site's own API key).
+/// site only (admin, or the site's own API key with the `manage` scope: the console
+/// reveals webhook secrets).
 #[utoipa::path(post, operation_id = "createPortalLink", path = "/v1/sites/{site_id}/portal-links", tag = "sites",
     responses((status = 201, body = PortalLinkResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create_portal_link(
@@ -231,7 +252,7 @@ pub async fn create_portal_link(
     caller: Caller,
     ApiPath(site_id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<PortalLinkResponse>), ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
     let link = state.service.create_portal_token(&site).await?;
     Ok((
         StatusCode::CREATED,

@@ -11,7 +11,7 @@ use super::extract::{ApiJson, ApiJsonOrEmpty, ApiPath, ApiQuery};
 use super::sites::load_site;
 use super::{AppState, ListResponse, PageParams, body_time, path_id};
 use crate::domain::ids::{EventId, WebhookId};
-use crate::domain::models::Site;
+use crate::domain::models::{Scope, Site};
 use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
 use crate::service::webhooks::{
     NewWebhook, WebhookChanges, parse_description, parse_filters, parse_grace, parse_secret,
@@ -34,8 +34,9 @@ pub struct CreateWebhook {
     #[serde(default)]
     #[schema(max_length = 1000)]
     pub description: Option<String>,
-    /// Bring your own secret (at least 16 characters, for receivers that already hold
-    /// one); by default a `whsec_` secret is generated.
+    /// Bring your own secret, for receivers that already hold one: `whsec_` + standard
+    /// base64 of at least 24 random bytes, or another form of at least 16 characters.
+    /// By default a `whsec_` secret is generated.
     #[serde(default)]
     #[schema(min_length = 16)]
     pub secret: Option<String>,
@@ -133,7 +134,8 @@ pub struct RotateSecretRequest {
     #[serde(default)]
     #[schema(maximum = 604800)]
     pub grace_period_secs: Option<u64>,
-    /// Bring your own new secret (at least 16 characters); by default a `whsec_`
+    /// Bring your own new secret (as at creation: `whsec_` + base64 of at least 24
+    /// bytes, or 16 characters or more in another form); by default a `whsec_`
     /// secret is generated.
     #[serde(default)]
     #[schema(min_length = 16)]
@@ -184,7 +186,7 @@ async fn load_webhook(
     site: &str,
     id: &str,
 ) -> Result<(Site, Webhook), ApiError> {
-    let site = load_site(state, caller, site).await?;
+    let site = load_site(state, caller, site, Scope::Manage).await?;
     let id = path_id(id, "webhook", WebhookId::parse)?;
     let webhook = state.service.webhook(&site, id).await?;
     Ok((site, webhook))
@@ -200,7 +202,7 @@ pub async fn create(
     ApiPath(site_id): ApiPath<String>,
     ApiJson(req): ApiJson<CreateWebhook>,
 ) -> Result<(StatusCode, Json<WebhookResponse>), ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
     let new = NewWebhook {
         url: parse_url(&req.url)?,
         event_types: parse_filters(req.event_types)?,
@@ -224,7 +226,7 @@ pub async fn list(
     ApiPath(site_id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<ListResponse<WebhookResponse>>, ApiError> {
-    let site = load_site(&state, caller, &site_id).await?;
+    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
     let page = state
         .service
         .webhooks(&site, &page.to_request(WebhookId::parse)?)
@@ -255,8 +257,9 @@ pub async fn secret(
     ApiPath((site_id, webhook_id)): ApiPath<(String, String)>,
 ) -> Result<Json<SecretResponse>, ApiError> {
     let (_, webhook) = load_webhook(&state, caller, &site_id, &webhook_id).await?;
+    let secret = state.service.reveal_secret(&webhook, caller.actor())?;
     Ok(Json(SecretResponse {
-        secret: secret_text(&webhook)?,
+        secret: secret.expose().to_owned(),
     }))
 }
 
@@ -326,7 +329,7 @@ pub async fn rotate_secret(
     };
     let rotated = state
         .service
-        .rotate_secret(&webhook, parse_secret(req.secret)?, grace)
+        .rotate_secret(&webhook, parse_secret(req.secret)?, grace, caller.actor())
         .await?;
     Ok(Json(RotateSecretResponse {
         secret: secret_text(&rotated.webhook)?,

@@ -93,6 +93,14 @@ impl Session {
         }
     }
 
+    /// Who this session is, for audit lines.
+    pub fn actor(&self) -> crate::service::Actor {
+        match self.scope {
+            Scope::Admin => crate::service::Actor::ConsoleAdmin,
+            Scope::Portal { site } => crate::service::Actor::Portal(site),
+        }
+    }
+
     /// The `Set-Cookie` value that stores this session.
     pub fn set_cookie(&self, console: &Console) -> String {
         let sealed = seal(console, self, SESSION_CONTEXT);

@@ -20,7 +20,102 @@ pub struct Site {
     pub updated_at: Timestamp,
 }
 
-/// A site-scoped API key. Only the SHA-256 of the token is kept.
+/// What a site API key may do on its site. A leaked `ingest` key sends and reads
+/// events; it cannot read a secret or repoint a webhook.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Send events, and read the site's events, deliveries and attempts.
+    Ingest,
+    /// Everything on the site: webhooks, their secrets, retries, recovery, API keys,
+    /// portal links (which open the console, where secrets are shown), and all `ingest`
+    /// may do.
+    Manage,
+}
+
+impl Scope {
+    /// Every scope, in the order they are stored and shown.
+    pub const ALL: [Self; 2] = [Self::Ingest, Self::Manage];
+
+    /// The name used in the API and the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Manage => "manage",
+        }
+    }
+
+    /// The scope named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// The scopes of an API key: a non-empty set, stored as space-separated names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scopes(u8);
+
+impl Scope {
+    fn bit(self) -> u8 {
+        match self {
+            Self::Ingest => 1,
+            Self::Manage => 2,
+        }
+    }
+}
+
+impl Scopes {
+    /// The set of `scopes`; None when empty.
+    pub fn new(scopes: impl IntoIterator<Item = Scope>) -> Option<Self> {
+        let bits = scopes.into_iter().fold(0, |bits, s| bits | s.bit());
+        (bits != 0).then_some(Self(bits))
+    }
+
+    /// Whether a key with these scopes may do what `needed` allows (`manage` allows
+    /// everything).
+    pub fn allow(self, needed: Scope) -> bool {
+        self.0 & (Scope::Manage.bit() | needed.bit()) != 0
+    }
+
+    /// The scopes, in [`Scope::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL
+            .into_iter()
+            .filter(move |s| self.0 & s.bit() != 0)
+    }
+
+    /// Space-separated names, the database's form.
+    pub fn to_text(self) -> String {
+        self.iter().map(Scope::as_str).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Parses [`Scopes::to_text`]'s form; None for an unknown or no name.
+    pub fn from_text(text: &str) -> Option<Self> {
+        let parsed: Option<Vec<Scope>> = text.split_whitespace().map(Scope::parse).collect();
+        Self::new(parsed?)
+    }
+}
+
+impl Default for Scopes {
+    /// `ingest` alone: a new key may do no more unless asked for.
+    fn default() -> Self {
+        Self(Scope::Ingest.bit())
+    }
+}
+
+/// A site-scoped API key. Only a keyed hash of the token is kept.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
     /// Its id.
@@ -29,7 +124,10 @@ pub struct ApiKey {
     pub site_id: SiteId,
     /// A human label.
     pub name: String,
-    /// SHA-256 of the token; the token itself is shown once and never stored.
+    /// What it may do there.
+    pub scopes: Scopes,
+    /// HMAC-SHA256 of the token under the token-hash key ([`crate::tokens`]); the token
+    /// itself is shown once and never stored.
     pub token_hash: [u8; 32],
     /// When it was created.
     pub created_at: Timestamp,
@@ -41,6 +139,7 @@ impl std::fmt::Debug for ApiKey {
             .field("id", &self.id)
             .field("site_id", &self.site_id)
             .field("name", &self.name)
+            .field("scopes", &self.scopes)
             .field("token_hash", &"[redacted]")
             .finish()
     }

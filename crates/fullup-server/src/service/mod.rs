@@ -20,6 +20,7 @@ use crate::domain::clock::Clock;
 use crate::domain::health::HealthPolicy;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{HandOff, Store, StoreError, StoreResult};
+use crate::tokens::TokenHasher;
 
 pub mod deliveries;
 pub mod events;
@@ -74,6 +75,33 @@ impl ServiceError {
     }
 }
 
+/// Who asked for a use case, as audit lines (target `fullup::audit`) name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The admin token, on the API.
+    Admin,
+    /// A site API key, on the API.
+    ApiKey(crate::domain::ids::ApiKeyId),
+    /// The console, signed in with the admin token.
+    ConsoleAdmin,
+    /// The console, opened from a portal link of this site.
+    Portal(crate::domain::ids::SiteId),
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Admin => f.write_str("admin"),
+            Self::ApiKey(key) => write!(f, "api_key:{key}"),
+            Self::ConsoleAdmin => f.write_str("console:admin"),
+            Self::Portal(site) => write!(f, "console:portal:{site}"),
+        }
+    }
+}
+
+/// Target of audit log lines: who read or replaced a secret. Never the secret itself.
+pub const AUDIT_TARGET: &str = "fullup::audit";
+
 /// Shorthand for use case results.
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
@@ -87,13 +115,14 @@ pub struct Service {
     guard: OutboundGuard,
     health: HealthPolicy,
     metrics: Arc<Metrics>,
+    tokens: TokenHasher,
 }
 
 impl Service {
     /// The use cases over `store`, telling time by `clock`, waking the dispatcher
     /// through `wake`, judging webhook URLs with `guard` (as deliveries are), and
-    /// webhook health with `health` (as the dispatcher does), and recording what they
-    /// do in `metrics`.
+    /// webhook health with `health` (as the dispatcher does), recording what they do in
+    /// `metrics`, and keeping tokens as hashes under `tokens`.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
@@ -101,6 +130,7 @@ impl Service {
         guard: OutboundGuard,
         health: HealthPolicy,
         metrics: Arc<Metrics>,
+        tokens: TokenHasher,
     ) -> Self {
         Self {
             store,
@@ -110,7 +140,13 @@ impl Service {
             guard,
             health,
             metrics,
+            tokens,
         }
+    }
+
+    /// The keyed hash of `token`, the only form in which tokens are kept or compared.
+    pub fn token_hash(&self, token: &str) -> [u8; 32] {
+        self.tokens.hash(token)
     }
 
     /// These use cases, offering the deliveries an ingest creates to `to` (this node's

@@ -1,7 +1,8 @@
 //! Portal links: a short-lived, one-time URL token that a platform hands to its
 //! customer, which the console turns into a session scoped to one site.
 //!
-//! Only the token's SHA-256 is stored, so a database dump opens no portal. Taking a
+//! Only the token's keyed hash ([`crate::tokens`]) is stored, so a database dump opens
+//! no portal and a database writer cannot plant one. Taking a
 //! token deletes it in the same statement that checks it (see
 //! [`crate::store::Store::take_portal_token`]), so a token opens one session however
 //! many nodes share the database.
@@ -9,7 +10,7 @@
 use std::time::Duration;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::crypto::{generate_token, hash_token};
+use crate::crypto::generate_token;
 use crate::domain::models::Site;
 use crate::domain::time::Timestamp;
 use crate::metrics::StoreOp;
@@ -46,7 +47,7 @@ impl Service {
         self.counted(
             StoreOp::Write,
             self.store
-                .create_portal_token(&hash_token(&token), site.id, expires_at, now)
+                .create_portal_token(&self.token_hash(&token), site.id, expires_at, now)
                 .await,
         )?;
         Ok(PortalToken { token, expires_at })
@@ -63,7 +64,7 @@ impl Service {
             .counted(
                 StoreOp::Write,
                 self.store
-                    .take_portal_token(&hash_token(token), self.clock.now())
+                    .take_portal_token(&self.token_hash(token), self.clock.now())
                     .await,
             )?
             .ok_or_else(gone)?;

@@ -2,7 +2,7 @@
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::domain::ids::{ApiKeyId, SiteId};
-use crate::domain::models::{ApiKey, Site};
+use crate::domain::models::{ApiKey, Scope, Scopes, Site};
 use crate::metrics::StoreOp;
 use crate::store::{Page, PageRequest};
 
@@ -30,7 +30,67 @@ pub fn parse_name(name: &str) -> ServiceResult<String> {
     Ok(name.to_owned())
 }
 
+/// Parses the `scopes` of a new API key: [`Scopes::default`] (`ingest`) when absent.
+pub fn parse_scopes(raw: Option<&[String]>) -> ServiceResult<Scopes> {
+    let Some(raw) = raw else {
+        return Ok(Scopes::default());
+    };
+    let names = || Scope::ALL.map(|s| format!("`{}`", s.as_str())).join(", ");
+    let scopes: Vec<Scope> = raw
+        .iter()
+        .map(|name| {
+            Scope::parse(name).ok_or_else(|| {
+                ServiceError::invalid(
+                    "invalid_scopes",
+                    format!("unknown scope `{name}`; scopes are {}", names()),
+                )
+            })
+        })
+        .collect::<ServiceResult<_>>()?;
+    Scopes::new(scopes).ok_or_else(|| {
+        ServiceError::invalid(
+            "invalid_scopes",
+            format!(
+                "scopes must list at least one of {}; omit it for `ingest`",
+                names()
+            ),
+        )
+    })
+}
+
+/// What a presented site API key token turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLookup {
+    /// A live key.
+    Found(ApiKey),
+    /// A key stored before token hashes were keyed: it no longer authenticates and
+    /// must be re-issued.
+    Legacy,
+    /// No key.
+    Unknown,
+}
+
 impl Service {
+    /// The API key whose token is `token`, by its keyed hash. A plain SHA-256 stored by
+    /// an earlier version (or planted by a database writer) never matches; it is only
+    /// recognised, to tell the caller to re-issue the key.
+    pub async fn find_api_key(&self, token: &str) -> ServiceResult<KeyLookup> {
+        let store = &self.store;
+        if let Some(key) = self.counted(
+            StoreOp::Read,
+            store.find_api_key(&self.token_hash(token)).await,
+        )? {
+            return Ok(KeyLookup::Found(key));
+        }
+        let legacy = crate::tokens::legacy_hash(token);
+        Ok(
+            match self.counted(StoreOp::Read, store.find_api_key(&legacy).await)? {
+                Some(_) => KeyLookup::Legacy,
+                None => KeyLookup::Unknown,
+            },
+        )
+    }
+
     /// Creates a site named `name` (already parsed by [`parse_name`]).
     pub async fn create_site(&self, name: String) -> ServiceResult<Site> {
         let now = self.clock.now();
@@ -74,12 +134,13 @@ impl Service {
         Ok(())
     }
 
-    /// Creates an API key of `site`; the token is returned this once, and only its
-    /// hash is stored.
+    /// Creates an API key of `site` allowed `scopes`; the token is returned this once,
+    /// and only its keyed hash is stored.
     pub async fn create_api_key(
         &self,
         site: &Site,
         name: String,
+        scopes: Scopes,
     ) -> ServiceResult<(ApiKey, String)> {
         let now = self.clock.now();
         let token = crate::crypto::generate_token(API_KEY_PREFIX);
@@ -87,7 +148,8 @@ impl Service {
             id: ApiKeyId::new(now),
             site_id: site.id,
             name,
-            token_hash: crate::crypto::hash_token(&token),
+            scopes,
+            token_hash: self.token_hash(&token),
             created_at: now,
         };
         self.counted(StoreOp::Write, self.store.create_api_key(&key).await)?;

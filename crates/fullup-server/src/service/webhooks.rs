@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use fullup_signature::Secret;
 
-use super::{Service, ServiceError, ServiceResult};
+use super::{AUDIT_TARGET, Actor, Service, ServiceError, ServiceResult};
 use crate::delivery::guard::GuardError;
 use crate::domain::event_type::EventFilter;
 use crate::domain::health::Health;
@@ -24,8 +24,13 @@ pub const HEALTH_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 pub const MAX_WEBHOOKS_PER_SITE: u64 = 100;
 /// Longest description.
 pub const MAX_DESCRIPTION_LEN: usize = 1000;
-/// Shortest secret a client may choose; generated ones are 32 random bytes.
+/// Shortest secret a client may choose in a free form (not `whsec_`), for receivers
+/// that already hold one, such as the seed programs' `your_shared_secret_key`; the
+/// fullup scheme keys with its UTF-8 bytes. Generated ones are 32 random bytes.
 pub const MIN_CHOSEN_SECRET_LEN: usize = 16;
+/// Fewest key bytes a chosen `whsec_` secret may decode to: 192 bits, past any
+/// guessing (generated ones have 32).
+pub const MIN_WHSEC_KEY_BYTES: usize = 24;
 
 /// A receiver URL, parsed (its destination is vetted by the use case).
 pub fn parse_url(url: &str) -> ServiceResult<WebhookUrl> {
@@ -71,20 +76,44 @@ pub fn parse_description(raw: Option<String>) -> ServiceResult<String> {
     Ok(d)
 }
 
-/// A chosen secret of at least [`MIN_CHOSEN_SECRET_LEN`] characters, or a generated one.
+/// A chosen secret, or a generated one when none is given. A `whsec_` secret must be
+/// `whsec_` + standard base64 of at least [`MIN_WHSEC_KEY_BYTES`] bytes, not all alike
+/// (it claims to be a random key, and keys the Standard Webhooks scheme with the
+/// decoded bytes); a secret in another form, at least [`MIN_CHOSEN_SECRET_LEN`]
+/// characters.
 pub fn parse_secret(raw: Option<String>) -> ServiceResult<Secret> {
     let Some(raw) = raw else {
         return Ok(Secret::generate());
     };
-    if raw.chars().count() < MIN_CHOSEN_SECRET_LEN {
-        return Err(ServiceError::invalid(
-            "invalid_secret",
-            format!(
-                "secret must be at least {MIN_CHOSEN_SECRET_LEN} characters; omit it to get a generated one"
-            ),
-        ));
+    let invalid = |message: String| ServiceError::invalid("invalid_secret", message);
+    let secret = Secret::parse(&raw).map_err(|e| invalid(e.to_string()))?;
+    if raw.starts_with(fullup_signature::SECRET_PREFIX) {
+        let generated = "omit it to get a generated one, or use `fullup secret new`";
+        let key = secret.whsec_key().ok_or_else(|| {
+            invalid(format!(
+                "a whsec_ secret must be `whsec_` followed by standard base64 of at least \
+                 {MIN_WHSEC_KEY_BYTES} random bytes; this one is not base64; {generated}"
+            ))
+        })?;
+        let uniform = key.iter().all(|&b| b == key[0]);
+        if key.len() < MIN_WHSEC_KEY_BYTES || uniform {
+            let what = match uniform {
+                true => format!("{} byte(s), all the same", key.len()),
+                false => format!("{} byte(s)", key.len()),
+            };
+            return Err(invalid(format!(
+                "a whsec_ secret must encode at least {MIN_WHSEC_KEY_BYTES} random bytes; this \
+                 one has {what}; {generated}"
+            )));
+        }
+        return Ok(secret);
     }
-    Secret::parse(&raw).map_err(|e| ServiceError::invalid("invalid_secret", e.to_string()))
+    if raw.chars().count() < MIN_CHOSEN_SECRET_LEN {
+        return Err(invalid(format!(
+            "secret must be at least {MIN_CHOSEN_SECRET_LEN} characters; omit it to get a generated one"
+        )));
+    }
+    Ok(secret)
 }
 
 /// A grace period of at most [`MAX_GRACE`].
@@ -248,13 +277,23 @@ impl Service {
         Ok(())
     }
 
-    /// Replaces the secret of `webhook` with `new`; the replaced one keeps signing for
-    /// `grace`, so receivers can switch without a failed delivery.
+    /// The secret of `webhook`, shown to `actor`: an audit line (target
+    /// [`AUDIT_TARGET`]) names who read which webhook's secret, never the secret.
+    pub fn reveal_secret<'w>(&self, webhook: &'w Webhook, actor: Actor) -> ServiceResult<&'w Secret> {
+        let secrets = webhook.secrets().map_err(StoreError::from)?;
+        audit(actor, webhook, "webhook secret read");
+        Ok(&secrets.current)
+    }
+
+    /// Replaces the secret of `webhook` with `new` for `actor` (who is shown the new
+    /// one; an audit line records it); the replaced one keeps signing for `grace`, so
+    /// receivers can switch without a failed delivery.
     pub async fn rotate_secret(
         &self,
         webhook: &Webhook,
         new: Secret,
         grace: Duration,
+        actor: Actor,
     ) -> ServiceResult<Rotated> {
         let now = self.clock.now();
         let secrets = webhook.secrets().map_err(StoreError::from)?;
@@ -283,12 +322,25 @@ impl Service {
             .secrets()
             .map_err(StoreError::from)?
             .fullup_signature_switches_at(now);
+        audit(actor, webhook, "webhook secret rotated");
         Ok(Rotated {
             fullup_signature_switches_at: switches_at,
             previous_valid_until: now + grace,
             webhook: rotated,
         })
     }
+}
+
+/// Logs that `actor` was shown a secret of `webhook` (`what` says how), at info under
+/// [`AUDIT_TARGET`]; never the secret.
+fn audit(actor: Actor, webhook: &Webhook, what: &'static str) {
+    tracing::info!(
+        target: AUDIT_TARGET,
+        actor = %actor,
+        site = %webhook.site_id,
+        webhook = %webhook.id,
+        "{what}"
+    );
 }
 
 /// Refuses a rotation that would push a secret still in its grace period out of the

@@ -674,6 +674,10 @@ pub trait Store: Reads + DeliveryQueue {
     /// Nodes starting together on one database agree on the first value stored.
     async fn add_setting(&self, key: &str, value: &[u8]) -> StoreResult<bool>;
 
+    /// Stores a setting, replacing its value if it has one (`fullup admin
+    /// rotate-admin-token`).
+    async fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()>;
+
     /// Creates a site.
     async fn create_site(&self, site: &Site) -> StoreResult<()>;
     /// Renames a site; false when it does not exist.

@@ -278,6 +278,15 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        sqlx::query(sql::PUT_SETTING)
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn create_site(&self, site: &Site) -> StoreResult<()> {
         sqlx::query(sql::INSERT_SITE)
             .bind(site.id.to_string())
@@ -318,6 +327,7 @@ impl Store for PgStore {
             .bind(&key.name)
             .bind(&key.token_hash[..])
             .bind(key.created_at)
+            .bind(key.scopes.to_text())
             .execute(&self.pool)
             .await?;
         Ok(())

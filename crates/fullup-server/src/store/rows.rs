@@ -40,7 +40,7 @@ macro_rules! row_mappers {
         use crate::domain::health::Health;
         use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
         use crate::domain::models::{
-            ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, EventSummary, Site,
+            ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, EventSummary, Scopes, Site,
         };
         use crate::domain::time::Timestamp;
         use crate::domain::webhook::Webhook;
@@ -105,6 +105,8 @@ macro_rules! row_mappers {
                 id: parsed(row, "id", ApiKeyId::parse)?,
                 site_id: parsed(row, "site_id", SiteId::parse)?,
                 name: row.try_get("name")?,
+                scopes: Scopes::from_text(&row.try_get::<String, _>("scopes")?)
+                    .ok_or_else(|| corrupt("unknown API key scope"))?,
                 token_hash: hash
                     .try_into()
                     .map_err(|_| corrupt("token hash is not 32 bytes"))?,

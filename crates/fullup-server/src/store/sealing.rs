@@ -15,6 +15,9 @@
 //! [`needs_reseal`] has them re-sealed at start. A `main_key_check` setting, sealed
 //! under the current key, makes a wrong key fail at start with a clear message instead
 //! of at the first delivery.
+//!
+//! The token-hash key ([`crate::tokens`]) is sealed under the main key too, and
+//! re-sealed with the secrets when the main key rotates.
 
 use fullup_signature::Secret;
 use zeroize::Zeroizing;
@@ -250,4 +253,14 @@ pub(crate) fn reseal(
 ) -> StoreResult<(SealedSecrets, String)> {
     let secrets = seal_secrets(to, binding, w.secrets()?)?;
     Ok((secrets, seal_url(to, w)?))
+}
+
+/// The token-hash key setting ([`crate::tokens`]), sealed under `old`, re-sealed under
+/// `new`: a main key rotation keeps every token hash, and so every API key, valid.
+pub(crate) fn reseal_token_hash_key(
+    old: &MainKey,
+    new: &MainKey,
+    stored: &[u8],
+) -> StoreResult<Vec<u8>> {
+    Ok(crate::tokens::TokenHasher::open(old, stored)?.seal(new))
 }

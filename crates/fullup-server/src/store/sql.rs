@@ -6,6 +6,9 @@
 /// Stores a setting unless one is stored: `$1` key, `$2` value.
 pub(crate) const ADD_SETTING: &str =
     "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+/// `$1` key, `$2` value: stores the setting, replacing any value.
+pub(crate) const PUT_SETTING: &str = "INSERT INTO settings (key, value) VALUES ($1, $2) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 /// `$1` id, `$2` name, `$3` created, `$4` updated.
 pub(crate) const INSERT_SITE: &str =
@@ -15,9 +18,9 @@ pub(crate) const RENAME_SITE: &str = "UPDATE sites SET name = $1, updated_at = $
 /// `$1` id; everything the site owns goes with it (`ON DELETE CASCADE`).
 pub(crate) const DELETE_SITE: &str = "DELETE FROM sites WHERE id = $1";
 
-/// `$1` id, `$2` site, `$3` name, `$4` token hash, `$5` created.
-pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, site_id, name, token_hash, created_at) \
-     VALUES ($1, $2, $3, $4, $5)";
+/// `$1` id, `$2` site, `$3` name, `$4` token hash, `$5` created, `$6` scopes.
+pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, site_id, name, token_hash, created_at, scopes) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 /// `$1` id, `$2` site.
 pub(crate) const DELETE_API_KEY: &str = "DELETE FROM api_keys WHERE id = $1 AND site_id = $2";
 

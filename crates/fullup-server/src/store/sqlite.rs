@@ -495,6 +495,15 @@ impl Store for SqliteStore {
         Ok(added == 1)
     }
 
+    async fn put_setting(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        self.execute(
+            sql::PUT_SETTING,
+            vec![Value::from(key.to_owned()), Value::from(value.to_vec())],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn create_site(&self, site: &Site) -> StoreResult<()> {
         let params = vec![
             Value::from(site.id.to_string()),
@@ -530,6 +539,7 @@ impl Store for SqliteStore {
             Value::from(key.name.clone()),
             Value::from(key.token_hash.to_vec()),
             Value::from(key.created_at),
+            Value::from(key.scopes.to_text()),
         ];
         self.execute(sql::INSERT_API_KEY, params).await?;
         Ok(())

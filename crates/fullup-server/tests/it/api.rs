@@ -4,10 +4,12 @@
 
 mod auth;
 mod consistency;
+mod credentials;
 mod errors;
 mod ingest;
 mod pagination;
 mod resources;
+mod scopes;
 
 use reqwest::Method;
 use serde_json::Value;

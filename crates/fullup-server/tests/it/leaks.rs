@@ -33,7 +33,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// Everything logged in this process since the first call.
 #[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Logs {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -48,7 +48,7 @@ impl std::io::Write for Logs {
 
 impl Logs {
     /// Starts recording (once per process) and returns the recording.
-    fn capture() -> Self {
+    pub(crate) fn capture() -> Self {
         static LOGS: OnceLock<Logs> = OnceLock::new();
         LOGS.get_or_init(|| {
             let logs = Logs::default();
@@ -64,7 +64,7 @@ impl Logs {
         .clone()
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
     }
 }
@@ -312,6 +312,7 @@ fn debug_of_config_and_models_redacts_secrets_tokens_and_bodies() {
         id: ApiKeyId::new(Timestamp::EPOCH),
         site_id: SiteId::new(Timestamp::EPOCH),
         name: "debug".to_owned(),
+        scopes: fullup_server::domain::models::Scopes::default(),
         token_hash: [0xab; 32],
         created_at: Timestamp::EPOCH,
     };

@@ -71,12 +71,13 @@ async fn generate_admin_token(dir: &tempfile::TempDir) -> String {
     token
 }
 
+/// Creates a `manage` API key of `site` (it may do everything there); returns its token.
 pub(crate) async fn create_api_key(server: &TestServer, site: &str) -> String {
     let (status, body) = server
         .call(
             Method::POST,
             &format!("/v1/sites/{site}/api-keys"),
-            Some(json!({"name": "backend"})),
+            Some(json!({"name": "backend", "scopes": ["manage"]})),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -299,6 +300,7 @@ async fn rotating_the_main_key_reseals_every_secret() {
         )
         .await;
     assert_eq!(status, 200, "{rotated}");
+    let api_token = create_api_key(&server, &site).await;
     server.stop().await;
 
     let key_file = dir.path().join("fullup.key");
@@ -326,6 +328,18 @@ async fn rotating_the_main_key_reseals_every_secret() {
 
     let server = TestServer::start_in(dir.clone(), test_config(&dir)).await;
     assert_eq!(secret_of(&server, &site, &webhook).await, rotated["secret"]);
+    let (status, body) = server
+        .call_as(
+            Some(&api_token),
+            Method::GET,
+            &format!("/v1/sites/{site}/webhooks/{webhook}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "API keys outlive the rotation (the token-hash key is re-sealed): {body}"
+    );
     receiver.expect_secret(old_secret);
     server.send_event(&site, "a.b", json!({})).await;
     let got = receiver.next(WAIT).await;

@@ -1,4 +1,5 @@
-//! `fullup admin`: maintenance of a stopped service's database.
+//! `fullup admin`: maintenance of a stopped service's database: the main key here,
+//! the admin token in [`super::admin_token`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ pub struct Args {
 enum AdminCommand {
     /// Re-seal every webhook secret under a new main key (stop the service first).
     RotateMainKey(RotateArgs),
+    /// Replace the stored admin token (the one generated on the first start) with a new
+    /// one, written to --admin-token-file or shown on a terminal; restart to end the old.
+    RotateAdminToken(super::admin_token::RotateAdminTokenArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +60,7 @@ struct RotateArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         AdminCommand::RotateMainKey(args) => rotate(args),
+        AdminCommand::RotateAdminToken(args) => super::admin_token::run(args),
     }
 }
 

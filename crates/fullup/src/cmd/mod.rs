@@ -1,6 +1,7 @@
 //! One module per subcommand; each exposes `Args` and `run(Args) -> anyhow::Result<ExitCode>`.
 
 pub mod admin;
+pub mod admin_token;
 pub mod bench;
 pub mod completions;
 pub mod delivery;

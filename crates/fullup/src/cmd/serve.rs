@@ -1,17 +1,19 @@
 //! `fullup serve`: the webhook service (API and delivery workers) in one process, or
 //! the API alone (`--workers 0`).
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use fullup_server::api::throttle::{AuthLimits, DEFAULT_AUTH_FAILURES, DEFAULT_AUTH_WINDOW};
 use fullup_server::app::Application;
 use fullup_server::config::{
     ApiLimits, Config, DEFAULT_API_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_INGEST_BURST, DEFAULT_INGEST_RATE, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_EVENT_BYTES, DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_SHUTDOWN_TIMEOUT, GeneratedAdminToken,
 };
 use fullup_server::console::ConsoleConfig;
 use fullup_server::delivery::ssrf::NetworkPolicy;
@@ -32,17 +34,20 @@ use super::logging::{self, LogFormat};
 /// user of the machine).
 const ADMIN_TOKEN_ENV: &str = "FULLUP_ADMIN_TOKEN";
 
-/// Shorter admin tokens draw a warning: 32 random characters are past guessing; a word
-/// or a short dev token is not, and the admin token opens every site.
+/// Shorter admin tokens are refused (unless `--insecure-dev-admin-token`): 32 random
+/// characters are past guessing; a word or a short dev token is not, and the admin
+/// token opens every site.
 pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 /// What `fullup serve --help` says about the environment, before the logging notes.
 const ENVIRONMENT_HELP: &str = "\
 Environment:
   FULLUP_ADMIN_TOKEN  The admin token, 32 characters or more (`fullup secret new` prints
-                      one). Never a flag: command lines are visible to every user of the
-                      machine. Unset: the token stored by an earlier start is kept, or one
-                      is generated and printed once.
+                      one; shorter only with --insecure-dev-admin-token). Never a flag:
+                      command lines are visible to every user of the machine. Unset: the
+                      token stored by an earlier start is kept, or one is generated and
+                      written to --admin-token-file, or shown once when stdout is a
+                      terminal (never printed into logs).
   FULLUP_MAIN_KEY     The main key (base64 of 32 bytes), instead of --main-key-file.
   Every flag also reads the variable shown as its [env: ...].";
 
@@ -142,11 +147,26 @@ pub struct Args {
     /// API connections served at once; further clients wait to be accepted.
     #[arg(long, env = "FULLUP_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Failed authentications (API tokens, console sign-ins) a client address may make
+    /// per minute; past that it gets 429 until the minute ends. 0 disables. Behind a
+    /// reverse proxy every client shares the proxy's address: raise it there.
+    #[arg(long, env = "FULLUP_AUTH_FAILURE_LIMIT", default_value_t = DEFAULT_AUTH_FAILURES)]
+    auth_failure_limit: u32,
     /// File holding the main key that seals webhook secrets (created, mode 0600, on first
     /// start; default `fullup.key` beside a SQLite database, required for PostgreSQL unless
     /// `FULLUP_MAIN_KEY` is set). `FULLUP_MAIN_KEY` takes precedence.
     #[arg(long, env = "FULLUP_MAIN_KEY_FILE", value_name = "PATH")]
     main_key_file: Option<std::path::PathBuf>,
+    /// Where to write the admin token generated on a first start (when FULLUP_ADMIN_TOKEN
+    /// is unset and the database holds none): a new file, mode 0600. Without it, the
+    /// token is shown once when stdout is a terminal; otherwise the start fails rather
+    /// than print it into logs.
+    #[arg(long, env = "FULLUP_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    admin_token_file: Option<std::path::PathBuf>,
+    /// Accept a FULLUP_ADMIN_TOKEN shorter than 32 characters, for a development setup
+    /// only: a short token can be guessed, and it opens every site.
+    #[arg(long, env = "FULLUP_INSECURE_DEV_ADMIN_TOKEN")]
+    insecure_dev_admin_token: bool,
     /// The URL people reach this service at, such as `https://hooks.example.com`:
     /// portal links are built on it, and an https one makes the console's cookies
     /// `Secure`. Default: `http://` + the listen address.
@@ -217,7 +237,7 @@ impl Args {
         );
         let admin_token = match std::env::var(ADMIN_TOKEN_ENV) {
             Ok(token) => {
-                warn_if_short(&token);
+                check_admin_token_length(&token, self.insecure_dev_admin_token)?;
                 Some(
                     Secret::parse(&token)
                         .with_context(|| format!("{ADMIN_TOKEN_ENV} is not usable"))?,
@@ -225,9 +245,15 @@ impl Args {
             }
             Err(_) => None,
         };
+        let generated_admin_token = match self.admin_token_file {
+            Some(path) => GeneratedAdminToken::File(path),
+            None if std::io::stdout().is_terminal() => GeneratedAdminToken::Returned,
+            None => GeneratedAdminToken::Refused,
+        };
         Ok(Config {
             database_url: self.database_url,
             admin_token,
+            generated_admin_token,
             max_event_bytes: self.max_event_bytes,
             delivery: DeliveryConfig {
                 connect_timeout: self.connect_timeout.into(),
@@ -251,6 +277,10 @@ impl Args {
                 request_timeout: self.api_timeout.into(),
                 header_read_timeout: self.header_read_timeout.into(),
                 max_connections: self.max_connections,
+                auth: AuthLimits {
+                    failures: self.auth_failure_limit,
+                    window: DEFAULT_AUTH_WINDOW,
+                },
             },
             main_key: super::admin::main_key_from_env()?,
             main_key_file: self.main_key_file,
@@ -269,15 +299,24 @@ impl Args {
     }
 }
 
-/// Warns on stderr, before any log line, when the admin token is short enough to guess.
-fn warn_if_short(token: &str) {
+/// Refuses an admin token short enough to guess, unless `insecure_dev` (then warns on
+/// stderr, before any log line).
+fn check_admin_token_length(token: &str, insecure_dev: bool) -> anyhow::Result<()> {
     let chars = token.chars().count();
-    if chars < MIN_ADMIN_TOKEN_CHARS {
-        eprintln!(
-            "fullup: WARNING: {ADMIN_TOKEN_ENV} is {chars} characters long; a short token can be guessed \
-             and opens every site: use {MIN_ADMIN_TOKEN_CHARS} or more (`fullup secret new` prints one)"
-        );
+    if chars >= MIN_ADMIN_TOKEN_CHARS {
+        return Ok(());
     }
+    anyhow::ensure!(
+        insecure_dev,
+        "{ADMIN_TOKEN_ENV} is {chars} characters long; a short token can be guessed and opens \
+         every site: use {MIN_ADMIN_TOKEN_CHARS} or more (`fullup secret new` prints one), or pass \
+         --insecure-dev-admin-token for a development setup"
+    );
+    eprintln!(
+        "fullup: WARNING: {ADMIN_TOKEN_ENV} is {chars} characters long (--insecure-dev-admin-token); \
+         a short token can be guessed and opens every site: use {MIN_ADMIN_TOKEN_CHARS} or more"
+    );
+    Ok(())
 }
 
 /// Runs the service until SIGINT or SIGTERM.
@@ -285,6 +324,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     logging::init(logging::choose(args.log_format));
     let listen = args.listen;
     let metrics_listen = args.metrics_listen;
+    let admin_token_file = args.admin_token_file.clone();
     let config = args.config()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
@@ -301,8 +341,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             app = app.with_metrics_listener(listener);
         }
         if let Some(token) = app.generated_admin_token() {
-            println!("Generated an admin token (shown once; only its hash is stored):");
-            println!("  export {ADMIN_TOKEN_ENV}={token}");
+            match &admin_token_file {
+                Some(path) => println!(
+                    "Generated an admin token, written to {} (mode 0600; only its hash is stored)",
+                    path.display()
+                ),
+                None => {
+                    println!("Generated an admin token (shown once; only its hash is stored):");
+                    println!("  export {ADMIN_TOKEN_ENV}={token}");
+                }
+            }
         }
         if let Some(path) = app.created_main_key_file() {
             println!(

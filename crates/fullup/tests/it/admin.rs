@@ -1,5 +1,6 @@
 //! `fullup admin rotate-main-key` as an operator runs it: stop, rotate, start again.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -143,4 +144,120 @@ async fn a_key_file_beside_the_database_is_warned_about() {
     let lines = lines.join().expect("the log reader ends").join("\n");
     assert!(!lines.contains("database's folder"), "{lines}");
     assert!(elsewhere.path().join("fullup.key").exists());
+}
+
+/// Status of `GET /v1/sites` with `token`.
+async fn sites_status(client: &reqwest::Client, base: &str, token: &str) -> u16 {
+    client
+        .get(format!("{base}/v1/sites"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the API answers")
+        .status()
+        .as_u16()
+}
+
+fn rotate_admin_token(database_url: &str, token_file: Option<&Path>) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fullup"));
+    command
+        .args([
+            "admin",
+            "rotate-admin-token",
+            "--database-url",
+            database_url,
+        ])
+        .env_remove("FULLUP_ADMIN_TOKEN");
+    if let Some(file) = token_file {
+        command.arg("--admin-token-file").arg(file);
+    }
+    command.output().expect("run rotate-admin-token")
+}
+
+/// Issue 18: the generated admin token went to stdout (and so to journald or container
+/// logs), and could not be replaced.
+#[tokio::test]
+async fn the_generated_admin_token_goes_to_a_private_file_and_rotates() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("fullup.db").display());
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let read_token = |path: &Path| {
+        let mode = std::fs::metadata(path)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        std::fs::read_to_string(path)
+            .expect("token file")
+            .trim()
+            .to_owned()
+    };
+
+    // No terminal, no file, no FULLUP_ADMIN_TOKEN: the first start refuses to print one.
+    let refused = Command::new(env!("CARGO_BIN_EXE_fullup"))
+        .args([
+            "serve",
+            "--database-url",
+            &database_url,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("FULLUP_ADMIN_TOKEN")
+        .output()
+        .expect("run serve");
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("--admin-token-file") && err.contains("FULLUP_ADMIN_TOKEN"),
+        "{err}"
+    );
+
+    let first = dir.path().join("admin-token");
+    let first_arg = first.display().to_string();
+    let mut server = Server::start(
+        &database_url,
+        &["--admin-token-file", &first_arg],
+        &[("FULLUP_ADMIN_TOKEN", "")],
+    )
+    .await;
+    let generated = read_token(&first);
+    assert!(generated.starts_with("fadm_"), "{generated}");
+    assert_eq!(sites_status(&client, &server.base, &generated).await, 200);
+    assert!(server.terminate(Duration::from_secs(30)).success());
+
+    // Without a file and without a terminal, nothing is changed.
+    let no_file = rotate_admin_token(&database_url, None);
+    assert_eq!(no_file.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&no_file.stderr).contains("--admin-token-file"),
+        "{}",
+        String::from_utf8_lossy(&no_file.stderr)
+    );
+    // An existing file is never overwritten.
+    let over = rotate_admin_token(&database_url, Some(&first));
+    assert_eq!(over.status.code(), Some(2));
+    assert_eq!(read_token(&first), generated);
+
+    let second = dir.path().join("admin-token-2");
+    let rotated = rotate_admin_token(&database_url, Some(&second));
+    let stdout = String::from_utf8_lossy(&rotated.stdout);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let new_token = read_token(&second);
+    assert!(
+        !stdout.contains(&new_token),
+        "the token is not printed: {stdout}"
+    );
+    assert!(stdout.contains(&second.display().to_string()), "{stdout}");
+
+    let server = Server::start(&database_url, &[], &[("FULLUP_ADMIN_TOKEN", "")]).await;
+    assert_eq!(sites_status(&client, &server.base, &new_token).await, 200);
+    assert_eq!(sites_status(&client, &server.base, &generated).await, 401);
 }

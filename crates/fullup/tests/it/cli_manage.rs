@@ -237,8 +237,9 @@ fn completions_and_the_man_page_cover_the_commands() {
 }
 
 /// Regression: a one-character admin token was accepted without a word.
+/// Issue 18: any non-empty admin token passed.
 #[test]
-fn a_short_admin_token_draws_a_warning_and_a_long_one_none() {
+fn a_short_admin_token_is_refused_unless_the_development_flag_is_given() {
     // A database in a folder that does not exist: serve stops (exit 2) after reading
     // its configuration, without listening anywhere.
     let args = [
@@ -252,8 +253,27 @@ fn a_short_admin_token_draws_a_warning_and_a_long_one_none() {
     assert_eq!(short.status.code(), Some(2), "{}", stderr(&short));
     let err = stderr(&short);
     assert!(
-        err.contains("WARNING") && err.contains("1 characters") && err.contains("32"),
+        err.contains("1 characters")
+            && err.contains("32")
+            && err.contains("--insecure-dev-admin-token"),
         "{err}"
+    );
+    assert!(
+        !err.contains("database"),
+        "refused before the database is opened: {err}"
+    );
+    let mut dev_args = args.to_vec();
+    dev_args.push("--insecure-dev-admin-token");
+    let dev = fullup(
+        &dev_args,
+        "http://127.0.0.1:1",
+        &[("FULLUP_ADMIN_TOKEN", "x")],
+    );
+    assert_eq!(dev.status.code(), Some(2), "{}", stderr(&dev));
+    let err = stderr(&dev);
+    assert!(
+        err.contains("WARNING") && err.contains("1 characters") && err.contains("database"),
+        "accepted with a warning, then the database fails: {err}"
     );
     let long = fullup(
         &args,

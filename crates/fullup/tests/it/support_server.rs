@@ -92,10 +92,14 @@ impl Server {
         command
             .args(["--retry-schedule", "1s,1s,1s,1s,1s"])
             .args(extra_args)
-            .envs(envs.iter().copied())
             .env("FULLUP_ADMIN_TOKEN", ADMIN_TOKEN)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", rust_log)
             .stderr(stderr);
+        // An empty value in `envs` unsets the variable (such as the admin token).
+        for (name, _) in envs.iter().filter(|(_, value)| value.is_empty()) {
+            command.env_remove(name);
+        }
         let process = ServeProcess::start(command, START_TIMEOUT)
             .await
             .expect("`fullup serve` prints its address");

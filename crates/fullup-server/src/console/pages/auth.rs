@@ -20,7 +20,7 @@ use super::super::layout::{Chrome, page};
 use super::super::session::{SESSION_COOKIE, SIGN_IN_COOKIE, Scope, Session, SignIn, clear_cookie};
 use super::site_path;
 use crate::api::AppState;
-use crate::crypto::hash_token;
+use crate::api::auth::ClientAddress;
 use crate::service::ServiceError;
 
 /// The sign-in form.
@@ -76,21 +76,32 @@ fn sign_in_form(state: &AppState, status: StatusCode, error: Option<&str>) -> Re
         .into_response()
 }
 
-/// `POST /console/sign-in`: checks the form's origin and token, then the admin token.
+/// `POST /console/sign-in`: checks the form's origin and token, then the admin token;
+/// failures count against the client address like the API's ([`crate::api::throttle`]).
 pub async fn sign_in(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> ConsoleResult<Response> {
     same_origin(&headers, &state.console.public_url)?;
     let now = state.service.now();
+    let instant = tokio::time::Instant::now();
+    if state.throttle.blocked(client, instant).is_some() {
+        return Ok(sign_in_form(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("Too many failed sign-ins from this address; wait a minute and try again."),
+        ));
+    }
     let expected =
         SignIn::from_headers(&state.console, &headers, now).ok_or(ConsoleError::Forbidden(
             "the sign-in form expired or was not sent from the console; reload it and try again",
         ))?;
     check_token(form.csrf.as_deref(), &expected.csrf)?;
-    let hash = hash_token(form.token.trim());
+    let hash = state.service.token_hash(form.token.trim());
     if !bool::from(hash.ct_eq(&state.admin_token_hash)) {
+        state.throttle.failed(client, instant);
         return Ok(sign_in_form(
             &state,
             StatusCode::UNAUTHORIZED,

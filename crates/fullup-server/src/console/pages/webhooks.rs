@@ -438,6 +438,9 @@ pub async fn reveal_secret(
     posted: Posted<Empty>,
 ) -> ConsoleResult<Response> {
     let (_, webhook) = load(&state, &posted.session, &site_id, &webhook_id).await?;
+    state
+        .service
+        .reveal_secret(&webhook, posted.session.actor())?;
     Ok(secret_page(
         &posted.session,
         &webhook,
@@ -459,6 +462,7 @@ pub async fn rotate(
             &webhook,
             fullup_signature::Secret::generate(),
             DEFAULT_GRACE,
+            posted.session.actor(),
         )
         .await?;
     Ok(secret_page(

@@ -13,9 +13,10 @@ use crate::domain::webhook::Webhook;
 use crate::store::rows::postgres::{binding, sealed, webhook as webhook_from_row};
 use crate::store::sealing::{
     Binding, KEY_CHECK_SETTING, SealedSecrets, needs_reseal, reseal, seal_key_check, seal_secrets,
-    verify_key_check,
+    reseal_token_hash_key, verify_key_check,
 };
 use crate::store::{SecretRotation, StoreResult};
+use crate::tokens::TOKEN_HASH_KEY_SETTING;
 
 impl PgStore {
     /// Fails with [`crate::store::StoreError::WrongMainKey`] when the database was
@@ -96,6 +97,18 @@ impl PgStore {
                     .bind(KEY_CHECK_SETTING)
                     .execute(&mut *tx)
                     .await?;
+                let token_key: Option<Vec<u8>> =
+                    sqlx::query_scalar("SELECT value FROM settings WHERE key = $1 FOR UPDATE")
+                        .bind(TOKEN_HASH_KEY_SETTING)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(stored) = token_key {
+                    sqlx::query("UPDATE settings SET value = $1 WHERE key = $2")
+                        .bind(reseal_token_hash_key(&self.key, new, &stored)?)
+                        .bind(TOKEN_HASH_KEY_SETTING)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
             })

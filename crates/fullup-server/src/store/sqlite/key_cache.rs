@@ -61,6 +61,7 @@ mod tests {
             id: ApiKeyId::new(crate::domain::time::Timestamp::EPOCH),
             site_id: SiteId::new(crate::domain::time::Timestamp::EPOCH),
             name: String::new(),
+            scopes: crate::domain::models::Scopes::default(),
             token_hash: [byte; 32],
             created_at: crate::domain::time::Timestamp::EPOCH,
         }

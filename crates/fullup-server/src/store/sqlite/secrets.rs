@@ -15,9 +15,10 @@ use crate::domain::webhook::Webhook;
 use crate::store::rows::sqlite::{binding, sealed, webhook as webhook_from_row};
 use crate::store::sealing::{
     Binding, KEY_CHECK_SETTING, SealedSecrets, needs_reseal, reseal, seal_key_check, seal_secrets,
-    seal_url_of, verify_key_check,
+    seal_url_of, reseal_token_hash_key, verify_key_check,
 };
 use crate::store::{SecretRotation, StoreError, StoreResult};
+use crate::tokens::TOKEN_HASH_KEY_SETTING;
 
 /// Reads before a rotation gives up: only a storm of concurrent rotations of one
 /// webhook loses this many races.
@@ -168,6 +169,18 @@ impl SqliteStore {
             .bind(KEY_CHECK_SETTING)
             .execute(&mut *tx)
             .await?;
+        let token_key: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(TOKEN_HASH_KEY_SETTING)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(stored) = token_key {
+            sqlx::query("UPDATE settings SET value = ? WHERE key = ?")
+                .bind(reseal_token_hash_key(&self.key, new, &stored)?)
+                .bind(TOKEN_HASH_KEY_SETTING)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         // Values sealed under the old key leave the WAL too (secure_delete zeroes the pages).
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,24 +1,42 @@
 //! Who may call what: no or wrong token → 401, a site key on admin-only routes → 403,
-//! on another site's paths → 404 (as if absent), a revoked key → 401.
+//! on another site's paths → 404 (as if absent), a revoked key → 401. Scopes are in
+//! `scopes.rs`.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::assert_error;
+use crate::support::server::ADMIN_TOKEN;
 use crate::support::{Backend, TestServer, store_test};
 
-/// Creates an API key for `site` as admin; returns (key id, token).
+/// Creates a `manage` API key for `site` as admin; returns (key id, token).
 async fn create_key(server: &TestServer, site: &str) -> (String, String) {
+    create_scoped_key(server, site, Some(&["manage"])).await
+}
+
+/// Creates an API key for `site` as admin with `scopes` (the default when None);
+/// returns (key id, token).
+pub(crate) async fn create_scoped_key(
+    server: &TestServer,
+    site: &str,
+    scopes: Option<&[&str]>,
+) -> (String, String) {
+    let mut request = json!({"name": "backend"});
+    if let Some(scopes) = scopes {
+        request["scopes"] = json!(scopes);
+    }
     let got = server
         .call(
             Method::POST,
             &format!("/v1/sites/{site}/api-keys"),
-            Some(json!({"name": "backend"})),
+            Some(request),
         )
         .await;
     assert_eq!(got.0, 201, "{}", got.1);
     assert_eq!(got.1["site_id"], site);
     assert_eq!(got.1["name"], "backend");
+    let expected = scopes.map_or_else(|| json!(["ingest"]), |s| json!(s));
+    assert_eq!(got.1["scopes"], expected, "{}", got.1);
     assert!(
         got.1["id"].as_str().expect("key id").starts_with("key_"),
         "{}",
@@ -45,13 +63,17 @@ async fn missing_or_wrong_tokens_get_401_and_the_admin_token_works(backend: Back
         401,
         "unauthorized",
     );
-    for wrong in ["wrong", "fk_not-a-real-key", "test-admin-token-012345678"] {
+    for wrong in [
+        "wrong",
+        "fk_not-a-real-key",
+        "test-admin-token-0123456789abcde",
+    ] {
         let got = server.call_as(Some(wrong), Method::GET, &path, None).await;
         assert_error(&got, 401, "unauthorized");
     }
     let basic = reqwest::Client::new()
         .get(format!("{}{path}", server.base))
-        .basic_auth("admin", Some("test-admin-token-0123456789"))
+        .basic_auth("admin", Some(ADMIN_TOKEN))
         .send()
         .await
         .expect("request");
@@ -62,7 +84,7 @@ async fn missing_or_wrong_tokens_get_401_and_the_admin_token_works(backend: Back
     assert_eq!(body["id"], site.as_str());
     let lowercase = reqwest::Client::new()
         .get(format!("{}{path}", server.base))
-        .header("authorization", "bearer test-admin-token-0123456789")
+        .header("authorization", format!("bearer {ADMIN_TOKEN}"))
         .send()
         .await
         .expect("request");

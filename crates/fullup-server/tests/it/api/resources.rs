@@ -276,6 +276,27 @@ async fn invalid_webhook_values_get_422_naming_what_to_fix(backend: Backend) {
         422,
         "invalid_secret",
     );
+    // Issue 18: `whsec_AAAAAAAAAA` (16 characters, 7 zero bytes) passed, and a `whsec_`
+    // secret that is not base64 was silently keyed with its UTF-8 bytes.
+    for (secret, says) in [
+        ("whsec_AAAAAAAAAA", "7 byte(s), all the same"),
+        ("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRY=", "23 byte(s)"),
+        (
+            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            "all the same",
+        ),
+        ("whsec_this is not base64 at all, not at all", "not base64"),
+    ] {
+        let message = assert_error(
+            &create(json!({"secret": secret})).await,
+            422,
+            "invalid_secret",
+        );
+        assert!(
+            message.contains(says) && message.contains("24"),
+            "{secret}: {message}"
+        );
+    }
     assert_error(&create(json!({"url": 42})).await, 422, "invalid_body");
     assert_error(
         &create(json!({"colour": "blue"})).await,
@@ -292,7 +313,8 @@ store_test!(a_chosen_secret_is_accepted_and_returned);
 async fn a_chosen_secret_is_accepted_and_returned(backend: Backend) {
     let server = backend.start().await;
     let site = server.create_site().await;
-    let chosen = "my-own-secret-0123456789";
+    // 24 bytes in the whsec_ form: the fewest accepted.
+    let chosen = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
     let body = json!({"url": HOOK_URL, "event_types": ["*"], "description": "", "secret": chosen, "enabled": false});
     let (status, created) = server
         .call(

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use fullup_server::crypto::hash_token;
 use fullup_server::domain::time::Timestamp;
+use fullup_server::tokens::TokenHasher;
 use reqwest::Method;
 use serde_json::json;
 
@@ -171,6 +171,8 @@ async fn a_portal_token_is_taken_once(backend: Backend) {
     let store = open.store.clone();
     let now = Timestamp::from_unix_ms(1_800_000_000_000);
     let (site, _) = site_with_webhooks(&*store, now, 0).await;
+    let tokens = TokenHasher::generate();
+    let hash_token = |token: &str| tokens.hash(token);
     let hash = hash_token("fpl_test-token");
     store
         .create_portal_token(&hash, site, now + Duration::from_secs(600), now)

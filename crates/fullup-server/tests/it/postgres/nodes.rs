@@ -272,12 +272,15 @@ async fn nodes_starting_together_agree_on_one_admin_token() {
     let stores = [
         PgStore::open(&db.url, key.clone()).await.expect("open"),
         PgStore::open(&db.url, key.clone()).await.expect("open"),
-        PgStore::open(&db.url, key).await.expect("open"),
+        PgStore::open(&db.url, key.clone()).await.expect("open"),
     ];
+    let tokens = fullup_server::tokens::TokenHasher::load_or_create(&stores[0], &key)
+        .await
+        .expect("token-hash key");
     let answers = futures::future::join_all(
         stores
             .iter()
-            .map(|store| fullup_server::app::admin_token(store, &config)),
+            .map(|store| fullup_server::app::admin_token(store, &tokens, &config)),
     )
     .await
     .into_iter()
@@ -285,7 +288,7 @@ async fn nodes_starting_together_agree_on_one_admin_token() {
     .expect("admin tokens");
     let printed: Vec<&String> = answers.iter().filter_map(|(_, t)| t.as_ref()).collect();
     assert_eq!(printed.len(), 1, "exactly one node prints a new token");
-    let hash = fullup_server::crypto::hash_token(printed[0]);
+    let hash = tokens.hash(printed[0]);
     assert!(
         answers.iter().all(|(h, _)| *h == hash),
         "every node accepts the printed token"

@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use super::postgres::TestStore;
 
 /// The admin token every test server uses.
-pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// 32 characters or more, as `fullup serve` requires (the browser and contract tests
+/// run it with this token).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// A running service.
 pub struct TestServer {
@@ -188,6 +190,38 @@ impl TestServer {
     /// Stops gracefully (if not signalled yet) and waits until the service has exited.
     pub async fn wait_stopped(&mut self) {
         self.stop_in_place().await;
+    }
+
+    /// Stops gracefully, runs `sql` on the database as a writer without the main key
+    /// would (`$1` bound to `blob`), then starts again on the same store.
+    pub async fn restart_after_sql(mut self, sql: &str, blob: Vec<u8>) -> Self {
+        self.stop_in_place().await;
+        match &self.store {
+            Some(store) => {
+                let pool = sqlx::PgPool::connect(&store.db.url)
+                    .await
+                    .expect("open database");
+                sqlx::query(sql)
+                    .bind(blob)
+                    .execute(&pool)
+                    .await
+                    .expect("run the statement");
+                pool.close().await;
+            }
+            None => {
+                let url = format!("sqlite://{}", self.dir.path().join("fullup.db").display());
+                let pool = sqlx::SqlitePool::connect(&url)
+                    .await
+                    .expect("open database");
+                sqlx::query(&sql.replace("$1", "?1"))
+                    .bind(blob)
+                    .execute(&pool)
+                    .await
+                    .expect("run the statement");
+                pool.close().await;
+            }
+        }
+        Self::start_on(self.dir.clone(), self.store.take(), |_| {}).await
     }
 
     async fn stop_in_place(&mut self) {
