@@ -41,9 +41,9 @@ use wire::{
 pub use error::Error;
 pub use fullup_signature::Secret;
 pub use models::{
-    ApiKey, ApiKeyScope, Attempt, CreatedApiKey, CreatedWebhook, Delivery, DeliveryFilter,
-    DeliveryState, Event, EventSummary, NewEvent, NewWebhook, RotatedSecret, Site, Webhook,
-    WebhookUpdate,
+    ApiKey, ApiKeyScope, Attempt, CreatedApiKey, CreatedWebhook, CustomHeaders, Delivery,
+    DeliveryFilter, DeliveryState, Event, EventSummary, NewEvent, NewWebhook, RotatedSecret, Site,
+    Webhook, WebhookUpdate,
 };
 /// The HTTP client this crate is built on, for [`Client::with_http_client`] and
 /// [`Error::Api`]'s status.

@@ -129,6 +129,29 @@ pub struct NewWebhook {
     /// Create it paused: deliveries queue, unattempted, until it is resumed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
+    /// Headers sent with every delivery besides the service's own (not signed), such
+    /// as a receiver's gateway key; `Debug` prints their names only.
+    #[serde(skip_serializing_if = "CustomHeaders::is_empty")]
+    pub headers: CustomHeaders,
+}
+
+/// Custom headers of a webhook, name to value; `Debug` prints the names only (values
+/// often carry a receiver's credentials).
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct CustomHeaders(pub std::collections::BTreeMap<String, String>);
+
+impl CustomHeaders {
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for CustomHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl NewWebhook {

@@ -142,6 +142,7 @@ async fn create_site_and_webhooks(store: &dyn Store) -> SiteId {
     let site = Site {
         id: SiteId::new(now),
         name: "bench".to_owned(),
+        strict_event_types: false,
         created_at: now,
         updated_at: now,
     };
@@ -153,6 +154,7 @@ async fn create_site_and_webhooks(store: &dyn Store) -> SiteId {
             url: WebhookUrl::parse(&format!("https://receiver{n}.example.com/hook")).expect("url"),
             event_types: vec![EventFilter::All],
             description: "bench".to_owned(),
+            headers: Default::default(),
             health: Health::default(),
             paused: false,
             secrets: Ok(Secrets::new(Secret::generate())),

@@ -1,5 +1,5 @@
-//! The management API under `/v1`: sites, API keys, webhooks, events, deliveries and
-//! attempts, plus `/openapi.json` and the operator's routes (`/healthz`, `/health`,
+//! The management API under `/v1`: sites, API keys, webhooks, events, the event-type
+//! catalog, deliveries and attempts, plus `/openapi.json` and the operator's routes (`/healthz`, `/health`,
 //! `/readyz`, `/metrics`).
 
 use crate::config::ApiLimits;
@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 pub mod access_log;
 pub mod auth;
+pub mod catalog;
 pub mod deliveries;
 pub mod error;
 pub mod events;
@@ -125,6 +126,11 @@ pub fn router(state: AppState) -> Router {
                 .get(events::list),
         )
         .route("/v1/sites/{site_id}/events/{event_id}", get(events::get))
+        .route("/v1/sites/{site_id}/event-types", get(catalog::list))
+        .route(
+            "/v1/sites/{site_id}/event-types/{name}",
+            get(catalog::get).put(catalog::put).delete(catalog::delete),
+        )
         .route("/v1/sites/{site_id}/deliveries", get(deliveries::list))
         .route(
             "/v1/sites/{site_id}/deliveries/{delivery_id}",

@@ -19,7 +19,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{deliveries, error, events, monitoring, sites, webhooks};
+use super::{catalog, deliveries, error, events, monitoring, sites, webhooks};
 use crate::domain::operational;
 
 /// The API's OpenAPI description.
@@ -34,6 +34,7 @@ use crate::domain::operational;
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::secret, webhooks::rotate_secret, webhooks::recover, webhooks::test,
         events::create, events::list, events::get,
+        catalog::put, catalog::list, catalog::get, catalog::delete,
         deliveries::list, deliveries::get, deliveries::retry, deliveries::attempts,
     ),
     components(schemas(
@@ -46,6 +47,7 @@ use crate::domain::operational;
         (name = "api-keys", description = "Bearer tokens limited to one site."),
         (name = "webhooks", description = "Where a site's events go, with which filter, signed with which secret."),
         (name = "events", description = "Ingest and the event log."),
+        (name = "event-types", description = "The event-type catalog: each type's description, JSON Schema and example; strict mode."),
         (name = "deliveries", description = "One delivery per event and webhook, its attempts, manual retry."),
         (name = "monitoring", description = "Liveness, readiness, metrics and this document; no token needed."),
     ),
@@ -112,7 +114,7 @@ impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut consumers = Vec::new();
         for (path, item) in &openapi.paths.paths {
-            for op in [&item.get, &item.post, &item.patch, &item.delete]
+            for op in [&item.get, &item.post, &item.put, &item.patch, &item.delete]
                 .into_iter()
                 .flatten()
             {
@@ -342,6 +344,7 @@ fn path_parameter_description(name: &str) -> Option<&'static str> {
         "webhook_id" => "`wh_` + ULID",
         "event_id" => "`evt_` + ULID",
         "delivery_id" => "`dlv_` + ULID",
+        "name" => "an event type, such as `form.submitted`",
         _ => return None,
     })
 }

@@ -13,13 +13,26 @@ use crate::domain::ids::{ApiKeyId, SiteId};
 use crate::domain::models::{ApiKey, Scope, Site};
 use crate::service::sites::{parse_name, parse_scopes};
 
-/// `POST /v1/sites` and `PATCH /v1/sites/{id}` body.
+/// `POST /v1/sites` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteRequest {
     /// A human name, 1 to 200 characters once surrounding spaces are trimmed.
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+}
+
+/// `PATCH /v1/sites/{id}` body; absent fields stay as they are.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSite {
+    /// A new name, 1 to 200 characters once surrounding spaces are trimmed.
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    /// Strict mode: webhooks may only subscribe to, and events only use, the types of
+    /// the site's event-type catalog (`…/event-types`). Existing webhooks keep their
+    /// filters.
+    pub strict_event_types: Option<bool>,
 }
 
 /// A site.
@@ -29,6 +42,8 @@ pub struct SiteResponse {
     pub id: SiteId,
     /// Its name.
     pub name: String,
+    /// Whether webhooks may only subscribe to, and events only use, catalogued types.
+    pub strict_event_types: bool,
     /// RFC 3339 creation time.
     pub created_at: String,
     /// RFC 3339 time of the last change.
@@ -40,6 +55,7 @@ impl From<Site> for SiteResponse {
         Self {
             id: s.id,
             name: s.name,
+            strict_event_types: s.strict_event_types,
             created_at: s.created_at.to_rfc3339(),
             updated_at: s.updated_at.to_rfc3339(),
         }
@@ -151,20 +167,23 @@ pub async fn get(
     ))
 }
 
-/// Renames a site.
-#[utoipa::path(patch, operation_id = "updateSite", path = "/v1/sites/{site_id}", tag = "sites", request_body = SiteRequest,
+/// Renames a site, or turns its strict mode on or off.
+#[utoipa::path(patch, operation_id = "updateSite", path = "/v1/sites/{site_id}", tag = "sites", request_body = UpdateSite,
     responses((status = 200, body = SiteResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(site_id): ApiPath<String>,
-    ApiJson(req): ApiJson<SiteRequest>,
+    ApiJson(req): ApiJson<UpdateSite>,
 ) -> Result<Json<SiteResponse>, ApiError> {
-    let site = load_site(&state, caller, &site_id, Scope::Manage).await?;
-    let site = state
-        .service
-        .rename_site(site, parse_name(&req.name)?)
-        .await?;
+    let mut site = load_site(&state, caller, &site_id, Scope::Manage).await?;
+    let name = req.name.as_deref().map(parse_name).transpose()?;
+    if let Some(name) = name {
+        site = state.service.rename_site(site, name).await?;
+    }
+    if let Some(strict) = req.strict_event_types {
+        site = state.service.set_strict_event_types(site, strict).await?;
+    }
     Ok(Json(site.into()))
 }
 

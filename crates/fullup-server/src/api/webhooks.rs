@@ -1,5 +1,7 @@
 //! Webhooks: where a site's events go, with what filter, signed with which secret.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,8 +16,8 @@ use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::models::{Scope, Site};
 use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
 use crate::service::webhooks::{
-    NewWebhook, WebhookChanges, parse_description, parse_filters, parse_grace, parse_secret,
-    parse_url,
+    NewWebhook, WebhookChanges, parse_description, parse_filters, parse_grace, parse_headers,
+    parse_secret, parse_url,
 };
 use crate::store::StoreError;
 
@@ -40,6 +42,12 @@ pub struct CreateWebhook {
     #[serde(default)]
     #[schema(min_length = 16)]
     pub secret: Option<String>,
+    /// Headers sent with every attempt, name to value (not signed): at most 20, each
+    /// value at most 1024 bytes, 4096 bytes in all; no hop-by-hop header and none the
+    /// service sets (`fullup-*`, `webhook-*`, `content-type`, `content-length`, `host`,
+    /// `user-agent`). Default none.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
     /// Whether it receives deliveries (default true).
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -61,6 +69,9 @@ pub struct UpdateWebhook {
     /// New description, at most 1000 characters.
     #[schema(max_length = 1000)]
     pub description: Option<String>,
+    /// New custom headers, replacing all the old ones (`{}` removes them); the rules of
+    /// `CreateWebhook.headers`.
+    pub headers: Option<BTreeMap<String, String>>,
     /// Enable (clears the disabled reason) or disable.
     pub enabled: Option<bool>,
     /// Pause (deliveries queue, unattempted) or resume (the queue drains).
@@ -80,6 +91,8 @@ pub struct WebhookResponse {
     pub event_types: Vec<String>,
     /// Its description.
     pub description: String,
+    /// Headers sent with every attempt besides the service's own, by lowercase name.
+    pub headers: BTreeMap<String, String>,
     /// Whether it receives deliveries.
     pub enabled: bool,
     /// Why it was disabled.
@@ -107,6 +120,11 @@ impl WebhookResponse {
             url: w.url.to_string(),
             event_types: w.event_types.iter().map(ToString::to_string).collect(),
             description: w.description.clone(),
+            headers: w
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
             enabled: w.health.enabled,
             disabled_reason: w.health.disabled_reason.clone(),
             paused: w.paused,
@@ -207,6 +225,7 @@ pub async fn create(
         url: parse_url(&req.url)?,
         event_types: parse_filters(req.event_types)?,
         description: parse_description(req.description)?,
+        headers: parse_headers(req.headers)?,
         secret: parse_secret(req.secret)?,
         enabled: req.enabled.unwrap_or(true),
         paused: req.paused.unwrap_or(false),
@@ -290,6 +309,7 @@ pub async fn update(
             .description
             .map(|d| parse_description(Some(d)))
             .transpose()?,
+        headers: req.headers.map(|h| parse_headers(Some(h))).transpose()?,
         enabled: req.enabled,
         paused: req.paused,
     };

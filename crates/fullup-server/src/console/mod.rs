@@ -140,7 +140,7 @@ impl Console {
 
 /// The console's routes, to merge into the API's router: `/` leads to `/console/`.
 pub fn router(state: AppState) -> Router<AppState> {
-    use pages::{auth, deliveries, sites, webhooks};
+    use pages::{auth, deliveries, event_types, sites, webhooks};
     const WH: &str = "/console/sites/{site_id}/webhooks/{webhook_id}";
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/") }))
@@ -158,6 +158,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/assets/{name}", get(assets::serve))
         .route("/console/sites/{site_id}", get(sites::site))
         .route("/console/sites/{site_id}/live", get(sites::live))
+        .route(
+            "/console/sites/{site_id}/event-types",
+            get(event_types::list),
+        )
         .route(
             "/console/sites/{site_id}/portal-link",
             post(sites::portal_link),

@@ -243,6 +243,7 @@ mod tests {
                 url: WebhookUrl::parse("https://example.com/").expect("url"),
                 event_types: Vec::new(),
                 description: String::new(),
+                headers: Default::default(),
                 health: Health::default(),
                 paused: false,
                 secrets: Ok(crate::domain::webhook::Secrets::new(

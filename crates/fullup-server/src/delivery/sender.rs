@@ -8,10 +8,11 @@
 use std::time::{Duration, Instant};
 
 use fullup_signature::{sign, sign_standard};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use super::DeliveryConfig;
 use super::guard::{GuardError, OutboundGuard, PinnedClients};
+use crate::domain::headers::{CustomHeaders, is_sensitive};
 use crate::domain::models::ErrorKind;
 use crate::domain::outcome::Verdict;
 use crate::domain::retry::parse_retry_after;
@@ -23,8 +24,10 @@ use crate::store::ClaimedDelivery;
 
 /// The most of a response body kept in the attempt log.
 pub const MAX_RESPONSE_BODY: usize = 4096;
-/// The most of an attempt's request or response headers kept in the attempt log.
-pub const MAX_HEADERS_TEXT: usize = 4096;
+/// The most of an attempt's request or response headers kept in the attempt log: the
+/// service's own headers (about 1 KiB with ten rotated secrets) and a webhook's custom
+/// ones (at most [`crate::domain::headers::MAX_HEADERS_BYTES`]) always fit.
+pub const MAX_HEADERS_TEXT: usize = 8192;
 
 /// How long the answer's body may take once its status line and headers are in: the
 /// status decides the attempt, the body is only kept for the attempt log, so a receiver
@@ -147,8 +150,9 @@ impl Sender {
                 return refused;
             }
         };
-        let headers = signed_headers(delivery, secrets, attempt, now);
-        let sent = headers_text(&headers);
+        let mut headers = signed_headers(delivery, secrets, attempt, now);
+        add_custom_headers(&mut headers, &delivery.webhook.headers);
+        let sent = sent_headers_text(&headers);
         let request = client
             .post(delivery.webhook.url.as_url().clone())
             .headers(headers)
@@ -209,6 +213,34 @@ pub fn signed_headers(
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     h
+}
+
+/// Adds a webhook's custom headers, after the service's own (whose names they cannot
+/// take: see [`crate::domain::headers`]).
+pub fn add_custom_headers(headers: &mut HeaderMap, custom: &CustomHeaders) {
+    for (name, value) in custom.iter() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+}
+
+/// The headers sent, as the attempt log keeps them ([`headers_text`]), the values of
+/// credentials ([`is_sensitive`]) shown as `[redacted]`.
+pub fn sent_headers_text(headers: &HeaderMap) -> String {
+    let mut shown = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let value = if is_sensitive(name.as_str()) {
+            HeaderValue::from_static("[redacted]")
+        } else {
+            value.clone()
+        };
+        shown.append(name.clone(), value);
+    }
+    headers_text(&shown)
 }
 
 async fn read_response(mut response: reqwest::Response) -> AttemptResult {

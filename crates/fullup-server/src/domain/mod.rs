@@ -5,10 +5,12 @@
 //! Nothing here does I/O, and no file imports one that imports it back.
 
 pub mod canonical_json;
+pub mod catalog;
 pub mod clock;
 pub mod envelope;
 pub mod event_type;
 pub mod fairness;
+pub mod headers;
 pub mod health;
 pub mod ids;
 pub mod models;

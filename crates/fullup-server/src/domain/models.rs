@@ -14,6 +14,9 @@ pub struct Site {
     pub id: SiteId,
     /// A human name, 1 to 200 characters.
     pub name: String,
+    /// Strict mode: its webhooks only subscribe to, and its events only use, the types
+    /// of its event-type catalog (see [`super::catalog`]).
+    pub strict_event_types: bool,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -377,8 +380,10 @@ pub struct Attempt {
     pub error_message: Option<String>,
     /// The first 4 KiB of the response body, decoded lossily as UTF-8.
     pub response_body: String,
-    /// The headers sent, as `name: value` lines (at most 4 KiB): signatures and the
-    /// event's metadata, never a secret. Empty when nothing was sent.
+    /// The headers sent, as `name: value` lines (at most 8 KiB): signatures, the
+    /// event's metadata and the webhook's custom headers, never a secret (a custom
+    /// header that looks like a credential shows `[redacted]`). Empty when nothing was
+    /// sent.
     pub request_headers: String,
     /// The receiver's answer's headers, as `name: value` lines (at most 4 KiB).
     pub response_headers: String,

@@ -14,6 +14,7 @@ use fullup_signature::Secret;
 use serde::{Deserialize, Serialize};
 
 use super::event_type::{EventFilter, EventType, any_matches};
+use super::headers::CustomHeaders;
 use super::health::Health;
 use super::ids::{SiteId, WebhookId};
 use super::operational::is_operational;
@@ -35,6 +36,8 @@ pub struct Webhook {
     pub description: String,
     /// Enabled or disabled (and why), and since when every attempt has failed.
     pub health: Health,
+    /// Headers sent with every attempt besides the service's own (not signed).
+    pub headers: CustomHeaders,
     /// Paused webhooks still get deliveries, queued until it is resumed (planned
     /// receiver maintenance: nothing is attempted, so nothing fails or is lost).
     pub paused: bool,

@@ -39,7 +39,8 @@ pub struct NewEventRequest {
 impl Service {
     /// Stores an event of `site` with its deliveries and wakes the dispatcher. The
     /// service's own event types ([`operational::TYPES`]) are refused: only the service
-    /// tells those, so a receiver can trust them.
+    /// tells those, so a receiver can trust them. The event is checked against the
+    /// site's catalog first (its type's schema; strict mode).
     pub async fn ingest(&self, site: &Site, req: NewEventRequest) -> ServiceResult<EventId> {
         if operational::is_operational(req.event_type.as_str()) {
             return Err(ServiceError::invalid(
@@ -51,6 +52,8 @@ impl Service {
                 ),
             ));
         }
+        self.check_against_catalog(site, &req.event_type, &req.data)
+            .await?;
         self.store_event(site.id, req, None).await
     }
 

@@ -7,7 +7,7 @@
 //! handed a site its caller may reach.
 //!
 //! One module per family: [`sites`] (sites and API keys), [`webhooks`], [`events`]
-//! (ingest and the event log), [`deliveries`] (deliveries, attempts, retries),
+//! (ingest and the event log), [`catalog`] (the event-type catalog), [`deliveries`] (deliveries, attempts, retries),
 //! [`monitoring`] (readiness and the backlog gauges), [`portal`] (portal links of the
 //! console).
 
@@ -22,6 +22,7 @@ use crate::metrics::{Metrics, StoreOp};
 use crate::store::{HandOff, Store, StoreError, StoreResult};
 use crate::tokens::TokenHasher;
 
+pub mod catalog;
 pub mod deliveries;
 pub mod events;
 pub mod monitoring;
@@ -116,6 +117,7 @@ pub struct Service {
     health: HealthPolicy,
     metrics: Arc<Metrics>,
     tokens: TokenHasher,
+    schemas: Arc<catalog::SchemaCache>,
 }
 
 impl Service {
@@ -141,6 +143,7 @@ impl Service {
             health,
             metrics,
             tokens,
+            schemas: Arc::default(),
         }
     }
 

@@ -97,6 +97,7 @@ impl Service {
         let site = Site {
             id: SiteId::new(now),
             name,
+            strict_event_types: false,
             created_at: now,
             updated_at: now,
         };

@@ -8,6 +8,7 @@ use fullup_signature::Secret;
 use super::{AUDIT_TARGET, Actor, Service, ServiceError, ServiceResult};
 use crate::delivery::guard::GuardError;
 use crate::domain::event_type::EventFilter;
+use crate::domain::headers::CustomHeaders;
 use crate::domain::health::Health;
 use crate::domain::ids::WebhookId;
 use crate::domain::models::Site;
@@ -76,6 +77,15 @@ pub fn parse_description(raw: Option<String>) -> ServiceResult<String> {
     Ok(d)
 }
 
+/// Custom headers (see [`CustomHeaders::parse`]); none when absent. A refusal is 422
+/// `invalid_headers` naming the header.
+pub fn parse_headers(
+    raw: Option<std::collections::BTreeMap<String, String>>,
+) -> ServiceResult<CustomHeaders> {
+    CustomHeaders::parse(raw.unwrap_or_default())
+        .map_err(|e| ServiceError::invalid("invalid_headers", e.to_string()))
+}
+
 /// A chosen secret, or a generated one when none is given. A `whsec_` secret must be
 /// `whsec_` + standard base64 of at least [`MIN_WHSEC_KEY_BYTES`] bytes, not all alike
 /// (it claims to be a random key, and keys the Standard Webhooks scheme with the
@@ -140,6 +150,8 @@ pub struct NewWebhook {
     pub event_types: Vec<EventFilter>,
     /// Free text.
     pub description: String,
+    /// Headers sent with every attempt.
+    pub headers: CustomHeaders,
     /// The signing secret.
     pub secret: Secret,
     /// Whether it starts enabled.
@@ -157,6 +169,8 @@ pub struct WebhookChanges {
     pub event_types: Option<Vec<EventFilter>>,
     /// A new description.
     pub description: Option<String>,
+    /// New custom headers, replacing all the old ones.
+    pub headers: Option<CustomHeaders>,
     /// Enable (forgetting the failing streak) or disable.
     pub enabled: Option<bool>,
     /// Pause or resume.
@@ -187,6 +201,7 @@ impl Service {
 
     /// Creates a webhook of `site`.
     pub async fn create_webhook(&self, site: &Site, new: NewWebhook) -> ServiceResult<Webhook> {
+        self.check_subscription(site, &new.event_types).await?;
         let url = self.vet(new.url).await?;
         if self.counted(StoreOp::Read, self.store.count_webhooks(site.id).await)?
             >= MAX_WEBHOOKS_PER_SITE
@@ -205,6 +220,7 @@ impl Service {
             url,
             event_types: new.event_types,
             description: new.description,
+            headers: new.headers,
             health: Health {
                 enabled: new.enabled,
                 ..Health::default()
@@ -241,7 +257,8 @@ impl Service {
         )?)
     }
 
-    /// Applies `changes` to `webhook`; resuming or enabling may make deliveries due.
+    /// Applies `changes` to `webhook`; resuming or enabling may make deliveries due. New
+    /// filters are checked against the site's catalog in strict mode.
     pub async fn update_webhook(
         &self,
         mut webhook: Webhook,
@@ -251,10 +268,17 @@ impl Service {
             webhook.url = self.vet(url).await?;
         }
         if let Some(filters) = changes.event_types {
+            let site = self
+                .counted(StoreOp::Read, self.store.get_site(webhook.site_id).await)?
+                .ok_or_else(|| ServiceError::NotFound(format!("site {}", webhook.site_id)))?;
+            self.check_subscription(&site, &filters).await?;
             webhook.event_types = filters;
         }
         if let Some(description) = changes.description {
             webhook.description = description;
+        }
+        if let Some(headers) = changes.headers {
+            webhook.headers = headers;
         }
         if let Some(enabled) = changes.enabled {
             webhook.health = webhook.health.switched(enabled);
@@ -279,7 +303,11 @@ impl Service {
 
     /// The secret of `webhook`, shown to `actor`: an audit line (target
     /// [`AUDIT_TARGET`]) names who read which webhook's secret, never the secret.
-    pub fn reveal_secret<'w>(&self, webhook: &'w Webhook, actor: Actor) -> ServiceResult<&'w Secret> {
+    pub fn reveal_secret<'w>(
+        &self,
+        webhook: &'w Webhook,
+        actor: Actor,
+    ) -> ServiceResult<&'w Secret> {
         let secrets = webhook.secrets().map_err(StoreError::from)?;
         audit(actor, webhook, "webhook secret read");
         Ok(&secrets.current)

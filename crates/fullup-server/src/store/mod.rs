@@ -18,6 +18,7 @@ use crate::crypto::MainKey;
 use sha2::{Digest as _, Sha256};
 
 use crate::domain::canonical_json::CanonicalJson;
+use crate::domain::catalog::EventTypeEntry;
 use crate::domain::envelope::envelope;
 use crate::domain::event_type::EventType;
 use crate::domain::health::Health;
@@ -661,6 +662,14 @@ pub trait Reads: Send + Sync {
         webhook: WebhookId,
         since: Timestamp,
     ) -> StoreResult<AttemptStats>;
+    /// A site's catalogued event type.
+    async fn get_event_type(&self, site: SiteId, name: &str)
+    -> StoreResult<Option<EventTypeEntry>>;
+    /// A site's catalogued event types, by name (at most
+    /// [`crate::domain::catalog::MAX_EVENT_TYPES_PER_SITE`], so all of them).
+    async fn list_event_types(&self, site: SiteId) -> StoreResult<Vec<EventTypeEntry>>;
+    /// The names of a site's catalogued event types, sorted.
+    async fn event_type_names(&self, site: SiteId) -> StoreResult<Vec<String>>;
     /// The backlog and webhook counts, for the metrics. Costs one pass over the
     /// pending part of one index (the count), one index probe per enabled webhook (the
     /// oldest due) and one pass over the webhooks: run it at an interval, not per scrape.
@@ -684,6 +693,20 @@ pub trait Store: Reads + DeliveryQueue {
     async fn rename_site(&self, id: SiteId, name: &str, now: Timestamp) -> StoreResult<bool>;
     /// Deletes a site and everything it owns; false when it does not exist.
     async fn delete_site(&self, id: SiteId) -> StoreResult<bool>;
+
+    /// Turns a site's strict mode on or off; false when the site does not exist.
+    async fn set_strict_event_types(
+        &self,
+        id: SiteId,
+        strict: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Catalogues an event type, or replaces the entry of its name (keeping its
+    /// creation time).
+    async fn put_event_type(&self, entry: &EventTypeEntry) -> StoreResult<()>;
+    /// Removes an event type from a site's catalog; false when it was not there.
+    async fn delete_event_type(&self, site: SiteId, name: &str) -> StoreResult<bool>;
 
     /// Creates an API key.
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;

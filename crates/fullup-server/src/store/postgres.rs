@@ -25,6 +25,7 @@ use super::{
     SecretRotation, Store, StoreResult, StoreSettings, sql,
 };
 use crate::crypto::MainKey;
+use crate::domain::catalog::EventTypeEntry;
 use crate::domain::ids::{ApiKeyId, DeliveryId, SiteId, WebhookId};
 use crate::domain::models::{ApiKey, Attempt, Delivery, ErrorKind, Site};
 use crate::domain::time::Timestamp;
@@ -161,6 +162,7 @@ fn bind_webhook<'q>(
                     .map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
             )
             .bind(w.updated_at)
+            .bind(w.headers.to_json())
             .bind(w.id.to_string())
             .bind(w.site_id.to_string()),
     )
@@ -304,6 +306,39 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn set_strict_event_types(
+        &self,
+        id: SiteId,
+        strict: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let q = sqlx::query(sql::SET_STRICT_EVENT_TYPES)
+            .bind(strict)
+            .bind(now);
+        let done = q.bind(id.to_string()).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_event_type(&self, e: &EventTypeEntry) -> StoreResult<()> {
+        sqlx::query(sql::PUT_EVENT_TYPE)
+            .bind(e.site_id.to_string())
+            .bind(e.name.to_string())
+            .bind(&e.description)
+            .bind(e.schema.as_ref().map(|s| s.as_str().to_owned()))
+            .bind(&e.example)
+            .bind(e.created_at)
+            .bind(e.updated_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_event_type(&self, site: SiteId, name: &str) -> StoreResult<bool> {
+        let q = sqlx::query(sql::DELETE_EVENT_TYPE).bind(site.to_string());
+        let done = q.bind(name).execute(&self.pool).await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Deletes the site's deliveries before the site (see [`Store::delete_webhook`]).
     async fn delete_site(&self, id: SiteId) -> StoreResult<bool> {
         let id = id.to_string();
@@ -385,7 +420,7 @@ impl Store for PgStore {
         let sealed = crate::store::sealing::seal_new(&self.key, w)?;
         let sql = format!(
             "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, url) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '')",
             sql::WEBHOOK_COLUMNS
         );
         bind_webhook(sqlx::query(&sql), &self.key, w)?

@@ -196,6 +196,35 @@ macro_rules! impl_reads {
                 })
             }
 
+            async fn get_event_type(
+                &self,
+                site: crate::domain::ids::SiteId,
+                name: &str,
+            ) -> crate::store::StoreResult<Option<crate::domain::catalog::EventTypeEntry>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM event_types WHERE site_id = ");
+                q.push_bind(site.to_string()).push(" AND name = ").push_bind(name.to_owned());
+                self.fetch_one_of(q, crate::store::rows::$rows::event_type_entry).await
+            }
+
+            async fn list_event_types(
+                &self,
+                site: crate::domain::ids::SiteId,
+            ) -> crate::store::StoreResult<Vec<crate::domain::catalog::EventTypeEntry>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM event_types WHERE site_id = ");
+                q.push_bind(site.to_string()).push(" ORDER BY name");
+                let rows = q.build().fetch_all(&self.$pool).await?;
+                rows.iter().map(crate::store::rows::$rows::event_type_entry).collect()
+            }
+
+            async fn event_type_names(
+                &self,
+                site: crate::domain::ids::SiteId,
+            ) -> crate::store::StoreResult<Vec<String>> {
+                let mut q = sqlx::QueryBuilder::new("SELECT name FROM event_types WHERE site_id = ");
+                q.push_bind(site.to_string()).push(" ORDER BY name");
+                Ok(q.build_query_scalar().fetch_all(&self.$pool).await?)
+            }
+
             async fn backlog(&self) -> crate::store::StoreResult<crate::store::Backlog> {
                 use crate::store::sql;
                 let (count_pending, oldest_due): (&str, &str) = $pending;

@@ -36,7 +36,9 @@ macro_rules! row_mappers {
         use sqlx::Row as _;
 
         use crate::crypto::MainKey;
+        use crate::domain::catalog::{EventSchema, EventTypeEntry};
         use crate::domain::event_type::{EventFilter, EventType};
+        use crate::domain::headers::CustomHeaders;
         use crate::domain::health::Health;
         use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
         use crate::domain::models::{
@@ -93,6 +95,22 @@ macro_rules! row_mappers {
             Ok(Site {
                 id: parsed(row, "id", SiteId::parse)?,
                 name: row.try_get("name")?,
+                strict_event_types: row.try_get("strict_event_types")?,
+                created_at: time(row, "created_at")?,
+                updated_at: time(row, "updated_at")?,
+            })
+        }
+
+        /// An `event_types` row.
+        pub(crate) fn event_type_entry(row: &$Row) -> StoreResult<EventTypeEntry> {
+            Ok(EventTypeEntry {
+                site_id: parsed(row, "site_id", SiteId::parse)?,
+                name: parsed(row, "name", EventType::parse)?,
+                description: row.try_get("description")?,
+                schema: row
+                    .try_get::<Option<String>, _>("schema")?
+                    .map(EventSchema::from_stored),
+                example: row.try_get("example")?,
                 created_at: time(row, "created_at")?,
                 updated_at: time(row, "updated_at")?,
             })
@@ -188,6 +206,8 @@ macro_rules! row_mappers {
                 url: url.unwrap_or_else(|_| WebhookUrl::unreadable()),
                 event_types: filters(row, "event_types")?,
                 description: row.try_get("description")?,
+                headers: CustomHeaders::from_json(&row.try_get::<String, _>("headers")?)
+                    .map_err(corrupt)?,
                 health: health(row)?,
                 paused: row.try_get("paused")?,
                 secrets,

@@ -15,6 +15,9 @@ pub(crate) const INSERT_SITE: &str =
     "INSERT INTO sites (id, name, created_at, updated_at) VALUES ($1, $2, $3, $4)";
 /// `$1` name, `$2` updated, `$3` id.
 pub(crate) const RENAME_SITE: &str = "UPDATE sites SET name = $1, updated_at = $2 WHERE id = $3";
+/// `$1` strict, `$2` updated, `$3` id.
+pub(crate) const SET_STRICT_EVENT_TYPES: &str =
+    "UPDATE sites SET strict_event_types = $1, updated_at = $2 WHERE id = $3";
 /// `$1` id; everything the site owns goes with it (`ON DELETE CASCADE`).
 pub(crate) const DELETE_SITE: &str = "DELETE FROM sites WHERE id = $1";
 
@@ -25,17 +28,28 @@ pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, site_id, name
 pub(crate) const DELETE_API_KEY: &str = "DELETE FROM api_keys WHERE id = $1 AND site_id = $2";
 
 /// The columns of a webhook but its secrets and creation time, in the order of the
-/// first ten parameters of [`UPDATE_WEBHOOK`] and of each store's insert.
+/// first twelve parameters of [`UPDATE_WEBHOOK`] and of each store's insert.
 pub(crate) const WEBHOOK_COLUMNS: &str = "url_sealed, event_types, description, enabled, disabled_reason, \
-     paused, failing_since, concurrency_limit, updated_at, id, site_id";
+     paused, failing_since, concurrency_limit, updated_at, headers, id, site_id";
 
 /// Everything of a webhook but its secrets: `$1` sealed url (the plain `url` of earlier
 /// versions is emptied), `$2` filters, `$3` description,
 /// `$4` enabled, `$5` disabled reason, `$6` paused, `$7` failing since, `$8`
-/// concurrency limit, `$9` updated, `$10` id, `$11` site.
+/// concurrency limit, `$9` updated, `$10` custom headers (JSON), `$11` id, `$12` site.
 pub(crate) const UPDATE_WEBHOOK: &str = "UPDATE webhooks SET url_sealed = $1, url = '', event_types = $2, description = $3, \
      enabled = $4, disabled_reason = $5, paused = $6, failing_since = $7, concurrency_limit = $8, \
-     updated_at = $9 WHERE id = $10 AND site_id = $11";
+     updated_at = $9, headers = $10 WHERE id = $11 AND site_id = $12";
+
+/// Catalogues an event type or replaces it, keeping its creation time: `$1` site, `$2`
+/// name, `$3` description, `$4` schema, `$5` example, `$6` created, `$7` updated.
+pub(crate) const PUT_EVENT_TYPE: &str = "INSERT INTO event_types \
+     (site_id, name, description, schema, example, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (site_id, name) DO UPDATE SET \
+     description = excluded.description, schema = excluded.schema, \
+     example = excluded.example, updated_at = excluded.updated_at";
+/// `$1` site, `$2` name.
+pub(crate) const DELETE_EVENT_TYPE: &str =
+    "DELETE FROM event_types WHERE site_id = $1 AND name = $2";
 
 /// The earlier event holding an idempotency key: `$1` site, `$2` key.
 pub(crate) const EVENT_BY_IDEMPOTENCY_KEY: &str =

@@ -28,6 +28,7 @@ use super::{
     Recovery, SecretRotation, Store, StoreError, StoreResult, sql,
 };
 use crate::crypto::MainKey;
+use crate::domain::catalog::EventTypeEntry;
 use crate::domain::event_type::EventType;
 use crate::domain::fairness::{Candidate, pick};
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
@@ -276,6 +277,7 @@ fn webhook_params(key: &MainKey, w: &Webhook) -> StoreResult<Vec<Value>> {
         Value::from(w.health.failing_since.map(Timestamp::unix_ms)),
         Value::from(w.health.concurrency),
         Value::from(w.updated_at),
+        Value::from(w.headers.to_json()),
         Value::from(w.id.to_string()),
         Value::from(w.site_id.to_string()),
     ])
@@ -524,6 +526,39 @@ impl Store for SqliteStore {
         Ok(self.execute(sql::RENAME_SITE, params).await? == 1)
     }
 
+    async fn set_strict_event_types(
+        &self,
+        id: SiteId,
+        strict: bool,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let params = vec![
+            Value::from(strict),
+            Value::from(now),
+            Value::from(id.to_string()),
+        ];
+        Ok(self.execute(sql::SET_STRICT_EVENT_TYPES, params).await? == 1)
+    }
+
+    async fn put_event_type(&self, e: &EventTypeEntry) -> StoreResult<()> {
+        let params = vec![
+            Value::from(e.site_id.to_string()),
+            Value::from(e.name.to_string()),
+            Value::from(e.description.clone()),
+            Value::from(e.schema.as_ref().map(|s| s.as_str().to_owned())),
+            Value::from(e.example.clone()),
+            Value::from(e.created_at),
+            Value::from(e.updated_at),
+        ];
+        self.execute(sql::PUT_EVENT_TYPE, params).await?;
+        Ok(())
+    }
+
+    async fn delete_event_type(&self, site: SiteId, name: &str) -> StoreResult<bool> {
+        let params = vec![Value::from(site.to_string()), Value::from(name.to_owned())];
+        Ok(self.execute(sql::DELETE_EVENT_TYPE, params).await? == 1)
+    }
+
     async fn delete_site(&self, id: SiteId) -> StoreResult<bool> {
         let done = self
             .execute(sql::DELETE_SITE, vec![Value::from(id.to_string())])
@@ -616,7 +651,7 @@ impl Store for SqliteStore {
         // `secret` is the plain column of the first schema, kept empty since sealing.
         let sql = format!(
             "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, secret, url) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, '', '')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', '')",
             sql::WEBHOOK_COLUMNS
         );
         self.execute_owned(sql, params).await?;

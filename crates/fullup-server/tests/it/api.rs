@@ -19,7 +19,7 @@ use crate::support::server::ADMIN_TOKEN;
 
 /// Asserts a response is `status` with exactly `{"error":{"code","message"}}`, `code`
 /// and a non-empty message; returns the message.
-fn assert_error(got: &(u16, Value), status: u16, code: &str) -> String {
+pub(crate) fn assert_error(got: &(u16, Value), status: u16, code: &str) -> String {
     let (got_status, body) = got;
     assert_eq!(*got_status, status, "status of {body}");
     let object = body.as_object().expect("error body is an object");

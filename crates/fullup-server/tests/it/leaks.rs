@@ -222,13 +222,15 @@ async fn error_messages_do_not_repeat_secrets_or_tokens() {
     server.stop().await;
 }
 
-fn webhook(secret: &Secret, old: &Secret) -> Webhook {
+fn webhook(secret: &Secret, old: &Secret, header: &str) -> Webhook {
     Webhook {
         id: WebhookId::new(Timestamp::EPOCH),
         site_id: SiteId::new(Timestamp::EPOCH),
         url: WebhookUrl::parse("https://example.com/hook").expect("url"),
         event_types: Vec::new(),
         description: "debug".to_owned(),
+        headers: fullup_server::domain::headers::CustomHeaders::parse([("authorization", header)])
+            .expect("header"),
         health: Health::default(),
         secrets: Ok(Secrets {
             current: secret.clone(),
@@ -268,7 +270,8 @@ fn debug_of_config_and_models_redacts_secrets_tokens_and_bodies() {
         main_key: Some(main_key.clone()),
         ..Config::default()
     };
-    let hook = webhook(&secret, &old);
+    let header = marker("custom-header");
+    let hook = webhook(&secret, &old, &header);
     let claimed = ClaimedDelivery {
         delivery_id: DeliveryId::new(Timestamp::EPOCH),
         attempt_count: 0,
@@ -336,6 +339,7 @@ fn debug_of_config_and_models_redacts_secrets_tokens_and_bodies() {
                 ("the main key", main_key_text.as_str()),
                 ("event data", &payload),
                 ("the receiver's answer", &answer),
+                ("a custom header's value", &header),
                 ("a token hash", &"ab".repeat(32)),
                 ("a token hash", "171, 171, 171"),
             ],

@@ -2,8 +2,10 @@
 
 mod api;
 mod canonical_json;
+mod catalog;
 mod console;
 mod contract;
+mod custom_headers;
 mod delivery;
 mod fairness;
 mod hand_off;

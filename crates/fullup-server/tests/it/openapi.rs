@@ -44,6 +44,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/sites/{site_id}/events"),
     ("get", "/v1/sites/{site_id}/events"),
     ("get", "/v1/sites/{site_id}/events/{event_id}"),
+    ("get", "/v1/sites/{site_id}/event-types"),
+    ("get", "/v1/sites/{site_id}/event-types/{name}"),
+    ("put", "/v1/sites/{site_id}/event-types/{name}"),
+    ("delete", "/v1/sites/{site_id}/event-types/{name}"),
     ("get", "/v1/sites/{site_id}/deliveries"),
     ("get", "/v1/sites/{site_id}/deliveries/{delivery_id}"),
     ("post", "/v1/sites/{site_id}/deliveries/{delivery_id}/retry"),
@@ -80,6 +84,7 @@ fn concrete(template: &str) -> String {
         ("{webhook_id}", "wh_"),
         ("{event_id}", "evt_"),
         ("{delivery_id}", "dlv_"),
+        ("{name}", "order."),
     ]
     .iter()
     .fold(template.to_owned(), |path, (param, prefix)| {
@@ -194,6 +199,7 @@ fn operation_ids_are_unique_camel_case_and_every_operation_has_one_known_tag() {
             "api-keys",
             "webhooks",
             "events",
+            "event-types",
             "deliveries",
             "monitoring"
         ])

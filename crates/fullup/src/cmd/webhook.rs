@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use fullup_client::NewWebhook;
+use fullup_client::{CustomHeaders, NewWebhook};
 use futures::TryStreamExt as _;
 
 use super::remote::{Remote, block_on};
@@ -44,6 +44,10 @@ struct CreateArgs {
     /// Free text.
     #[arg(long)]
     description: Option<String>,
+    /// A header sent with every delivery besides the service's own (not signed), as
+    /// `NAME: VALUE`, such as `--header 'Authorization: Bearer …'`. Repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
     /// Print the secret alone, for `FULLUP_SECRET=$(fullup webhook create … --quiet)`.
     #[arg(long, short)]
     quiet: bool,
@@ -58,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let hook = NewWebhook {
                     event_types: create.event_types,
                     description: create.description,
+                    headers: CustomHeaders(create.headers.into_iter().collect()),
                     ..NewWebhook::new(create.receiver_url)
                 };
                 let created = client.create_webhook(&create.site, &hook).await?;
@@ -97,4 +102,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })?
+}
+
+/// `NAME: VALUE` (the service checks the name and the value).
+fn parse_header(raw: &str) -> Result<(String, String), String> {
+    let (name, value) = raw
+        .split_once(':')
+        .ok_or_else(|| format!("`{raw}` is not `NAME: VALUE`"))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
 }

@@ -50,6 +50,8 @@ async fn the_management_commands_create_send_list_and_retry() {
             "http://127.0.0.1:9/hook",
             "--event-type",
             "order.*",
+            "--header",
+            "X-Tenant: acme",
         ],
         url,
         &admin,
@@ -57,6 +59,40 @@ async fn the_management_commands_create_send_list_and_retry() {
     assert!(hook.status.success(), "{}", stderr(&hook));
     let shown = stdout(&hook);
     assert!(shown.contains("created webhook wh_"), "{shown}");
+    let listed: serde_json::Value = reqwest::Client::new()
+        .get(format!("{url}/v1/sites/{site}/webhooks"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed["data"][0]["headers"],
+        serde_json::json!({"x-tenant": "acme"}),
+        "--header is sent"
+    );
+    let refused = fullup(
+        &[
+            "webhook",
+            "create",
+            "--site",
+            &site,
+            "http://127.0.0.1:9/h",
+            "--header",
+            "Host: x",
+        ],
+        url,
+        &admin,
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a refusal: {}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("host"), "{}", stderr(&refused));
     assert!(shown.contains("secret (shown once"), "{shown}");
     assert!(shown.contains("whsec_"), "{shown}");
 

@@ -18,6 +18,7 @@ use crate::domain::models::Site;
 
 pub mod auth;
 pub mod deliveries;
+pub mod event_types;
 pub mod sites;
 pub mod webhooks;
 

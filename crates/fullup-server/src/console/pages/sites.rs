@@ -118,6 +118,7 @@ pub async fn site(
         div class="actions" {
             a class="button" href={ (base) "/webhooks/new" } { "Add a webhook" }
             a class="button secondary" href={ (base) "/deliveries" } { "Deliveries" }
+            a class="button secondary" href={ (base) "/event-types" } { "Event types" }
         }
         @if webhooks.items.is_empty() {
             p { "No webhook yet." }

@@ -196,6 +196,7 @@ pub async fn create(
             url: parse_url(values.url.trim())?,
             event_types: values.filters()?,
             description: parse_description(Some(values.description.clone()))?,
+            headers: Default::default(),
             secret: parse_secret(non_empty(Some(&values.secret)).map(str::to_owned))?,
             enabled: true,
             paused: values.paused.is_some(),

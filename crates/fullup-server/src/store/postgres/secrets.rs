@@ -12,8 +12,8 @@ use crate::crypto::MainKey;
 use crate::domain::webhook::Webhook;
 use crate::store::rows::postgres::{binding, sealed, webhook as webhook_from_row};
 use crate::store::sealing::{
-    Binding, KEY_CHECK_SETTING, SealedSecrets, needs_reseal, reseal, seal_key_check, seal_secrets,
-    reseal_token_hash_key, verify_key_check,
+    Binding, KEY_CHECK_SETTING, SealedSecrets, needs_reseal, reseal, reseal_token_hash_key,
+    seal_key_check, seal_secrets, verify_key_check,
 };
 use crate::store::{SecretRotation, StoreResult};
 use crate::tokens::TOKEN_HASH_KEY_SETTING;

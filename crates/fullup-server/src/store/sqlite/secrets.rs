@@ -14,8 +14,8 @@ use crate::crypto::MainKey;
 use crate::domain::webhook::Webhook;
 use crate::store::rows::sqlite::{binding, sealed, webhook as webhook_from_row};
 use crate::store::sealing::{
-    Binding, KEY_CHECK_SETTING, SealedSecrets, needs_reseal, reseal, seal_key_check, seal_secrets,
-    seal_url_of, reseal_token_hash_key, verify_key_check,
+    Binding, KEY_CHECK_SETTING, SealedSecrets, needs_reseal, reseal, reseal_token_hash_key,
+    seal_key_check, seal_secrets, seal_url_of, verify_key_check,
 };
 use crate::store::{SecretRotation, StoreError, StoreResult};
 use crate::tokens::TOKEN_HASH_KEY_SETTING;

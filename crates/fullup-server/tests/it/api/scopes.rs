@@ -65,6 +65,14 @@ const RULES: &[(&str, Needs, Option<&str>)] = &[
     ("listDeliveries", Needs::Ingest, None),
     ("getDelivery", Needs::Ingest, None),
     ("listAttempts", Needs::Ingest, None),
+    (
+        "putEventType",
+        Needs::Manage,
+        Some(r#"{"description": "A form was submitted."}"#),
+    ),
+    ("deleteEventType", Needs::Manage, None),
+    ("listEventTypes", Needs::Ingest, None),
+    ("getEventType", Needs::Ingest, None),
 ];
 
 /// One authenticated operation of the document.
@@ -111,18 +119,29 @@ impl Ids {
             .replace("{webhook_id}", &self.webhook)
             .replace("{event_id}", &self.event)
             .replace("{delivery_id}", &self.delivery)
+            .replace("{name}", EVENT_TYPE)
     }
 }
 
-/// A site with a webhook, an event, its delivery and a spare key to revoke.
+/// The catalogued event type the `{name}` routes act on.
+const EVENT_TYPE: &str = "form.submitted";
+
+/// A site with a catalogued event type, a webhook, an event, its delivery and a
+/// spare key to revoke.
 async fn site_with_everything(server: &TestServer) -> Ids {
     let site = server.create_site().await;
+    let (status, body) = server
+        .call(
+            Method::PUT,
+            &format!("/v1/sites/{site}/event-types/{EVENT_TYPE}"),
+            Some(json!({"description": "A form was submitted."})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let (webhook, _) = server
         .create_webhook(&site, "http://127.0.0.1:9/hook", &["*"])
         .await;
-    let event = server
-        .send_event(&site, "form.submitted", json!({"a": 1}))
-        .await;
+    let event = server.send_event(&site, EVENT_TYPE, json!({"a": 1})).await;
     let deliveries = server.deliveries(&site, &format!("event_id={event}")).await;
     let delivery = deliveries[0]["id"]
         .as_str()

@@ -107,6 +107,7 @@ async fn portal_sessions_reach_their_own_site_only(backend: Backend) {
         format!("/console/sites/{other}"),
         format!("/console/sites/{other}/deliveries"),
         format!("/console/sites/{other}/live"),
+        format!("/console/sites/{other}/event-types"),
         format!("/console/sites/{other}/webhooks/{other_webhook}"),
         format!("/console/sites/{own}/webhooks/{other_webhook}"),
         format!("/console/sites/{own}/webhooks/{other_webhook}/edit"),

@@ -212,6 +212,7 @@ async fn concurrent_ingests_with_one_key_on_two_nodes_create_one_event() {
     let site = Site {
         id: SiteId::new(now),
         name: "s".to_owned(),
+        strict_event_types: false,
         created_at: now,
         updated_at: now,
     };

@@ -20,6 +20,7 @@ pub async fn site_with_webhooks(
     let site = Site {
         id: SiteId::new(at),
         name: "test site".to_owned(),
+        strict_event_types: false,
         created_at: at,
         updated_at: at,
     };
@@ -32,6 +33,7 @@ pub async fn site_with_webhooks(
             url: WebhookUrl::parse("https://receiver.example.com/hook").expect("url"),
             event_types: vec![EventFilter::All],
             description: String::new(),
+            headers: Default::default(),
             health: Health::default(),
             paused: false,
             secrets: Ok(Secrets::new(Secret::generate())),

@@ -173,6 +173,7 @@ impl Bench {
             url: WebhookUrl::parse(&self.receiver.url(0))?,
             event_types: vec![EventFilter::All],
             description: String::new(),
+            headers: Default::default(),
             health: Health::default(),
             paused: false,
             secrets: Ok(Secrets::new(self.receiver_secret.clone())),
