@@ -1,6 +1,8 @@
 -- Custom headers of each webhook (issue 15, item 3); the same column as SQLite's
--- 0008_headers_and_event_types: a JSON object of lowercase name to value, sent with every attempt
--- beside the service's own headers and not signed.
+-- 0008_headers_and_event_types: '{}' when there are none, otherwise their JSON
+-- (lowercase name to value) sealed under the main key like the URL
+-- (src/store/sealing.rs); sent with every attempt beside the service's own headers and
+-- not signed.
 ALTER TABLE webhooks ADD COLUMN headers TEXT NOT NULL DEFAULT '{}';
 
 -- The event-type catalog (issue 15, item 4); the same table as SQLite's: each site's

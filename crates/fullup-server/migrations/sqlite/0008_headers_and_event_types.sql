@@ -1,6 +1,7 @@
--- Custom headers of each webhook (issue 15, item 3): a JSON object of lowercase name to
--- value, sent with every attempt beside the service's own headers and not signed.
--- Validated by the service (src/domain/headers.rs) before it is stored.
+-- Custom headers of each webhook (issue 15, item 3): '{}' when there are none, otherwise
+-- their JSON (lowercase name to value) sealed under the main key like the URL
+-- (src/store/sealing.rs); sent with every attempt beside the service's own headers and
+-- not signed. Validated by the service (src/domain/headers.rs) before it is stored.
 ALTER TABLE webhooks ADD COLUMN headers TEXT NOT NULL DEFAULT '{}';
 
 -- The event-type catalog (issue 15, item 4): each site's types, with a description, an

@@ -162,7 +162,7 @@ fn bind_webhook<'q>(
                     .map(|c| i32::try_from(c).unwrap_or(i32::MAX)),
             )
             .bind(w.updated_at)
-            .bind(w.headers.to_json())
+            .bind(crate::store::sealing::seal_headers(key, w))
             .bind(w.id.to_string())
             .bind(w.site_id.to_string()),
     )

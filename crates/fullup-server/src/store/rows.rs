@@ -38,7 +38,6 @@ macro_rules! row_mappers {
         use crate::crypto::MainKey;
         use crate::domain::catalog::{EventSchema, EventTypeEntry};
         use crate::domain::event_type::{EventFilter, EventType};
-        use crate::domain::headers::CustomHeaders;
         use crate::domain::health::Health;
         use crate::domain::ids::{ApiKeyId, AttemptId, DeliveryId, EventId, SiteId, WebhookId};
         use crate::domain::models::{
@@ -49,7 +48,7 @@ macro_rules! row_mappers {
         use crate::domain::webhook_url::WebhookUrl;
         use crate::store::StoreResult;
         use crate::store::rows::corrupt;
-        use crate::store::sealing::{Binding, open_secrets, open_url};
+        use crate::store::sealing::{Binding, open_headers, open_secrets, open_url};
 
         /// A text column parsed with `parse` (ids, URLs, event types).
         pub(crate) fn parsed<T, E: std::fmt::Display>(
@@ -196,9 +195,10 @@ macro_rules! row_mappers {
                 &plain_url,
                 current.as_deref(),
             );
-            let secrets = match &url {
-                Ok(_) => open_secrets(key, binding, current.as_deref(), old.as_deref()),
-                Err(unreadable) => Err(unreadable.clone()),
+            let headers = open_headers(key, binding, &row.try_get::<String, _>("headers")?);
+            let secrets = match (&url, &headers) {
+                (Ok(_), Ok(_)) => open_secrets(key, binding, current.as_deref(), old.as_deref()),
+                (Err(unreadable), _) | (_, Err(unreadable)) => Err(unreadable.clone()),
             };
             Ok(Webhook {
                 id: binding.webhook,
@@ -206,8 +206,7 @@ macro_rules! row_mappers {
                 url: url.unwrap_or_else(|_| WebhookUrl::unreadable()),
                 event_types: filters(row, "event_types")?,
                 description: row.try_get("description")?,
-                headers: CustomHeaders::from_json(&row.try_get::<String, _>("headers")?)
-                    .map_err(corrupt)?,
+                headers: headers.unwrap_or_default(),
                 health: health(row)?,
                 paused: row.try_get("paused")?,
                 secrets,

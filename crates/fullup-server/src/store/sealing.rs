@@ -3,7 +3,9 @@
 //! reads and writes the sealed values; it never sees a secret's bytes in any other form.
 //!
 //! A receiver URL is bound to its site and webhook (it changes without a secret
-//! rotation); one in clear is read only from a row an earlier version wrote.
+//! rotation); one in clear is read only from a row an earlier version wrote. A
+//! webhook's custom headers (which often carry a receiver's credentials) are sealed the
+//! same way; a webhook without any stores `{}`, and headers in clear are never read.
 //!
 //! The current secret and the list of old ones are each bound to their site, webhook
 //! and secret version (raised by every secret rotation), so a sealed value moved to
@@ -25,6 +27,7 @@ use zeroize::Zeroizing;
 use super::rows::corrupt;
 use super::{StoreError, StoreResult};
 use crate::crypto::{LEGACY_PREFIX, MainKey};
+use crate::domain::headers::CustomHeaders;
 use crate::domain::ids::{SiteId, WebhookId};
 use crate::domain::webhook::{OldSecret, Secrets, StoredOldSecret, Unreadable, Webhook};
 use crate::domain::webhook_url::WebhookUrl;
@@ -58,6 +61,9 @@ impl Binding {
 
 const SECRET: &str = "webhook-secret";
 const URL: &str = "webhook-url";
+const HEADERS: &str = "webhook-headers";
+/// The `headers` column of a webhook without custom headers.
+const NO_HEADERS: &str = "{}";
 const OLD_SECRETS: &str = "webhook-old-secrets";
 
 /// The sealed receiver URL of `w` (`url_sealed`), bound to its site and webhook. Fails
@@ -82,6 +88,47 @@ pub(crate) fn seal_url_of(
 /// changes without a secret rotation).
 fn url_context(site: SiteId, webhook: WebhookId) -> Vec<u8> {
     format!("{URL}:{site}:{webhook}").into_bytes()
+}
+
+/// The custom headers' associated data: the site and webhook, as for the URL.
+fn headers_context(site: SiteId, webhook: WebhookId) -> Vec<u8> {
+    format!("{HEADERS}:{site}:{webhook}").into_bytes()
+}
+
+/// The `headers` column of `w`: `{}` without custom headers, otherwise their JSON
+/// sealed and bound to its site and webhook.
+pub(crate) fn seal_headers(key: &MainKey, w: &Webhook) -> String {
+    if w.headers.is_empty() {
+        return NO_HEADERS.to_owned();
+    }
+    key.seal(
+        w.headers.to_json().as_bytes(),
+        &headers_context(w.site_id, w.id),
+    )
+}
+
+/// Opens the custom headers of the webhook `binding` names from its `headers` column.
+/// Headers in clear are never read: only a database writer could have put them there.
+pub(crate) fn open_headers(
+    key: &MainKey,
+    binding: Binding,
+    stored: &str,
+) -> Result<CustomHeaders, Unreadable> {
+    if stored == NO_HEADERS {
+        return Ok(CustomHeaders::default());
+    }
+    let unreadable = |reason: String| Unreadable {
+        webhook: binding.webhook,
+        reason: format!("its custom headers: {reason}"),
+    };
+    if MainKey::sealed_by(stored).is_none() {
+        return Err(unreadable("they are not sealed".into()));
+    }
+    let opened = key
+        .open(stored, &headers_context(binding.site, binding.webhook))
+        .map_err(|e| unreadable(e.to_string()))?;
+    let text = std::str::from_utf8(&opened).map_err(|e| unreadable(e.to_string()))?;
+    CustomHeaders::from_json(text).map_err(unreadable)
 }
 
 /// Opens the URL of the webhook `binding` names: `sealed` (`url_sealed`) or, for a row
@@ -193,17 +240,19 @@ pub(crate) fn open_secrets(
     Ok(Secrets { current, old })
 }
 
-/// Whether a row's sealed values (`current`, `old`, `url`) should be sealed again
-/// under `key`: one is of the first format or under another key of the ring, or the
-/// URL is not sealed yet.
+/// Whether a row's sealed values (`current`, `old`, `url`, `headers`) should be
+/// sealed again under `key`: one is of the first format or under another key of the
+/// ring, or the URL is not sealed yet.
 pub(crate) fn needs_reseal(
     key: &MainKey,
     current: Option<&str>,
     old: Option<&str>,
     url: Option<&str>,
+    headers: &str,
 ) -> bool {
+    let headers = (headers != NO_HEADERS).then_some(headers);
     url.is_none()
-        || [current, old, url]
+        || [current, old, url, headers]
             .into_iter()
             .flatten()
             .any(|sealed| MainKey::sealed_by(sealed) != Some(key.key_id()))
@@ -243,16 +292,25 @@ pub(crate) fn seal_new(key: &MainKey, w: &Webhook) -> StoreResult<SealedSecrets>
     seal_secrets(key, binding, w.secrets()?)
 }
 
-/// A stored webhook's secrets and URL (as read, under the old ring) sealed again under
-/// `to` (a rotation of the main key, or values of an older key or format); fails with
-/// [`StoreError::SecretUnreadable`] when they did not open.
-pub(crate) fn reseal(
-    to: &MainKey,
-    binding: Binding,
-    w: &Webhook,
-) -> StoreResult<(SealedSecrets, String)> {
-    let secrets = seal_secrets(to, binding, w.secrets()?)?;
-    Ok((secrets, seal_url(to, w)?))
+/// A webhook row's sealed values, sealed again.
+pub(crate) struct Resealed {
+    /// `secret_sealed` and `old_secrets_sealed`.
+    pub secrets: SealedSecrets,
+    /// `url_sealed`.
+    pub url: String,
+    /// `headers`.
+    pub headers: String,
+}
+
+/// A stored webhook's secrets, URL and custom headers (as read, under the old ring)
+/// sealed again under `to` (a rotation of the main key, or values of an older key or
+/// format); fails with [`StoreError::SecretUnreadable`] when they did not open.
+pub(crate) fn reseal(to: &MainKey, binding: Binding, w: &Webhook) -> StoreResult<Resealed> {
+    Ok(Resealed {
+        secrets: seal_secrets(to, binding, w.secrets()?)?,
+        url: seal_url(to, w)?,
+        headers: seal_headers(to, w),
+    })
 }
 
 /// The token-hash key setting ([`crate::tokens`]), sealed under `old`, re-sealed under

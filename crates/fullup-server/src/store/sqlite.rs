@@ -277,7 +277,7 @@ fn webhook_params(key: &MainKey, w: &Webhook) -> StoreResult<Vec<Value>> {
         Value::from(w.health.failing_since.map(Timestamp::unix_ms)),
         Value::from(w.health.concurrency),
         Value::from(w.updated_at),
-        Value::from(w.headers.to_json()),
+        Value::from(crate::store::sealing::seal_headers(key, w)),
         Value::from(w.id.to_string()),
         Value::from(w.site_id.to_string()),
     ])

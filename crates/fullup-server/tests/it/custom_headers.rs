@@ -1,6 +1,7 @@
 //! Custom headers per webhook (issue 15, item 3): validated at registration with a 422
 //! that names the header, sent on every attempt beside the signatures (which they do not
-//! change), shown by the API and in the attempt log, credentials redacted there.
+//! change), shown by the API and in the attempt log, credentials redacted there;
+//! sealed at rest like the URL, and never read in clear.
 
 use std::time::Duration;
 
@@ -164,5 +165,64 @@ async fn forbidden_custom_headers_are_refused_with_a_422_naming_them(backend: Ba
     assert!(message.contains("upgrade"), "{message}");
     let (_, read) = server.call(Method::GET, &path, None).await;
     assert_eq!(read["headers"], json!({"x-fine": "ok"}));
+    server.stop().await;
+}
+
+store_test!(custom_headers_are_sealed_at_rest_and_never_read_in_clear);
+/// Custom headers often carry a receiver's credentials: the database holds them sealed,
+/// bound to their webhook. Headers a database writer plants in clear (to add one to
+/// every request) are never used: the webhook reads as unreadable and nothing is sent.
+async fn custom_headers_are_sealed_at_rest_and_never_read_in_clear(backend: Backend) {
+    let server = backend.start().await;
+    let site = server.create_site().await;
+    let (webhook, _) = server
+        .create_webhook(&site, "http://127.0.0.1:9/", &["*"])
+        .await;
+    let path = format!("/v1/sites/{site}/webhooks/{webhook}");
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"headers": {"Authorization": "Bearer gateway-token-2"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let stored = server
+        .query_text(&format!(
+            "SELECT headers FROM webhooks WHERE id = '{webhook}'"
+        ))
+        .await;
+    assert!(
+        stored.starts_with("v2:") && !stored.contains("gateway-token-2"),
+        "sealed at rest: {stored}"
+    );
+    let (status, shown) = server.call(Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(
+        shown["headers"],
+        json!({"authorization": "Bearer gateway-token-2"})
+    );
+
+    let mut planted = TestReceiver::start().await;
+    server
+        .execute_sql(&format!(
+            "UPDATE webhooks SET headers = '{{\"x-planted\":\"1\"}}' WHERE id = '{webhook}'"
+        ))
+        .await;
+    let event = server.send_event(&site, "a.b", json!({})).await;
+    let delivery = server
+        .wait_for_delivery(&site, &event, |d| d["attempt_count"].as_u64() >= Some(1))
+        .await;
+    let attempts = server
+        .attempts(&site, delivery["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(
+        attempts[0]["error_kind"], "secret_unreadable",
+        "{attempts:?}"
+    );
+    assert!(planted.try_next(Duration::from_millis(200)).await.is_none());
+    let (status, shown) = server.call(Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["headers"], json!({}), "{shown}");
     server.stop().await;
 }

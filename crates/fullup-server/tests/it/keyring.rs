@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::postgres::{TestDatabase, pg_config, start_node};
-use crate::support::{Backend, TestReceiver, TestServer, store_test};
+use crate::support::{Backend, Received, TestReceiver, TestServer, store_test};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// The retry delay of tests whose failed deliveries are retried through the claims.
@@ -45,14 +45,17 @@ async fn metric(server: &TestServer, series: &str) -> f64 {
 }
 
 /// Receives `n` deliveries, each verified under the receiver's expected secrets.
-async fn receive_verified(receiver: &mut TestReceiver, n: usize) {
+async fn receive_verified(receiver: &mut TestReceiver, n: usize) -> Vec<Received> {
+    let mut received = Vec::with_capacity(n);
     for _ in 0..n {
         let got = receiver.next(WAIT).await;
         assert!(
             got.fullup_ok && got.standard_ok,
             "a delivery did not verify"
         );
+        received.push(got);
     }
+    received
 }
 
 /// Issue 18: rotating the main key beside a running PostgreSQL node made that node fail
@@ -77,8 +80,16 @@ async fn a_main_key_rotation_is_refused_while_nodes_run_and_every_webhook_delive
     ];
     let site = nodes[0].create_site().await;
     let mut before = TestReceiver::start().await;
-    let (_, before_secret) = nodes[1].create_webhook(&site, &before.url(), &["*"]).await;
+    let (before_id, before_secret) = nodes[1].create_webhook(&site, &before.url(), &["*"]).await;
     before.expect_secret(before_secret.clone());
+    let (status, body) = nodes[0]
+        .call(
+            Method::PATCH,
+            &format!("/v1/sites/{site}/webhooks/{before_id}"),
+            Some(json!({"headers": {"x-gateway-key": "k-1"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 
     let keys = tempfile::tempdir().expect("temp dir");
     let key_file = keys.path().join("fullup.key");
@@ -135,7 +146,13 @@ async fn a_main_key_rotation_is_refused_while_nodes_run_and_every_webhook_delive
             .send_event(&site, "order.shipped", json!({"n": i}))
             .await;
     }
-    receive_verified(&mut before, 4).await;
+    for got in receive_verified(&mut before, 4).await {
+        assert_eq!(
+            got.header("x-gateway-key"),
+            "k-1",
+            "custom headers re-sealed"
+        );
+    }
     receive_verified(&mut after, 4).await;
     let [a, b] = nodes;
     a.stop().await;

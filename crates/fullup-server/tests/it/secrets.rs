@@ -292,6 +292,14 @@ async fn rotating_the_main_key_reseals_every_secret() {
     let mut receiver = TestReceiver::start().await;
     let site = server.create_site().await;
     let (webhook, old_secret) = server.create_webhook(&site, &receiver.url(), &["*"]).await;
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            &format!("/v1/sites/{site}/webhooks/{webhook}"),
+            Some(json!({"headers": {"x-gateway-key": "k-1"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let (status, rotated) = server
         .call(
             Method::POST,
@@ -346,6 +354,11 @@ async fn rotating_the_main_key_reseals_every_secret() {
     assert!(
         got.fullup_ok,
         "the old secret, still in its grace period, was re-sealed too"
+    );
+    assert_eq!(
+        got.header("x-gateway-key"),
+        "k-1",
+        "custom headers were re-sealed too"
     );
     let new_secret = Secret::parse(rotated["secret"].as_str().expect("secret")).expect("secret");
     let standard = fullup_signature::standard::StandardVerifier::new([new_secret]).expect("secret");

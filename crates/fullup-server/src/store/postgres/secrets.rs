@@ -7,12 +7,14 @@
 
 use std::sync::Arc;
 
+use sqlx::Row as _;
+
 use super::PgStore;
 use crate::crypto::MainKey;
 use crate::domain::webhook::Webhook;
 use crate::store::rows::postgres::{binding, sealed, webhook as webhook_from_row};
 use crate::store::sealing::{
-    Binding, KEY_CHECK_SETTING, SealedSecrets, needs_reseal, reseal, reseal_token_hash_key,
+    Binding, KEY_CHECK_SETTING, Resealed, needs_reseal, reseal, reseal_token_hash_key,
     seal_key_check, seal_secrets, verify_key_check,
 };
 use crate::store::{SecretRotation, StoreResult};
@@ -36,7 +38,8 @@ impl PgStore {
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM webhooks WHERE position($1::bytea IN secret_sealed) <> 1 \
              OR position($1::bytea IN COALESCE(old_secrets_sealed, $1::bytea)) <> 1 \
-             OR url_sealed IS NULL OR position($1::bytea IN url_sealed) <> 1",
+             OR url_sealed IS NULL OR position($1::bytea IN url_sealed) <> 1 \
+             OR (headers <> '{}' AND NOT starts_with(headers, convert_from($1::bytea, 'UTF8')))",
         )
         .bind(prefix.into_bytes())
         .fetch_all(&self.pool)
@@ -54,11 +57,13 @@ impl PgStore {
                 sealed(&row, "old_secrets_sealed")?,
             );
             let url = sealed(&row, "url_sealed")?;
+            let headers: String = row.try_get("headers")?;
             if !needs_reseal(
                 &self.key,
                 current.as_deref(),
                 old.as_deref(),
                 url.as_deref(),
+                &headers,
             ) {
                 continue;
             }
@@ -179,19 +184,21 @@ pub(super) async fn check_main_key(pool: sqlx::PgPool, key: Arc<MainKey>) -> Sto
     Ok(())
 }
 
-/// Writes a row's re-sealed secrets and URL (same binding, same version).
+/// Writes a row's re-sealed secrets, URL and custom headers (same binding, same
+/// version).
 async fn write_sealed(
     tx: &mut sqlx::PgConnection,
     binding: Binding,
-    (secrets, url): (SealedSecrets, String),
+    resealed: Resealed,
 ) -> StoreResult<()> {
     sqlx::query(
         "UPDATE webhooks SET secret_sealed = $1, old_secrets_sealed = $2, url = '', \
-         url_sealed = $3 WHERE id = $4",
+         url_sealed = $3, headers = $4 WHERE id = $5",
     )
-    .bind(secrets.current.into_bytes())
-    .bind(secrets.old.map(String::into_bytes))
-    .bind(url.into_bytes())
+    .bind(resealed.secrets.current.into_bytes())
+    .bind(resealed.secrets.old.map(String::into_bytes))
+    .bind(resealed.url.into_bytes())
+    .bind(resealed.headers)
     .bind(binding.webhook.to_string())
     .execute(tx)
     .await?;

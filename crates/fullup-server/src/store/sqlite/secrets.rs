@@ -14,7 +14,7 @@ use crate::crypto::MainKey;
 use crate::domain::webhook::Webhook;
 use crate::store::rows::sqlite::{binding, sealed, webhook as webhook_from_row};
 use crate::store::sealing::{
-    Binding, KEY_CHECK_SETTING, SealedSecrets, needs_reseal, reseal, reseal_token_hash_key,
+    Binding, KEY_CHECK_SETTING, Resealed, needs_reseal, reseal, reseal_token_hash_key,
     seal_key_check, seal_secrets, seal_url_of, verify_key_check,
 };
 use crate::store::{SecretRotation, StoreError, StoreResult};
@@ -123,11 +123,13 @@ impl SqliteStore {
                 sealed(row, "old_secrets_sealed")?,
             );
             let url = sealed(row, "url_sealed")?;
+            let headers: String = row.try_get("headers")?;
             if !needs_reseal(
                 &self.key,
                 current.as_deref(),
                 old.as_deref(),
                 url.as_deref(),
+                &headers,
             ) {
                 continue;
             }
@@ -244,19 +246,21 @@ impl SqliteStore {
     }
 }
 
-/// Writes a row's re-sealed secrets and URL (same binding, same version).
+/// Writes a row's re-sealed secrets, URL and custom headers (same binding, same
+/// version).
 async fn write_sealed(
     tx: &mut sqlx::SqliteConnection,
     binding: Binding,
-    (secrets, url): (SealedSecrets, String),
+    resealed: Resealed,
 ) -> StoreResult<()> {
     sqlx::query(
         "UPDATE webhooks SET secret = '', secret_sealed = ?, old_secrets_sealed = ?, url = '', \
-         url_sealed = ? WHERE id = ?",
+         url_sealed = ?, headers = ? WHERE id = ?",
     )
-    .bind(secrets.current)
-    .bind(secrets.old)
-    .bind(url)
+    .bind(resealed.secrets.current)
+    .bind(resealed.secrets.old)
+    .bind(resealed.url)
+    .bind(resealed.headers)
     .bind(binding.webhook.to_string())
     .execute(tx)
     .await?;

@@ -168,6 +168,23 @@ impl TestServer {
         }
     }
 
+    /// The one text value `sql` selects from this server's database, read behind its
+    /// back as a database reader would.
+    pub async fn query_text(&self, sql: &str) -> String {
+        let url = self.database_url();
+        if url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+            let value = sqlx::query_scalar(sql).fetch_one(&pool).await.expect(sql);
+            pool.close().await;
+            value
+        } else {
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+            let value = sqlx::query_scalar(sql).fetch_one(&pool).await.expect(sql);
+            pool.close().await;
+            value
+        }
+    }
+
     /// Stops gracefully and waits.
     pub async fn stop(mut self) {
         self.stop_in_place().await;
