@@ -191,6 +191,15 @@ pub async fn create_site_with_webhooks(
     base: &str,
     receivers: &[&RecordingReceiver],
 ) -> String {
+    let site = create_site(client, base).await;
+    for receiver in receivers {
+        add_webhook(client, base, &site, &receiver.url(), receiver).await;
+    }
+    site
+}
+
+/// Creates a site; returns its id.
+pub async fn create_site(client: &reqwest::Client, base: &str) -> String {
     let site = call(
         client,
         format!("{base}/v1/sites"),
@@ -198,17 +207,25 @@ pub async fn create_site_with_webhooks(
         201,
     )
     .await;
-    let site = site["id"].as_str().expect("a site id").to_owned();
-    for receiver in receivers {
-        let webhook = call(
-            client,
-            format!("{base}/v1/sites/{site}/webhooks"),
-            json!({"url": receiver.url(), "event_types": ["*"], "description": "crash test"}),
-            201,
-        )
-        .await;
-        let secret = webhook["secret"].as_str().expect("the webhook's secret");
-        receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
-    }
-    site
+    site["id"].as_str().expect("a site id").to_owned()
+}
+
+/// Adds a webhook to `url` (every event type) on `site`; `receiver`, which `url` leads
+/// to (directly or through a proxy), verifies its signatures from then on.
+pub async fn add_webhook(
+    client: &reqwest::Client,
+    base: &str,
+    site: &str,
+    url: &str,
+    receiver: &RecordingReceiver,
+) {
+    let webhook = call(
+        client,
+        format!("{base}/v1/sites/{site}/webhooks"),
+        json!({"url": url, "event_types": ["*"], "description": "crash test"}),
+        201,
+    )
+    .await;
+    let secret = webhook["secret"].as_str().expect("the webhook's secret");
+    receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
 }
