@@ -76,8 +76,8 @@ impl Fault {
         }
     }
 
-    /// Draws a fault: a sixth of connections clean, a quarter with latency, the rest
-    /// split between the four failures.
+    /// Draws a fault: a quarter of connections get latency, a twelfth a cut answer,
+    /// a sixth each every other kind.
     fn draw(rng: &mut StdRng) -> Self {
         let latency = |rng: &mut StdRng| LATENCY_BASE + LATENCY_JITTER.mul_f64(rng.r#gen::<f64>());
         match rng.gen_range(0..12) {
