@@ -90,6 +90,11 @@ impl RecordingReceiver {
         Self { addr, record, task }
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The URL to register as the webhook.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)

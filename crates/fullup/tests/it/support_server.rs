@@ -78,7 +78,7 @@ impl Server {
             // Leases last connect + request timeout + 30 s. A 5-minute request timeout
             // makes them outlast the whole test, so only the restart's release of the
             // dead process's leases can get its claimed deliveries out in time.
-            .args(["--request-timeout", "5m"]);
+            .args(unless_given(extra_args, "--request-timeout", "5m"));
         Self::spawn(command, extra_args, envs, rust_log, stderr).await
     }
 
@@ -90,7 +90,11 @@ impl Server {
         stderr: Stdio,
     ) -> Server {
         command
-            .args(["--retry-schedule", "1s,1s,1s,1s,1s"])
+            .args(unless_given(
+                extra_args,
+                "--retry-schedule",
+                "1s,1s,1s,1s,1s",
+            ))
             .args(extra_args)
             .env("FULLUP_ADMIN_TOKEN", ADMIN_TOKEN)
             .envs(envs.iter().copied())
@@ -109,6 +113,15 @@ impl Server {
         }
     }
 
+    /// The most memory the process has held so far (`VmHWM`), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.process.pid());
+        let status = std::fs::read_to_string(&path).expect("the server's /proc status");
+        let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"));
+        let kib = line.and_then(|l| l.trim().strip_suffix("kB")?.trim().parse::<u64>().ok());
+        kib.expect("a VmHWM line in kB") * 1024
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         self.process
@@ -120,6 +133,16 @@ impl Server {
     /// Sends SIGKILL and waits until the process is gone.
     pub fn kill(&mut self) {
         self.process.kill().expect("SIGKILL `fullup serve`");
+    }
+}
+
+/// `[flag, value]`, or nothing when `extra_args` sets `flag` itself (clap refuses a
+/// flag given twice).
+fn unless_given<'a>(extra_args: &[&str], flag: &'a str, value: &'a str) -> Vec<&'a str> {
+    if extra_args.contains(&flag) {
+        Vec::new()
+    } else {
+        vec![flag, value]
     }
 }
 
@@ -168,6 +191,15 @@ pub async fn create_site_with_webhooks(
     base: &str,
     receivers: &[&RecordingReceiver],
 ) -> String {
+    let site = create_site(client, base).await;
+    for receiver in receivers {
+        add_webhook(client, base, &site, &receiver.url(), receiver).await;
+    }
+    site
+}
+
+/// Creates a site; returns its id.
+pub async fn create_site(client: &reqwest::Client, base: &str) -> String {
     let site = call(
         client,
         format!("{base}/v1/sites"),
@@ -175,17 +207,25 @@ pub async fn create_site_with_webhooks(
         201,
     )
     .await;
-    let site = site["id"].as_str().expect("a site id").to_owned();
-    for receiver in receivers {
-        let webhook = call(
-            client,
-            format!("{base}/v1/sites/{site}/webhooks"),
-            json!({"url": receiver.url(), "event_types": ["*"], "description": "crash test"}),
-            201,
-        )
-        .await;
-        let secret = webhook["secret"].as_str().expect("the webhook's secret");
-        receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
-    }
-    site
+    site["id"].as_str().expect("a site id").to_owned()
+}
+
+/// Adds a webhook to `url` (every event type) on `site`; `receiver`, which `url` leads
+/// to (directly or through a proxy), verifies its signatures from then on.
+pub async fn add_webhook(
+    client: &reqwest::Client,
+    base: &str,
+    site: &str,
+    url: &str,
+    receiver: &RecordingReceiver,
+) {
+    let webhook = call(
+        client,
+        format!("{base}/v1/sites/{site}/webhooks"),
+        json!({"url": url, "event_types": ["*"], "description": "crash test"}),
+        201,
+    )
+    .await;
+    let secret = webhook["secret"].as_str().expect("the webhook's secret");
+    receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
 }
