@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fullup_hosts::{Cluster, ServeProcess};
 use fullup_signature::Secret;
@@ -74,11 +74,13 @@ impl Server {
         command
             .args(["serve", "--database-url", database_url])
             .args(["--listen", "127.0.0.1:0"])
-            .args(["--allow-network", "127.0.0.0/8"])
-            // Leases last connect + request timeout + 30 s. A 5-minute request timeout
-            // makes them outlast the whole test, so only the restart's release of the
-            // dead process's leases can get its claimed deliveries out in time.
-            .args(["--request-timeout", "5m"]);
+            .args(["--allow-network", "127.0.0.0/8"]);
+        // Leases last connect + request timeout + 30 s. A 5-minute request timeout (unless
+        // the test sets one) makes them outlast the whole test, so only the restart's
+        // release of the dead process's leases can get its claimed deliveries out in time.
+        if !extra_args.contains(&"--request-timeout") {
+            command.args(["--request-timeout", "5m"]);
+        }
         Self::spawn(command, extra_args, envs, rust_log, stderr).await
     }
 
@@ -89,8 +91,10 @@ impl Server {
         rust_log: &str,
         stderr: Stdio,
     ) -> Server {
+        if !extra_args.contains(&"--retry-schedule") {
+            command.args(["--retry-schedule", "1s,1s,1s,1s,1s"]);
+        }
         command
-            .args(["--retry-schedule", "1s,1s,1s,1s,1s"])
             .args(extra_args)
             .env("FULLUP_ADMIN_TOKEN", ADMIN_TOKEN)
             .envs(envs.iter().copied())
@@ -188,4 +192,26 @@ pub async fn create_site_with_webhooks(
         receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
     }
     site
+}
+
+/// Waits, at most `within`, until no delivery of `site` is pending.
+pub async fn wait_until_recorded(
+    client: &reqwest::Client,
+    base: &str,
+    site: &str,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    let url = format!("{base}/v1/sites/{site}/deliveries?state=pending&limit=1");
+    loop {
+        let pending = fetch(client, url.clone()).await;
+        let Some(first) = pending["data"].get(0) else {
+            return;
+        };
+        assert!(
+            Instant::now() < deadline,
+            "deliveries still pending after {within:?}, e.g. {first}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
