@@ -64,6 +64,8 @@ struct Record {
     failures: AtomicUsize,
     /// Requests being handled right now.
     in_flight: AtomicUsize,
+    /// The most requests handled at once so far.
+    max_in_flight: AtomicUsize,
     /// Per sender address.
     peers: Mutex<HashMap<IpAddr, Peer>>,
     /// Event ids with a verified request being handled right now.
@@ -111,6 +113,7 @@ impl RecordingReceiver {
             refused: AtomicUsize::new(0),
             failures: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             peers: Mutex::default(),
             attempting: Mutex::default(),
             overlapping: AtomicUsize::new(0),
@@ -182,6 +185,11 @@ impl RecordingReceiver {
         self.record.in_flight.load(Ordering::SeqCst)
     }
 
+    /// The most requests handled at once so far.
+    pub fn max_in_flight(&self) -> usize {
+        self.record.max_in_flight.load(Ordering::SeqCst)
+    }
+
     /// Requests from `sender` being handled at this moment.
     pub fn in_flight_from(&self, sender: IpAddr) -> usize {
         self.peer(sender).in_flight
@@ -240,7 +248,8 @@ struct InFlight {
 
 impl InFlight {
     fn enter(record: &Arc<Record>, sender: IpAddr) -> Self {
-        record.in_flight.fetch_add(1, Ordering::SeqCst);
+        let now = record.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        record.max_in_flight.fetch_max(now, Ordering::SeqCst);
         lock(&record.peers).entry(sender).or_default().in_flight += 1;
         Self {
             record: record.clone(),
