@@ -58,8 +58,8 @@ const PER_WEBHOOK: usize = 8;
 /// limit, [`WORKERS`], as issue #17 item 1 asks, once claims and hand-offs stop
 /// overshooting it. For now twice that: a claim computes its room before it runs, and
 /// ingests hand deliveries over meanwhile, so each fills up to the limit (this loop
-/// saw 13 to 15 requests at once to a webhook whose limit is 8, and 35 duplicates
-/// from one kill); the loop prints the figures against [`WORKERS`].
+/// saw up to 16 requests at once to a webhook whose limit is 8 on one node, and 32
+/// duplicates from one kill); the loop prints the figures against [`WORKERS`].
 const MOST_IN_FLIGHT: usize = 2 * WORKERS;
 /// Retries 1 s apart: 20 failures in a row of a 500 at a fifth is 1 in 10^14, so no
 /// delivery runs out of attempts, kills included.
