@@ -315,12 +315,14 @@ impl Worker {
         }
         let started_at = self.clock.now();
         let result = self.sender.send(&delivery, number, started_at).await;
-        // The limits are on requests to receivers: this one is over, so its room is free
-        // for a fresh delivery while the outcome is being recorded (a group commit's
-        // wait, longer than many requests). A claim still counts its lease until then.
-        self.inbox.ended(&delivery);
         let completion = self.completion(&delivery, number, started_at, result);
         self.record(completion, leased_until).await;
+        // The attempt holds its worker until its outcome is recorded, as a claim counts
+        // its lease until then: so `workers` also bounds the attempts a crash leaves
+        // unrecorded, each of which is sent again. Freed at the request's end, a busy
+        // node had more (the crash loop, `crates/fullup/tests/it/crash_loop.rs`, saw
+        // 25 duplicates from one kill of a node with 24 workers).
+        self.inbox.ended(&delivery);
         // Claim again only if something may wait for the room this attempt leaves.
         if !self.inbox.caught_up() {
             self.wake.notify_one();
@@ -342,7 +344,8 @@ impl Worker {
     }
 
     /// Records `completion`; while the store is unavailable (unreachable, out of space), tries
-    /// again with backoff, in this attempt's task (its worker is free already), until
+    /// again with backoff, in this attempt's task (holding its worker: claims fail
+    /// while the store is unavailable too), until
     /// the store answers or the lease nears its end. So an outcome is recorded, and
     /// the delivery released, as soon as the store is back, not when the lease ends;
     /// past the lease another node may have claimed the delivery, so the record is

@@ -17,8 +17,8 @@
 //! attempt then claims again). The limits counted here are this node's; the
 //! claims count every node's leases. So, as with concurrent claims, several nodes
 //! together may exceed a webhook's limit by what each has in flight. An attempt counts
-//! here until its request is over, not until its outcome is recorded (the limits protect
-//! receivers; the claims' leases last until the record).
+//! here until its outcome is recorded, as the claims count its lease: so the limits
+//! also bound what a crash can leave unrecorded (and send again).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,6 +5,7 @@ use std::time::Duration;
 use fullup_server::config::Config;
 use reqwest::Method;
 use serde_json::{Value, json};
+use sqlx::Connection as _;
 
 use crate::support::server::{manual_clock, short_schedule};
 use crate::support::{Backend, Received, TestReceiver, TestServer, store_test};
@@ -295,6 +296,48 @@ async fn a_test_ping_reaches_the_webhook_whatever_its_filter(backend: Backend) {
     assert_eq!(envelope["data"], json!({"webhook_id": webhook}));
     assert_eq!(targets(&server, &site, event).await, vec![webhook.clone()]);
     wait_succeeded(&server, &site, event, &webhook).await;
+    server.stop().await;
+}
+
+/// Regression, found by the crash loop (`crates/fullup/tests/it/crash_loop.rs`): an
+/// attempt freed its worker when its request ended, before its outcome was recorded,
+/// so a node could hold more answered but unrecorded attempts than `workers`, each sent
+/// again after a crash (25 duplicates from one kill of a node with 24 workers). With
+/// one worker and the first outcome's record held up (the attempt log's table locked,
+/// which PostgreSQL allows without stopping claims), the second event is not sent.
+#[tokio::test]
+async fn an_attempt_holds_its_worker_until_its_outcome_is_recorded() {
+    let test = "delivery::an_attempt_holds_its_worker_until_its_outcome_is_recorded";
+    let Some(backend) = Backend::postgres(test).await else {
+        return;
+    };
+    let server = backend.start_with(|c| c.delivery.workers = 1).await;
+    let mut receiver = TestReceiver::start().await;
+    let site = server.create_site().await;
+    let (webhook, secret) = server.create_webhook(&site, &receiver.url(), &["*"]).await;
+    receiver.expect_secret(secret);
+    let mut lock = sqlx::PgConnection::connect(&server.database_url())
+        .await
+        .expect("connect");
+    for sql in ["BEGIN", "LOCK TABLE attempts IN EXCLUSIVE MODE"] {
+        sqlx::query(sql).execute(&mut lock).await.expect(sql);
+    }
+
+    let first = server.send_event(&site, "a.b", json!({"n": 1})).await;
+    assert_eq!(receiver.next(WAIT).await.header("fullup-event-id"), first);
+    let second = server.send_event(&site, "a.b", json!({"n": 2})).await;
+    let early = receiver.try_next(Duration::from_secs(1)).await;
+    assert!(
+        early.is_none(),
+        "the second event was sent while the first's outcome was unrecorded"
+    );
+    sqlx::query("ROLLBACK")
+        .execute(&mut lock)
+        .await
+        .expect("ROLLBACK");
+    assert_eq!(receiver.next(WAIT).await.header("fullup-event-id"), second);
+    wait_succeeded(&server, &site, &first, &webhook).await;
+    wait_succeeded(&server, &site, &second, &webhook).await;
     server.stop().await;
 }
 

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::support_ingest::{Ingest, join_clients, spawn_clients, wait_for_all};
 use crate::support_receiver::RecordingReceiver;
-use crate::support_server::{Server, create_site_with_webhooks, fetch};
+use crate::support_server::{Server, create_site_with_webhooks, fetch, wait_until_recorded};
 
 /// Events ingested on node A.
 const EVENTS: usize = 2_000;
@@ -106,7 +106,8 @@ async fn two_nodes_on_separate_hosts_deliver_every_event_across_a_sigkill() {
     for receiver in &receivers {
         wait_for_all(receiver, &accepted, DELIVERY_TIMEOUT).await;
     }
-    wait_until_recorded(&client, &node_a.base, &site).await;
+    // The attempts B left unrecorded are made again once its leases end.
+    wait_until_recorded(&client, &node_a.base, &site, DELIVERY_TIMEOUT).await;
     for receiver in &receivers {
         assert_eq!(receiver.failures(), 0, "deliveries that did not verify");
         assert_eq!(receiver.received(), accepted, "events nobody sent arrived");
@@ -226,24 +227,6 @@ async fn check_attempt_log(client: &reqwest::Client, base: &str, site: &str) -> 
         );
     }
     retried
-}
-
-/// Waits, at most [`DELIVERY_TIMEOUT`], until no delivery of `site` is pending: the
-/// attempts B left unrecorded are made again once its leases end.
-async fn wait_until_recorded(client: &reqwest::Client, base: &str, site: &str) {
-    let deadline = Instant::now() + DELIVERY_TIMEOUT;
-    let url = format!("{base}/v1/sites/{site}/deliveries?state=pending&limit=1");
-    loop {
-        let pending = fetch(client, url.clone()).await;
-        let Some(first) = pending["data"].get(0) else {
-            return;
-        };
-        assert!(
-            Instant::now() < deadline,
-            "deliveries still pending after {DELIVERY_TIMEOUT:?}, e.g. {first}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn all_deliveries(client: &reqwest::Client, base: &str, site: &str) -> Vec<Value> {

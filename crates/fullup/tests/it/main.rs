@@ -4,7 +4,7 @@ mod admin;
 mod bench;
 mod cli_manage;
 mod cli_sign;
-mod crash;
+mod crash_loop;
 mod documented_receivers;
 mod faulty_network;
 mod hosts;

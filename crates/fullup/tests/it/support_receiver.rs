@@ -4,7 +4,9 @@
 //!
 //! It answers 200 after a short delay taken from the signature's first hex digit
 //! (0-5 ms, varying from event to event), so attempts are still in flight whenever
-//! the sender is killed. It can also hold the answers to one sender ([`Self::hold`]),
+//! the sender is killed; a failing receiver ([`RecordingReceiver::start_failing`])
+//! answers 500 instead to a share of the requests, drawn from a seeded generator, and
+//! does not count those as delivered. It can also hold the answers to one sender ([`Self::hold`]),
 //! and it counts requests for an event that arrive while another for the same event is
 //! still being handled: two attempts of one delivery at once.
 
@@ -12,12 +14,14 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use fullup_signature::{SIGNATURE_HEADER, Secret, Verifier};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use tokio::sync::watch;
 
 /// What one sender address has sent.
@@ -29,17 +33,39 @@ struct Peer {
     verified: u64,
 }
 
+/// The verified deliveries of one event.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    /// How many arrived (and were not answered 500 by choice).
+    count: u32,
+    /// When the first arrived.
+    first: Instant,
+}
+
+/// Which requests a failing receiver answers 500: each with probability `share`.
+#[derive(Debug)]
+struct Failing {
+    share: f64,
+    rng: StdRng,
+}
+
 /// What the receiver has seen so far.
 #[derive(Debug)]
 struct Record {
     /// The webhook's verifier, set once the webhook (and its secret) exists.
     verifier: OnceLock<Verifier>,
-    /// Verified deliveries per event id.
-    seen: Mutex<HashMap<String, u32>>,
+    /// Verified deliveries per event id, not counting those answered 500 by choice.
+    seen: Mutex<HashMap<String, Seen>>,
+    /// The share of verified requests to answer 500, and the draws; none: all get 200.
+    failing: Option<Mutex<Failing>>,
+    /// Verified requests answered 500 by choice.
+    refused: AtomicUsize,
     /// Requests that did not verify or did not carry a consistent event id.
     failures: AtomicUsize,
     /// Requests being handled right now.
     in_flight: AtomicUsize,
+    /// The most requests handled at once so far.
+    max_in_flight: AtomicUsize,
     /// Per sender address.
     peers: Mutex<HashMap<IpAddr, Peer>>,
     /// Event ids with a verified request being handled right now.
@@ -66,11 +92,28 @@ impl RecordingReceiver {
 
     /// [`Self::start`] on `ip` (any port).
     pub async fn start_on(ip: IpAddr) -> Self {
+        Self::launch(ip, None).await
+    }
+
+    /// [`Self::start`], answering 500 to each verified request with probability
+    /// `share`, drawn from a generator seeded with `seed`.
+    pub async fn start_failing(share: f64, seed: u64) -> Self {
+        let failing = Failing {
+            share,
+            rng: StdRng::seed_from_u64(seed),
+        };
+        Self::launch(IpAddr::V4(Ipv4Addr::LOCALHOST), Some(failing)).await
+    }
+
+    async fn launch(ip: IpAddr, failing: Option<Failing>) -> Self {
         let record = Arc::new(Record {
             verifier: OnceLock::new(),
             seen: Mutex::default(),
+            failing: failing.map(Mutex::new),
+            refused: AtomicUsize::new(0),
             failures: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             peers: Mutex::default(),
             attempting: Mutex::default(),
             overlapping: AtomicUsize::new(0),
@@ -116,12 +159,25 @@ impl RecordingReceiver {
 
     /// Verified deliveries in total, duplicates included.
     pub fn deliveries(&self) -> u64 {
-        self.seen().values().map(|&n| u64::from(n)).sum()
+        self.seen().values().map(|s| u64::from(s.count)).sum()
     }
 
     /// Verified deliveries beyond the first of each event.
     pub fn duplicates(&self) -> u64 {
-        self.seen().values().map(|&n| u64::from(n) - 1).sum()
+        self.seen().values().map(|s| u64::from(s.count) - 1).sum()
+    }
+
+    /// For each verified delivery beyond the first of its event, when the first arrived.
+    pub fn duplicates_by_first_arrival(&self) -> Vec<Instant> {
+        self.seen()
+            .values()
+            .flat_map(|s| std::iter::repeat_n(s.first, s.count as usize - 1))
+            .collect()
+    }
+
+    /// Verified requests answered 500 by choice.
+    pub fn refused(&self) -> usize {
+        self.record.refused.load(Ordering::SeqCst)
     }
 
     /// Requests that failed verification.
@@ -132,6 +188,11 @@ impl RecordingReceiver {
     /// Requests being handled at this moment.
     pub fn in_flight(&self) -> usize {
         self.record.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most requests handled at once so far.
+    pub fn max_in_flight(&self) -> usize {
+        self.record.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Requests from `sender` being handled at this moment.
@@ -168,7 +229,7 @@ impl RecordingReceiver {
             .unwrap_or_default()
     }
 
-    fn seen(&self) -> MutexGuard<'_, HashMap<String, u32>> {
+    fn seen(&self) -> MutexGuard<'_, HashMap<String, Seen>> {
         lock(&self.record.seen)
     }
 }
@@ -192,7 +253,8 @@ struct InFlight {
 
 impl InFlight {
     fn enter(record: &Arc<Record>, sender: IpAddr) -> Self {
-        record.in_flight.fetch_add(1, Ordering::SeqCst);
+        let now = record.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        record.max_in_flight.fetch_max(now, Ordering::SeqCst);
         lock(&record.peers).entry(sender).or_default().in_flight += 1;
         Self {
             record: record.clone(),
@@ -253,7 +315,21 @@ async fn handle(
         record.failures.fetch_add(1, Ordering::SeqCst);
         return StatusCode::UNAUTHORIZED;
     };
-    *lock(&record.seen).entry(event_id.clone()).or_default() += 1;
+    let refuse = record
+        .failing
+        .as_ref()
+        .is_some_and(|failing| draw_failure(&mut lock(failing)));
+    if refuse {
+        record.refused.fetch_add(1, Ordering::SeqCst);
+    } else {
+        lock(&record.seen)
+            .entry(event_id.clone())
+            .and_modify(|s| s.count += 1)
+            .or_insert(Seen {
+                count: 1,
+                first: Instant::now(),
+            });
+    }
     lock(&record.peers).entry(sender).or_default().verified += 1;
     let _attempting = Attempting::enter(&record, event_id);
     let mut held = record.held.subscribe();
@@ -263,7 +339,16 @@ async fn handle(
         .and_then(|c| c.to_digit(16))
         .unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(u64::from(digit % 6))).await;
-    StatusCode::OK
+    if refuse {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
+}
+
+fn draw_failure(failing: &mut Failing) -> bool {
+    let share = failing.share;
+    failing.rng.gen_bool(share)
 }
 
 /// The envelope's event id, if the signature verifies and the id matches the

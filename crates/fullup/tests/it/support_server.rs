@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fullup_hosts::{Cluster, ServeProcess};
 use fullup_signature::Secret;
@@ -228,4 +228,26 @@ pub async fn add_webhook(
     .await;
     let secret = webhook["secret"].as_str().expect("the webhook's secret");
     receiver.expect_secret(Secret::parse(secret).expect("a usable secret"));
+}
+
+/// Waits, at most `within`, until no delivery of `site` is pending.
+pub async fn wait_until_recorded(
+    client: &reqwest::Client,
+    base: &str,
+    site: &str,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    let url = format!("{base}/v1/sites/{site}/deliveries?state=pending&limit=1");
+    loop {
+        let pending = fetch(client, url.clone()).await;
+        let Some(first) = pending["data"].get(0) else {
+            return;
+        };
+        assert!(
+            Instant::now() < deadline,
+            "deliveries still pending after {within:?}, e.g. {first}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
