@@ -249,6 +249,13 @@ impl Worker {
         want: u32,
         tasks: &mut Running,
     ) -> crate::store::StoreResult<u32> {
+        let _claiming = self.inbox.claiming().await;
+        // Deliveries handed over since `want` was counted took some of its room.
+        let free = self.config.workers.saturating_sub(self.inbox.in_flight());
+        let want = want.min(u32::try_from(free).unwrap_or(u32::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
         let claim = Claim {
             now: self.clock.now(),
             lease: self.config.lease(),

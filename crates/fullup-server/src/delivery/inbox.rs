@@ -14,7 +14,16 @@
 //! take due work round-robin across sites as before. The inbox is caught up again when a
 //! claim finds less due than it asked for and leaves no webhook or site it took from at
 //! its limit (one at its limit may have more waiting behind it, for which each ended
-//! attempt then claims again). The limits counted here are this node's; the
+//! attempt then claims again).
+//!
+//! A claim and the hand-off never fill the same room: a claim counts the leases in the
+//! store, so while it runs no delivery is admitted here (each is queued, and the
+//! dispatcher claims again), and it starts only once every admitted delivery is leased
+//! or given back ([`Inbox::claiming`]). Before, a claim that read a webhook's leases
+//! while ingests handed it deliveries took its whole room again: twice a webhook's
+//! limit at once (the crash loop saw 16 requests to a webhook limited to 8).
+//!
+//! The limits counted here are this node's; the
 //! claims count every node's leases. So, as with concurrent claims, several nodes
 //! together may exceed a webhook's limit by what each has in flight. An attempt counts
 //! here until its outcome is recorded, as the claims count its lease: so the limits
@@ -33,12 +42,22 @@ use crate::store::{ClaimedDelivery, Fresh, HandOff};
 
 use super::DeliveryConfig;
 
-/// Attempts in flight on this node: in all, per webhook and per site.
+/// How long a claim waits for admitted deliveries to be leased or given back (an
+/// ingest's commit); past it the claim runs anyway.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Attempts in flight on this node: in all, per webhook and per site; and the
+/// hand-off's state towards the claims.
 #[derive(Debug, Default)]
 struct InFlight {
     total: usize,
     webhooks: HashMap<WebhookId, u32>,
     sites: HashMap<SiteId, u32>,
+    /// Admitted deliveries not yet handed over or given back: leased in a transaction
+    /// that has not committed, so a claim would not see their leases.
+    unsettled: usize,
+    /// A claim is running: nothing is admitted.
+    claiming: bool,
 }
 
 impl InFlight {
@@ -80,6 +99,8 @@ pub struct Inbox {
     policy: HealthPolicy,
     lease: Duration,
     in_flight: Mutex<InFlight>,
+    /// Told when the last admitted delivery is handed over or given back.
+    settled: Notify,
     /// The last claim found less due than it asked for, and nothing was queued since.
     caught_up: AtomicBool,
     arrivals: mpsc::UnboundedSender<ClaimedDelivery>,
@@ -100,6 +121,7 @@ impl Inbox {
             policy: config.health_policy(),
             lease: config.lease(),
             in_flight: Mutex::default(),
+            settled: Notify::new(),
             caught_up: AtomicBool::new(false),
             arrivals,
             wake,
@@ -116,6 +138,29 @@ impl Inbox {
     /// Attempts in flight on this node, handed over ones included.
     pub fn in_flight(&self) -> usize {
         self.counts().total
+    }
+
+    /// Stops admitting deliveries until the returned guard is dropped, and waits (at
+    /// most [`SETTLE_TIMEOUT`]) until every admitted one is leased or given back: the
+    /// claim then run reads every lease of this node's attempts, and its deliveries are
+    /// counted here (with [`Self::claimed`]) before the next is admitted.
+    pub async fn claiming(&self) -> Claiming<'_> {
+        self.counts().claiming = true;
+        let guard = Claiming(self);
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.counts().unsettled == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                tracing::debug!("claiming before every handed-over delivery was leased");
+                break;
+            }
+        }
+        guard
     }
 
     /// Counts a claimed delivery's attempt as in flight.
@@ -156,6 +201,27 @@ impl Inbox {
     }
 }
 
+/// A claim is running: the inbox admits nothing until this is dropped.
+#[derive(Debug)]
+pub struct Claiming<'a>(&'a Inbox);
+
+impl Drop for Claiming<'_> {
+    fn drop(&mut self) {
+        self.0.counts().claiming = false;
+    }
+}
+
+impl Inbox {
+    /// `n` admitted deliveries were handed over or given back.
+    fn settle(&self, n: usize) {
+        let mut counts = self.counts();
+        counts.unsettled = counts.unsettled.saturating_sub(n);
+        if counts.unsettled == 0 {
+            self.settled.notify_waiters();
+        }
+    }
+}
+
 impl HandOff for Inbox {
     fn admit(&self, fresh: &Fresh) -> bool {
         if !self.caught_up() || self.arrivals.is_closed() {
@@ -167,11 +233,13 @@ impl HandOff for Inbox {
             .max(1)
             .min(fresh.concurrency.unwrap_or(u32::MAX).max(1));
         let mut counts = self.counts();
-        let room = counts.total < self.workers
+        let room = !counts.claiming
+            && counts.total < self.workers
             && counts.of_webhook(fresh.webhook) < limit
             && counts.of_site(fresh.site) < self.per_site;
         if room {
             counts.add(fresh.webhook, fresh.site);
+            counts.unsettled += 1;
         } else {
             // Queued from here on until a claim has taken what waits.
             self.caught_up.store(false, Ordering::Release);
@@ -181,9 +249,11 @@ impl HandOff for Inbox {
 
     fn release(&self, fresh: &Fresh) {
         self.counts().remove(fresh.webhook, fresh.site);
+        self.settle(1);
     }
 
     fn start(&self, deliveries: Vec<ClaimedDelivery>, refused: bool) {
+        self.settle(deliveries.len());
         for delivery in deliveries {
             if let Err(mpsc::error::SendError(delivery)) = self.arrivals.send(delivery) {
                 // The dispatcher has stopped: the lease ends and a claim takes it.
@@ -272,6 +342,62 @@ mod tests {
         inbox.after_claim(2, &full[..1]);
         assert!(inbox.admit(&f));
         assert_eq!(inbox.in_flight(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_waits_for_admitted_deliveries_and_nothing_is_admitted_while_it_runs() {
+        let (inbox, _rx) = Inbox::new(&config(8, 8, 8), Default::default());
+        let inbox = std::sync::Arc::new(inbox);
+        let (webhook, site) = (WebhookId::new(T), SiteId::new(T));
+        inbox.after_claim(1, &[]);
+        let admitted = fresh(webhook, site);
+        assert!(inbox.admit(&admitted));
+        let began = tokio::time::Instant::now();
+        let claim = tokio::spawn({
+            let inbox = std::sync::Arc::clone(&inbox);
+            async move {
+                let _claiming = inbox.claiming().await;
+                let waited = began.elapsed();
+                (waited, inbox.admit(&fresh(webhook, site)))
+            }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !claim.is_finished(),
+            "the claim waits while an admitted delivery's ingest has not committed"
+        );
+        assert!(
+            !inbox.admit(&fresh(webhook, site)),
+            "nothing is admitted once a claim has begun"
+        );
+        inbox.after_claim(1, &[]);
+        inbox.start(vec![claimed(&admitted)], false);
+        let (waited, admitted_during_claim) = claim.await.expect("claim task");
+        assert!(
+            waited < SETTLE_TIMEOUT,
+            "the claim went on when the delivery was handed over, not at its timeout"
+        );
+        assert!(
+            !admitted_during_claim,
+            "nothing is admitted while a claim runs"
+        );
+        inbox.after_claim(1, &[]);
+        assert!(
+            inbox.admit(&fresh(webhook, site)),
+            "admitted again once the claim is over"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_runs_anyway_when_an_admitted_delivery_never_settles() {
+        let (inbox, _rx) = Inbox::new(&config(8, 8, 8), Default::default());
+        inbox.after_claim(1, &[]);
+        assert!(inbox.admit(&fresh(WebhookId::new(T), SiteId::new(T))));
+        let began = tokio::time::Instant::now();
+        drop(inbox.claiming().await);
+        assert_eq!(began.elapsed(), SETTLE_TIMEOUT);
     }
 
     #[test]
