@@ -7,6 +7,7 @@ mod cli_sign;
 mod crash_loop;
 mod documented_receivers;
 mod faulty_network;
+mod hostile_api;
 mod hosts;
 mod listen;
 mod logs;
