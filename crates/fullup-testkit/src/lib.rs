@@ -10,13 +10,16 @@
 //!
 //! It also starts the seed document's two receivers, and the two `docs/receiving.md`
 //! shows, as real processes ([`SeedReceiver`]), gives tests a small blocking HTTP client
-//! ([`post`]) and a throwaway PostgreSQL database ([`postgres::TestDatabase`]).
+//! ([`post`]) and a throwaway PostgreSQL database ([`postgres::TestDatabase`]), and
+//! reads the scale the reliability suites run at ([`Scale`]).
 
 mod http;
 pub mod postgres;
+mod scale;
 mod seed;
 
 pub use http::post;
+pub use scale::{SCALE_VAR, Scale};
 pub use seed::{SEED_SECRET, SeedKind, SeedReceiver};
 
 use std::fs::OpenOptions;

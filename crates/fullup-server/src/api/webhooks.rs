@@ -99,8 +99,8 @@ pub struct WebhookResponse {
     pub disabled_reason: Option<String>,
     /// Whether deliveries queue without being attempted.
     pub paused: bool,
-    /// Attempts it may have in flight now: the configured per-webhook limit, cut while
-    /// its receiver times out or refuses connections and grown back one per success.
+    /// Attempts it may have in flight now: the configured per-webhook limit, halved by
+    /// each failed attempt (down to 1) and grown back one per success.
     pub concurrency_limit: u32,
     /// The signing secret (creation response only; later `GET …/secret`).
     #[serde(skip_serializing_if = "Option::is_none")]

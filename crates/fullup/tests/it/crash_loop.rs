@@ -39,8 +39,6 @@ use crate::support_ingest::{Ingest, Targets, spawn_persistent_clients, wait_for_
 use crate::support_receiver::RecordingReceiver;
 use crate::support_server::{Server, create_site_with_webhooks, fetch, wait_until_recorded};
 
-/// The variable that selects the full scale (`full`).
-const SCALE_ENV: &str = "FULLUP_RELIABILITY";
 /// The variable that sets the seed of the run's draws.
 const SEED_ENV: &str = "FULLUP_CRASH_LOOP_SEED";
 /// Concurrent ingest clients.
@@ -106,10 +104,7 @@ impl Scale {
     }
 
     fn from_env() -> Scale {
-        match std::env::var(SCALE_ENV).as_deref() {
-            Ok("full") => Scale::full(),
-            _ => Scale::small(),
-        }
+        fullup_testkit::Scale::from_env().pick(Scale::small(), Scale::full())
     }
 }
 

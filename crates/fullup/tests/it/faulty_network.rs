@@ -75,19 +75,18 @@ struct Scale {
 impl Scale {
     /// Full scale when `FULLUP_RELIABILITY=full`, else the small one CI runs.
     fn from_env() -> Self {
-        if std::env::var("FULLUP_RELIABILITY").is_ok_and(|v| v == "full") {
-            Self {
-                events: 10_000,
-                faults_for: Duration::from_secs(180),
-                settle_within: Duration::from_secs(300),
-            }
-        } else {
+        fullup_testkit::Scale::from_env().pick(
             Self {
                 events: 300,
                 faults_for: Duration::from_secs(10),
                 settle_within: Duration::from_secs(60),
-            }
-        }
+            },
+            Self {
+                events: 10_000,
+                faults_for: Duration::from_secs(180),
+                settle_within: Duration::from_secs(300),
+            },
+        )
     }
 }
 

@@ -157,6 +157,14 @@ impl RecordingReceiver {
         self.seen().keys().cloned().collect()
     }
 
+    /// When the first verified request of each event arrived.
+    pub fn first_arrivals(&self) -> HashMap<String, Instant> {
+        self.seen()
+            .iter()
+            .map(|(id, s)| (id.clone(), s.first))
+            .collect()
+    }
+
     /// Verified deliveries in total, duplicates included.
     pub fn deliveries(&self) -> u64 {
         self.seen().values().map(|s| u64::from(s.count)).sum()

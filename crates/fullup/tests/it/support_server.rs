@@ -38,8 +38,18 @@ impl Server {
         extra_args: &[&str],
         rust_log: &str,
     ) -> (Server, std::thread::JoinHandle<Vec<String>>) {
+        Self::start_capturing_logs_with_env(database_url, extra_args, &[], rust_log).await
+    }
+
+    /// [`Server::start_capturing_logs`] with `envs` set as in [`Server::start`].
+    pub async fn start_capturing_logs_with_env(
+        database_url: &str,
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+        rust_log: &str,
+    ) -> (Server, std::thread::JoinHandle<Vec<String>>) {
         let mut server =
-            Self::launch(database_url, extra_args, &[], rust_log, Stdio::piped()).await;
+            Self::launch(database_url, extra_args, envs, rust_log, Stdio::piped()).await;
         let stderr = server.process.take_stderr().expect("stderr is piped");
         let lines = std::thread::spawn(move || {
             BufReader::new(stderr)
