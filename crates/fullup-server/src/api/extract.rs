@@ -133,8 +133,12 @@ pub fn body_rejection(rejection: &BytesRejection, limit: usize) -> ApiError {
 /// serde stops at the first problem it meets, so a body that is both mistyped early and
 /// malformed later would look like a shape error; such bodies are checked for syntax
 /// first, so that the client fixes the JSON before the fields.
+///
+/// Every body of the API is an object. serde's derived structs also read a JSON array
+/// (fields by position), so `[]` would pass as a body whose fields are all optional;
+/// anything but an object is refused here instead (422 `invalid_body`).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|err| {
+    let value = serde_json::from_slice(bytes).map_err(|err| {
         let syntax = serde_json::from_slice::<IgnoredAny>(bytes)
             .err()
             .unwrap_or(err);
@@ -143,7 +147,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         } else {
             ApiError::bad_request(format!("request body is not valid JSON: {syntax}"))
         }
-    })
+    })?;
+    let first = bytes.iter().find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'));
+    if first == Some(&b'{') {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid(
+            "invalid_body",
+            "request body must be a JSON object",
+        ))
+    }
 }
 
 /// Query-string parameters; errors become 400 with the API's error shape.

@@ -460,7 +460,7 @@ fn generate(rng: &mut StdRng, world: &World) -> Case {
     let (kind, must_fail) = match category {
         0 => {
             let kind = bad_json(rng, &mut req);
-            (kind, req.body != b"[]")
+            (kind, true)
         }
         1 => (wrong_types(rng, &mut req, &path), true),
         2 => huge_numbers(rng, &mut req, &path),
@@ -516,9 +516,8 @@ impl Request {
     }
 }
 
-/// Bad JSON. Known: an empty array passes where every field of the body is optional
-/// (`PUT …/event-types/{name}`: serde reads a struct from a sequence), so `[]` may
-/// succeed; every other body here must be refused.
+/// Bad JSON: every body here must be refused (`[]` among them: serde reads a struct
+/// from a sequence, so it once passed where every field of the body is optional).
 fn bad_json(rng: &mut StdRng, req: &mut Request) -> &'static str {
     match rng.gen_range(0..5) {
         0 => {
