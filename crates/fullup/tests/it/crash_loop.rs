@@ -37,7 +37,9 @@ use sqlx::Connection as _;
 
 use crate::support_ingest::{Ingest, Targets, spawn_persistent_clients, wait_for_all};
 use crate::support_receiver::RecordingReceiver;
-use crate::support_server::{Server, create_site_with_webhooks, fetch, wait_until_recorded};
+use crate::support_server::{
+    MAIN_KEY, Server, create_site_with_webhooks, fetch, wait_until_recorded,
+};
 
 /// The variable that sets the seed of the run's draws.
 const SEED_ENV: &str = "FULLUP_CRASH_LOOP_SEED";
@@ -65,8 +67,6 @@ const RETRY_SCHEDULE: &str = "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s
 /// after its claims. A request that timed out after it arrived would be sent again
 /// with no kill: 30 s keeps that out of a loaded machine's reach.
 const TIMEOUTS: [&str; 4] = ["--connect-timeout", "1s", "--request-timeout", "30s"];
-/// Every node seals with this main key (base64 of bytes 0 to 31).
-const MAIN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// Bound on the wait for every accepted event after the last kill, plus
 /// [`DELIVERY_TIMEOUT_PER_EVENT`] per event.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);

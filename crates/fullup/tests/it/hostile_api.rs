@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::support_server::{ADMIN_TOKEN, Server, call};
+use crate::support_server::{ADMIN_TOKEN, MAIN_KEY, Server, call};
 
 /// Requests at the small scale (CI).
 const SMALL: usize = 3_000;
@@ -44,8 +44,6 @@ const CLIENTS: usize = 8;
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most of an answer read (bodies of refusals are small; a list answer is cut).
 const MAX_ANSWER: usize = 1 << 20;
-/// Every node seals with this main key (base64 of bytes 0 to 31); PostgreSQL needs one.
-const MAIN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// The flags: no ingest rate limit and no failed-authentication throttle, so that each
 /// request meets the check it was made for rather than a 429 (both limits have their
 /// own tests: `fullup-server` `limits`, `api::throttle`).

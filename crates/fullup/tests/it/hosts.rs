@@ -26,7 +26,9 @@ use serde_json::Value;
 
 use crate::support_ingest::{Ingest, join_clients, spawn_clients, wait_for_all};
 use crate::support_receiver::RecordingReceiver;
-use crate::support_server::{Server, create_site_with_webhooks, fetch, wait_until_recorded};
+use crate::support_server::{
+    MAIN_KEY, Server, create_site_with_webhooks, fetch, wait_until_recorded,
+};
 
 /// Events ingested on node A.
 const EVENTS: usize = 2_000;
@@ -51,8 +53,6 @@ const TIMEOUTS: [&str; 4] = ["--connect-timeout", "1s", "--request-timeout", "2s
 /// Bound on waiting for every accepted event to arrive after the restart, and again
 /// for every delivery to be recorded (B's unrecorded ones after its leases end).
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Every node seals with this main key (base64 of bytes 0 to 31).
-const MAIN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// Largest page of a list route.
 const PAGE: usize = 250;
 

@@ -14,6 +14,16 @@ use crate::support_receiver::RecordingReceiver;
 
 /// The admin token the child runs with.
 pub const ADMIN_TOKEN: &str = "crash-test-admin-token-0123456789";
+/// Every node seals with this main key (base64 of bytes 0 to 31); PostgreSQL needs one.
+pub const MAIN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// `--request-timeout` of the suites whose receivers or network stall: short, so that
+/// the stalled attempts end quickly. [`Server::start_quick_to_give_up`] sets it.
+pub const SHORT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// How far past its timeout an attempt may end (issue 17's bound).
+pub const TIMEOUT_GRACE: Duration = Duration::from_secs(1);
+/// The benchmarks' bound on the service's peak RSS (docs/benchmarks.md, backlog); a
+/// 1 GiB body read whole would pass it four times.
+pub const PEAK_RSS_LIMIT: u64 = 256 * 1024 * 1024;
 /// A debug build on a busy 2-core machine can take a while to open the database.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -29,6 +39,24 @@ impl Server {
     /// Starts the binary on `database_url` and port 0, and reads the address it prints.
     pub async fn start(database_url: &str, extra_args: &[&str], envs: &[(&str, &str)]) -> Server {
         Self::launch(database_url, extra_args, envs, "warn", Stdio::inherit()).await
+    }
+
+    /// [`Server::start`] with [`MAIN_KEY`], a service that gives up on a receiver
+    /// quickly: `--request-timeout` [`SHORT_REQUEST_TIMEOUT`], `--connect-timeout` 1 s,
+    /// `retry_schedule` as its retries, no ingest rate limit.
+    pub async fn start_quick_to_give_up(database_url: &str, retry_schedule: &str) -> Server {
+        let timeout = format!("{}s", SHORT_REQUEST_TIMEOUT.as_secs());
+        let args = [
+            "--request-timeout",
+            &timeout,
+            "--connect-timeout",
+            "1s",
+            "--retry-schedule",
+            retry_schedule,
+            "--ingest-rate-limit",
+            "0",
+        ];
+        Self::start(database_url, &args, &[("FULLUP_MAIN_KEY", MAIN_KEY)]).await
     }
 
     /// [`Server::start`] logging at `rust_log` into a pipe; the thread returned yields
@@ -260,4 +288,15 @@ pub async fn wait_until_recorded(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Panics unless the longest attempt of `what`, `longest_ms`, ended within
+/// [`SHORT_REQUEST_TIMEOUT`] plus [`TIMEOUT_GRACE`].
+pub fn assert_within_timeout(what: &str, longest_ms: u64) {
+    let bound = SHORT_REQUEST_TIMEOUT + TIMEOUT_GRACE;
+    assert!(
+        u128::from(longest_ms) <= bound.as_millis(),
+        "{what}: an attempt took {longest_ms} ms, past the {SHORT_REQUEST_TIMEOUT:?} timeout \
+         by more than {TIMEOUT_GRACE:?}"
+    );
 }
