@@ -43,6 +43,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::domain::health::HealthPolicy;
 use crate::domain::ids::{SiteId, WebhookId};
+use crate::domain::webhook::in_flight_limit;
 use crate::store::{ClaimedDelivery, Fresh, HandOff};
 
 use super::DeliveryConfig;
@@ -203,7 +204,7 @@ impl Inbox {
         let mut counts = self.counts();
         for d in claimed {
             let w = &d.webhook;
-            let limit = w.health.concurrency_limit(&self.policy);
+            let limit = w.in_flight_limit(&self.policy);
             if counts.of_webhook(w.id) >= limit {
                 counts.webhooks_behind.insert(w.id, limit);
             }
@@ -259,11 +260,12 @@ impl HandOff for Inbox {
         if !self.caught_up.load(Ordering::Acquire) || self.arrivals.is_closed() {
             return false;
         }
-        let limit = self
+        let concurrency = self
             .policy
             .max_concurrency
             .max(1)
             .min(fresh.concurrency.unwrap_or(u32::MAX).max(1));
+        let limit = in_flight_limit(concurrency, fresh.rate_limit);
         let mut counts = self.counts();
         if counts.claiming
             || counts.webhooks_behind.contains_key(&fresh.webhook)
@@ -335,6 +337,7 @@ mod tests {
             webhook,
             site,
             concurrency: None,
+            rate_limit: None,
         }
     }
 
@@ -355,6 +358,7 @@ mod tests {
                 headers: Default::default(),
                 health: Health::default(),
                 paused: false,
+                rate_limit: None,
                 secrets: Ok(crate::domain::webhook::Secrets::new(
                     fullup_signature::Secret::generate(),
                 )),
