@@ -342,10 +342,11 @@ impl Worker {
     /// [`crate::domain::throttle`]): takes a slot from the store just before sending and
     /// sleeps until it comes; woken later than the limit allows after it (a late request
     /// would bunch with the next), takes a fresh one. The wait is no attempt: nothing is
-    /// recorded, and the attempt's start is taken after it. While the store fails, tries
-    /// again with backoff; false when it failed until the lease nearly ended (the
-    /// delivery is then attempted again when its lease ends, its attempt recorded as
-    /// interrupted).
+    /// recorded, and the attempt's start is taken after it. Lateness counts from when the
+    /// slot was asked for, so a slow answer from the store counts too. While the store
+    /// fails, tries again with backoff; false when it failed until the lease nearly
+    /// ended (the delivery is then attempted again when its lease ends, its attempt
+    /// recorded as interrupted).
     async fn wait_for_slot(&self, d: &ClaimedDelivery, leased_until: tokio::time::Instant) -> bool {
         let Some(limit) = d.webhook.rate_limit else {
             return true;
@@ -356,6 +357,9 @@ impl Worker {
             .unwrap_or_else(tokio::time::Instant::now);
         let mut backoff = RECORD_BACKOFF_FIRST;
         loop {
+            // The slot is at most `wait` after this: the store's clock read it after the
+            // request left. Lateness counts from here, so a slow answer counts too.
+            let asked = tokio::time::Instant::now();
             let wait = match self.store.take_slot(d.webhook.id, limit).await {
                 Ok(wait) => wait,
                 Err(err) => {
@@ -372,10 +376,7 @@ impl Worker {
                     continue;
                 }
             };
-            if wait.is_zero() {
-                return true;
-            }
-            let slot = tokio::time::Instant::now() + wait;
+            let slot = asked + wait;
             tokio::time::sleep_until(slot).await;
             let late = slot.elapsed();
             if late <= limit.lateness_allowed() || slot >= latest {

@@ -609,8 +609,7 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()>;
     /// Takes the next slot of `webhook`, limited to `limit`, for a request about to be
     /// sent, by [`crate::domain::throttle::grant`] on the store's one clock, atomically
-    /// for every node: how long from now the request must wait (zero: send now). A
-    /// webhook deleted meanwhile waits for nothing.
+    /// for every node: how long from now the request must wait (zero: send now).
     async fn take_slot(&self, webhook: WebhookId, limit: RateLimit) -> StoreResult<Duration>;
 }
 

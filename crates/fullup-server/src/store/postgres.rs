@@ -164,12 +164,12 @@ fn bind_webhook<'q>(
             )
             .bind(w.updated_at)
             .bind(crate::store::sealing::seal_headers(key, w))
-            .bind(w.id.to_string())
-            .bind(w.site_id.to_string())
             .bind(
                 w.rate_limit
                     .map(|r| i32::try_from(r.per_second()).unwrap_or(i32::MAX)),
-            ),
+            )
+            .bind(w.id.to_string())
+            .bind(w.site_id.to_string()),
     )
 }
 

@@ -286,9 +286,9 @@ fn webhook_params(key: &MainKey, w: &Webhook) -> StoreResult<Vec<Value>> {
         Value::from(w.health.concurrency),
         Value::from(w.updated_at),
         Value::from(crate::store::sealing::seal_headers(key, w)),
+        Value::from(w.rate_limit.map(RateLimit::per_second)),
         Value::from(w.id.to_string()),
         Value::from(w.site_id.to_string()),
-        Value::from(w.rate_limit.map(RateLimit::per_second)),
     ])
 }
 

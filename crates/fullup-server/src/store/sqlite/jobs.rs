@@ -136,7 +136,11 @@ fn targets_of(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<
             .map(RateLimit::new)
             .transpose()
             .map_err(corrupt)?;
-        let state = (row.get::<_, bool>(2)?, row.get::<_, Option<u32>>(3)?, rate_limit);
+        let state = (
+            row.get::<_, bool>(2)?,
+            row.get::<_, Option<u32>>(3)?,
+            rate_limit,
+        );
         states.insert(id, state);
         candidates.push((id, filters));
     }

@@ -56,7 +56,10 @@ mod tests {
     fn slots_of_one_webhook_are_spaced_and_other_webhooks_are_not_held_up() {
         let throttles = Throttles::default();
         let limit = RateLimit::new(2).expect("limit");
-        let (a, b) = (WebhookId::new(Timestamp::EPOCH), WebhookId::new(Timestamp::EPOCH));
+        let (a, b) = (
+            WebhookId::new(Timestamp::EPOCH),
+            WebhookId::new(Timestamp::EPOCH),
+        );
         assert_eq!(throttles.take(a, limit), Duration::ZERO);
         let second = throttles.take(a, limit);
         assert!(
