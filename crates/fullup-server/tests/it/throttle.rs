@@ -27,6 +27,27 @@ const PER_SECOND: u64 = 50;
 /// wake-ups (ingests, other nodes' announcements, attempts ending), not by polling.
 const NO_POLL: Duration = Duration::from_secs(600);
 
+/// A receiver on a thread and runtime of its own, as a receiver is another process: the
+/// times it records are not those of the service's tasks, which share the test's
+/// runtime (one thread), and would otherwise delay the receiver's handler. It stops when
+/// the returned sender is dropped.
+fn receiver_apart() -> (TestReceiver, tokio::sync::oneshot::Sender<()>) {
+    let (started, receiver) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let receiver = TestReceiver::start().await;
+            started.send(receiver).expect("test waits");
+            let _ = stopped.await;
+        });
+    });
+    (receiver.recv().expect("receiver started"), stop)
+}
+
 /// Creates a webhook of `site` to `receiver` with `body`'s extra fields; its id.
 async fn webhook(server: &TestServer, site: &str, receiver: &TestReceiver, extra: Value) -> String {
     let mut body = json!({"url": receiver.url(), "event_types": ["*"]});
@@ -118,7 +139,7 @@ async fn a_throttled_webhook_gets_at_most_n_plus_one_a_second_and_every_delivery
     let server = backend
         .start_with(|c| c.delivery.poll_interval = NO_POLL)
         .await;
-    let mut receiver = TestReceiver::start().await;
+    let (mut receiver, _stop) = receiver_apart();
     let site = server.create_site().await;
     webhook(
         &server,
@@ -328,7 +349,7 @@ async fn two_postgres_nodes_share_one_throttle() {
         config
     };
     let nodes = [start_node(config()).await, start_node(config()).await];
-    let mut receiver = TestReceiver::start().await;
+    let (mut receiver, _stop) = receiver_apart();
     let site = nodes[0].create_site().await;
     webhook(
         &nodes[1],
