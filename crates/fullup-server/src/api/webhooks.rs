@@ -309,8 +309,7 @@ fn secret_text(webhook: &Webhook) -> Result<String, ApiError> {
     Ok(secrets.current.expose().to_owned())
 }
 
-/// Changes a webhook's url, filters, description, headers, enabled or paused flag, or
-/// rate limit.
+/// Changes a webhook's url, filters, description, headers, switches or rate limit.
 #[utoipa::path(patch, operation_id = "updateWebhook", path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks", request_body = UpdateWebhook,
     responses((status = 200, body = WebhookResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]

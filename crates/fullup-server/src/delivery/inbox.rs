@@ -316,6 +316,7 @@ mod tests {
     use super::*;
     use crate::domain::health::Health;
     use crate::domain::ids::{DeliveryId, EventId};
+    use crate::domain::throttle::RateLimit;
     use crate::domain::time::Timestamp;
     use crate::domain::webhook::Webhook;
     use crate::domain::webhook_url::WebhookUrl;
@@ -533,6 +534,24 @@ mod tests {
         };
         assert!(inbox.admit(&slow));
         assert!(!inbox.admit(&slow));
+    }
+
+    #[test]
+    fn a_throttled_webhook_is_handed_a_seconds_worth_at_most() {
+        let (inbox, _rx) = Inbox::new(&config(8, 4, 8), Default::default());
+        let (webhook, site) = (WebhookId::new(T), SiteId::new(T));
+        inbox.after_claim(1, &[]);
+        let throttled = Fresh {
+            rate_limit: Some(RateLimit::new(2).expect("limit")),
+            ..fresh(webhook, site)
+        };
+        assert!(inbox.admit(&throttled));
+        assert!(inbox.admit(&throttled));
+        assert!(!inbox.admit(&throttled), "2 per second: 2 in flight");
+        assert!(
+            inbox.admit(&fresh(WebhookId::new(T), site)),
+            "another webhook is not held up"
+        );
     }
 
     #[test]

@@ -193,7 +193,13 @@ mod tests {
             }
             let budget = i64::try_from(l.jitter_budget().as_micros()).expect("small");
             // The worst arrivals: alternately on time and as late as allowed.
-            let late = |i: usize, s: i64| if i % 2 == 0 { s + budget - 1 } else { s };
+            let late = |i: usize, s: i64| {
+                if i.is_multiple_of(2) {
+                    s + budget - 1
+                } else {
+                    s
+                }
+            };
             let mut arrivals: Vec<i64> =
                 slots.iter().enumerate().map(|(i, &s)| late(i, s)).collect();
             arrivals.sort_unstable();

@@ -9,13 +9,16 @@
 use std::time::{Duration, Instant};
 
 use fullup_server::crypto::MainKey;
+use fullup_server::domain::ids::WebhookId;
 use fullup_server::domain::throttle::RateLimit;
+use fullup_server::domain::time::Timestamp;
+use fullup_server::store::Claim;
 use futures::StreamExt as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::postgres::{TestDatabase, pg_config, start_node};
-use crate::support::records::site_with_webhooks;
+use crate::support::records::{ingest_at, site_with_webhooks};
 use crate::support::{Backend, TestReceiver, TestServer, store_test};
 
 /// Long enough for the slowest receipt of a throttled run on a loaded machine.
@@ -311,7 +314,7 @@ store_test!(both_stores_space_a_webhooks_slots_alike);
 async fn both_stores_space_a_webhooks_slots_alike(backend: Backend) {
     let open = backend.open_store().await;
     let store = open.store.as_ref();
-    let now = fullup_server::domain::time::Timestamp::from_unix_ms(1_800_000_000_000);
+    let now = Timestamp::from_unix_ms(1_800_000_000_000);
     let (_, webhooks) = site_with_webhooks(store, now, 2).await;
     let limit = RateLimit::new(2).expect("limit");
     let spacing = Duration::from_micros(u64::try_from(limit.spacing().0).expect("positive"));
@@ -332,6 +335,48 @@ async fn both_stores_space_a_webhooks_slots_alike(backend: Backend) {
         take(1).await.expect("slot"),
         Duration::ZERO,
         "each webhook its own"
+    );
+}
+
+store_test!(a_claim_takes_a_seconds_worth_of_a_throttled_webhooks_backlog);
+/// A claim leases at most N of a webhook limited to N per second (the rest stay queued,
+/// unclaimed and uncounted), however high the concurrency limit.
+async fn a_claim_takes_a_seconds_worth_of_a_throttled_webhooks_backlog(backend: Backend) {
+    let open = backend.open_store().await;
+    let store = open.store.as_ref();
+    let t0 = Timestamp::from_unix_ms(1_800_000_000_000);
+    let (site, webhooks) = site_with_webhooks(store, t0, 2).await;
+    let mut throttled = store
+        .get_webhook(site, webhooks[0])
+        .await
+        .expect("read")
+        .expect("webhook");
+    throttled.rate_limit = Some(RateLimit::new(3).expect("limit"));
+    assert!(store.update_webhook(&throttled).await.expect("update"));
+    for i in 0..5 {
+        ingest_at(store, site, t0 + Duration::from_millis(i), None).await;
+    }
+    let claim = Claim {
+        now: t0 + Duration::from_secs(1),
+        lease: Duration::from_secs(60),
+        limit: 100,
+        per_webhook: 16,
+        per_site: 100,
+    };
+    let claimed = store.claim_due(&claim).await.expect("claim");
+    let of = |w: WebhookId| claimed.iter().filter(|d| d.webhook.id == w).count();
+    assert_eq!(of(webhooks[0]), 3, "3 per second: 3 in flight");
+    assert_eq!(of(webhooks[1]), 5, "the unlimited webhook's whole backlog");
+    assert!(
+        claimed
+            .iter()
+            .all(|d| d.webhook.id != webhooks[0] || d.webhook.rate_limit.is_some()),
+        "the claimed webhook carries its limit"
+    );
+    let again = store.claim_due(&claim).await.expect("claim");
+    assert!(
+        again.is_empty(),
+        "none more while those are in flight: {again:?}"
     );
 }
 
