@@ -255,6 +255,9 @@ async fn a_rate_limit_is_set_shown_changed_and_removed_and_bounds_are_enforced(b
             "{refused}: {message}"
         );
     }
+    for mistyped in [json!("fast"), json!(2.5)] {
+        crate::api::assert_error(&create(mistyped).await, 422, "invalid_body");
+    }
     let (status, created) = create(json!(50)).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["rate_limit_per_second"], 50);
