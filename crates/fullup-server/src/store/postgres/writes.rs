@@ -13,7 +13,7 @@ use crate::crypto::MainKey;
 use crate::domain::health::Health;
 use crate::domain::ids::{DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::operational::Notice;
-use crate::domain::throttle::{Micros, RateLimit};
+use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::store::rows::postgres::{count, health, parsed, webhook};
 use crate::store::{
@@ -161,7 +161,8 @@ pub(super) async fn take_slot(
     .bind(limit.spacing().0)
     .fetch_optional(pool)
     .await?;
-    Ok(Micros(wait.unwrap_or(0)).since(Micros(0)))
+    let wait = u64::try_from(wait.unwrap_or(0)).unwrap_or(0);
+    Ok(Duration::from_micros(wait))
 }
 
 /// A row of [`sql::READ_HEALTH`]: the webhook's site and health.
