@@ -14,10 +14,11 @@ use super::sites::load_site;
 use super::{AppState, ListResponse, PageParams, body_time, path_id};
 use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::models::{Scope, Site};
+use crate::domain::throttle::RateLimit;
 use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
 use crate::service::webhooks::{
     NewWebhook, WebhookChanges, parse_description, parse_filters, parse_grace, parse_headers,
-    parse_secret, parse_url,
+    parse_rate_limit, parse_secret, parse_url,
 };
 use crate::store::StoreError;
 
@@ -54,6 +55,12 @@ pub struct CreateWebhook {
     /// Start paused: deliveries queue, unattempted, until it is resumed (default false).
     #[serde(default)]
     pub paused: Option<bool>,
+    /// At most this many requests per second to the receiver, 1 to 10000, on all nodes
+    /// together; deliveries beyond it wait (never failed, never counted as attempts).
+    /// Default null: no limit.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub rate_limit_per_second: Option<i64>,
 }
 
 /// `PATCH /v1/sites/{site_id}/webhooks/{id}` body; absent fields stay as they are.
@@ -76,6 +83,16 @@ pub struct UpdateWebhook {
     pub enabled: Option<bool>,
     /// Pause (deliveries queue, unattempted) or resume (the queue drains).
     pub paused: Option<bool>,
+    /// A new rate limit (requests per second, 1 to 10000); null removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000)]
+    pub rate_limit_per_second: Option<Option<i64>>,
+}
+
+/// A field that may be null: `Some(None)` when the body says null, None (by
+/// `#[serde(default)]`) when it leaves the field out.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
 }
 
 /// A webhook. `secret` appears only when it is created.
@@ -102,6 +119,8 @@ pub struct WebhookResponse {
     /// Attempts it may have in flight now: the configured per-webhook limit, halved by
     /// each failed attempt (down to 1) and grown back one per success.
     pub concurrency_limit: u32,
+    /// At most this many requests per second to the receiver; null: no limit.
+    pub rate_limit_per_second: Option<u32>,
     /// The signing secret (creation response only; later `GET …/secret`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -129,6 +148,7 @@ impl WebhookResponse {
             disabled_reason: w.health.disabled_reason.clone(),
             paused: w.paused,
             concurrency_limit: state.service.concurrency_limit(w),
+            rate_limit_per_second: w.rate_limit.map(RateLimit::per_second),
             secret: None,
             created_at: w.created_at.to_rfc3339(),
             updated_at: w.updated_at.to_rfc3339(),
@@ -229,6 +249,7 @@ pub async fn create(
         secret: parse_secret(req.secret)?,
         enabled: req.enabled.unwrap_or(true),
         paused: req.paused.unwrap_or(false),
+        rate_limit: parse_rate_limit(req.rate_limit_per_second)?,
     };
     let webhook = state.service.create_webhook(&site, new).await?;
     let mut response = WebhookResponse::new(&state, &webhook);
@@ -288,7 +309,7 @@ fn secret_text(webhook: &Webhook) -> Result<String, ApiError> {
     Ok(secrets.current.expose().to_owned())
 }
 
-/// Changes a webhook's url, filters, description, enabled or paused flag.
+/// Changes a webhook's url, filters, description, headers, switches or rate limit.
 #[utoipa::path(patch, operation_id = "updateWebhook", path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks", request_body = UpdateWebhook,
     responses((status = 200, body = WebhookResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -312,6 +333,10 @@ pub async fn update(
         headers: req.headers.map(|h| parse_headers(Some(h))).transpose()?,
         enabled: req.enabled,
         paused: req.paused,
+        rate_limit: req
+            .rate_limit_per_second
+            .map(parse_rate_limit)
+            .transpose()?,
     };
     let webhook = state.service.update_webhook(webhook, changes).await?;
     Ok(Json(WebhookResponse::new(&state, &webhook)))

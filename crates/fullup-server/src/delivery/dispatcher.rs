@@ -320,10 +320,12 @@ impl Worker {
         if let Some(lost) = delivery.interrupted {
             self.record_interrupted(&delivery, number - 1, lost).await;
         }
-        let started_at = self.clock.now();
-        let result = self.sender.send(&delivery, number, started_at).await;
-        let completion = self.completion(&delivery, number, started_at, result);
-        self.record(completion, leased_until).await;
+        if self.wait_for_slot(&delivery, leased_until).await {
+            let started_at = self.clock.now();
+            let result = self.sender.send(&delivery, number, started_at).await;
+            let completion = self.completion(&delivery, number, started_at, result);
+            self.record(completion, leased_until).await;
+        }
         // The attempt holds its worker until its outcome is recorded, as a claim counts
         // its lease until then: so `workers` also bounds the attempts a crash leaves
         // unrecorded, each of which is sent again. Freed at the request's end, a busy
@@ -333,6 +335,56 @@ impl Worker {
         // Claim again only if something may wait for the room this attempt leaves.
         if !self.inbox.caught_up() {
             self.wake.notify_one();
+        }
+    }
+
+    /// Waits until a request may be sent to the webhook of `d`, if it is throttled (see
+    /// [`crate::domain::throttle`]): takes a slot from the store just before sending and
+    /// sleeps until it comes; woken later than the limit allows after it (a late request
+    /// would bunch with the next), takes a fresh one. The wait is no attempt: nothing is
+    /// recorded, and the attempt's start is taken after it. Lateness counts from when the
+    /// slot was asked for, so a slow answer from the store counts too. While the store
+    /// fails, tries again with backoff; false when it failed until the lease nearly
+    /// ended (the delivery is then attempted again when its lease ends, its attempt
+    /// recorded as interrupted).
+    async fn wait_for_slot(&self, d: &ClaimedDelivery, leased_until: tokio::time::Instant) -> bool {
+        let Some(limit) = d.webhook.rate_limit else {
+            return true;
+        };
+        // Past this, a wait would leave the request too little of its lease.
+        let latest = leased_until
+            .checked_sub(self.config.connect_timeout + self.config.request_timeout + RECORD_MARGIN)
+            .unwrap_or_else(tokio::time::Instant::now);
+        let mut backoff = RECORD_BACKOFF_FIRST;
+        loop {
+            // The slot is at most `wait` after this: the store's clock read it after the
+            // request left. Lateness counts from here, so a slow answer counts too.
+            let asked = tokio::time::Instant::now();
+            let wait = match self.store.take_slot(d.webhook.id, limit).await {
+                Ok(wait) => wait,
+                Err(err) => {
+                    self.metrics.store_error(StoreOp::Claim);
+                    let error = crate::error_chain(&err);
+                    let retry_at = tokio::time::Instant::now() + backoff;
+                    if retry_at >= latest {
+                        tracing::error!(error = %error, delivery = %d.delivery_id, "taking a throttle slot failed until the lease nearly ended; the delivery will be attempted again when its lease ends");
+                        return false;
+                    }
+                    tracing::warn!(error = %error, delivery = %d.delivery_id, "taking a throttle slot failed; trying again");
+                    tokio::time::sleep_until(retry_at).await;
+                    backoff = (backoff * 2).min(RECORD_BACKOFF_MAX);
+                    continue;
+                }
+            };
+            let slot = asked + wait;
+            tokio::time::sleep_until(slot).await;
+            let late = slot.elapsed();
+            if late <= limit.lateness_allowed() || slot >= latest {
+                return true;
+            }
+            tracing::debug!(delivery = %d.delivery_id, webhook = %d.webhook.id,
+                late_us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX),
+                "woken too late for a throttle slot; taking a fresh one");
         }
     }
 

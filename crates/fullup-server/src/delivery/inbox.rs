@@ -43,6 +43,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::domain::health::HealthPolicy;
 use crate::domain::ids::{SiteId, WebhookId};
+use crate::domain::webhook::in_flight_limit;
 use crate::store::{ClaimedDelivery, Fresh, HandOff};
 
 use super::DeliveryConfig;
@@ -203,7 +204,7 @@ impl Inbox {
         let mut counts = self.counts();
         for d in claimed {
             let w = &d.webhook;
-            let limit = w.health.concurrency_limit(&self.policy);
+            let limit = w.in_flight_limit(&self.policy);
             if counts.of_webhook(w.id) >= limit {
                 counts.webhooks_behind.insert(w.id, limit);
             }
@@ -259,11 +260,12 @@ impl HandOff for Inbox {
         if !self.caught_up.load(Ordering::Acquire) || self.arrivals.is_closed() {
             return false;
         }
-        let limit = self
+        let concurrency = self
             .policy
             .max_concurrency
             .max(1)
             .min(fresh.concurrency.unwrap_or(u32::MAX).max(1));
+        let limit = in_flight_limit(concurrency, fresh.rate_limit);
         let mut counts = self.counts();
         if counts.claiming
             || counts.webhooks_behind.contains_key(&fresh.webhook)
@@ -314,6 +316,7 @@ mod tests {
     use super::*;
     use crate::domain::health::Health;
     use crate::domain::ids::{DeliveryId, EventId};
+    use crate::domain::throttle::RateLimit;
     use crate::domain::time::Timestamp;
     use crate::domain::webhook::Webhook;
     use crate::domain::webhook_url::WebhookUrl;
@@ -335,6 +338,7 @@ mod tests {
             webhook,
             site,
             concurrency: None,
+            rate_limit: None,
         }
     }
 
@@ -355,6 +359,7 @@ mod tests {
                 headers: Default::default(),
                 health: Health::default(),
                 paused: false,
+                rate_limit: None,
                 secrets: Ok(crate::domain::webhook::Secrets::new(
                     fullup_signature::Secret::generate(),
                 )),
@@ -529,6 +534,24 @@ mod tests {
         };
         assert!(inbox.admit(&slow));
         assert!(!inbox.admit(&slow));
+    }
+
+    #[test]
+    fn a_throttled_webhook_is_handed_a_seconds_worth_at_most() {
+        let (inbox, _rx) = Inbox::new(&config(8, 4, 8), Default::default());
+        let (webhook, site) = (WebhookId::new(T), SiteId::new(T));
+        inbox.after_claim(1, &[]);
+        let throttled = Fresh {
+            rate_limit: Some(RateLimit::new(2).expect("limit")),
+            ..fresh(webhook, site)
+        };
+        assert!(inbox.admit(&throttled));
+        assert!(inbox.admit(&throttled));
+        assert!(!inbox.admit(&throttled), "2 per second: 2 in flight");
+        assert!(
+            inbox.admit(&fresh(WebhookId::new(T), site)),
+            "another webhook is not held up"
+        );
     }
 
     #[test]

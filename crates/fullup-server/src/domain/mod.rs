@@ -1,6 +1,7 @@
 //! The service's vocabulary: ids, event types and filters, URLs, time, retry schedule,
 //! canonical JSON, the records it keeps, and the pure rules both stores apply (an
-//! event's targets, what an attempt does to its delivery and its webhook's health).
+//! event's targets, what an attempt does to its delivery and its webhook's health, a
+//! throttle's slots).
 //!
 //! Nothing here does I/O, and no file imports one that imports it back.
 
@@ -17,6 +18,7 @@ pub mod models;
 pub mod operational;
 pub mod outcome;
 pub mod retry;
+pub mod throttle;
 pub mod time;
 pub mod webhook;
 pub mod webhook_url;

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use super::event_type::{EventFilter, EventType, any_matches};
 use super::headers::CustomHeaders;
-use super::health::Health;
+use super::health::{Health, HealthPolicy};
 use super::ids::{SiteId, WebhookId};
 use super::operational::is_operational;
+use super::throttle::RateLimit;
 use super::time::Timestamp;
 use super::webhook_url::WebhookUrl;
 
@@ -41,6 +42,9 @@ pub struct Webhook {
     /// Paused webhooks still get deliveries, queued until it is resumed (planned
     /// receiver maintenance: nothing is attempted, so nothing fails or is lost).
     pub paused: bool,
+    /// At most this many requests per second to the receiver, on all nodes together
+    /// (see [`super::throttle`]); None: no limit.
+    pub rate_limit: Option<RateLimit>,
     /// The signing secrets, or why they do not open on this node (sealed under a key
     /// it does not hold, moved to another site, or altered): such a webhook is still
     /// listed and shown, but its deliveries fail with `secret_unreadable` and reading
@@ -99,6 +103,13 @@ pub(crate) struct StoredOldSecret<'a> {
 }
 
 impl Webhook {
+    /// Attempts it may have in flight now: its adaptive concurrency limit
+    /// ([`Health::concurrency_limit`]), and a second's worth of its rate limit
+    /// ([`RateLimit::in_flight`]).
+    pub fn in_flight_limit(&self, policy: &HealthPolicy) -> u32 {
+        in_flight_limit(self.health.concurrency_limit(policy), self.rate_limit)
+    }
+
     /// The secrets, or why they do not open.
     pub fn secrets(&self) -> Result<&Secrets, Unreadable> {
         self.secrets.as_ref().map_err(Clone::clone)
@@ -176,6 +187,13 @@ impl Secrets {
         }
         self.old.truncate(MAX_OLD_SECRETS);
     }
+}
+
+/// The attempts a webhook with the concurrency limit `concurrency` and the rate limit
+/// `rate` may have in flight (see [`Webhook::in_flight_limit`]). The claim statements
+/// apply the same bound in SQL: `MIN(concurrency, rate_limit_per_second)`.
+pub fn in_flight_limit(concurrency: u32, rate: Option<RateLimit>) -> u32 {
+    rate.map_or(concurrency, |r| concurrency.min(r.in_flight()))
 }
 
 /// The webhooks an event goes to, of the site's enabled `candidates` (id and filters):

@@ -12,6 +12,7 @@ use crate::domain::headers::CustomHeaders;
 use crate::domain::health::Health;
 use crate::domain::ids::WebhookId;
 use crate::domain::models::Site;
+use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::{MAX_GRACE, MAX_OLD_SECRETS, Secrets, Webhook};
 use crate::domain::webhook_url::WebhookUrl;
@@ -86,6 +87,14 @@ pub fn parse_headers(
         .map_err(|e| ServiceError::invalid("invalid_headers", e.to_string()))
 }
 
+/// A rate limit of 1 to [`crate::domain::throttle::MAX_PER_SECOND`] requests per
+/// second; None (no limit) when absent. A refusal is 422 `invalid_rate_limit`.
+pub fn parse_rate_limit(raw: Option<i64>) -> ServiceResult<Option<RateLimit>> {
+    raw.map(RateLimit::new)
+        .transpose()
+        .map_err(|e| ServiceError::invalid("invalid_rate_limit", e.to_string()))
+}
+
 /// A chosen secret, or a generated one when none is given. A `whsec_` secret must be
 /// `whsec_` + standard base64 of at least [`MIN_WHSEC_KEY_BYTES`] bytes, not all alike
 /// (it claims to be a random key, and keys the Standard Webhooks scheme with the
@@ -158,6 +167,8 @@ pub struct NewWebhook {
     pub enabled: bool,
     /// Whether it starts paused.
     pub paused: bool,
+    /// At most this many requests per second; None: no limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Changes to a webhook; `None` leaves a field as it is.
@@ -175,6 +186,8 @@ pub struct WebhookChanges {
     pub enabled: Option<bool>,
     /// Pause or resume.
     pub paused: Option<bool>,
+    /// A new rate limit (`Some(None)` removes it).
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 /// What a secret rotation did.
@@ -226,6 +239,7 @@ impl Service {
                 ..Health::default()
             },
             paused: new.paused,
+            rate_limit: new.rate_limit,
             secrets: Ok(Secrets::new(new.secret)),
             created_at: now,
             updated_at: now,
@@ -285,6 +299,9 @@ impl Service {
         }
         if let Some(paused) = changes.paused {
             webhook.paused = paused;
+        }
+        if let Some(rate_limit) = changes.rate_limit {
+            webhook.rate_limit = rate_limit;
         }
         webhook.updated_at = self.clock.now();
         self.counted(StoreOp::Write, self.store.update_webhook(&webhook).await)?;

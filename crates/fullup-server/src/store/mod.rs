@@ -29,6 +29,7 @@ use crate::domain::models::{
 };
 use crate::domain::operational::{self, Notice};
 use crate::domain::outcome::NextStep;
+use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
 
@@ -309,6 +310,9 @@ pub struct Fresh {
     /// The webhook's stored adaptive concurrency limit, if it has one (see
     /// [`Health::concurrency_limit`]).
     pub concurrency: Option<u32>,
+    /// The webhook's rate limit, if it has one: it bounds the attempts in flight too
+    /// (see [`crate::domain::webhook::in_flight_limit`]).
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A node's dispatcher, taking fresh deliveries straight from ingest: when it has
@@ -603,6 +607,10 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     async fn record_interrupted(&self, attempt: &Attempt) -> StoreResult<()>;
     /// Drops the leases of claimed deliveries that will not be attempted now.
     async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()>;
+    /// Takes the next slot of `webhook`, limited to `limit`, for a request about to be
+    /// sent, by [`crate::domain::throttle::grant`] on the store's one clock, atomically
+    /// for every node: how long from now the request must wait (zero: send now).
+    async fn take_slot(&self, webhook: WebhookId, limit: RateLimit) -> StoreResult<Duration>;
 }
 
 /// Reads both stores run the same way (see [`reads`]).

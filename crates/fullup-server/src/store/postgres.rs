@@ -28,6 +28,7 @@ use crate::crypto::MainKey;
 use crate::domain::catalog::EventTypeEntry;
 use crate::domain::ids::{ApiKeyId, DeliveryId, SiteId, WebhookId};
 use crate::domain::models::{ApiKey, Attempt, Delivery, ErrorKind, Site};
+use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
 
@@ -163,6 +164,10 @@ fn bind_webhook<'q>(
             )
             .bind(w.updated_at)
             .bind(crate::store::sealing::seal_headers(key, w))
+            .bind(
+                w.rate_limit
+                    .map(|r| i32::try_from(r.per_second()).unwrap_or(i32::MAX)),
+            )
             .bind(w.id.to_string())
             .bind(w.site_id.to_string()),
     )
@@ -266,6 +271,10 @@ impl DeliveryQueue for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn take_slot(&self, webhook: WebhookId, limit: RateLimit) -> StoreResult<Duration> {
+        writes::take_slot(&self.pool, webhook, limit).await
     }
 }
 
@@ -420,7 +429,7 @@ impl Store for PgStore {
         let sealed = crate::store::sealing::seal_new(&self.key, w)?;
         let sql = format!(
             "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, url) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, '')",
             sql::WEBHOOK_COLUMNS
         );
         bind_webhook(sqlx::query(&sql), &self.key, w)?

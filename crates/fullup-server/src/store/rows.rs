@@ -43,6 +43,7 @@ macro_rules! row_mappers {
         use crate::domain::models::{
             ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, EventSummary, Scopes, Site,
         };
+        use crate::domain::throttle::RateLimit;
         use crate::domain::time::Timestamp;
         use crate::domain::webhook::Webhook;
         use crate::domain::webhook_url::WebhookUrl;
@@ -171,6 +172,13 @@ macro_rules! row_mappers {
             })
         }
 
+        /// A webhook's `rate_limit_per_second` column.
+        pub(crate) fn rate_limit(row: &$Row) -> StoreResult<Option<RateLimit>> {
+            row.try_get::<Option<i32>, _>("rate_limit_per_second")?
+                .map(|n| RateLimit::new(i64::from(n)).map_err(corrupt))
+                .transpose()
+        }
+
         /// What the sealed secrets of a `webhooks` row are bound to.
         pub(crate) fn binding(row: &$Row) -> StoreResult<Binding> {
             Ok(Binding {
@@ -209,6 +217,7 @@ macro_rules! row_mappers {
                 headers: headers.unwrap_or_default(),
                 health: health(row)?,
                 paused: row.try_get("paused")?,
+                rate_limit: rate_limit(row)?,
                 secrets,
                 created_at: time(row, "created_at")?,
                 updated_at: time(row, "updated_at")?,

@@ -33,6 +33,7 @@ use crate::domain::event_type::EventType;
 use crate::domain::fairness::{Candidate, pick};
 use crate::domain::ids::{ApiKeyId, DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{ApiKey, Attempt, Delivery, Site};
+use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::Webhook;
 
@@ -41,16 +42,19 @@ mod jobs;
 mod key_cache;
 mod leases;
 mod secrets;
+mod throttles;
 
 use batch::BatchWriter;
 use key_cache::KeyCache;
 use leases::Leases;
+use throttles::Throttles;
 
 /// The due deliveries a claim may take (see [`crate::store::DeliveryQueue::claim_due`]):
 /// ?1 now, ?2 leased ids (the attempts in flight), ?3 most of one webhook, ?4 most of one
 /// site, ?5 and ?6 the leases per webhook and per site (`[id, n]` pairs). Each eligible
-/// webhook with room left (its adaptive limit less its leases, and its site's cap less
-/// the site's) gives its oldest due deliveries, from its own range of the
+/// webhook with room left (its adaptive limit, and a second's worth of its rate limit
+/// ([`crate::domain::webhook::in_flight_limit`]), less its leases, and its site's cap
+/// less the site's) gives its oldest due deliveries, from its own range of the
 /// `deliveries_due_webhook` index, so a paused or saturated webhook's backlog is never
 /// scanned; [`crate::domain::fairness::pick`] then chooses among them. `CROSS JOIN` fixes
 /// SQLite's join order, which would otherwise scan `deliveries`.
@@ -60,7 +64,8 @@ const CANDIDATES_SQL: &str = "WITH live AS ( \
                 SELECT value ->> 0 AS site_id, value ->> 1 AS n FROM json_each(?6)), \
              rooms AS ( \
                 SELECT w.id, w.site_id, \
-                       MIN(COALESCE(w.concurrency_limit, ?3), ?3) - COALESCE(l.n, 0) AS webhook_room, \
+                       MIN(COALESCE(w.concurrency_limit, ?3), ?3, COALESCE(w.rate_limit_per_second, ?3)) \
+                         - COALESCE(l.n, 0) AS webhook_room, \
                        ?4 - COALESCE(s.n, 0) AS site_room \
                 FROM webhooks w LEFT JOIN live l ON l.webhook_id = w.id \
                 LEFT JOIN site_live s ON s.site_id = w.site_id \
@@ -101,6 +106,8 @@ pub struct SqliteStore {
     batch: BatchWriter,
     /// Deliveries with an attempt in flight.
     leases: Arc<Leases>,
+    /// Each throttled webhook's next slot.
+    throttles: Arc<Throttles>,
     /// API keys already looked up.
     api_keys: Arc<KeyCache>,
     /// Held while the store is open: leases live in this process's memory, so a second
@@ -137,6 +144,7 @@ impl SqliteStore {
             batch: BatchWriter::spawn(options.get_filename())?,
             claimer: Arc::new(std::sync::Mutex::new(open_claimer(options.get_filename())?)),
             leases: Arc::default(),
+            throttles: Arc::default(),
             api_keys: Arc::default(),
             lock,
             path: Arc::new(options.get_filename().to_path_buf()),
@@ -278,6 +286,7 @@ fn webhook_params(key: &MainKey, w: &Webhook) -> StoreResult<Vec<Value>> {
         Value::from(w.health.concurrency),
         Value::from(w.updated_at),
         Value::from(crate::store::sealing::seal_headers(key, w)),
+        Value::from(w.rate_limit.map(RateLimit::per_second)),
         Value::from(w.id.to_string()),
         Value::from(w.site_id.to_string()),
     ])
@@ -483,6 +492,10 @@ impl DeliveryQueue for SqliteStore {
         self.leases.release(ids);
         Ok(())
     }
+
+    async fn take_slot(&self, webhook: WebhookId, limit: RateLimit) -> StoreResult<Duration> {
+        Ok(self.throttles.take(webhook, limit))
+    }
 }
 
 #[async_trait]
@@ -651,7 +664,7 @@ impl Store for SqliteStore {
         // `secret` is the plain column of the first schema, kept empty since sealing.
         let sql = format!(
             "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, secret, url) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', '')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, '', '')",
             sql::WEBHOOK_COLUMNS
         );
         self.execute_owned(sql, params).await?;

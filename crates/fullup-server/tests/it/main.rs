@@ -31,3 +31,4 @@ mod ssrf;
 mod storage_faults;
 mod streaks;
 mod support;
+mod throttle;

@@ -18,10 +18,12 @@ use super::{Signed, non_empty, path_id, site_of, site_path};
 use crate::api::AppState;
 use crate::domain::ids::WebhookId;
 use crate::domain::models::Site;
+use crate::domain::throttle::RateLimit;
 use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
 use crate::service::ServiceError;
 use crate::service::webhooks::{
-    NewWebhook, WebhookChanges, parse_description, parse_filters, parse_secret, parse_url,
+    NewWebhook, WebhookChanges, parse_description, parse_filters, parse_rate_limit, parse_secret,
+    parse_url,
 };
 use crate::store::AttemptStats;
 
@@ -116,6 +118,9 @@ pub struct WebhookForm {
     /// "on" to start paused (create only).
     #[serde(default)]
     pub paused: Option<String>,
+    /// Requests per second at most; empty: no limit.
+    #[serde(default)]
+    pub rate_limit: String,
 }
 
 impl WebhookForm {
@@ -128,6 +133,20 @@ impl WebhookForm {
             .map(str::to_owned)
             .collect();
         parse_filters((!raw.is_empty()).then_some(raw))
+    }
+
+    fn rate_limit(&self) -> Result<Option<RateLimit>, ServiceError> {
+        let raw = self.rate_limit.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let n = raw.parse::<i64>().map_err(|_| {
+            ServiceError::invalid(
+                "invalid_rate_limit",
+                "the rate limit must be a whole number of requests per second, or empty for none",
+            )
+        })?;
+        parse_rate_limit(Some(n))
     }
 }
 
@@ -153,6 +172,8 @@ fn form(
             input id="event_types" type="text" name="event_types" value=(values.event_types);
             label for="description" { "Description" }
             textarea id="description" name="description" rows="3" { (values.description) }
+            label for="rate_limit" { "Rate limit" span class="hint" { "Requests per second at most, 1 to 10000; deliveries beyond it wait. Empty: no limit." } }
+            input id="rate_limit" type="number" name="rate_limit" min="1" max="10000" value=(values.rate_limit);
             @if editing.is_none() {
                 label for="secret" { "Secret" span class="hint" { "Leave empty to get a generated whsec_ secret." } }
                 input id="secret" type="text" name="secret" value=(values.secret) autocomplete="off";
@@ -200,6 +221,7 @@ pub async fn create(
             secret: parse_secret(non_empty(Some(&values.secret)).map(str::to_owned))?,
             enabled: true,
             paused: values.paused.is_some(),
+            rate_limit: values.rate_limit()?,
         })
     })();
     let created = match parsed {
@@ -264,6 +286,7 @@ pub async fn show(
             dt { "Event types" } dd { @for (i, f) in webhook.event_types.iter().enumerate() { @if i > 0 { ", " } code { (f) } } }
             dt { "Description" } dd { (webhook.description) }
             dt { "Attempts at once" } dd { (state.service.concurrency_limit(&webhook)) }
+            dt { "Rate limit" } dd { @match webhook.rate_limit { Some(r) => { (r.per_second()) " per second" }, None => "none" } }
             dt { "Id" } dd { code { (webhook.id) } }
             dt { "Created" } dd { (time(webhook.created_at)) }
         }
@@ -307,6 +330,10 @@ pub async fn edit_page(
             .collect::<Vec<_>>()
             .join(", "),
         description: webhook.description.clone(),
+        rate_limit: webhook
+            .rate_limit
+            .map(|r| r.per_second().to_string())
+            .unwrap_or_default(),
         ..WebhookForm::default()
     };
     let body = html! {
@@ -316,7 +343,7 @@ pub async fn edit_page(
     Ok(page(&Chrome::of(&session), "Edit the webhook", body).into_response())
 }
 
-/// `POST …/edit`: saves the URL, filters and description.
+/// `POST …/edit`: saves the URL, filters, description and rate limit.
 pub async fn edit(
     State(state): State<AppState>,
     Path((site_id, webhook_id)): Path<(String, String)>,
@@ -331,6 +358,7 @@ pub async fn edit(
             url: Some(parse_url(values.url.trim())?),
             event_types: Some(values.filters()?),
             description: Some(parse_description(Some(values.description.clone()))?),
+            rate_limit: Some(values.rate_limit()?),
             ..WebhookChanges::default()
         })
     })();

@@ -25,10 +25,11 @@ use crate::crypto::MainKey;
 use crate::domain::event_type::EventFilter;
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::models::ErrorKind;
+use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::{Webhook, targets};
 use crate::store::rows::corrupt;
-use crate::store::rows::postgres::{filters, parsed, webhook};
+use crate::store::rows::postgres::{filters, parsed, rate_limit, webhook};
 use crate::store::{
     Completion, Fresh, Handed, IngestOutcome, NewEvent, StoreError, StoreResult, delivery_after,
     needs_targets,
@@ -285,6 +286,7 @@ async fn ingest_batch(
                     webhook,
                     site: event.site_id,
                     concurrency: c.concurrency,
+                    rate_limit: c.rate_limit,
                 }),
                 _ => false,
             };
@@ -354,6 +356,7 @@ struct Candidate {
     filters: Vec<EventFilter>,
     paused: bool,
     concurrency: Option<u32>,
+    rate_limit: Option<RateLimit>,
     /// Its whole row, for a delivery handed over.
     row: PgRow,
 }
@@ -382,6 +385,7 @@ async fn candidates(
             filters: filters(&row, "event_types")?,
             paused: row.try_get("paused")?,
             concurrency: concurrency.map(|c| u32::try_from(c).unwrap_or(0)),
+            rate_limit: rate_limit(&row)?,
             row,
         };
         candidates.entry(site).or_default().push(candidate);

@@ -4,6 +4,8 @@
 //! part of one transaction, so a node that dies between two of them leaves nothing
 //! half-written.
 
+use std::time::Duration;
+
 use sqlx::Row as _;
 use sqlx::postgres::{PgConnection, PgPool};
 
@@ -11,6 +13,7 @@ use crate::crypto::MainKey;
 use crate::domain::health::Health;
 use crate::domain::ids::{DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::operational::Notice;
+use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::store::rows::postgres::{count, health, parsed, webhook};
 use crate::store::{
@@ -50,8 +53,10 @@ pub(super) async fn earlier_event(
 /// `live` counts the attempts in flight on every node (live leases) per webhook and
 /// site. Each eligible webhook's due, unleased deliveries come from its own range of
 /// `queue_due` (the queue holds exactly the pending deliveries), as many as its limit
-/// leaves room for (a paused or saturated webhook's backlog is never scanned), locked
-/// `FOR UPDATE SKIP LOCKED` so that concurrent claims (of any nodes) pick different rows. They are then ranked within
+/// (the adaptive one, and a second's worth of its rate limit:
+/// [`crate::domain::webhook::in_flight_limit`]) leaves room for (a paused or saturated
+/// webhook's backlog is never scanned), locked `FOR UPDATE SKIP LOCKED` so that
+/// concurrent claims (of any nodes) pick different rows. They are then ranked within
 /// their site (its webhooks in turn) and taken round-robin across sites, within each
 /// site's room. A lease is a row of `leases`, inserted, or renewed only if it has ended:
 /// the primary key decides against the latest committed lease, whatever this statement's
@@ -82,7 +87,8 @@ pub(super) async fn claim_due(
                  WHERE q.webhook_id = w.id AND q.due_at <= $2 \
                    AND NOT EXISTS (SELECT 1 FROM leases x WHERE x.delivery_id = q.delivery_id AND x.until > $2) \
                  ORDER BY q.due_at \
-                 LIMIT GREATEST(LEAST(COALESCE(w.concurrency_limit, $4), $4) - COALESCE(l.n, 0), 0) \
+                 LIMIT GREATEST(LEAST(COALESCE(w.concurrency_limit, $4), $4, \
+                                      COALESCE(w.rate_limit_per_second, $4)) - COALESCE(l.n, 0), 0) \
                  FOR UPDATE OF q SKIP LOCKED) d \
              WHERE w.enabled AND NOT w.paused AND $5 - COALESCE(s.n, 0) > 0), \
          ranked AS ( \
@@ -131,6 +137,32 @@ pub(super) async fn claim_due(
             })
         })
         .collect()
+}
+
+/// Takes `webhook`'s next slot by [`crate::domain::throttle::grant`] in one atomic
+/// upsert of its `throttles` row, on the database server's clock (one clock for every
+/// node, whatever their own clocks say): `max(tat, now)`, `tat` moved one spacing past
+/// it. Answers how long from the database's now the slot is; a webhook deleted
+/// meanwhile has no row and waits for nothing.
+pub(super) async fn take_slot(
+    pool: &PgPool,
+    webhook: WebhookId,
+    limit: RateLimit,
+) -> StoreResult<Duration> {
+    let wait: Option<i64> = sqlx::query_scalar(
+        "WITH now AS (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8 AS us) \
+         INSERT INTO throttles (webhook_id, tat) \
+         SELECT w.id, now.us + $2 FROM webhooks w, now WHERE w.id = $1 \
+         ON CONFLICT (webhook_id) DO UPDATE \
+             SET tat = GREATEST(throttles.tat, (SELECT us FROM now)) + $2 \
+         RETURNING tat - $2 - (SELECT us FROM now)",
+    )
+    .bind(webhook.to_string())
+    .bind(limit.spacing().0)
+    .fetch_optional(pool)
+    .await?;
+    let wait = u64::try_from(wait.unwrap_or(0)).unwrap_or(0);
+    Ok(Duration::from_micros(wait))
 }
 
 /// A row of [`sql::READ_HEALTH`]: the webhook's site and health.

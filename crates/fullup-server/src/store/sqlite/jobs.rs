@@ -11,6 +11,7 @@ use crate::domain::event_type::EventFilter;
 use crate::domain::health::Health;
 use crate::domain::ids::{DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{Attempt, ErrorKind};
+use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::targets;
 use crate::store::rows::corrupt;
@@ -20,7 +21,8 @@ use crate::store::{
 };
 
 /// The site's enabled webhooks an event may go to: `$1` site.
-const FAN_OUT_CANDIDATES: &str = "SELECT id, event_types, paused, concurrency_limit FROM webhooks \
+const FAN_OUT_CANDIDATES: &str = "SELECT id, event_types, paused, concurrency_limit, rate_limit_per_second \
+     FROM webhooks \
      WHERE site_id = $1 AND enabled = TRUE";
 
 /// An attempt's effect on its delivery: `$1` state, `$2` attempts made, `$3` next
@@ -89,6 +91,7 @@ pub(super) fn ingest(
                 webhook: target.webhook,
                 site: event.site_id,
                 concurrency: target.concurrency,
+                rate_limit: target.rate_limit,
             }),
             _ => false,
         };
@@ -114,6 +117,7 @@ struct Target {
     webhook: WebhookId,
     paused: bool,
     concurrency: Option<u32>,
+    rate_limit: Option<RateLimit>,
 }
 
 /// The webhooks `new` goes to (see [`targets`]).
@@ -127,18 +131,30 @@ fn targets_of(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<
         let filters: String = row.get(1)?;
         let filters: Vec<EventFilter> = serde_json::from_str(&filters).map_err(corrupt)?;
         let id = WebhookId::parse(&id).map_err(corrupt)?;
-        states.insert(id, (row.get::<_, bool>(2)?, row.get::<_, Option<u32>>(3)?));
+        let rate_limit = row
+            .get::<_, Option<i64>>(4)?
+            .map(RateLimit::new)
+            .transpose()
+            .map_err(corrupt)?;
+        let state = (
+            row.get::<_, bool>(2)?,
+            row.get::<_, Option<u32>>(3)?,
+            rate_limit,
+        );
+        states.insert(id, state);
         candidates.push((id, filters));
     }
     let candidates = candidates.iter().map(|(id, f)| (*id, f.as_slice()));
     Ok(targets(candidates, &new.event.event_type, new.only_webhook)
         .into_iter()
         .map(|webhook| {
-            let (paused, concurrency) = states.get(&webhook).copied().unwrap_or((true, None));
+            let (paused, concurrency, rate_limit) =
+                states.get(&webhook).copied().unwrap_or((true, None, None));
             Target {
                 webhook,
                 paused,
                 concurrency,
+                rate_limit,
             }
         })
         .collect())
