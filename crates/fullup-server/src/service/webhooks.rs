@@ -304,7 +304,11 @@ impl Service {
             webhook.rate_limit = rate_limit;
         }
         webhook.updated_at = self.clock.now();
-        self.counted(StoreOp::Write, self.store.update_webhook(&webhook).await)?;
+        // `false`: the webhook was deleted since it was read; answering with the changes
+        // as if they were stored would be a lie.
+        if !self.counted(StoreOp::Write, self.store.update_webhook(&webhook).await)? {
+            return Err(ServiceError::NotFound(format!("webhook {}", webhook.id)));
+        }
         self.wake_dispatcher();
         Ok(webhook)
     }
