@@ -157,6 +157,7 @@ async fn create_site_and_webhooks(store: &dyn Store) -> SiteId {
             headers: Default::default(),
             health: Health::default(),
             paused: false,
+            ordering: Default::default(),
             secrets: Ok(Secrets::new(Secret::generate())),
             created_at: now,
             updated_at: now,

@@ -14,10 +14,11 @@ use super::sites::load_site;
 use super::{AppState, ListResponse, PageParams, body_time, path_id};
 use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::models::{Scope, Site};
+use crate::domain::ordering::Ordering;
 use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
 use crate::service::webhooks::{
     NewWebhook, WebhookChanges, parse_description, parse_filters, parse_grace, parse_headers,
-    parse_secret, parse_url,
+    parse_ordering, parse_secret, parse_url,
 };
 use crate::store::StoreError;
 
@@ -54,6 +55,12 @@ pub struct CreateWebhook {
     /// Start paused: deliveries queue, unattempted, until it is resumed (default false).
     #[serde(default)]
     pub paused: Option<bool>,
+    /// `fifo`: deliveries leave in ingest order, one request at a time, a failing one
+    /// holding back the rest until it succeeds or is given up; `none` (default): no
+    /// order, several at once.
+    #[serde(default)]
+    #[schema(value_type = Option<Ordering>)]
+    pub ordering: Option<String>,
 }
 
 /// `PATCH /v1/sites/{site_id}/webhooks/{id}` body; absent fields stay as they are.
@@ -76,6 +83,10 @@ pub struct UpdateWebhook {
     pub enabled: Option<bool>,
     /// Pause (deliveries queue, unattempted) or resume (the queue drains).
     pub paused: Option<bool>,
+    /// `fifo` or `none` (see `CreateWebhook.ordering`); applies from the next delivery
+    /// to leave.
+    #[schema(value_type = Option<Ordering>)]
+    pub ordering: Option<String>,
 }
 
 /// A webhook. `secret` appears only when it is created.
@@ -99,8 +110,11 @@ pub struct WebhookResponse {
     pub disabled_reason: Option<String>,
     /// Whether deliveries queue without being attempted.
     pub paused: bool,
+    /// `fifo`: deliveries leave in ingest order, one at a time; `none`: no order.
+    pub ordering: Ordering,
     /// Attempts it may have in flight now: the configured per-webhook limit, halved by
-    /// each failed attempt (down to 1) and grown back one per success.
+    /// each failed attempt (down to 1) and grown back one per success; always 1 when
+    /// ordered.
     pub concurrency_limit: u32,
     /// The signing secret (creation response only; later `GET …/secret`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,6 +142,7 @@ impl WebhookResponse {
             enabled: w.health.enabled,
             disabled_reason: w.health.disabled_reason.clone(),
             paused: w.paused,
+            ordering: w.ordering,
             concurrency_limit: state.service.concurrency_limit(w),
             secret: None,
             created_at: w.created_at.to_rfc3339(),
@@ -229,6 +244,7 @@ pub async fn create(
         secret: parse_secret(req.secret)?,
         enabled: req.enabled.unwrap_or(true),
         paused: req.paused.unwrap_or(false),
+        ordering: parse_ordering(req.ordering.as_deref())?,
     };
     let webhook = state.service.create_webhook(&site, new).await?;
     let mut response = WebhookResponse::new(&state, &webhook);
@@ -288,7 +304,7 @@ fn secret_text(webhook: &Webhook) -> Result<String, ApiError> {
     Ok(secrets.current.expose().to_owned())
 }
 
-/// Changes a webhook's url, filters, description, enabled or paused flag.
+/// Changes a webhook's url, filters, description, enabled or paused flag, or ordering.
 #[utoipa::path(patch, operation_id = "updateWebhook", path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks", request_body = UpdateWebhook,
     responses((status = 200, body = WebhookResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -312,6 +328,11 @@ pub async fn update(
         headers: req.headers.map(|h| parse_headers(Some(h))).transpose()?,
         enabled: req.enabled,
         paused: req.paused,
+        ordering: req
+            .ordering
+            .as_deref()
+            .map(|o| parse_ordering(Some(o)))
+            .transpose()?,
     };
     let webhook = state.service.update_webhook(webhook, changes).await?;
     Ok(Json(WebhookResponse::new(&state, &webhook)))

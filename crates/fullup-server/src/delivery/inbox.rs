@@ -355,6 +355,7 @@ mod tests {
                 headers: Default::default(),
                 health: Health::default(),
                 paused: false,
+                ordering: Default::default(),
                 secrets: Ok(crate::domain::webhook::Secrets::new(
                     fullup_signature::Secret::generate(),
                 )),

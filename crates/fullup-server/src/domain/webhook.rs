@@ -18,6 +18,7 @@ use super::headers::CustomHeaders;
 use super::health::Health;
 use super::ids::{SiteId, WebhookId};
 use super::operational::is_operational;
+use super::ordering::Ordering;
 use super::time::Timestamp;
 use super::webhook_url::WebhookUrl;
 
@@ -41,6 +42,9 @@ pub struct Webhook {
     /// Paused webhooks still get deliveries, queued until it is resumed (planned
     /// receiver maintenance: nothing is attempted, so nothing fails or is lost).
     pub paused: bool,
+    /// Whether its deliveries leave in ingest order, one at a time
+    /// ([`super::ordering`]).
+    pub ordering: Ordering,
     /// The signing secrets, or why they do not open on this node (sealed under a key
     /// it does not hold, moved to another site, or altered): such a webhook is still
     /// listed and shown, but its deliveries fail with `secret_unreadable` and reading

@@ -12,6 +12,7 @@ use crate::domain::headers::CustomHeaders;
 use crate::domain::health::Health;
 use crate::domain::ids::WebhookId;
 use crate::domain::models::Site;
+use crate::domain::ordering::Ordering;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::{MAX_GRACE, MAX_OLD_SECRETS, Secrets, Webhook};
 use crate::domain::webhook_url::WebhookUrl;
@@ -126,6 +127,13 @@ pub fn parse_secret(raw: Option<String>) -> ServiceResult<Secret> {
     Ok(secret)
 }
 
+/// An ordering, `none` (the default when absent) or `fifo`.
+pub fn parse_ordering(raw: Option<&str>) -> ServiceResult<Ordering> {
+    raw.map_or(Ok(Ordering::None), |raw| {
+        Ordering::parse(raw).map_err(|e| ServiceError::invalid("invalid_ordering", e.to_string()))
+    })
+}
+
 /// A grace period of at most [`MAX_GRACE`].
 pub fn parse_grace(secs: u64) -> ServiceResult<Duration> {
     let grace = Duration::from_secs(secs);
@@ -158,6 +166,8 @@ pub struct NewWebhook {
     pub enabled: bool,
     /// Whether it starts paused.
     pub paused: bool,
+    /// Whether its deliveries leave in ingest order, one at a time.
+    pub ordering: Ordering,
 }
 
 /// Changes to a webhook; `None` leaves a field as it is.
@@ -175,6 +185,9 @@ pub struct WebhookChanges {
     pub enabled: Option<bool>,
     /// Pause or resume.
     pub paused: Option<bool>,
+    /// Order its deliveries (from the next claim on: see [`crate::domain::ordering`])
+    /// or stop ordering them.
+    pub ordering: Option<Ordering>,
 }
 
 /// What a secret rotation did.
@@ -226,6 +239,7 @@ impl Service {
                 ..Health::default()
             },
             paused: new.paused,
+            ordering: new.ordering,
             secrets: Ok(Secrets::new(new.secret)),
             created_at: now,
             updated_at: now,
@@ -285,6 +299,9 @@ impl Service {
         }
         if let Some(paused) = changes.paused {
             webhook.paused = paused;
+        }
+        if let Some(ordering) = changes.ordering {
+            webhook.ordering = ordering;
         }
         webhook.updated_at = self.clock.now();
         self.counted(StoreOp::Write, self.store.update_webhook(&webhook).await)?;

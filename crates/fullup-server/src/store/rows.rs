@@ -43,6 +43,7 @@ macro_rules! row_mappers {
         use crate::domain::models::{
             ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, EventSummary, Scopes, Site,
         };
+        use crate::domain::ordering::Ordering;
         use crate::domain::time::Timestamp;
         use crate::domain::webhook::Webhook;
         use crate::domain::webhook_url::WebhookUrl;
@@ -209,6 +210,7 @@ macro_rules! row_mappers {
                 headers: headers.unwrap_or_default(),
                 health: health(row)?,
                 paused: row.try_get("paused")?,
+                ordering: parsed(row, "ordering", Ordering::parse)?,
                 secrets,
                 created_at: time(row, "created_at")?,
                 updated_at: time(row, "updated_at")?,

@@ -242,6 +242,7 @@ fn webhook(secret: &Secret, old: &Secret, header: &str) -> Webhook {
         created_at: Timestamp::EPOCH,
         updated_at: Timestamp::EPOCH,
         paused: false,
+        ordering: Default::default(),
     }
 }
 

@@ -18,6 +18,7 @@ use super::{Signed, non_empty, path_id, site_of, site_path};
 use crate::api::AppState;
 use crate::domain::ids::WebhookId;
 use crate::domain::models::Site;
+use crate::domain::ordering::Ordering;
 use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
 use crate::service::ServiceError;
 use crate::service::webhooks::{
@@ -116,9 +117,20 @@ pub struct WebhookForm {
     /// "on" to start paused (create only).
     #[serde(default)]
     pub paused: Option<String>,
+    /// "on" for ordered (FIFO) deliveries.
+    #[serde(default)]
+    pub ordered: Option<String>,
 }
 
 impl WebhookForm {
+    /// The ordering the checkbox asks for.
+    fn ordering(&self) -> Ordering {
+        match self.ordered {
+            Some(_) => Ordering::Fifo,
+            None => Ordering::None,
+        }
+    }
+
     fn filters(&self) -> Result<Vec<crate::domain::event_type::EventFilter>, ServiceError> {
         let raw: Vec<String> = self
             .event_types
@@ -158,6 +170,7 @@ fn form(
                 input id="secret" type="text" name="secret" value=(values.secret) autocomplete="off";
                 label { input type="checkbox" name="paused" checked[values.paused.is_some()]; " Start paused" }
             }
+            label { input type="checkbox" name="ordered" checked[values.ordered.is_some()]; " Ordered (FIFO)" span class="hint" { "Deliveries leave in ingest order, one request at a time; a failing one holds back the rest until it succeeds or is given up." } }
             p { button type="submit" { @if editing.is_some() { "Save" } @else { "Create the webhook" } } }
         }
     }
@@ -200,6 +213,7 @@ pub async fn create(
             secret: parse_secret(non_empty(Some(&values.secret)).map(str::to_owned))?,
             enabled: true,
             paused: values.paused.is_some(),
+            ordering: values.ordering(),
         })
     })();
     let created = match parsed {
@@ -264,6 +278,7 @@ pub async fn show(
             dt { "Event types" } dd { @for (i, f) in webhook.event_types.iter().enumerate() { @if i > 0 { ", " } code { (f) } } }
             dt { "Description" } dd { (webhook.description) }
             dt { "Attempts at once" } dd { (state.service.concurrency_limit(&webhook)) }
+            dt { "Order" } dd { @if webhook.ordering.is_fifo() { "ingest order (FIFO), one at a time" } @else { "none" } }
             dt { "Id" } dd { code { (webhook.id) } }
             dt { "Created" } dd { (time(webhook.created_at)) }
         }
@@ -307,6 +322,7 @@ pub async fn edit_page(
             .collect::<Vec<_>>()
             .join(", "),
         description: webhook.description.clone(),
+        ordered: webhook.ordering.is_fifo().then(|| "on".to_owned()),
         ..WebhookForm::default()
     };
     let body = html! {
@@ -331,6 +347,7 @@ pub async fn edit(
             url: Some(parse_url(values.url.trim())?),
             event_types: Some(values.filters()?),
             description: Some(parse_description(Some(values.description.clone()))?),
+            ordering: Some(values.ordering()),
             ..WebhookChanges::default()
         })
     })();

@@ -11,6 +11,7 @@ use crate::domain::event_type::EventFilter;
 use crate::domain::health::Health;
 use crate::domain::ids::{DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{Attempt, ErrorKind};
+use crate::domain::ordering::{Ordering, Sequence};
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::targets;
 use crate::store::rows::corrupt;
@@ -20,8 +21,13 @@ use crate::store::{
 };
 
 /// The site's enabled webhooks an event may go to: `$1` site.
-const FAN_OUT_CANDIDATES: &str = "SELECT id, event_types, paused, concurrency_limit FROM webhooks \
-     WHERE site_id = $1 AND enabled = TRUE";
+const FAN_OUT_CANDIDATES: &str = "SELECT id, event_types, paused, concurrency_limit, ordering \
+     FROM webhooks WHERE site_id = $1 AND enabled = TRUE";
+
+/// An ordered webhook's last sequence number: `$1` id.
+const LAST_SEQ: &str = "SELECT next_seq FROM webhooks WHERE id = $1";
+/// Stores an ordered webhook's last sequence number: `$1` number, `$2` id.
+const STORE_SEQ: &str = "UPDATE webhooks SET next_seq = $1 WHERE id = $2";
 
 /// An attempt's effect on its delivery: `$1` state, `$2` attempts made, `$3` next
 /// attempt, `$4` updated, `$5` id. (Each store ends the attempt's lease its own way.)
@@ -77,14 +83,15 @@ pub(super) fn ingest(
     // (see `DeliveryQueue::claim_due`).
     let mut insert = conn.prepare_cached(
         "INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, \
-         next_attempt_at, lease_until, created_at, updated_at, attempt_started_at) \
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?6, ?5, NULL, ?5, ?5, ?7)",
+         next_attempt_at, lease_until, created_at, updated_at, attempt_started_at, seq) \
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?6, ?5, NULL, ?5, ?5, ?7, ?8)",
     )?;
     let mut handed = Handed::of(new);
     for target in &targets {
         let id = DeliveryId::new(event.created_at);
+        let seq = sequence(conn, target)?;
         let admitted = match (handed.as_mut(), target.paused) {
-            (Some(handed), false) => handed.offer(Fresh {
+            (Some(handed), false) if target.ordering.hands_off() => handed.offer(Fresh {
                 delivery: id,
                 webhook: target.webhook,
                 site: event.site_id,
@@ -100,6 +107,7 @@ pub(super) fn ingest(
             event.created_at,
             u32::from(admitted),
             admitted.then_some(event.created_at),
+            seq,
         ])?;
     }
     let outcome = IngestOutcome::Created {
@@ -114,6 +122,23 @@ struct Target {
     webhook: WebhookId,
     paused: bool,
     concurrency: Option<u32>,
+    ordering: Ordering,
+}
+
+/// The sequence number of a new delivery to `target` (see [`Sequence`]), stored as its
+/// webhook's last. The writer thread is the only writer, so numbers are taken in commit
+/// order.
+fn sequence(conn: &Connection, target: &Target) -> StoreResult<i64> {
+    if !target.ordering.is_fifo() {
+        return Ok(0);
+    }
+    let id = target.webhook.to_string();
+    let last: i64 = conn
+        .prepare_cached(LAST_SEQ)?
+        .query_row([&id], |row| row.get(0))?;
+    let seq = Sequence::after([(target.webhook, last)]).next(target.webhook, target.ordering);
+    conn.prepare_cached(STORE_SEQ)?.execute(params![seq, id])?;
+    Ok(seq)
 }
 
 /// The webhooks `new` goes to (see [`targets`]).
@@ -127,18 +152,29 @@ fn targets_of(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<
         let filters: String = row.get(1)?;
         let filters: Vec<EventFilter> = serde_json::from_str(&filters).map_err(corrupt)?;
         let id = WebhookId::parse(&id).map_err(corrupt)?;
-        states.insert(id, (row.get::<_, bool>(2)?, row.get::<_, Option<u32>>(3)?));
+        let ordering = Ordering::parse(&row.get::<_, String>(4)?).map_err(corrupt)?;
+        let state = (
+            row.get::<_, bool>(2)?,
+            row.get::<_, Option<u32>>(3)?,
+            ordering,
+        );
+        states.insert(id, state);
         candidates.push((id, filters));
     }
     let candidates = candidates.iter().map(|(id, f)| (*id, f.as_slice()));
     Ok(targets(candidates, &new.event.event_type, new.only_webhook)
         .into_iter()
         .map(|webhook| {
-            let (paused, concurrency) = states.get(&webhook).copied().unwrap_or((true, None));
+            let (paused, concurrency, ordering) =
+                states
+                    .get(&webhook)
+                    .copied()
+                    .unwrap_or((true, None, Ordering::None));
             Target {
                 webhook,
                 paused,
                 concurrency,
+                ordering,
             }
         })
         .collect())

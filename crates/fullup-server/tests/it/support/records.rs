@@ -36,6 +36,7 @@ pub async fn site_with_webhooks(
             headers: Default::default(),
             health: Health::default(),
             paused: false,
+            ordering: Default::default(),
             secrets: Ok(Secrets::new(Secret::generate())),
             created_at: at,
             updated_at: at,

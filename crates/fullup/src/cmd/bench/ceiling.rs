@@ -176,6 +176,7 @@ impl Bench {
             headers: Default::default(),
             health: Health::default(),
             paused: false,
+            ordering: Default::default(),
             secrets: Ok(Secrets::new(self.receiver_secret.clone())),
             created_at: now,
             updated_at: now,
