@@ -310,6 +310,10 @@ async fn ingest_batch(
                         concurrency: c.concurrency,
                     })
                 }
+                (Some(offers), Some(c)) if !c.paused => {
+                    offers.leave_to_claims();
+                    false
+                }
                 _ => false,
             };
             let lease = offers

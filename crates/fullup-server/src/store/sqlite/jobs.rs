@@ -97,6 +97,10 @@ pub(super) fn ingest(
                 site: event.site_id,
                 concurrency: target.concurrency,
             }),
+            (Some(handed), false) => {
+                handed.leave_to_claims();
+                false
+            }
             _ => false,
         };
         insert.execute(params![

@@ -330,6 +330,38 @@ async fn a_test_ping_to_an_ordered_webhook_queues_behind_older_events(backend: B
     node.stop().await;
 }
 
+store_test!(an_ingest_to_an_ordered_webhook_wakes_the_dispatcher);
+/// Regression: ingest hands an ordered webhook's delivery to no one, and at first did
+/// not wake the dispatcher either, so it waited for the next poll (1 s by default).
+/// With an hour between polls, each event still arrives: its ingest wakes a claim.
+async fn an_ingest_to_an_ordered_webhook_wakes_the_dispatcher(backend: Backend) {
+    let node = backend
+        .start_with(|c| c.delivery.poll_interval = Duration::from_secs(3600))
+        .await;
+    let (base, shared) = receiver().await;
+    let site = node.create_site().await;
+    webhook(
+        &node,
+        &site,
+        &format!("{base}/fifo"),
+        json!({"ordering": "fifo"}),
+    )
+    .await;
+    for n in 1..=3_usize {
+        node.send_event(&site, "order.paid", json!({ "n": n }))
+            .await;
+        let started = Instant::now();
+        while book(&shared).fifo_order.len() < n {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "event {n} was never delivered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn two_postgres_nodes_deliver_an_ordered_webhook_in_order_one_request_at_a_time() {
     let Some(db) = TestDatabase::create(

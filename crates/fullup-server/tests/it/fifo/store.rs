@@ -23,20 +23,33 @@ use crate::support::{Backend, store_test};
 const T0: Timestamp = Timestamp::from_unix_ms(1_800_000_000_000);
 const LEASE: Duration = Duration::from_secs(60);
 
-/// A hand-off that admits everything and records which webhooks it was offered.
+/// A hand-off that admits everything and records which webhooks it was offered, and
+/// how many ingests left deliveries to the claims (which wakes the dispatcher).
 #[derive(Debug, Default)]
-struct Offers(Mutex<Vec<WebhookId>>);
+struct Offers(Mutex<(Vec<WebhookId>, usize)>);
+
+impl Offers {
+    fn seen(&self) -> (Vec<WebhookId>, usize) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
 
 impl HandOff for Offers {
     fn admit(&self, fresh: &Fresh) -> bool {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .push(fresh.webhook);
         true
     }
     fn release(&self, _: &Fresh) {}
-    fn start(&self, _: Vec<ClaimedDelivery>, _: bool) {}
+    fn start(&self, _: Vec<ClaimedDelivery>, refused: bool) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).1 += usize::from(refused);
+    }
     fn lease(&self) -> Duration {
         LEASE
     }
@@ -151,15 +164,15 @@ async fn an_ordered_webhook_gives_its_head_alone_in_ingest_order(backend: Backen
     order(store, site, fifo).await;
     let offers = Arc::new(Offers::default());
     let events = ingest(store, site, 6, &offers).await;
-    let offered = offers
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let (offered, left_to_claims) = offers.seen();
     assert_eq!(
         offered,
         vec![plain; 6],
         "only the unordered webhook's are handed over"
+    );
+    assert_eq!(
+        left_to_claims, 6,
+        "each ingest wakes the dispatcher to claim"
     );
 
     let mut now = T0 + Duration::from_secs(1);
