@@ -809,6 +809,10 @@ mod tests {
         println!("{plan}");
         assert!(plan.contains("deliveries_due_webhook"), "{plan}");
         assert!(
+            plan.contains("deliveries_fifo"),
+            "an ordered webhook's head: {plan}"
+        );
+        assert!(
             !plan.contains("SCAN d") && !plan.contains("SCAN deliveries"),
             "{plan}"
         );
