@@ -158,6 +158,7 @@ async fn create_site_and_webhooks(store: &dyn Store) -> SiteId {
             health: Health::default(),
             paused: false,
             rate_limit: None,
+            ordering: Default::default(),
             secrets: Ok(Secrets::new(Secret::generate())),
             created_at: now,
             updated_at: now,

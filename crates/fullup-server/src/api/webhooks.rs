@@ -14,11 +14,12 @@ use super::sites::load_site;
 use super::{AppState, ListResponse, PageParams, body_time, path_id};
 use crate::domain::ids::{EventId, WebhookId};
 use crate::domain::models::{Scope, Site};
+use crate::domain::ordering::Ordering;
 use crate::domain::throttle::RateLimit;
 use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
 use crate::service::webhooks::{
     NewWebhook, WebhookChanges, parse_description, parse_filters, parse_grace, parse_headers,
-    parse_rate_limit, parse_secret, parse_url,
+    parse_ordering, parse_rate_limit, parse_secret, parse_url,
 };
 use crate::store::StoreError;
 
@@ -61,6 +62,12 @@ pub struct CreateWebhook {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit_per_second: Option<i64>,
+    /// `fifo`: deliveries leave in ingest order, one request at a time, a failing one
+    /// holding back the rest until it succeeds or is given up; `none` (default): no
+    /// order, several at once.
+    #[serde(default)]
+    #[schema(value_type = Option<Ordering>)]
+    pub ordering: Option<String>,
 }
 
 /// `PATCH /v1/sites/{site_id}/webhooks/{id}` body; absent fields stay as they are.
@@ -83,6 +90,10 @@ pub struct UpdateWebhook {
     pub enabled: Option<bool>,
     /// Pause (deliveries queue, unattempted) or resume (the queue drains).
     pub paused: Option<bool>,
+    /// `fifo` or `none` (see `CreateWebhook.ordering`); applies from the next delivery
+    /// to leave.
+    #[schema(value_type = Option<Ordering>)]
+    pub ordering: Option<String>,
     /// A new rate limit (requests per second, 1 to 10000); null removes it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 10000)]
@@ -116,8 +127,11 @@ pub struct WebhookResponse {
     pub disabled_reason: Option<String>,
     /// Whether deliveries queue without being attempted.
     pub paused: bool,
+    /// `fifo`: deliveries leave in ingest order, one at a time; `none`: no order.
+    pub ordering: Ordering,
     /// Attempts it may have in flight now: the configured per-webhook limit, halved by
-    /// each failed attempt (down to 1) and grown back one per success.
+    /// each failed attempt (down to 1) and grown back one per success; always 1 when
+    /// ordered.
     pub concurrency_limit: u32,
     /// At most this many requests per second to the receiver; null: no limit.
     pub rate_limit_per_second: Option<u32>,
@@ -147,6 +161,7 @@ impl WebhookResponse {
             enabled: w.health.enabled,
             disabled_reason: w.health.disabled_reason.clone(),
             paused: w.paused,
+            ordering: w.ordering,
             concurrency_limit: state.service.concurrency_limit(w),
             rate_limit_per_second: w.rate_limit.map(RateLimit::per_second),
             secret: None,
@@ -250,6 +265,7 @@ pub async fn create(
         enabled: req.enabled.unwrap_or(true),
         paused: req.paused.unwrap_or(false),
         rate_limit: parse_rate_limit(req.rate_limit_per_second)?,
+        ordering: parse_ordering(req.ordering.as_deref())?,
     };
     let webhook = state.service.create_webhook(&site, new).await?;
     let mut response = WebhookResponse::new(&state, &webhook);
@@ -309,7 +325,7 @@ fn secret_text(webhook: &Webhook) -> Result<String, ApiError> {
     Ok(secrets.current.expose().to_owned())
 }
 
-/// Changes a webhook's url, filters, description, headers, switches or rate limit.
+/// Changes a webhook's url, filters, description, headers, switches, rate limit or ordering.
 #[utoipa::path(patch, operation_id = "updateWebhook", path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks", request_body = UpdateWebhook,
     responses((status = 200, body = WebhookResponse), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -336,6 +352,11 @@ pub async fn update(
         rate_limit: req
             .rate_limit_per_second
             .map(parse_rate_limit)
+            .transpose()?,
+        ordering: req
+            .ordering
+            .as_deref()
+            .map(|o| parse_ordering(Some(o)))
             .transpose()?,
     };
     let webhook = state.service.update_webhook(webhook, changes).await?;

@@ -360,6 +360,7 @@ mod tests {
                 health: Health::default(),
                 paused: false,
                 rate_limit: None,
+                ordering: Default::default(),
                 secrets: Ok(crate::domain::webhook::Secrets::new(
                     fullup_signature::Secret::generate(),
                 )),

@@ -1,7 +1,7 @@
 //! The service's vocabulary: ids, event types and filters, URLs, time, retry schedule,
 //! canonical JSON, the records it keeps, and the pure rules both stores apply (an
 //! event's targets, what an attempt does to its delivery and its webhook's health, a
-//! throttle's slots).
+//! throttle's slots, the order of an ordered webhook's deliveries).
 //!
 //! Nothing here does I/O, and no file imports one that imports it back.
 
@@ -16,6 +16,7 @@ pub mod health;
 pub mod ids;
 pub mod models;
 pub mod operational;
+pub mod ordering;
 pub mod outcome;
 pub mod retry;
 pub mod throttle;

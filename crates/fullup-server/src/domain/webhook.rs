@@ -18,6 +18,7 @@ use super::headers::CustomHeaders;
 use super::health::{Health, HealthPolicy};
 use super::ids::{SiteId, WebhookId};
 use super::operational::is_operational;
+use super::ordering::Ordering;
 use super::throttle::RateLimit;
 use super::time::Timestamp;
 use super::webhook_url::WebhookUrl;
@@ -45,6 +46,9 @@ pub struct Webhook {
     /// At most this many requests per second to the receiver, on all nodes together
     /// (see [`super::throttle`]); None: no limit.
     pub rate_limit: Option<RateLimit>,
+    /// Whether its deliveries leave in ingest order, one at a time
+    /// ([`super::ordering`]).
+    pub ordering: Ordering,
     /// The signing secrets, or why they do not open on this node (sealed under a key
     /// it does not hold, moved to another site, or altered): such a webhook is still
     /// listed and shown, but its deliveries fail with `secret_unreadable` and reading

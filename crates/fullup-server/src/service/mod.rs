@@ -173,7 +173,9 @@ impl Service {
 
     /// Attempts `webhook` may have in flight now.
     pub fn concurrency_limit(&self, webhook: &crate::domain::webhook::Webhook) -> u32 {
-        webhook.health.concurrency_limit(&self.health)
+        webhook
+            .ordering
+            .concurrency(webhook.health.concurrency_limit(&self.health))
     }
 
     /// The time now, by the service's clock (sessions' and links' expiry).

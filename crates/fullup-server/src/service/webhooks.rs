@@ -12,6 +12,7 @@ use crate::domain::headers::CustomHeaders;
 use crate::domain::health::Health;
 use crate::domain::ids::WebhookId;
 use crate::domain::models::Site;
+use crate::domain::ordering::Ordering;
 use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::{MAX_GRACE, MAX_OLD_SECRETS, Secrets, Webhook};
@@ -135,6 +136,13 @@ pub fn parse_secret(raw: Option<String>) -> ServiceResult<Secret> {
     Ok(secret)
 }
 
+/// An ordering, `none` (the default when absent) or `fifo`.
+pub fn parse_ordering(raw: Option<&str>) -> ServiceResult<Ordering> {
+    raw.map_or(Ok(Ordering::None), |raw| {
+        Ordering::parse(raw).map_err(|e| ServiceError::invalid("invalid_ordering", e.to_string()))
+    })
+}
+
 /// A grace period of at most [`MAX_GRACE`].
 pub fn parse_grace(secs: u64) -> ServiceResult<Duration> {
     let grace = Duration::from_secs(secs);
@@ -169,6 +177,8 @@ pub struct NewWebhook {
     pub paused: bool,
     /// At most this many requests per second; None: no limit.
     pub rate_limit: Option<RateLimit>,
+    /// Whether its deliveries leave in ingest order, one at a time.
+    pub ordering: Ordering,
 }
 
 /// Changes to a webhook; `None` leaves a field as it is.
@@ -188,6 +198,9 @@ pub struct WebhookChanges {
     pub paused: Option<bool>,
     /// A new rate limit (`Some(None)` removes it).
     pub rate_limit: Option<Option<RateLimit>>,
+    /// Order its deliveries (from the next claim on: see [`crate::domain::ordering`])
+    /// or stop ordering them.
+    pub ordering: Option<Ordering>,
 }
 
 /// What a secret rotation did.
@@ -240,6 +253,7 @@ impl Service {
             },
             paused: new.paused,
             rate_limit: new.rate_limit,
+            ordering: new.ordering,
             secrets: Ok(Secrets::new(new.secret)),
             created_at: now,
             updated_at: now,
@@ -302,6 +316,9 @@ impl Service {
         }
         if let Some(rate_limit) = changes.rate_limit {
             webhook.rate_limit = rate_limit;
+        }
+        if let Some(ordering) = changes.ordering {
+            webhook.ordering = ordering;
         }
         webhook.updated_at = self.clock.now();
         // `false`: the webhook was deleted since it was read; answering with the changes

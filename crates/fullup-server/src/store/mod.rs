@@ -366,6 +366,13 @@ impl Handed {
         admitted
     }
 
+    /// Notes a delivery due now that is not offered but left to the claims (an ordered
+    /// webhook's, see [`crate::domain::ordering::Ordering::hands_off`]), so that the
+    /// dispatcher is woken to claim it.
+    pub(crate) fn leave_to_claims(&mut self) {
+        self.refused = true;
+    }
+
     /// The admitted deliveries.
     pub(crate) fn admitted(&self) -> &[Fresh] {
         &self.admitted

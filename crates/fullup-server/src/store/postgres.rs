@@ -168,6 +168,7 @@ fn bind_webhook<'q>(
                 w.rate_limit
                     .map(|r| i32::try_from(r.per_second()).unwrap_or(i32::MAX)),
             )
+            .bind(w.ordering.as_str())
             .bind(w.id.to_string())
             .bind(w.site_id.to_string()),
     )
@@ -429,7 +430,7 @@ impl Store for PgStore {
         let sealed = crate::store::sealing::seal_new(&self.key, w)?;
         let sql = format!(
             "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, url) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, '')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, '')",
             sql::WEBHOOK_COLUMNS
         );
         bind_webhook(sqlx::query(&sql), &self.key, w)?
@@ -484,7 +485,8 @@ impl Store for PgStore {
                  UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
                  WHERE id = $2 AND site_id = $3 RETURNING *), \
              queued AS ( \
-                 INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT id, webhook_id, $1 FROM d \
+                 INSERT INTO queue (delivery_id, webhook_id, due_at, seq) \
+                 SELECT id, webhook_id, $1, seq FROM d \
                  ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at) \
              SELECT * FROM d",
         )
@@ -501,8 +503,9 @@ impl Store for PgStore {
             "WITH d AS ( \
                  UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
                  WHERE site_id = $2 AND webhook_id = $3 AND state = 'failed' \
-                   AND created_at >= $4 AND created_at < $5 RETURNING id, webhook_id) \
-             INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT id, webhook_id, $1 FROM d \
+                   AND created_at >= $4 AND created_at < $5 RETURNING id, webhook_id, seq) \
+             INSERT INTO queue (delivery_id, webhook_id, due_at, seq) \
+             SELECT id, webhook_id, $1, seq FROM d \
              ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at",
         )
         .bind(r.now)

@@ -43,6 +43,7 @@ macro_rules! row_mappers {
         use crate::domain::models::{
             ApiKey, Attempt, Delivery, DeliveryState, ErrorKind, Event, EventSummary, Scopes, Site,
         };
+        use crate::domain::ordering::Ordering;
         use crate::domain::throttle::RateLimit;
         use crate::domain::time::Timestamp;
         use crate::domain::webhook::Webhook;
@@ -218,6 +219,7 @@ macro_rules! row_mappers {
                 health: health(row)?,
                 paused: row.try_get("paused")?,
                 rate_limit: rate_limit(row)?,
+                ordering: parsed(row, "ordering", Ordering::parse)?,
                 secrets,
                 created_at: time(row, "created_at")?,
                 updated_at: time(row, "updated_at")?,

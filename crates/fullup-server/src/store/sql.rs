@@ -28,19 +28,19 @@ pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (id, site_id, name
 pub(crate) const DELETE_API_KEY: &str = "DELETE FROM api_keys WHERE id = $1 AND site_id = $2";
 
 /// The columns of a webhook but its secrets and creation time, in the order of the
-/// first thirteen parameters of [`UPDATE_WEBHOOK`] and of each store's insert.
+/// first fourteen parameters of [`UPDATE_WEBHOOK`] and of each store's insert.
 pub(crate) const WEBHOOK_COLUMNS: &str = "url_sealed, event_types, description, enabled, disabled_reason, \
-     paused, failing_since, concurrency_limit, updated_at, headers, rate_limit_per_second, id, site_id";
+     paused, failing_since, concurrency_limit, updated_at, headers, rate_limit_per_second, ordering, id, site_id";
 
 /// Everything of a webhook but its secrets: `$1` sealed url (the plain `url` of earlier
 /// versions is emptied), `$2` filters, `$3` description,
 /// `$4` enabled, `$5` disabled reason, `$6` paused, `$7` failing since, `$8`
 /// concurrency limit, `$9` updated, `$10` custom headers (JSON), `$11` rate limit per
-/// second (NULL: none), `$12` id, `$13` site. (SQLite numbers `$N` placeholders in the
-/// order they first appear: they appear here in their numbers' order.)
+/// second (NULL: none), `$12` ordering, `$13` id, `$14` site. (SQLite numbers `$N`
+/// placeholders in the order they first appear: they appear here in their numbers' order.)
 pub(crate) const UPDATE_WEBHOOK: &str = "UPDATE webhooks SET url_sealed = $1, url = '', event_types = $2, description = $3, \
      enabled = $4, disabled_reason = $5, paused = $6, failing_since = $7, concurrency_limit = $8, \
-     updated_at = $9, headers = $10, rate_limit_per_second = $11 WHERE id = $12 AND site_id = $13";
+     updated_at = $9, headers = $10, rate_limit_per_second = $11, ordering = $12 WHERE id = $13 AND site_id = $14";
 
 /// Catalogues an event type or replaces it, keeping its creation time: `$1` site, `$2`
 /// name, `$3` description, `$4` schema, `$5` example, `$6` created, `$7` updated.

@@ -57,14 +57,18 @@ use throttles::Throttles;
 /// less the site's) gives its oldest due deliveries, from its own range of the
 /// `deliveries_due_webhook` index, so a paused or saturated webhook's backlog is never
 /// scanned; [`crate::domain::fairness::pick`] then chooses among them. `CROSS JOIN` fixes
-/// SQLite's join order, which would otherwise scan `deliveries`.
+/// SQLite's join order, which would otherwise scan `deliveries`. An ordered webhook
+/// ([`crate::domain::ordering`]) with none of its deliveries leased gives its head only
+/// (the pending delivery with the lowest `(seq, id)`, one probe of `deliveries_fifo`),
+/// if it is due.
 const CANDIDATES_SQL: &str = "WITH live AS ( \
                 SELECT value ->> 0 AS webhook_id, value ->> 1 AS n FROM json_each(?5)), \
              site_live AS ( \
                 SELECT value ->> 0 AS site_id, value ->> 1 AS n FROM json_each(?6)), \
              rooms AS ( \
-                SELECT w.id, w.site_id, \
-                       MIN(COALESCE(w.concurrency_limit, ?3), ?3, COALESCE(w.rate_limit_per_second, ?3)) \
+                SELECT w.id, w.site_id, w.ordering = 'fifo' AS fifo, \
+                       CASE WHEN w.ordering = 'fifo' THEN 1 \
+                            ELSE MIN(COALESCE(w.concurrency_limit, ?3), ?3, COALESCE(w.rate_limit_per_second, ?3)) END \
                          - COALESCE(l.n, 0) AS webhook_room, \
                        ?4 - COALESCE(s.n, 0) AS site_room \
                 FROM webhooks w LEFT JOIN live l ON l.webhook_id = w.id \
@@ -75,7 +79,14 @@ const CANDIDATES_SQL: &str = "WITH live AS ( \
                 SELECT rowid FROM deliveries WHERE webhook_id = r.id AND state = 'pending' \
                   AND next_attempt_at <= ?1 AND id NOT IN (SELECT value FROM json_each(?2)) \
                 ORDER BY next_attempt_at LIMIT ?3) \
-             WHERE r.webhook_room > 0 AND r.site_room > 0";
+             WHERE NOT r.fifo AND r.webhook_room > 0 AND r.site_room > 0 \
+             UNION ALL \
+             SELECT d.id, r.id AS webhook_id, r.site_id, d.next_attempt_at, r.webhook_room, r.site_room \
+             FROM rooms r CROSS JOIN deliveries d ON d.rowid = ( \
+                SELECT rowid FROM deliveries WHERE webhook_id = r.id AND state = 'pending' \
+                ORDER BY seq, id LIMIT 1) \
+             WHERE r.fifo AND r.webhook_room > 0 AND r.site_room > 0 AND d.next_attempt_at <= ?1 \
+               AND d.id NOT IN (SELECT value FROM json_each(?2))";
 
 /// What an attempt of each chosen delivery needs: ?1 their ids.
 const CHOSEN_SQL: &str = "SELECT d.id, d.attempt_count, d.event_id, e.type, e.payload, d.webhook_id \
@@ -287,6 +298,7 @@ fn webhook_params(key: &MainKey, w: &Webhook) -> StoreResult<Vec<Value>> {
         Value::from(w.updated_at),
         Value::from(crate::store::sealing::seal_headers(key, w)),
         Value::from(w.rate_limit.map(RateLimit::per_second)),
+        Value::from(w.ordering.as_str().to_owned()),
         Value::from(w.id.to_string()),
         Value::from(w.site_id.to_string()),
     ])
@@ -664,7 +676,7 @@ impl Store for SqliteStore {
         // `secret` is the plain column of the first schema, kept empty since sealing.
         let sql = format!(
             "INSERT INTO webhooks ({}, secret_sealed, old_secrets_sealed, created_at, secret, url) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, '', '')",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, '', '')",
             sql::WEBHOOK_COLUMNS
         );
         self.execute_owned(sql, params).await?;
@@ -808,6 +820,10 @@ mod tests {
             .join("\n");
         println!("{plan}");
         assert!(plan.contains("deliveries_due_webhook"), "{plan}");
+        assert!(
+            plan.contains("deliveries_fifo"),
+            "an ordered webhook's head: {plan}"
+        );
         assert!(
             !plan.contains("SCAN d") && !plan.contains("SCAN deliveries"),
             "{plan}"

@@ -284,6 +284,25 @@ async fn sign_in_csrf_and_forms(backend: Backend) {
         .await;
     assert_eq!(body["paused"], true);
     assert_eq!(body["description"], description);
+    assert_eq!(body["ordering"], "none");
+
+    // The edit form's checkbox orders the webhook (issue 15, item 1).
+    let mut ordered = fields(&csrf);
+    ordered.push(("ordered", "on".to_owned()));
+    let edited = browser
+        .post(&format!("{}/edit", created.location()), &pairs(&ordered))
+        .await;
+    assert_eq!(edited.status, 303, "{}", edited.body);
+    let (_, body) = server
+        .call(
+            Method::GET,
+            &format!("/v1/sites/{site}/webhooks/{webhook}"),
+            None,
+        )
+        .await;
+    assert_eq!(body["ordering"], "fifo", "{body}");
+    let shown = browser.get(created.location()).await;
+    assert!(shown.body.contains("ingest order (FIFO)"), "{}", shown.body);
 
     // Signing out ends the session in this browser.
     let out = browser.post("/console/sign-out", &[("csrf", &csrf)]).await;

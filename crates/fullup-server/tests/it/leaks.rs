@@ -243,6 +243,7 @@ fn webhook(secret: &Secret, old: &Secret, header: &str) -> Webhook {
         updated_at: Timestamp::EPOCH,
         paused: false,
         rate_limit: None,
+        ordering: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@ mod contract;
 mod custom_headers;
 mod delivery;
 mod fairness;
+mod fifo;
 mod hand_off;
 mod ingest_atomicity;
 mod isolation;

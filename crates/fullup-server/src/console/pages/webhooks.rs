@@ -18,6 +18,7 @@ use super::{Signed, non_empty, path_id, site_of, site_path};
 use crate::api::AppState;
 use crate::domain::ids::WebhookId;
 use crate::domain::models::Site;
+use crate::domain::ordering::Ordering;
 use crate::domain::throttle::RateLimit;
 use crate::domain::webhook::{DEFAULT_GRACE, Webhook};
 use crate::service::ServiceError;
@@ -121,9 +122,20 @@ pub struct WebhookForm {
     /// Requests per second at most; empty: no limit.
     #[serde(default)]
     pub rate_limit: String,
+    /// "on" for ordered (FIFO) deliveries.
+    #[serde(default)]
+    pub ordered: Option<String>,
 }
 
 impl WebhookForm {
+    /// The ordering the checkbox asks for.
+    fn ordering(&self) -> Ordering {
+        match self.ordered {
+            Some(_) => Ordering::Fifo,
+            None => Ordering::None,
+        }
+    }
+
     fn filters(&self) -> Result<Vec<crate::domain::event_type::EventFilter>, ServiceError> {
         let raw: Vec<String> = self
             .event_types
@@ -179,6 +191,7 @@ fn form(
                 input id="secret" type="text" name="secret" value=(values.secret) autocomplete="off";
                 label { input type="checkbox" name="paused" checked[values.paused.is_some()]; " Start paused" }
             }
+            label { input type="checkbox" name="ordered" checked[values.ordered.is_some()]; " Ordered (FIFO)" span class="hint" { "Deliveries leave in ingest order, one request at a time; a failing one holds back the rest until it succeeds or is given up." } }
             p { button type="submit" { @if editing.is_some() { "Save" } @else { "Create the webhook" } } }
         }
     }
@@ -222,6 +235,7 @@ pub async fn create(
             enabled: true,
             paused: values.paused.is_some(),
             rate_limit: values.rate_limit()?,
+            ordering: values.ordering(),
         })
     })();
     let created = match parsed {
@@ -287,6 +301,7 @@ pub async fn show(
             dt { "Description" } dd { (webhook.description) }
             dt { "Attempts at once" } dd { (state.service.concurrency_limit(&webhook)) }
             dt { "Rate limit" } dd { @match webhook.rate_limit { Some(r) => { (r.per_second()) " per second" }, None => "none" } }
+            dt { "Order" } dd { @if webhook.ordering.is_fifo() { "ingest order (FIFO), one at a time" } @else { "none" } }
             dt { "Id" } dd { code { (webhook.id) } }
             dt { "Created" } dd { (time(webhook.created_at)) }
         }
@@ -334,6 +349,7 @@ pub async fn edit_page(
             .rate_limit
             .map(|r| r.per_second().to_string())
             .unwrap_or_default(),
+        ordered: webhook.ordering.is_fifo().then(|| "on".to_owned()),
         ..WebhookForm::default()
     };
     let body = html! {
@@ -359,6 +375,7 @@ pub async fn edit(
             event_types: Some(values.filters()?),
             description: Some(parse_description(Some(values.description.clone()))?),
             rate_limit: Some(values.rate_limit()?),
+            ordering: Some(values.ordering()),
             ..WebhookChanges::default()
         })
     })();

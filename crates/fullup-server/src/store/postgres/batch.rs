@@ -25,6 +25,7 @@ use crate::crypto::MainKey;
 use crate::domain::event_type::EventFilter;
 use crate::domain::ids::{DeliveryId, WebhookId};
 use crate::domain::models::ErrorKind;
+use crate::domain::ordering::{Ordering, Sequence};
 use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::{Webhook, targets};
@@ -224,15 +225,24 @@ async fn write_batch(
 ) -> StoreResult<Ingested> {
     if done.is_empty() {
         // Ingest alone writes in one statement, atomic by itself: no BEGIN and COMMIT
-        // round trips.
+        // round trips, unless it numbers deliveries of ordered webhooks, whose row locks
+        // must be held until the deliveries are committed.
         let mut conn = w.pool.acquire().await?;
-        return ingest_batch(&mut conn, w, news).await;
+        let candidates = candidates(&mut conn, news).await?;
+        if !candidates.values().flatten().any(|c| c.ordering.is_fifo()) {
+            return ingest_batch(&mut conn, w, news, candidates).await;
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let ingested = ingest_batch(&mut tx, w, news, candidates).await?;
+        tx.commit().await?;
+        return Ok(ingested);
     }
     let mut tx = w.pool.begin().await?;
     let ingested = if news.is_empty() {
         Ingested::default()
     } else {
-        ingest_batch(&mut tx, w, news).await?
+        let candidates = candidates(&mut tx, news).await?;
+        ingest_batch(&mut tx, w, news, candidates).await?
     };
     complete_batch(&mut tx, w, done).await?;
     tx.commit().await?;
@@ -246,28 +256,39 @@ async fn write_batch(
 /// ([`needs_targets`]). Each delivery due now is offered to its event's hand-off, and
 /// leased to this node in the same statement when admitted. The other new deliveries are
 /// announced on [`DUE_CHANNEL`] at commit, with the node id as the payload, so that this
-/// node's listener can ignore its own.
+/// node's listener can ignore its own. The deliveries to ordered webhooks are numbered
+/// ([`Sequence`]) under those webhooks' row locks, which `tx` must hold until it commits,
+/// and are never handed over. `candidates` are the enabled webhooks of the events' sites.
 async fn ingest_batch(
     tx: &mut PgConnection,
     w: &Writer,
     news: &[&NewEvent],
+    candidates: HashMap<String, Vec<Candidate>>,
 ) -> StoreResult<Ingested> {
-    let candidates = candidates(tx, news).await?;
     let by_id: HashMap<WebhookId, &Candidate> =
         candidates.values().flatten().map(|c| (c.id, c)).collect();
     let mut stored: Vec<&NewEvent> = Vec::with_capacity(news.len());
     let mut rows = DeliveryRows::default();
     let mut counts = HashMap::with_capacity(news.len());
     let mut handed: Vec<Option<Handed>> = Vec::with_capacity(news.len());
-    for new in news {
+    let all_targets: Vec<Vec<WebhookId>> = news
+        .iter()
+        .map(|new| {
+            let event = &new.event;
+            let of_site = candidates
+                .get(&event.site_id.to_string())
+                .map_or(&[][..], Vec::as_slice);
+            targets(
+                of_site.iter().map(|c| (c.id, c.filters.as_slice())),
+                &event.event_type,
+                new.only_webhook,
+            )
+        })
+        .collect();
+    let mut sequence = reserve(tx, &by_id, &all_targets).await?;
+    for (new, to) in news.iter().zip(all_targets) {
         let event = &new.event;
         let site = event.site_id.to_string();
-        let of_site = candidates.get(&site).map_or(&[][..], Vec::as_slice);
-        let to = targets(
-            of_site.iter().map(|c| (c.id, c.filters.as_slice())),
-            &event.event_type,
-            new.only_webhook,
-        );
         let mut offers = Handed::of(new);
         if to.is_empty() && needs_targets(new) {
             handed.push(None);
@@ -280,21 +301,30 @@ async fn ingest_batch(
         stored.push(new);
         for webhook in to {
             let id = DeliveryId::new(event.created_at);
-            let admitted = match (offers.as_mut(), by_id.get(&webhook)) {
-                (Some(offers), Some(c)) if !c.paused => offers.offer(Fresh {
-                    delivery: id,
-                    webhook,
-                    site: event.site_id,
-                    concurrency: c.concurrency,
-                    rate_limit: c.rate_limit,
-                }),
+            let candidate = by_id.get(&webhook);
+            let admitted = match (offers.as_mut(), candidate) {
+                (Some(offers), Some(c)) if !c.paused && c.ordering.hands_off() => {
+                    offers.offer(Fresh {
+                        delivery: id,
+                        webhook,
+                        site: event.site_id,
+                        concurrency: c.concurrency,
+                        rate_limit: c.rate_limit,
+                    })
+                }
+                (Some(offers), Some(c)) if !c.paused => {
+                    offers.leave_to_claims();
+                    false
+                }
                 _ => false,
             };
             let lease = offers
                 .as_ref()
                 .filter(|_| admitted)
                 .map(|o| event.created_at + o.lease());
-            rows.push(new, id, &site, webhook, lease);
+            let ordering = candidate.map_or(Ordering::None, |c| c.ordering);
+            let seq = sequence.next(webhook, ordering);
+            rows.push(new, (id, seq), &site, webhook, lease);
         }
         handed.push(offers);
     }
@@ -303,6 +333,7 @@ async fn ingest_batch(
     } else {
         insert(tx, &w.node, &stored, &rows).await?
     };
+    store_sequence(tx, &sequence).await?;
     let mut ingested = Ingested::default();
     for (new, offers) in news.iter().zip(handed) {
         let id = new.event.id.to_string();
@@ -350,6 +381,63 @@ async fn ingest_batch(
     Ok(ingested)
 }
 
+/// Locks the ordered webhooks among `targets` (in id order, so that two ingests never
+/// wait for each other crosswise) and reads their last sequence numbers: the
+/// [`Sequence`] to number their new deliveries with. The locks are held until the
+/// caller's transaction ends, so a concurrent ingest to the same webhook numbers after
+/// this one and commits after it.
+async fn reserve(
+    tx: &mut PgConnection,
+    by_id: &HashMap<WebhookId, &Candidate>,
+    targets: &[Vec<WebhookId>],
+) -> StoreResult<Sequence> {
+    let mut ordered: Vec<String> = targets
+        .iter()
+        .flatten()
+        .filter(|w| by_id.get(w).is_some_and(|c| c.ordering.is_fifo()))
+        .map(ToString::to_string)
+        .collect();
+    if ordered.is_empty() {
+        return Ok(Sequence::default());
+    }
+    ordered.sort_unstable();
+    ordered.dedup();
+    let rows = sqlx::query(
+        "SELECT id, next_seq FROM webhooks WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+    )
+    .bind(&ordered)
+    .fetch_all(&mut *tx)
+    .await?;
+    let last = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                parsed(row, "id", WebhookId::parse)?,
+                row.try_get("next_seq")?,
+            ))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Sequence::after(last))
+}
+
+/// Stores each ordered webhook's last sequence number (rows locked by [`reserve`]).
+async fn store_sequence(tx: &mut PgConnection, sequence: &Sequence) -> StoreResult<()> {
+    let (ids, last): (Vec<String>, Vec<i64>) =
+        sequence.last().map(|(w, n)| (w.to_string(), n)).unzip();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE webhooks w SET next_seq = v.n FROM UNNEST($1::text[], $2::int8[]) AS v(id, n) \
+         WHERE w.id = v.id",
+    )
+    .bind(&ids)
+    .bind(&last)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// An enabled webhook an event may go to.
 struct Candidate {
     id: WebhookId,
@@ -357,6 +445,7 @@ struct Candidate {
     paused: bool,
     concurrency: Option<u32>,
     rate_limit: Option<RateLimit>,
+    ordering: Ordering,
     /// Its whole row, for a delivery handed over.
     row: PgRow,
 }
@@ -386,6 +475,7 @@ async fn candidates(
             paused: row.try_get("paused")?,
             concurrency: concurrency.map(|c| u32::try_from(c).unwrap_or(0)),
             rate_limit: rate_limit(&row)?,
+            ordering: parsed(&row, "ordering", Ordering::parse)?,
             row,
         };
         candidates.entry(site).or_default().push(candidate);
@@ -394,8 +484,8 @@ async fn candidates(
 }
 
 /// Events `$1`…`$7`, then deliveries `$8`…`$12` (id, site, event, webhook, created),
-/// then `$13` the channel, `$14` the node, and `$15` each delivery's lease end when it
-/// is handed over (else NULL): the events not held back by their idempotency key go in,
+/// then `$13` the channel, `$14` the node, `$15` each delivery's lease end when it
+/// is handed over (else NULL), and `$16` its sequence number (0 if unordered): the events not held back by their idempotency key go in,
 /// and the deliveries, queue rows and leases of those events only. Answers the inserted
 /// events' ids, and a NULL row if it announced deliveries left to the claims (the
 /// announcement is the main query's, since PostgreSQL runs a CTE that writes nothing
@@ -408,14 +498,14 @@ const INGEST_SQL: &str = "WITH e AS ( \
         RETURNING id), \
     v AS ( \
         SELECT v.* FROM UNNEST($8::text[], $9::text[], $10::text[], $11::text[], $12::int8[], \
-                               $15::int8[]) AS v(d, s, ev, w, t, until) \
+                               $15::int8[], $16::int8[]) AS v(d, s, ev, w, t, until, seq) \
         WHERE v.ev IN (SELECT id FROM e)), \
     delivery AS ( \
         INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, \
-                                next_attempt_at, created_at, updated_at, attempt_started_at) \
+                                next_attempt_at, created_at, updated_at, attempt_started_at, seq) \
         SELECT d, s, ev, w, 'pending', CASE WHEN until IS NULL THEN 0 ELSE 1 END, t, t, t, \
-               CASE WHEN until IS NULL THEN NULL ELSE t END FROM v), \
-    queued AS (INSERT INTO queue (delivery_id, webhook_id, due_at) SELECT d, w, t FROM v), \
+               CASE WHEN until IS NULL THEN NULL ELSE t END, seq FROM v), \
+    queued AS (INSERT INTO queue (delivery_id, webhook_id, due_at, seq) SELECT d, w, t, seq FROM v), \
     leased AS (INSERT INTO leases (delivery_id, webhook_id, site_id, until) \
                SELECT d, w, s, until FROM v WHERE until IS NOT NULL) \
     SELECT id FROM e \
@@ -473,6 +563,7 @@ async fn insert(
         .bind(DUE_CHANNEL)
         .bind(node)
         .bind(&rows.leases)
+        .bind(&rows.seqs)
         .fetch_all(&mut *tx)
         .await?;
     Ok(ids.into_iter().flatten().collect())
@@ -487,13 +578,15 @@ struct DeliveryRows {
     webhooks: Vec<String>,
     created: Vec<i64>,
     leases: Vec<Option<i64>>,
+    seqs: Vec<i64>,
 }
 
 impl DeliveryRows {
+    /// Adds the delivery `id` (with its sequence number) of `new` to `webhook`.
     fn push(
         &mut self,
         new: &NewEvent,
-        id: DeliveryId,
+        (id, seq): (DeliveryId, i64),
         site: &str,
         webhook: WebhookId,
         lease: Option<Timestamp>,
@@ -505,6 +598,7 @@ impl DeliveryRows {
         self.webhooks.push(webhook.to_string());
         self.created.push(event.created_at.unix_ms());
         self.leases.push(lease.map(Timestamp::unix_ms));
+        self.seqs.push(seq);
     }
 }
 
@@ -549,7 +643,8 @@ async fn complete_batch(
     }
     if !notices.is_empty() {
         let news: Vec<&NewEvent> = notices.iter().collect();
-        ingest_batch(tx, w, &news).await?;
+        let candidates = candidates(tx, &news).await?;
+        ingest_batch(tx, w, &news, candidates).await?;
     }
     Ok(())
 }
@@ -569,7 +664,7 @@ const COMPLETE_SQL: &str = "WITH v AS ( \
     delivery AS ( \
         UPDATE deliveries d SET state = v.state, attempt_count = v.n, next_attempt_at = v.next, \
                updated_at = v.updated, attempt_started_at = NULL \
-        FROM v WHERE d.id = v.id AND d.id = ANY($1) RETURNING d.id), \
+        FROM v WHERE d.id = v.id AND d.id = ANY($1) RETURNING d.id, d.seq), \
     attempt AS ( \
         INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, \
                               duration_ms, status_code, error_kind, error_message, response_body, \
@@ -585,8 +680,8 @@ const COMPLETE_SQL: &str = "WITH v AS ( \
     done AS (DELETE FROM queue q USING v \
              WHERE q.delivery_id = ANY($1) AND q.delivery_id = v.id AND v.next IS NULL), \
     again AS ( \
-        INSERT INTO queue (delivery_id, webhook_id, due_at) \
-        SELECT v.id, v.webhook, v.next FROM v JOIN delivery ON delivery.id = v.id \
+        INSERT INTO queue (delivery_id, webhook_id, due_at, seq) \
+        SELECT v.id, v.webhook, v.next, delivery.seq FROM v JOIN delivery ON delivery.id = v.id \
         WHERE v.next IS NOT NULL \
         ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at) \
     SELECT id, site_id, enabled, disabled_reason, failing_since, concurrency_limit FROM webhooks \

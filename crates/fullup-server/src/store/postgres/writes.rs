@@ -67,6 +67,12 @@ pub(super) async fn earlier_event(
 /// of one whose outcome was lost (a dead node's, or one given back at shutdown).
 /// The claimed rows' deliveries and events are read by key (`LATERAL`): a join let the
 /// planner read the whole `deliveries` table for a handful of rows.
+///
+/// An ordered webhook ([`crate::domain::ordering`]) with no live lease gives its head
+/// only: the queue row with the lowest `(seq, delivery_id)` (one probe of `queue_fifo`),
+/// if it is due. It is locked without looking past it: a head another node's claim holds
+/// locked, or that a completion deleted or rescheduled since this statement's snapshot,
+/// is skipped, and the webhook gives nothing this time rather than its second delivery.
 pub(super) async fn claim_due(
     pool: &PgPool,
     key: &MainKey,
@@ -90,7 +96,20 @@ pub(super) async fn claim_due(
                  LIMIT GREATEST(LEAST(COALESCE(w.concurrency_limit, $4), $4, \
                                       COALESCE(w.rate_limit_per_second, $4)) - COALESCE(l.n, 0), 0) \
                  FOR UPDATE OF q SKIP LOCKED) d \
-             WHERE w.enabled AND NOT w.paused AND $5 - COALESCE(s.n, 0) > 0), \
+             WHERE w.enabled AND NOT w.paused AND w.ordering <> 'fifo' AND $5 - COALESCE(s.n, 0) > 0 \
+             UNION ALL \
+             SELECT d.id, d.next_attempt_at, w.id AS webhook_id, w.site_id, \
+                    $5 - COALESCE(s.n, 0) AS site_room, 1 AS webhook_rank \
+             FROM webhooks w LEFT JOIN live l ON l.webhook_id = w.id \
+             LEFT JOIN site_live s ON s.site_id = w.site_id CROSS JOIN LATERAL ( \
+                 SELECT q.delivery_id AS id, q.due_at AS next_attempt_at FROM queue q \
+                 WHERE q.delivery_id = (SELECT h.delivery_id FROM queue h WHERE h.webhook_id = w.id \
+                                        ORDER BY h.seq, h.delivery_id LIMIT 1) \
+                   AND q.due_at <= $2 \
+                   AND NOT EXISTS (SELECT 1 FROM leases x WHERE x.delivery_id = q.delivery_id AND x.until > $2) \
+                 FOR UPDATE OF q SKIP LOCKED) d \
+             WHERE w.enabled AND NOT w.paused AND w.ordering = 'fifo' AND l.n IS NULL \
+               AND $5 - COALESCE(s.n, 0) > 0), \
          ranked AS ( \
              SELECT c.id, c.webhook_id, c.site_id, c.next_attempt_at, c.site_room, \
                     ROW_NUMBER() OVER (PARTITION BY c.site_id ORDER BY c.webhook_rank, c.next_attempt_at) AS site_rank \

@@ -11,6 +11,7 @@ use crate::domain::event_type::EventFilter;
 use crate::domain::health::Health;
 use crate::domain::ids::{DeliveryId, EventId, SiteId, WebhookId};
 use crate::domain::models::{Attempt, ErrorKind};
+use crate::domain::ordering::{Ordering, Sequence};
 use crate::domain::throttle::RateLimit;
 use crate::domain::time::Timestamp;
 use crate::domain::webhook::targets;
@@ -21,9 +22,13 @@ use crate::store::{
 };
 
 /// The site's enabled webhooks an event may go to: `$1` site.
-const FAN_OUT_CANDIDATES: &str = "SELECT id, event_types, paused, concurrency_limit, rate_limit_per_second \
-     FROM webhooks \
-     WHERE site_id = $1 AND enabled = TRUE";
+const FAN_OUT_CANDIDATES: &str = "SELECT id, event_types, paused, concurrency_limit, rate_limit_per_second, ordering \
+     FROM webhooks WHERE site_id = $1 AND enabled = TRUE";
+
+/// An ordered webhook's last sequence number: `$1` id.
+const LAST_SEQ: &str = "SELECT next_seq FROM webhooks WHERE id = $1";
+/// Stores an ordered webhook's last sequence number: `$1` number, `$2` id.
+const STORE_SEQ: &str = "UPDATE webhooks SET next_seq = $1 WHERE id = $2";
 
 /// An attempt's effect on its delivery: `$1` state, `$2` attempts made, `$3` next
 /// attempt, `$4` updated, `$5` id. (Each store ends the attempt's lease its own way.)
@@ -79,20 +84,25 @@ pub(super) fn ingest(
     // (see `DeliveryQueue::claim_due`).
     let mut insert = conn.prepare_cached(
         "INSERT INTO deliveries (id, site_id, event_id, webhook_id, state, attempt_count, \
-         next_attempt_at, lease_until, created_at, updated_at, attempt_started_at) \
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?6, ?5, NULL, ?5, ?5, ?7)",
+         next_attempt_at, lease_until, created_at, updated_at, attempt_started_at, seq) \
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?6, ?5, NULL, ?5, ?5, ?7, ?8)",
     )?;
     let mut handed = Handed::of(new);
     for target in &targets {
         let id = DeliveryId::new(event.created_at);
+        let seq = sequence(conn, target)?;
         let admitted = match (handed.as_mut(), target.paused) {
-            (Some(handed), false) => handed.offer(Fresh {
+            (Some(handed), false) if target.ordering.hands_off() => handed.offer(Fresh {
                 delivery: id,
                 webhook: target.webhook,
                 site: event.site_id,
                 concurrency: target.concurrency,
                 rate_limit: target.rate_limit,
             }),
+            (Some(handed), false) => {
+                handed.leave_to_claims();
+                false
+            }
             _ => false,
         };
         insert.execute(params![
@@ -103,6 +113,7 @@ pub(super) fn ingest(
             event.created_at,
             u32::from(admitted),
             admitted.then_some(event.created_at),
+            seq,
         ])?;
     }
     let outcome = IngestOutcome::Created {
@@ -118,6 +129,23 @@ struct Target {
     paused: bool,
     concurrency: Option<u32>,
     rate_limit: Option<RateLimit>,
+    ordering: Ordering,
+}
+
+/// The sequence number of a new delivery to `target` (see [`Sequence`]), stored as its
+/// webhook's last. The writer thread is the only writer, so numbers are taken in commit
+/// order.
+fn sequence(conn: &Connection, target: &Target) -> StoreResult<i64> {
+    if !target.ordering.is_fifo() {
+        return Ok(0);
+    }
+    let id = target.webhook.to_string();
+    let last: i64 = conn
+        .prepare_cached(LAST_SEQ)?
+        .query_row([&id], |row| row.get(0))?;
+    let seq = Sequence::after([(target.webhook, last)]).next(target.webhook, target.ordering);
+    conn.prepare_cached(STORE_SEQ)?.execute(params![seq, id])?;
+    Ok(seq)
 }
 
 /// The webhooks `new` goes to (see [`targets`]).
@@ -136,10 +164,12 @@ fn targets_of(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<
             .map(RateLimit::new)
             .transpose()
             .map_err(corrupt)?;
+        let ordering = Ordering::parse(&row.get::<_, String>(5)?).map_err(corrupt)?;
         let state = (
             row.get::<_, bool>(2)?,
             row.get::<_, Option<u32>>(3)?,
             rate_limit,
+            ordering,
         );
         states.insert(id, state);
         candidates.push((id, filters));
@@ -148,13 +178,16 @@ fn targets_of(conn: &Connection, site: &str, new: &NewEvent) -> StoreResult<Vec<
     Ok(targets(candidates, &new.event.event_type, new.only_webhook)
         .into_iter()
         .map(|webhook| {
-            let (paused, concurrency, rate_limit) =
-                states.get(&webhook).copied().unwrap_or((true, None, None));
+            let (paused, concurrency, rate_limit, ordering) = states
+                .get(&webhook)
+                .copied()
+                .unwrap_or((true, None, None, Ordering::None));
             Target {
                 webhook,
                 paused,
                 concurrency,
                 rate_limit,
+                ordering,
             }
         })
         .collect())

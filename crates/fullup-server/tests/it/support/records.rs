@@ -37,6 +37,7 @@ pub async fn site_with_webhooks(
             health: Health::default(),
             paused: false,
             rate_limit: None,
+            ordering: Default::default(),
             secrets: Ok(Secrets::new(Secret::generate())),
             created_at: at,
             updated_at: at,

@@ -177,6 +177,7 @@ impl Bench {
             health: Health::default(),
             paused: false,
             rate_limit: None,
+            ordering: Default::default(),
             secrets: Ok(Secrets::new(self.receiver_secret.clone())),
             created_at: now,
             updated_at: now,
