@@ -33,6 +33,12 @@ use crate::domain::time::Timestamp;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{Claim, ClaimedDelivery, Completion, DeliveryQueue};
 
+/// How long a busy dispatcher holds back a claim smaller than its low water mark, for
+/// more workers to free up so that one claim serves several: long enough to gather a
+/// chunk while attempts end every few milliseconds, short enough that queued work
+/// never waits on attempts that run long (a node whose other workers hang on slow
+/// receivers, up to their timeout, still claims with the ones that are free).
+const CHUNK_WAIT: Duration = Duration::from_millis(20);
 /// Wait after a store error before claiming again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 /// First wait before recording an attempt again after the store failed; doubled after
@@ -106,6 +112,8 @@ impl Dispatcher {
             tokio::spawn(async move { store.watch_due(wake).await })
         };
         let mut tasks = Running::default();
+        // When a small claim was first held back (see CHUNK_WAIT).
+        let mut held_since = None;
         while !shutdown.is_cancelled() {
             while tasks.try_join_next() {}
             while let Ok(delivery) = self.arrivals.try_recv() {
@@ -118,10 +126,20 @@ impl Dispatcher {
                 .min(w.config.claim_batch);
             // A busy dispatcher claims in chunks: one claim per freed worker would run
             // the claim query once per delivery. An idle one claims at once (latency).
+            // A small claim is held back at most CHUNK_WAIT: workers stuck on slow
+            // receivers must not keep the free ones idle while work is queued.
             let low_water = w.low_water();
-            let want = if in_flight >= low_water && (want as usize) < low_water {
+            let small = want > 0 && in_flight >= low_water && (want as usize) < low_water;
+            let hold = if small {
+                let since = *held_since.get_or_insert_with(tokio::time::Instant::now);
+                CHUNK_WAIT.checked_sub(since.elapsed())
+            } else {
+                None
+            };
+            let want = if hold.is_some() {
                 0
             } else {
+                held_since = None;
                 want
             };
             let started = if want == 0 {
@@ -147,7 +165,7 @@ impl Dispatcher {
                 _ = w.wake.notified() => {}
                 Some(delivery) = self.arrivals.recv() => w.start(delivery, &mut tasks),
                 true = tasks.join_next(), if !tasks.is_empty() => {}
-                _ = tokio::time::sleep(w.config.poll_interval) => {}
+                _ = tokio::time::sleep(hold.unwrap_or(w.config.poll_interval)) => {}
             }
         }
         watcher.abort();

@@ -341,6 +341,56 @@ async fn an_attempt_holds_its_worker_until_its_outcome_is_recorded() {
     server.stop().await;
 }
 
+store_test!(a_node_with_most_workers_stuck_still_claims_with_the_free_ones);
+/// Regression: a busy dispatcher held back every claim smaller than a quarter of its
+/// workers until more were free, so with 7 of 8 workers hanging on one receiver a retry
+/// due for another webhook was never claimed (until the hanging attempts timed out,
+/// 300 s here); found as a rare failure of the shutdown test under load.
+async fn a_node_with_most_workers_stuck_still_claims_with_the_free_ones(backend: Backend) {
+    let server = backend
+        .start_with(|c| {
+            c.delivery.workers = 8;
+            c.delivery.per_webhook_concurrency = 8;
+            c.delivery.per_site_concurrency = 8;
+            c.delivery.request_timeout = Duration::from_secs(300);
+            c.delivery.retry = fullup_server::domain::retry::RetrySchedule::new(
+                vec![Duration::from_millis(200); 3],
+                0.0,
+            );
+        })
+        .await;
+    let mut stuck = TestReceiver::start().await;
+    stuck.set_hang(true);
+    let mut failing = TestReceiver::start().await;
+    failing.set_status(500);
+    let site = server.create_site().await;
+    let (_, secret) = server
+        .create_webhook(&site, &stuck.url(), &["stuck.*"])
+        .await;
+    stuck.expect_secret(secret);
+    let (_, secret) = server
+        .create_webhook(&site, &failing.url(), &["failing.*"])
+        .await;
+    failing.expect_secret(secret);
+
+    for i in 0..7 {
+        server
+            .send_event(&site, "stuck.event", json!({"i": i}))
+            .await;
+    }
+    for _ in 0..7 {
+        assert_signed(&stuck.next(WAIT).await);
+    }
+    server.send_event(&site, "failing.event", json!({})).await;
+    let first = failing.next(WAIT).await;
+    assert_eq!(first.header("fullup-attempt"), "1");
+    // The retry is due 200 ms later and can only be claimed (nothing hands it over),
+    // with the one free worker.
+    let second = failing.next(WAIT).await;
+    assert_signed(&second);
+    assert_eq!(second.header("fullup-attempt"), "2");
+}
+
 store_test!(a_hanging_receiver_does_not_delay_another_webhook);
 async fn a_hanging_receiver_does_not_delay_another_webhook(backend: Backend) {
     let server = backend
