@@ -75,7 +75,7 @@ impl Gate {
         while got.len() < n {
             let request = tokio::time::timeout(GUARD, self.seen.recv())
                 .await
-                .expect("a request in time")
+                .unwrap_or_else(|_| panic!("a request in time: {} of {n}", got.len()))
                 .expect("receiver running");
             got.push(request);
         }
