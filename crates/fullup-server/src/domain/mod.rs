@@ -16,6 +16,7 @@ pub mod ids;
 pub mod models;
 pub mod operational;
 pub mod outcome;
+pub mod retention;
 pub mod retry;
 pub mod time;
 pub mod webhook;
