@@ -80,6 +80,9 @@ mod tests {
         assert_eq!(parse_days(30), Ok(30));
         assert_eq!(parse_days(0), Err(InvalidRetention));
         assert_eq!(parse_days(-1), Err(InvalidRetention));
-        assert_eq!(parse_days(i64::from(MAX_RETENTION_DAYS) + 1), Err(InvalidRetention));
+        assert_eq!(
+            parse_days(i64::from(MAX_RETENTION_DAYS) + 1),
+            Err(InvalidRetention)
+        );
     }
 }

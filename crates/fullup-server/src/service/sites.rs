@@ -100,7 +100,11 @@ impl Service {
 
     /// Creates a site named `name` (already parsed by [`parse_name`]), keeping its
     /// events `retention_days` (checked here; None: the server's `--retention`).
-    pub async fn create_site(&self, name: String, retention_days: Option<i64>) -> ServiceResult<Site> {
+    pub async fn create_site(
+        &self,
+        name: String,
+        retention_days: Option<i64>,
+    ) -> ServiceResult<Site> {
         let now = self.clock.now();
         let site = Site {
             id: SiteId::new(now),
@@ -140,7 +144,11 @@ impl Service {
 
     /// Sets how many days the events of `site` are kept (None: the server's
     /// `--retention`); `days` as the caller sent it, checked here.
-    pub async fn set_site_retention(&self, mut site: Site, days: Option<i64>) -> ServiceResult<Site> {
+    pub async fn set_site_retention(
+        &self,
+        mut site: Site,
+        days: Option<i64>,
+    ) -> ServiceResult<Site> {
         site.retention_days = days.map(parse_retention_days).transpose()?;
         site.updated_at = self.clock.now();
         self.counted(

@@ -783,8 +783,12 @@ pub trait Store: Reads + DeliveryQueue {
     /// match, claim and limit while its deliveries and attempts stay readable until
     /// retention prunes them. A webhook without deliveries goes at once. False when the
     /// site has no such webhook (or it was deleted already).
-    async fn delete_webhook(&self, site: SiteId, id: WebhookId, now: Timestamp)
-    -> StoreResult<bool>;
+    async fn delete_webhook(
+        &self,
+        site: SiteId,
+        id: WebhookId,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// Sets how many days a site's events are kept (None: the server's default); false
     /// when the site does not exist.

@@ -443,7 +443,12 @@ impl Store for PgStore {
         self.rotate_secret_atomically(r).await
     }
 
-    async fn delete_webhook(&self, site: SiteId, id: WebhookId, now: Timestamp) -> StoreResult<bool> {
+    async fn delete_webhook(
+        &self,
+        site: SiteId,
+        id: WebhookId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         prune::delete_webhook(&self.pool, site, id, now).await
     }
 

@@ -81,8 +81,7 @@ pub(crate) const OLDEST_DUE: &str = "SELECT MIN((SELECT MIN(d.next_attempt_at) F
      WHERE d.webhook_id = w.id AND d.state = 'pending')) \
      FROM webhooks w WHERE w.enabled = TRUE AND w.paused = FALSE";
 /// Webhooks per (enabled, paused).
-pub(crate) const COUNT_WEBHOOKS_BY_STATE: &str =
-    "SELECT enabled, paused, COUNT(*) FROM webhooks WHERE deleted_at IS NULL GROUP BY enabled, paused";
+pub(crate) const COUNT_WEBHOOKS_BY_STATE: &str = "SELECT enabled, paused, COUNT(*) FROM webhooks WHERE deleted_at IS NULL GROUP BY enabled, paused";
 
 /// `$1` token hash, `$2` site, `$3` expiry.
 pub(crate) const INSERT_PORTAL_TOKEN: &str =

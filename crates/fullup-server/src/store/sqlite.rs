@@ -669,7 +669,12 @@ impl Store for SqliteStore {
         self.rotate_secret_atomically(r).await
     }
 
-    async fn delete_webhook(&self, site: SiteId, id: WebhookId, now: Timestamp) -> StoreResult<bool> {
+    async fn delete_webhook(
+        &self,
+        site: SiteId,
+        id: WebhookId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         self.batch
             .call(move |conn| prune::delete_webhook(conn, site, id, now))
             .await
@@ -691,12 +696,17 @@ impl Store for SqliteStore {
 
     async fn prune(&self, batch: &PruneBatch) -> StoreResult<Pruned> {
         let batch = *batch;
-        self.batch.call(move |conn| prune::batch(conn, &batch)).await
+        self.batch
+            .call(move |conn| prune::batch(conn, &batch))
+            .await
     }
 
     async fn drop_deleted_webhooks(&self, site: SiteId) -> StoreResult<u64> {
-        self.execute(sql::DROP_DELETED_WEBHOOKS, vec![Value::from(site.to_string())])
-            .await
+        self.execute(
+            sql::DROP_DELETED_WEBHOOKS,
+            vec![Value::from(site.to_string())],
+        )
+        .await
     }
 
     async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome> {

@@ -450,7 +450,12 @@ async fn a_body_that_is_not_an_object_is_refused(backend: Backend) {
     let server = backend.start().await;
     let site = server.create_site().await;
     let path = format!("/v1/sites/{site}/event-types/order.paid");
-    for body in [json!([]), json!(["An order was paid."]), json!(null), json!(7)] {
+    for body in [
+        json!([]),
+        json!(["An order was paid."]),
+        json!(null),
+        json!(7),
+    ] {
         let got = server.call(Method::PUT, &path, Some(body)).await;
         let message = assert_error(&got, 422, "invalid_body");
         assert!(message.contains("JSON object"), "{message}");
@@ -458,7 +463,11 @@ async fn a_body_that_is_not_an_object_is_refused(backend: Backend) {
     let got = server.call(Method::GET, &path, None).await;
     assert_error(&got, 404, "not_found");
     let got = server
-        .call(Method::PUT, &path, Some(json!({"description": "An order was paid."})))
+        .call(
+            Method::PUT,
+            &path,
+            Some(json!({"description": "An order was paid."})),
+        )
         .await;
     assert_eq!(got.0, 201, "{}", got.1);
 }

@@ -131,7 +131,10 @@ async fn wait_pruned(server: &TestServer, events: f64) {
 
 /// A site (with `retention_days`, if any) and a paused webhook of it, which nothing
 /// attempts: the seeded pending deliveries stay pending.
-async fn site_and_paused_webhook(server: &TestServer, retention_days: Option<i64>) -> (String, String) {
+async fn site_and_paused_webhook(
+    server: &TestServer,
+    retention_days: Option<i64>,
+) -> (String, String) {
     let (status, body) = server
         .call(
             Method::POST,
@@ -199,12 +202,18 @@ async fn old_history_is_pruned_in_batches_and_recent_and_unfinished_events_kept(
     assert_eq!(pruned(&server, "deliveries").await, 10.0);
     assert_eq!(pruned(&server, "attempts").await, 20.0);
     for (event, delivery) in &ids[..10] {
-        assert_eq!(status_of(&server, &format!("/v1/sites/{site}/events/{event}")).await, 404);
+        assert_eq!(
+            status_of(&server, &format!("/v1/sites/{site}/events/{event}")).await,
+            404
+        );
         let path = format!("/v1/sites/{site}/deliveries/{delivery}");
         assert_eq!(status_of(&server, &path).await, 404);
     }
     for (event, delivery) in &ids[10..] {
-        assert_eq!(status_of(&server, &format!("/v1/sites/{site}/events/{event}")).await, 200);
+        assert_eq!(
+            status_of(&server, &format!("/v1/sites/{site}/events/{event}")).await,
+            200
+        );
         let path = format!("/v1/sites/{site}/deliveries/{delivery}");
         assert_eq!(status_of(&server, &path).await, 200);
     }
@@ -314,7 +323,9 @@ async fn a_deleted_webhook_keeps_its_history_until_retention_removes_it(backend:
     assert_eq!(status, 200, "{body}");
     let waiting = server.send_event(&site, "a.b", json!({"n": 2})).await;
     server.wait_for_state(&site, &waiting, "pending").await;
-    let (unused, _) = server.create_webhook(&site, &receiver.url(), &["none.ever"]).await;
+    let (unused, _) = server
+        .create_webhook(&site, &receiver.url(), &["none.ever"])
+        .await;
 
     assert_eq!(server.call(Method::DELETE, &hook, None).await.0, 204);
     let unused_path = format!("/v1/sites/{site}/webhooks/{unused}");
@@ -339,19 +350,31 @@ async fn a_deleted_webhook_keeps_its_history_until_retention_removes_it(backend:
         "the row of the webhook with history is kept, the other one is gone"
     );
 
-    let done = server.deliveries(&site, &format!("event_id={delivered}")).await;
+    let done = server
+        .deliveries(&site, &format!("event_id={delivered}"))
+        .await;
     assert_eq!(done.len(), 1);
     assert_eq!(done[0]["state"], "succeeded");
     assert_eq!(done[0]["webhook_deleted"], true);
     let id = done[0]["id"].as_str().expect("id");
-    assert_eq!(server.attempts(&site, id).await.len(), 1, "its attempt stays readable");
+    assert_eq!(
+        server.attempts(&site, id).await.len(),
+        1,
+        "its attempt stays readable"
+    );
     let (status, one) = server
-        .call(Method::GET, &format!("/v1/sites/{site}/deliveries/{id}"), None)
+        .call(
+            Method::GET,
+            &format!("/v1/sites/{site}/deliveries/{id}"),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(one["webhook_deleted"], true);
 
-    let cancelled = server.deliveries(&site, &format!("event_id={waiting}")).await;
+    let cancelled = server
+        .deliveries(&site, &format!("event_id={waiting}"))
+        .await;
     assert_eq!(cancelled.len(), 1);
     assert_eq!(cancelled[0]["state"], "cancelled");
     assert_eq!(cancelled[0]["webhook_deleted"], true);
@@ -363,7 +386,10 @@ async fn a_deleted_webhook_keeps_its_history_until_retention_removes_it(backend:
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "webhook_deleted", "{body}");
     assert!(
-        receiver.try_next(Duration::from_millis(300)).await.is_none(),
+        receiver
+            .try_next(Duration::from_millis(300))
+            .await
+            .is_none(),
         "a cancelled delivery is never attempted"
     );
 
@@ -382,7 +408,10 @@ async fn a_deleted_webhook_keeps_its_history_until_retention_removes_it(backend:
     assert_eq!(pruned(&server, "attempts").await, 1.0);
     let deadline = tokio::time::Instant::now() + WAIT;
     while pruned(&server, "webhooks").await < 1.0 {
-        assert!(tokio::time::Instant::now() < deadline, "the webhook row stays");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the webhook row stays"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(server.deliveries(&site, "").await.is_empty());
