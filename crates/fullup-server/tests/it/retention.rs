@@ -163,6 +163,22 @@ async fn status_of(server: &TestServer, path: &str) -> u16 {
     server.call(Method::GET, path, None).await.0
 }
 
+/// Sets the `retention_days` of `site` to `days` (a number, null, or something to
+/// refuse); the answer's status and body.
+async fn set_retention(
+    server: &TestServer,
+    site: &str,
+    days: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    server
+        .call(
+            Method::PATCH,
+            &format!("/v1/sites/{site}"),
+            Some(json!({ "retention_days": days })),
+        )
+        .await
+}
+
 store_test!(old_history_is_pruned_in_batches_and_recent_and_unfinished_events_kept);
 /// Ten old finished events (two attempts each), pruned in batches of two; an old event
 /// whose delivery is pending and a recent one are kept. Nothing is pruned before the
@@ -188,13 +204,7 @@ async fn old_history_is_pruned_in_batches_and_recent_and_unfinished_events_kept(
         ..old(12, "failed")
     });
     let ids = seed(&server, &seeds).await;
-    let (status, body) = server
-        .call(
-            Method::PATCH,
-            &format!("/v1/sites/{site}"),
-            Some(json!({"retention_days": 30})),
-        )
-        .await;
+    let (status, body) = set_retention(&server, &site, json!(30)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["retention_days"], 30);
 
@@ -269,26 +279,14 @@ async fn a_site_retention_wins_over_the_server_default(backend: Backend) {
     let gone = format!("/v1/sites/{shorter}/events/{}", ids[2].0);
     assert_eq!(status_of(&server, &gone).await, 404, "7 days win over 30");
 
-    let (status, body) = server
-        .call(
-            Method::PATCH,
-            &format!("/v1/sites/{longer}"),
-            Some(json!({"retention_days": null})),
-        )
-        .await;
+    let (status, body) = set_retention(&server, &longer, json!(null)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["retention_days"], json!(null));
     wait_pruned(&server, 3.0).await;
     assert_eq!(status_of(&server, &kept).await, 404, "back to the default");
 
     for bad in [json!(0), json!(3651), json!(-1), json!("30d")] {
-        let (status, body) = server
-            .call(
-                Method::PATCH,
-                &format!("/v1/sites/{longer}"),
-                Some(json!({ "retention_days": bad })),
-            )
-            .await;
+        let (status, body) = set_retention(&server, &longer, bad.clone()).await;
         assert!(matches!(status, 400 | 422), "{bad}: {status} {body}");
     }
 }
@@ -395,13 +393,7 @@ async fn a_deleted_webhook_keeps_its_history_until_retention_removes_it(backend:
 
     // Ten years on, with a retention of 30 days, all of it goes.
     clock.advance(Duration::from_secs(3650 * 86_400));
-    let (status, body) = server
-        .call(
-            Method::PATCH,
-            &format!("/v1/sites/{site}"),
-            Some(json!({"retention_days": 30})),
-        )
-        .await;
+    let (status, body) = set_retention(&server, &site, json!(30)).await;
     assert_eq!(status, 200, "{body}");
     wait_pruned(&server, 2.0).await;
     assert_eq!(pruned(&server, "deliveries").await, 2.0);
