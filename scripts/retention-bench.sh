@@ -84,7 +84,7 @@ def rows():
         payload = '{"created_at":"2026-01-01T00:00:00.000Z","data":{"x":"%s"},"id":"%s","type":"order.paid"}' % (data, evt)
         yield ((evt, site, "order.paid", payload, ms),
                (dlv, site, evt, webhook, "succeeded", 1, ms, ms),
-               (att, dlv, webhook, 1, ms, 12, 204, ""))
+               (att, dlv, webhook, 1, ms, 12, 204, "ok"))
 EVENTS = "events (id, site_id, type, payload, created_at, request_hash)"
 DELIVERIES = "deliveries (id, site_id, event_id, webhook_id, state, attempt_count, created_at, updated_at)"
 ATTEMPTS = "attempts (id, delivery_id, webhook_id, attempt_number, started_at, duration_ms, status_code, response_body)"
