@@ -2,7 +2,7 @@
 //! deliveries and attempts, in batches, while recent ones and unfinished ones stay; a
 //! site's own retention wins over the server's; what is pruned is counted; a deleted
 //! webhook's history stays readable, its pending deliveries cancelled, until retention
-//! removes it.
+//! removes it; on PostgreSQL, a site another node is pruning is skipped.
 //!
 //! Old rows are written straight to the database with ids of their age
 //! (`EventId::from_parts`): ids made by the service come from one process-wide
@@ -11,11 +11,17 @@
 
 use std::time::Duration;
 
+use fullup_server::domain::canonical_json::canonicalize;
+use fullup_server::domain::event_type::EventType;
 use fullup_server::domain::ids::{AttemptId, DeliveryId, EventId};
 use fullup_server::domain::time::Timestamp;
+use fullup_server::store::{NewEvent, PruneBatch};
 use reqwest::Method;
 use serde_json::json;
+use sqlx::Connection as _;
+use sqlx::postgres::PgConnection;
 
+use crate::support::records::site_with_webhooks;
 use crate::support::server::manual_clock;
 use crate::support::{Backend, TestReceiver, TestServer, store_test};
 
@@ -415,4 +421,62 @@ async fn a_deleted_webhook_keeps_its_history_until_retention_removes_it(backend:
             .await,
         "0"
     );
+}
+
+/// Several nodes prune at once on PostgreSQL: a site whose prune lock another node
+/// holds is skipped, untouched, and pruned once the lock is free.
+#[tokio::test]
+async fn a_site_another_node_is_pruning_is_skipped() {
+    let test = "retention::a_site_another_node_is_pruning_is_skipped";
+    let Some(backend) = Backend::postgres(test).await else {
+        return;
+    };
+    let Backend::Postgres(db) = &backend else {
+        unreachable!("a PostgreSQL backend");
+    };
+    let url = db.db.url.clone();
+    let open = backend.open_store().await;
+    let store = &*open.store;
+    let now = Timestamp::from_unix_ms(now_ms());
+    let old = now - Duration::from_secs(40 * 86_400);
+    let (site, _) = site_with_webhooks(store, old, 0).await;
+    let mut new = NewEvent::new(
+        site,
+        EventType::parse("a.b").expect("type"),
+        &canonicalize(b"{}").expect("json"),
+        old,
+        None,
+        None,
+    );
+    new.event.id = EventId::from_parts(old, 1);
+    store.ingest(new).await.expect("ingest");
+    let batch = PruneBatch {
+        site,
+        after: None,
+        below: EventId::floor(now - Duration::from_secs(30 * 86_400)),
+        limit: 10,
+    };
+
+    // The other node: the lock key of `store/postgres/prune.rs` ("prun", the site's hash).
+    let mut other = PgConnection::connect(&url).await.expect("connect");
+    sqlx::raw_sql("BEGIN")
+        .execute(&mut other)
+        .await
+        .expect("begin");
+    sqlx::query("SELECT pg_advisory_xact_lock(1886549358, hashtext($1))")
+        .bind(site.to_string())
+        .execute(&mut other)
+        .await
+        .expect("lock");
+    let skipped = store.prune(&batch).await.expect("prune");
+    assert!(skipped.busy, "{skipped:?}");
+    assert_eq!(skipped.events, 0);
+
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut other)
+        .await
+        .expect("rollback");
+    let pruned = store.prune(&batch).await.expect("prune");
+    assert!(!pruned.busy);
+    assert_eq!((pruned.scanned, pruned.events), (1, 1), "{pruned:?}");
 }
