@@ -287,7 +287,8 @@ impl Client {
         self.send(Method::PATCH, url, Some(changes)).await
     }
 
-    /// Deletes a webhook and its deliveries.
+    /// Deletes a webhook; its deliveries and attempts stay readable (pending ones
+    /// cancelled) until retention prunes them.
     pub async fn delete_webhook(&self, site_id: &str, webhook_id: &str) -> Result<(), Error> {
         let url = self.url(&["v1", "sites", site_id, "webhooks", webhook_id]);
         self.send_empty(Method::DELETE, url).await

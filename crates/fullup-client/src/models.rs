@@ -15,6 +15,10 @@ pub struct Site {
     pub id: String,
     /// The human name it was given.
     pub name: String,
+    /// Days its events are kept before retention prunes them; None: the server's
+    /// `--retention`.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -315,6 +319,10 @@ pub struct Delivery {
     pub event_id: String,
     /// The webhook delivered to.
     pub webhook_id: String,
+    /// Whether that webhook was deleted (its history is kept until retention prunes
+    /// it; a pending delivery became `cancelled`). False from services before it.
+    #[serde(default)]
+    pub webhook_deleted: bool,
     /// Where it stands.
     pub state: DeliveryState,
     /// Attempts made so far.

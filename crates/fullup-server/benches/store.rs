@@ -155,6 +155,7 @@ async fn create_site_and_webhooks(store: &dyn Store) -> SiteId {
         id: SiteId::new(now),
         name: "bench".to_owned(),
         strict_event_types: false,
+        retention_days: None,
         created_at: now,
         updated_at: now,
     };

@@ -36,6 +36,7 @@ pub struct Application {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     backlog_refresh: std::time::Duration,
+    retention: crate::config::RetentionConfig,
     /// How long attempts and API requests in flight get to finish at shutdown.
     shutdown_timeout: std::time::Duration,
     state: AppState,
@@ -116,6 +117,7 @@ impl Application {
             listener,
             metrics_listener: None,
             backlog_refresh: config.backlog_refresh,
+            retention: config.retention,
             shutdown_timeout: config.shutdown_timeout,
             state,
             dispatcher,
@@ -176,6 +178,10 @@ impl Application {
                     .await
             }
         });
+        let prune = tokio::spawn({
+            let (service, stop) = (self.state.service.clone(), cancel.clone());
+            async move { service.prune_until(self.retention, stop).await }
+        });
         let store = self.state.service.store().clone();
         let limits = self.state.limits.clone();
         let metrics = self.metrics_listener.map(|listener| {
@@ -206,6 +212,7 @@ impl Application {
             dispatcher.await.context("the dispatcher panicked")?;
         }
         backlog.await.context("the backlog gauges' task panicked")?;
+        prune.await.context("the retention task panicked")?;
         if let Some(mut metrics) = metrics
             && tokio::time::timeout(drain, &mut metrics).await.is_err()
         {

@@ -13,6 +13,9 @@ use crate::delivery::guard::{Lookup, SystemLookup};
 use crate::delivery::ssrf::NetworkPolicy;
 use crate::domain::clock::{Clock, SystemClock};
 pub use crate::service::monitoring::DEFAULT_BACKLOG_REFRESH;
+pub use crate::service::retention::{
+    DEFAULT_PRUNE_BATCH, DEFAULT_PRUNE_INTERVAL, DEFAULT_PRUNE_PAUSE, RetentionConfig,
+};
 use crate::store::StoreSettings;
 
 /// Default API address: loopback only, so a first start on a laptop exposes nothing.
@@ -56,6 +59,8 @@ pub struct Config {
     /// How often the backlog gauges of `/metrics` are read from the store (see
     /// [`crate::service::monitoring`]); a scrape shows values at most this old.
     pub backlog_refresh: Duration,
+    /// How long events are kept and how pruning runs (see [`crate::service::retention`]).
+    pub retention: RetentionConfig,
     /// The console's settings: its public URL, where portal pages may be framed.
     pub console: crate::console::ConsoleConfig,
     /// How long, after the shutdown signal, attempts in flight and API requests get to
@@ -80,6 +85,7 @@ impl Default for Config {
             main_key: None,
             main_key_file: None,
             backlog_refresh: DEFAULT_BACKLOG_REFRESH,
+            retention: RetentionConfig::default(),
             console: crate::console::ConsoleConfig::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }

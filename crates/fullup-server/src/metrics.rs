@@ -43,6 +43,9 @@ const INGEST_BUCKETS: [f64; 12] = [
 /// One label and its value.
 type Label = [(&'static str, &'static str); 1];
 
+/// The tables retention prunes, the values of `fullup_pruned_rows_total{table}`.
+pub const PRUNED_TABLES: [&str; 4] = ["events", "deliveries", "attempts", "webhooks"];
+
 /// The store calls whose failures are counted (`fullup_store_errors_total{op}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOp {
@@ -62,11 +65,13 @@ pub enum StoreOp {
     Read,
     /// A management use case's write (create, update, delete, retry, recover, rotate).
     Write,
+    /// Retention's pruning of old events.
+    Prune,
 }
 
 impl StoreOp {
     /// Every op, so each series exists (at 0) before it first happens.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Ingest,
         Self::Claim,
         Self::Complete,
@@ -75,6 +80,7 @@ impl StoreOp {
         Self::Ping,
         Self::Read,
         Self::Write,
+        Self::Prune,
     ];
 
     /// The label value.
@@ -88,6 +94,7 @@ impl StoreOp {
             Self::Ping => "ping",
             Self::Read => "read",
             Self::Write => "write",
+            Self::Prune => "prune",
         }
     }
 }
@@ -106,6 +113,7 @@ pub struct Metrics {
     oldest_pending_age: Gauge,
     webhooks: Family<Label, Gauge>,
     store_errors: Family<Label, Counter>,
+    pruned_rows: Family<Label, Counter>,
 }
 
 impl Default for Metrics {
@@ -128,6 +136,7 @@ impl Metrics {
             oldest_pending_age: Gauge::default(),
             webhooks: Family::default(),
             store_errors: Family::default(),
+            pruned_rows: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -179,6 +188,11 @@ impl Metrics {
             m.store_errors.clone(),
         );
         registry.register(
+            "pruned_rows",
+            "Rows deleted by retention, by table: events, deliveries, attempts, webhooks (deleted ones whose last delivery went)",
+            m.pruned_rows.clone(),
+        );
+        registry.register(
             "build",
             "The running version of fullup",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
@@ -196,6 +210,9 @@ impl Metrics {
         }
         for op in StoreOp::ALL {
             let _ = m.store_errors.get_or_create(&[("op", op.as_str())]);
+        }
+        for table in PRUNED_TABLES {
+            let _ = m.pruned_rows.get_or_create(&[("table", table)]);
         }
         Self { registry, ..m }
     }
@@ -222,6 +239,13 @@ impl Metrics {
         self.store_errors
             .get_or_create(&[("op", op.as_str())])
             .inc();
+    }
+
+    /// Counts rows retention deleted from `table` (one of [`PRUNED_TABLES`]).
+    pub fn pruned(&self, table: &'static str, rows: u64) {
+        self.pruned_rows
+            .get_or_create(&[("table", table)])
+            .inc_by(rows);
     }
 
     /// Sets the backlog gauges to what the store reported at `now_ms` (Unix ms).

@@ -24,7 +24,12 @@ pub struct DeliveryResponse {
     pub event_id: EventId,
     /// The webhook delivered to.
     pub webhook_id: WebhookId,
-    /// `pending`, `succeeded`, `failed` or `cancelled`.
+    /// True once that webhook was deleted: the delivery and its attempts stay readable
+    /// until retention prunes them, and it is not attempted again (pending ones were
+    /// `cancelled`).
+    pub webhook_deleted: bool,
+    /// `pending`, `succeeded`, `failed` or `cancelled` (its webhook was deleted before
+    /// it finished).
     pub state: DeliveryState,
     /// Attempts made, as many as its attempt log holds: those whose outcome was lost
     /// included (logged as `interrupted`), the one in flight once it is recorded.
@@ -44,6 +49,7 @@ impl From<Delivery> for DeliveryResponse {
             id: d.id,
             event_id: d.event_id,
             webhook_id: d.webhook_id,
+            webhook_deleted: d.webhook_deleted,
             state: d.state,
             attempt_count: d.attempt_count,
             next_attempt_at: d

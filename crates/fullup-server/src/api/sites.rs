@@ -20,6 +20,11 @@ pub struct SiteRequest {
     /// A human name, 1 to 200 characters once surrounding spaces are trimmed.
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    /// Days its events, with their deliveries and attempts, are kept before they are
+    /// pruned (1 to 3650); absent or null: the server's `--retention` (off by default:
+    /// kept forever).
+    #[schema(minimum = 1, maximum = 3650)]
+    pub retention_days: Option<i64>,
 }
 
 /// `PATCH /v1/sites/{id}` body; absent fields stay as they are.
@@ -33,6 +38,21 @@ pub struct UpdateSite {
     /// the site's event-type catalog (`…/event-types`). Existing webhooks keep their
     /// filters.
     pub strict_event_types: Option<bool>,
+    /// Days its events, with their deliveries and attempts, are kept (1 to 3650); null:
+    /// back to the server's `--retention`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 3650)]
+    pub retention_days: Option<Option<i64>>,
+}
+
+/// A field that may be sent as null to clear it: absent is `None` (the field's
+/// `default`), null `Some(None)`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// A site.
@@ -44,6 +64,9 @@ pub struct SiteResponse {
     pub name: String,
     /// Whether webhooks may only subscribe to, and events only use, catalogued types.
     pub strict_event_types: bool,
+    /// Days its events are kept before they are pruned; null: the server's
+    /// `--retention` (off by default: kept forever).
+    pub retention_days: Option<u32>,
     /// RFC 3339 creation time.
     pub created_at: String,
     /// RFC 3339 time of the last change.
@@ -56,6 +79,7 @@ impl From<Site> for SiteResponse {
             id: s.id,
             name: s.name,
             strict_event_types: s.strict_event_types,
+            retention_days: s.retention_days,
             created_at: s.created_at.to_rfc3339(),
             updated_at: s.updated_at.to_rfc3339(),
         }
@@ -132,7 +156,10 @@ pub async fn create(
     ApiJson(req): ApiJson<SiteRequest>,
 ) -> Result<(StatusCode, Json<SiteResponse>), ApiError> {
     caller.require_admin()?;
-    let site = state.service.create_site(parse_name(&req.name)?).await?;
+    let site = state
+        .service
+        .create_site(parse_name(&req.name)?, req.retention_days)
+        .await?;
     Ok((StatusCode::CREATED, Json(site.into())))
 }
 
@@ -167,7 +194,7 @@ pub async fn get(
     ))
 }
 
-/// Renames a site, or turns its strict mode on or off.
+/// Renames a site, turns its strict mode on or off, or sets its retention.
 #[utoipa::path(patch, operation_id = "updateSite", path = "/v1/sites/{site_id}", tag = "sites", request_body = UpdateSite,
     responses((status = 200, body = SiteResponse), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn update(
@@ -183,6 +210,9 @@ pub async fn update(
     }
     if let Some(strict) = req.strict_event_types {
         site = state.service.set_strict_event_types(site, strict).await?;
+    }
+    if let Some(days) = req.retention_days {
+        site = state.service.set_site_retention(site, days).await?;
     }
     Ok(Json(site.into()))
 }

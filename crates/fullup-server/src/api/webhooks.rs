@@ -363,7 +363,8 @@ pub async fn update(
     Ok(Json(WebhookResponse::new(&state, &webhook)))
 }
 
-/// Deletes a webhook and its deliveries.
+/// Deletes a webhook. Its pending deliveries are cancelled; its deliveries and attempts
+/// stay readable (`webhook_deleted: true`) until retention prunes them.
 #[utoipa::path(delete, operation_id = "deleteWebhook", path = "/v1/sites/{site_id}/webhooks/{webhook_id}", tag = "webhooks",
     responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete(

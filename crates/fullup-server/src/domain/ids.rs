@@ -53,6 +53,21 @@ macro_rules! prefixed_id {
                 Self(next_ulid(at))
             }
 
+            /// The lowest id of the millisecond `at`: an id made at `at` or later sorts
+            /// at or above it, so `id < floor(t)` selects things created before `t`
+            /// from an index range (never a later one: an id's time is its creation
+            /// time, or later when the clock stepped back).
+            pub fn floor(at: Timestamp) -> Self {
+                Self(Ulid::from_parts(u64::try_from(at.unix_ms()).unwrap_or(0), 0))
+            }
+
+            /// The id of time `at` with `random` as its random part, bypassing the
+            /// process's generator: for seeding a store with rows of a chosen age
+            /// (benchmarks, tests), never for new records of the service.
+            pub fn from_parts(at: Timestamp, random: u128) -> Self {
+                Self(Ulid::from_parts(u64::try_from(at.unix_ms()).unwrap_or(0), random))
+            }
+
             /// Parses `site_01J…`-style text.
             pub fn parse(s: &str) -> Result<Self, IdError> {
                 s.strip_prefix($prefix)

@@ -18,6 +18,7 @@ pub mod models;
 pub mod operational;
 pub mod ordering;
 pub mod outcome;
+pub mod retention;
 pub mod retry;
 pub mod throttle;
 pub mod time;

@@ -17,6 +17,9 @@ pub struct Site {
     /// Strict mode: its webhooks only subscribe to, and its events only use, the types
     /// of its event-type catalog (see [`super::catalog`]).
     pub strict_event_types: bool,
+    /// How many days its events (with their deliveries and attempts) are kept, 1 to
+    /// [`super::retention::MAX_RETENTION_DAYS`]; None: the server's `--retention`.
+    pub retention_days: Option<u32>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed.
@@ -257,6 +260,9 @@ pub struct Delivery {
     pub event_id: EventId,
     /// The webhook delivered to.
     pub webhook_id: WebhookId,
+    /// Whether that webhook was deleted: its deliveries stay readable until retention
+    /// prunes them, and none of them is attempted again.
+    pub webhook_deleted: bool,
     /// Where it stands.
     pub state: DeliveryState,
     /// Attempts made, as many as its attempt log holds: those whose outcome was lost

@@ -59,16 +59,25 @@ impl Service {
     }
 
     /// Attempts `delivery` again now, whatever its state (a replay when it had
-    /// succeeded); refused while its webhook is disabled.
+    /// succeeded); refused while its webhook is disabled, and for good once it is
+    /// deleted.
     pub async fn retry(&self, delivery: &Delivery) -> ServiceResult<Delivery> {
-        if let Some(webhook) = self.counted(
+        let webhook = self.counted(
             StoreOp::Read,
             self.store
                 .get_webhook(delivery.site_id, delivery.webhook_id)
                 .await,
-        )? {
-            require_enabled(&webhook)?;
-        }
+        )?;
+        let Some(webhook) = webhook else {
+            return Err(ServiceError::conflict(
+                "webhook_deleted",
+                format!(
+                    "webhook {} was deleted: its deliveries are kept for the record and are not attempted again",
+                    delivery.webhook_id
+                ),
+            ));
+        };
+        require_enabled(&webhook)?;
         let retried = self
             .counted(
                 StoreOp::Write,

@@ -9,7 +9,7 @@
 //! One module per family: [`sites`] (sites and API keys), [`webhooks`], [`events`]
 //! (ingest and the event log), [`catalog`] (the event-type catalog), [`deliveries`] (deliveries, attempts, retries),
 //! [`monitoring`] (readiness and the backlog gauges), [`portal`] (portal links of the
-//! console).
+//! console), [`retention`] (pruning old events and deleted webhooks' history).
 
 use std::sync::Arc;
 
@@ -27,6 +27,7 @@ pub mod deliveries;
 pub mod events;
 pub mod monitoring;
 pub mod portal;
+pub mod retention;
 pub mod sites;
 pub mod webhooks;
 

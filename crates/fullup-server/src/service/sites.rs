@@ -58,6 +58,13 @@ pub fn parse_scopes(raw: Option<&[String]>) -> ServiceResult<Scopes> {
     })
 }
 
+/// A site's `retention_days` as sent: 1 to
+/// [`crate::domain::retention::MAX_RETENTION_DAYS`].
+fn parse_retention_days(days: i64) -> ServiceResult<u32> {
+    crate::domain::retention::parse_days(days)
+        .map_err(|e| ServiceError::invalid("invalid_retention", e.to_string()))
+}
+
 /// What a presented site API key token turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyLookup {
@@ -91,13 +98,19 @@ impl Service {
         )
     }
 
-    /// Creates a site named `name` (already parsed by [`parse_name`]).
-    pub async fn create_site(&self, name: String) -> ServiceResult<Site> {
+    /// Creates a site named `name` (already parsed by [`parse_name`]), keeping its
+    /// events `retention_days` (checked here; None: the server's `--retention`).
+    pub async fn create_site(
+        &self,
+        name: String,
+        retention_days: Option<i64>,
+    ) -> ServiceResult<Site> {
         let now = self.clock.now();
         let site = Site {
             id: SiteId::new(now),
             name,
             strict_event_types: false,
+            retention_days: retention_days.map(parse_retention_days).transpose()?,
             created_at: now,
             updated_at: now,
         };
@@ -124,6 +137,24 @@ impl Service {
             StoreOp::Write,
             self.store
                 .rename_site(site.id, &site.name, site.updated_at)
+                .await,
+        )?;
+        Ok(site)
+    }
+
+    /// Sets how many days the events of `site` are kept (None: the server's
+    /// `--retention`); `days` as the caller sent it, checked here.
+    pub async fn set_site_retention(
+        &self,
+        mut site: Site,
+        days: Option<i64>,
+    ) -> ServiceResult<Site> {
+        site.retention_days = days.map(parse_retention_days).transpose()?;
+        site.updated_at = self.clock.now();
+        self.counted(
+            StoreOp::Write,
+            self.store
+                .set_site_retention(site.id, site.retention_days, site.updated_at)
                 .await,
         )?;
         Ok(site)

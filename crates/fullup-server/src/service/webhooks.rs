@@ -330,11 +330,16 @@ impl Service {
         Ok(webhook)
     }
 
-    /// Deletes `webhook` and its deliveries.
+    /// Deletes `webhook`, keeping its history (see [`crate::store::Store::delete_webhook`]):
+    /// its pending deliveries are cancelled, and its deliveries and attempts stay
+    /// readable, marked `webhook_deleted`, until retention prunes them.
     pub async fn delete_webhook(&self, webhook: &Webhook) -> ServiceResult<()> {
+        let now = self.clock.now();
         self.counted(
             StoreOp::Write,
-            self.store.delete_webhook(webhook.site_id, webhook.id).await,
+            self.store
+                .delete_webhook(webhook.site_id, webhook.id, now)
+                .await,
         )?;
         Ok(())
     }

@@ -27,13 +27,34 @@ where
     )
 }
 
-/// `SELECT * FROM deliveries WHERE site_id = … AND …`, ready for paging.
+/// What a delivery read selects: its row, and whether its webhook was deleted (one
+/// probe of the webhook's primary key per delivery).
+pub(crate) const DELIVERY_COLUMNS: &str = "SELECT deliveries.*, EXISTS (SELECT 1 FROM webhooks w \
+     WHERE w.id = deliveries.webhook_id AND w.deleted_at IS NOT NULL) AS webhook_deleted \
+     FROM deliveries WHERE site_id = ";
+
+/// The deliveries of `site` matching `f` (`WHERE site_id = … AND …`), ready for paging.
 pub(crate) fn deliveries<'q, DB: Database>(site: SiteId, f: &DeliveryFilter) -> QueryBuilder<'q, DB>
 where
     String: Encode<'q, DB> + Type<DB>,
     i64: Encode<'q, DB> + Type<DB>,
 {
-    deliveries_as("SELECT * FROM deliveries WHERE site_id = ", site, f)
+    deliveries_as(DELIVERY_COLUMNS, site, f)
+}
+
+/// The delivery `id` of `site`.
+pub(crate) fn delivery<'q, DB: Database>(
+    site: SiteId,
+    id: crate::domain::ids::DeliveryId,
+) -> QueryBuilder<'q, DB>
+where
+    String: Encode<'q, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::new(DELIVERY_COLUMNS);
+    q.push_bind(site.to_string())
+        .push(" AND id = ")
+        .push_bind(id.to_string());
+    q
 }
 
 /// The deliveries of `site` older than `before` (all when None) that a scan window of

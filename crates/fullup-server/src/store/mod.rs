@@ -566,6 +566,38 @@ pub struct WebhookCounts {
     pub disabled: u64,
 }
 
+/// One batch of a prune: the events of `site` after `after` (from its first when
+/// None) and below `below`, `limit` of them at most, in id order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PruneBatch {
+    /// The site pruned.
+    pub site: SiteId,
+    /// Where the previous batch of this pass stopped ([`Pruned::last`]): the events it
+    /// kept (unfinished deliveries) are not looked at again.
+    pub after: Option<EventId>,
+    /// The retention's bound ([`crate::domain::retention::prune_below`]).
+    pub below: EventId,
+    /// Events looked at, at most: the size of the transaction.
+    pub limit: u32,
+}
+
+/// What one prune batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Events looked at; fewer than the batch's limit: the site's old events are done.
+    pub scanned: u32,
+    /// The last event looked at: the next batch's cursor.
+    pub last: Option<EventId>,
+    /// Events deleted.
+    pub events: u64,
+    /// Deliveries deleted.
+    pub deliveries: u64,
+    /// Attempts deleted.
+    pub attempts: u64,
+    /// Another node holds this site's prune lock (PostgreSQL): nothing was looked at.
+    pub busy: bool,
+}
+
 /// A request for due deliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
@@ -683,6 +715,8 @@ pub trait Reads: Send + Sync {
     /// A site's catalogued event types, by name (at most
     /// [`crate::domain::catalog::MAX_EVENT_TYPES_PER_SITE`], so all of them).
     async fn list_event_types(&self, site: SiteId) -> StoreResult<Vec<EventTypeEntry>>;
+    /// Every site with its own retention in days (None: the server's default).
+    async fn site_retentions(&self) -> StoreResult<Vec<(SiteId, Option<u32>)>>;
     /// The names of a site's catalogued event types, sorted.
     async fn event_type_names(&self, site: SiteId) -> StoreResult<Vec<String>>;
     /// The backlog and webhook counts, for the metrics. Costs one pass over the
@@ -758,8 +792,37 @@ pub trait Store: Reads + DeliveryQueue {
         &self,
         rotation: &SecretRotation,
     ) -> StoreResult<Option<Webhook>>;
-    /// Deletes a webhook and its deliveries.
-    async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool>;
+    /// Deletes a webhook at `now`, keeping its history: in one transaction its pending
+    /// deliveries are cancelled (none is attempted again; one in flight has its outcome
+    /// logged) and the webhook is marked deleted, which leaves it out of every listing,
+    /// match, claim and limit while its deliveries and attempts stay readable until
+    /// retention prunes them. A webhook without deliveries goes at once. False when the
+    /// site has no such webhook (or it was deleted already).
+    async fn delete_webhook(
+        &self,
+        site: SiteId,
+        id: WebhookId,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Sets how many days a site's events are kept (None: the server's default); false
+    /// when the site does not exist.
+    async fn set_site_retention(
+        &self,
+        id: SiteId,
+        days: Option<u32>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Prunes one batch of a site's old events (see [`PruneBatch`]) in one short
+    /// transaction: each with its deliveries and their attempts, none of whose
+    /// deliveries is unfinished. PostgreSQL: a site another node is pruning is skipped
+    /// ([`Pruned::busy`]).
+    async fn prune(&self, batch: &PruneBatch) -> StoreResult<Pruned>;
+
+    /// Removes the rows of a site's deleted webhooks whose last delivery is gone;
+    /// returns how many.
+    async fn drop_deleted_webhooks(&self, site: SiteId) -> StoreResult<u64>;
 
     /// Stores an event and all of its deliveries (to the targets of
     /// [`crate::domain::webhook::targets`]) in one transaction.

@@ -21,8 +21,8 @@ use super::reads::impl_reads;
 use super::rows::filters_json;
 use super::rows::postgres::{api_key, delivery};
 use super::{
-    Claim, ClaimedDelivery, Completion, DeliveryQueue, IngestOutcome, NewEvent, Recovery,
-    SecretRotation, Store, StoreResult, StoreSettings, sql,
+    Claim, ClaimedDelivery, Completion, DeliveryQueue, IngestOutcome, NewEvent, PruneBatch, Pruned,
+    Recovery, SecretRotation, Store, StoreResult, StoreSettings, sql,
 };
 use crate::crypto::MainKey;
 use crate::domain::catalog::EventTypeEntry;
@@ -34,6 +34,7 @@ use crate::domain::webhook::Webhook;
 
 mod batch;
 mod key_lock;
+mod prune;
 mod secrets;
 mod writes;
 
@@ -305,6 +306,7 @@ impl Store for PgStore {
             .bind(&site.name)
             .bind(site.created_at)
             .bind(site.updated_at)
+            .bind(site.retention_days.map(i64::from))
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -451,24 +453,33 @@ impl Store for PgStore {
         self.rotate_secret_atomically(r).await
     }
 
-    /// Deletes the deliveries before the webhook (the cascade would do it after), so
-    /// rows are locked in the order `complete` locks them, delivery then webhook, and
-    /// a delete racing an attempt's record cannot deadlock with it.
-    async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool> {
-        let (id, site) = (id.to_string(), site.to_string());
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM deliveries WHERE webhook_id = $1 AND site_id = $2")
-            .bind(&id)
-            .bind(&site)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1 AND site_id = $2")
-            .bind(&id)
-            .bind(&site)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+    async fn delete_webhook(
+        &self,
+        site: SiteId,
+        id: WebhookId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        prune::delete_webhook(&self.pool, site, id, now).await
+    }
+
+    async fn set_site_retention(
+        &self,
+        id: SiteId,
+        days: Option<u32>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let q = sqlx::query(sql::SET_SITE_RETENTION).bind(days.map(i64::from));
+        let done = q.bind(now).bind(id.to_string()).execute(&self.pool).await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn prune(&self, batch: &PruneBatch) -> StoreResult<Pruned> {
+        prune::batch(&self.pool, batch).await
+    }
+
+    async fn drop_deleted_webhooks(&self, site: SiteId) -> StoreResult<u64> {
+        let q = sqlx::query(sql::DROP_DELETED_WEBHOOKS).bind(site.to_string());
+        Ok(q.execute(&self.pool).await?.rows_affected())
     }
 
     async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome> {
@@ -483,7 +494,8 @@ impl Store for PgStore {
         let row = sqlx::query(
             "WITH d AS ( \
                  UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND site_id = $3 RETURNING *), \
+                 WHERE id = $2 AND site_id = $3 \
+                   AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL) RETURNING *), \
              queued AS ( \
                  INSERT INTO queue (delivery_id, webhook_id, due_at, seq) \
                  SELECT id, webhook_id, $1, seq FROM d \

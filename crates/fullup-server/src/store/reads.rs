@@ -51,7 +51,8 @@ macro_rules! impl_reads {
                 site: crate::domain::ids::SiteId,
                 id: crate::domain::ids::WebhookId,
             ) -> crate::store::StoreResult<Option<crate::domain::webhook::Webhook>> {
-                let q = crate::store::reads::scoped("webhooks", id.to_string(), site);
+                let mut q = crate::store::reads::scoped("webhooks", id.to_string(), site);
+                q.push(" AND deleted_at IS NULL");
                 self.fetch_one_of(q, |row| crate::store::rows::$rows::webhook(row, &self.key))
                     .await
             }
@@ -62,7 +63,7 @@ macro_rules! impl_reads {
                 page: &crate::store::PageRequest,
             ) -> crate::store::StoreResult<crate::store::Page<crate::domain::webhook::Webhook>> {
                 let mut q = sqlx::QueryBuilder::new("SELECT * FROM webhooks WHERE site_id = ");
-                q.push_bind(site.to_string());
+                q.push_bind(site.to_string()).push(" AND deleted_at IS NULL");
                 let key = &self.key;
                 self.fetch_page(
                     q,
@@ -79,7 +80,7 @@ macro_rules! impl_reads {
                 site: crate::domain::ids::SiteId,
             ) -> crate::store::StoreResult<u64> {
                 let mut q = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM webhooks WHERE site_id = ");
-                q.push_bind(site.to_string());
+                q.push_bind(site.to_string()).push(" AND deleted_at IS NULL");
                 let n: i64 = q.build_query_scalar().fetch_one(&self.$pool).await?;
                 Ok(u64::try_from(n).unwrap_or(0))
             }
@@ -111,7 +112,7 @@ macro_rules! impl_reads {
                 site: crate::domain::ids::SiteId,
                 id: crate::domain::ids::DeliveryId,
             ) -> crate::store::StoreResult<Option<crate::domain::models::Delivery>> {
-                let q = crate::store::reads::scoped("deliveries", id.to_string(), site);
+                let q = crate::store::filters::delivery(site, id);
                 self.fetch_one_of(q, crate::store::rows::$rows::delivery).await
             }
 
@@ -194,6 +195,26 @@ macro_rules! impl_reads {
                     attempts: u64::try_from(attempts).unwrap_or(0),
                     succeeded: u64::try_from(succeeded).unwrap_or(0),
                 })
+            }
+
+            async fn site_retentions(
+                &self,
+            ) -> crate::store::StoreResult<Vec<(crate::domain::ids::SiteId, Option<u32>)>> {
+                let rows: Vec<(String, Option<i32>)> =
+                    sqlx::query_as("SELECT id, retention_days FROM sites ORDER BY id")
+                        .fetch_all(&self.$pool)
+                        .await?;
+                rows.into_iter()
+                    .map(|(id, days)| {
+                        let id = crate::domain::ids::SiteId::parse(&id)
+                            .map_err(crate::store::rows::corrupt)?;
+                        let days = days
+                            .map(u32::try_from)
+                            .transpose()
+                            .map_err(crate::store::rows::corrupt)?;
+                        Ok((id, days))
+                    })
+                    .collect()
             }
 
             async fn get_event_type(

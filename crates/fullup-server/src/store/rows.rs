@@ -97,6 +97,11 @@ macro_rules! row_mappers {
                 id: parsed(row, "id", SiteId::parse)?,
                 name: row.try_get("name")?,
                 strict_event_types: row.try_get("strict_event_types")?,
+                retention_days: row
+                    .try_get::<Option<i32>, _>("retention_days")?
+                    .map(u32::try_from)
+                    .transpose()
+                    .map_err(corrupt)?,
                 created_at: time(row, "created_at")?,
                 updated_at: time(row, "updated_at")?,
             })
@@ -234,6 +239,7 @@ macro_rules! row_mappers {
                 site_id: parsed(row, "site_id", SiteId::parse)?,
                 event_id: parsed(row, "event_id", EventId::parse)?,
                 webhook_id: parsed(row, "webhook_id", WebhookId::parse)?,
+                webhook_deleted: webhook_deleted(row)?,
                 state: DeliveryState::parse(&state)
                     .ok_or_else(|| corrupt(format!("delivery state {state}")))?,
                 // The stored count includes the attempt in flight (marked by
@@ -245,6 +251,17 @@ macro_rules! row_mappers {
                 created_at: time(row, "created_at")?,
                 updated_at: time(row, "updated_at")?,
             })
+        }
+
+        /// The `webhook_deleted` column of the delivery reads
+        /// ([`crate::store::filters::DELIVERY_COLUMNS`]); false where a statement
+        /// returns the bare row (a retry's `RETURNING *`), whose webhook is live.
+        fn webhook_deleted(row: &$Row) -> StoreResult<bool> {
+            match row.try_get::<bool, _>("webhook_deleted") {
+                Ok(deleted) => Ok(deleted),
+                Err(sqlx::Error::ColumnNotFound(_)) => Ok(false),
+                Err(err) => Err(err.into()),
+            }
         }
 
         /// An `attempts` row.

@@ -24,8 +24,8 @@ use super::reads::impl_reads;
 use super::rows::sqlite::webhook as webhook_from_row;
 use super::rows::{corrupt, filters_json};
 use super::{
-    Claim, ClaimedDelivery, Completion, DeliveryQueue, Handed, IngestOutcome, NewEvent, Reads as _,
-    Recovery, SecretRotation, Store, StoreError, StoreResult, sql,
+    Claim, ClaimedDelivery, Completion, DeliveryQueue, Handed, IngestOutcome, NewEvent, PruneBatch,
+    Pruned, Reads as _, Recovery, SecretRotation, Store, StoreError, StoreResult, sql,
 };
 use crate::crypto::MainKey;
 use crate::domain::catalog::EventTypeEntry;
@@ -41,6 +41,7 @@ mod batch;
 mod jobs;
 mod key_cache;
 mod leases;
+mod prune;
 mod secrets;
 mod throttles;
 
@@ -537,6 +538,7 @@ impl Store for SqliteStore {
             Value::from(site.name.clone()),
             Value::from(site.created_at),
             Value::from(site.updated_at),
+            Value::from(site.retention_days.map(i64::from)),
         ];
         self.execute(sql::INSERT_SITE, params).await?;
         Ok(())
@@ -692,15 +694,44 @@ impl Store for SqliteStore {
         self.rotate_secret_atomically(r).await
     }
 
-    async fn delete_webhook(&self, site: SiteId, id: WebhookId) -> StoreResult<bool> {
-        let params = vec![Value::from(id.to_string()), Value::from(site.to_string())];
-        let done = self
-            .execute(
-                "DELETE FROM webhooks WHERE id = $1 AND site_id = $2",
-                params,
-            )
-            .await?;
-        Ok(done == 1)
+    async fn delete_webhook(
+        &self,
+        site: SiteId,
+        id: WebhookId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.batch
+            .call(move |conn| prune::delete_webhook(conn, site, id, now))
+            .await
+    }
+
+    async fn set_site_retention(
+        &self,
+        id: SiteId,
+        days: Option<u32>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let params = vec![
+            Value::from(days.map(i64::from)),
+            Value::from(now),
+            Value::from(id.to_string()),
+        ];
+        Ok(self.execute(sql::SET_SITE_RETENTION, params).await? == 1)
+    }
+
+    async fn prune(&self, batch: &PruneBatch) -> StoreResult<Pruned> {
+        let batch = *batch;
+        self.batch
+            .call(move |conn| prune::batch(conn, &batch))
+            .await
+    }
+
+    async fn drop_deleted_webhooks(&self, site: SiteId) -> StoreResult<u64> {
+        self.execute(
+            sql::DROP_DELETED_WEBHOOKS,
+            vec![Value::from(site.to_string())],
+        )
+        .await
     }
 
     async fn ingest(&self, new: NewEvent) -> StoreResult<IngestOutcome> {
@@ -728,7 +759,8 @@ impl Store for SqliteStore {
         let changed = self
             .execute(
                 "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND site_id = $3",
+                 WHERE id = $2 AND site_id = $3 \
+                 AND webhook_id IN (SELECT id FROM webhooks WHERE deleted_at IS NULL)",
                 params,
             )
             .await?;

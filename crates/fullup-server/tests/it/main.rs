@@ -21,6 +21,7 @@ mod operational;
 mod postgres;
 mod readiness;
 mod response_body;
+mod retention;
 mod retries;
 mod rotation;
 mod secrets;

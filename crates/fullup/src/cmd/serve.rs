@@ -13,7 +13,8 @@ use fullup_server::app::Application;
 use fullup_server::config::{
     ApiLimits, Config, DEFAULT_API_TIMEOUT, DEFAULT_DATABASE_URL, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_INGEST_BURST, DEFAULT_INGEST_RATE, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_EVENT_BYTES, DEFAULT_SHUTDOWN_TIMEOUT, GeneratedAdminToken,
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_PRUNE_BATCH, DEFAULT_PRUNE_INTERVAL, DEFAULT_PRUNE_PAUSE,
+    DEFAULT_SHUTDOWN_TIMEOUT, GeneratedAdminToken, RetentionConfig,
 };
 use fullup_server::console::ConsoleConfig;
 use fullup_server::delivery::ssrf::NetworkPolicy;
@@ -137,6 +138,22 @@ pub struct Args {
     /// Kubernetes, ECS and systemd).
     #[arg(long, env = "FULLUP_SHUTDOWN_TIMEOUT", default_value_t = DEFAULT_SHUTDOWN_TIMEOUT.into())]
     shutdown_timeout: HumanDuration,
+    /// How long events are kept, with their deliveries and attempts (`30d`, `720h`);
+    /// older ones are pruned in small batches, except events whose deliveries have not
+    /// finished. Unset: kept forever (a site's own `retention_days` still applies).
+    #[arg(long, env = "FULLUP_RETENTION", value_name = "DURATION")]
+    retention: Option<HumanDuration>,
+    /// Time between two prune passes.
+    #[arg(long, env = "FULLUP_PRUNE_INTERVAL", default_value_t = DEFAULT_PRUNE_INTERVAL.into())]
+    prune_interval: HumanDuration,
+    /// Events pruned per batch (one short transaction each, with their deliveries and
+    /// attempts), 1 to 10000.
+    #[arg(long, env = "FULLUP_PRUNE_BATCH", default_value_t = DEFAULT_PRUNE_BATCH,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    prune_batch: u32,
+    /// Pause between two prune batches, which lets the writes waiting meanwhile go first.
+    #[arg(long, env = "FULLUP_PRUNE_PAUSE", default_value_t = DEFAULT_PRUNE_PAUSE.into())]
+    prune_pause: HumanDuration,
     /// Time allowed for an API request, body upload included (then 503 `timeout`).
     #[arg(long, env = "FULLUP_API_TIMEOUT", default_value_t = DEFAULT_API_TIMEOUT.into())]
     api_timeout: HumanDuration,
@@ -216,6 +233,15 @@ impl Args {
             self.max_connections > 0,
             "--max-connections must be at least 1"
         );
+        anyhow::ensure!(
+            self.retention
+                .is_none_or(|r| Duration::from(r) >= Duration::from_secs(60 * 60)),
+            "--retention must be at least 1h (unset it to keep events forever)"
+        );
+        anyhow::ensure!(
+            !Duration::from(self.prune_interval).is_zero(),
+            "--prune-interval must be more than 0s"
+        );
         if let Some(url) = &self.public_url {
             anyhow::ensure!(
                 matches!(url.scheme(), "http" | "https") && url.host().is_some(),
@@ -294,6 +320,12 @@ impl Args {
                 portal_frame_ancestors,
             },
             shutdown_timeout: self.shutdown_timeout.into(),
+            retention: RetentionConfig {
+                default: self.retention.map(Duration::from),
+                interval: self.prune_interval.into(),
+                batch: self.prune_batch,
+                pause: self.prune_pause.into(),
+            },
             ..Config::default()
         })
     }

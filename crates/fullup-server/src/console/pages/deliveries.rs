@@ -193,7 +193,13 @@ pub async fn list(
                             tr {
                                 td { (delivery_badge(d.state)) }
                                 td { a href={ (base) "/" (d.id) } { code { (d.id) } } }
-                                td { a href={ (site_path(site.id)) "/webhooks/" (d.webhook_id) } { code { (d.webhook_id) } } }
+                                td {
+                                    @if d.webhook_deleted {
+                                        code { (d.webhook_id) } " (deleted)"
+                                    } @else {
+                                        a href={ (site_path(site.id)) "/webhooks/" (d.webhook_id) } { code { (d.webhook_id) } }
+                                    }
+                                }
                                 td { (d.attempt_count) }
                                 td { (time(d.created_at)) }
                                 td {
@@ -240,7 +246,13 @@ pub async fn show(
         dl class="facts" {
             dt { "State" } dd { (delivery_badge(delivery.state)) }
             dt { "Attempts" } dd { (delivery.attempt_count) }
-            dt { "Webhook" } dd { a href={ (site_path(site.id)) "/webhooks/" (delivery.webhook_id) } { code { (delivery.webhook_id) } } }
+            dt { "Webhook" } dd {
+                @if delivery.webhook_deleted {
+                    code { (delivery.webhook_id) } " (deleted: this history is kept until retention prunes it)"
+                } @else {
+                    a href={ (site_path(site.id)) "/webhooks/" (delivery.webhook_id) } { code { (delivery.webhook_id) } }
+                }
+            }
             dt { "Event" } dd { code { (event.id) } " (" code { (event.event_type) } ")" }
             dt { "Created" } dd { (time(delivery.created_at)) }
             @if let Some(at) = delivery.next_attempt_at.filter(|_| delivery.state == DeliveryState::Pending) {

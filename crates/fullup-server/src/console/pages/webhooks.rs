@@ -440,7 +440,7 @@ pub async fn delete_page(
     let path = webhook_path(&webhook);
     let body = html! {
         h1 { "Delete this webhook?" }
-        p class="wrap" { "The webhook to " code { (webhook.url) } " and all its deliveries will be deleted. This cannot be undone." }
+        p class="wrap" { "The webhook to " code { (webhook.url) } " will be deleted, and its pending deliveries cancelled. Its delivery history stays readable until retention prunes it. This cannot be undone." }
         form method="post" action={ (path) "/delete" } {
             (csrf_field(&session))
             div class="actions" {
@@ -452,7 +452,7 @@ pub async fn delete_page(
     Ok(page(&Chrome::of(&session), "Delete the webhook", body).into_response())
 }
 
-/// `POST …/delete`: deletes the webhook and its deliveries.
+/// `POST …/delete`: deletes the webhook, keeping its delivery history.
 pub async fn delete(
     State(state): State<AppState>,
     Path((site_id, webhook_id)): Path<(String, String)>,

@@ -632,7 +632,7 @@ async fn complete_batch(
     }
     let mut notices = Vec::new();
     for (webhook, attempts) in by_webhook {
-        // Deleted since the claim: nothing to record.
+        // Deleted since the claim: no health to record.
         let Some(first) = read.remove(&webhook.to_string()) else {
             continue;
         };
@@ -662,9 +662,13 @@ const COMPLETE_SQL: &str = "WITH v AS ( \
         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::int8[], $5::int8[], $6::text[]) \
             AS v(id, state, n, next, updated, webhook)), \
     delivery AS ( \
-        UPDATE deliveries d SET state = v.state, attempt_count = v.n, next_attempt_at = v.next, \
+        UPDATE deliveries d SET \
+               state = CASE WHEN d.state = 'cancelled' AND v.state = 'pending' THEN 'cancelled' \
+                            ELSE v.state END, \
+               attempt_count = v.n, \
+               next_attempt_at = CASE WHEN d.state = 'cancelled' THEN NULL ELSE v.next END, \
                updated_at = v.updated, attempt_started_at = NULL \
-        FROM v WHERE d.id = v.id AND d.id = ANY($1) RETURNING d.id, d.seq), \
+        FROM v WHERE d.id = v.id AND d.id = ANY($1) RETURNING d.id, d.seq, d.state), \
     attempt AS ( \
         INSERT INTO attempts (id, delivery_id, webhook_id, attempt_number, started_at, \
                               duration_ms, status_code, error_kind, error_message, response_body, \
@@ -682,10 +686,10 @@ const COMPLETE_SQL: &str = "WITH v AS ( \
     again AS ( \
         INSERT INTO queue (delivery_id, webhook_id, due_at, seq) \
         SELECT v.id, v.webhook, v.next, delivery.seq FROM v JOIN delivery ON delivery.id = v.id \
-        WHERE v.next IS NOT NULL \
+        WHERE v.next IS NOT NULL AND delivery.state = 'pending' \
         ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at) \
     SELECT id, site_id, enabled, disabled_reason, failing_since, concurrency_limit FROM webhooks \
-    WHERE id = ANY($6)";
+    WHERE id = ANY($6) AND deleted_at IS NULL";
 
 /// The columns of the deliveries' next steps.
 struct Outcomes {

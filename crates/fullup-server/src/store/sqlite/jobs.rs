@@ -31,9 +31,14 @@ const LAST_SEQ: &str = "SELECT next_seq FROM webhooks WHERE id = $1";
 const STORE_SEQ: &str = "UPDATE webhooks SET next_seq = $1 WHERE id = $2";
 
 /// An attempt's effect on its delivery: `$1` state, `$2` attempts made, `$3` next
-/// attempt, `$4` updated, `$5` id. (Each store ends the attempt's lease its own way.)
-const COMPLETE_DELIVERY: &str = "UPDATE deliveries SET state = $1, attempt_count = $2, \
-     next_attempt_at = $3, updated_at = $4, attempt_started_at = NULL WHERE id = $5";
+/// attempt, `$4` updated, `$5` id. (Each store ends the attempt's lease its own way.) A
+/// delivery cancelled meanwhile (its webhook deleted) stays cancelled unless the
+/// attempt settled it (see [`crate::store::sql::CANCEL_PENDING`]).
+const COMPLETE_DELIVERY: &str = "UPDATE deliveries SET \
+     state = CASE WHEN state = 'cancelled' AND $1 = 'pending' THEN 'cancelled' ELSE $1 END, \
+     attempt_count = $2, \
+     next_attempt_at = CASE WHEN state = 'cancelled' THEN NULL ELSE $3 END, \
+     updated_at = $4, attempt_started_at = NULL WHERE id = $5";
 
 /// Stores one event and its deliveries, offering each delivery due now to the event's
 /// hand-off (see [`Handed`]); the caller leases the admitted ones after the commit.
@@ -240,7 +245,7 @@ pub(super) fn complete(conn: &Connection, c: &Completion, now: Timestamp) -> Sto
             Ok((row.get::<_, String>(0)?, health))
         })
         .optional()?;
-    // Deleted since the claim: its deliveries and attempts are gone too.
+    // Deleted since the claim: the attempt is logged, no health is recorded.
     let Some((site, read)) = read else {
         return Ok(());
     };

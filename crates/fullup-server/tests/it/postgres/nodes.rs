@@ -213,6 +213,7 @@ async fn concurrent_ingests_with_one_key_on_two_nodes_create_one_event() {
         id: SiteId::new(now),
         name: "s".to_owned(),
         strict_event_types: false,
+        retention_days: None,
         created_at: now,
         updated_at: now,
     };

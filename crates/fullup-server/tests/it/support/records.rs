@@ -21,6 +21,7 @@ pub async fn site_with_webhooks(
         id: SiteId::new(at),
         name: "test site".to_owned(),
         strict_event_types: false,
+        retention_days: None,
         created_at: at,
         updated_at: at,
     };

@@ -168,6 +168,21 @@ impl TestServer {
         }
     }
 
+    /// Runs the statements of `script` (`;`-separated, such as one transaction from
+    /// `BEGIN` to `COMMIT`) on this server's database behind its back.
+    pub async fn execute_script(&self, script: &str) {
+        let url = self.database_url();
+        if url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+            sqlx::raw_sql(script).execute(&pool).await.expect(script);
+            pool.close().await;
+        } else {
+            let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+            sqlx::raw_sql(script).execute(&pool).await.expect(script);
+            pool.close().await;
+        }
+    }
+
     /// The one text value `sql` selects from this server's database, read behind its
     /// back as a database reader would.
     pub async fn query_text(&self, sql: &str) -> String {
