@@ -327,7 +327,7 @@ impl SqliteStore {
         let params = (
             claim.now.unix_ms(),
             json(&live.ids)?,
-            i64::from(claim.per_webhook.min(claim.limit)),
+            i64::from(claim.per_webhook),
             i64::from(claim.per_site),
             json(&live.webhooks)?,
             json(&live.sites)?,

@@ -262,3 +262,35 @@ async fn a_duplicate_event_hands_nothing_over_and_gives_every_slot_back(backend:
     }
     assert!(claim(store).await.is_empty());
 }
+
+store_test!(a_small_claim_takes_what_fits_beside_a_webhooks_leases);
+/// Regression: a claim's room in a webhook was the smaller of the webhook's limit and
+/// the claim's size, less the webhook's leases; so a claim of 2 found no room in a
+/// webhook that held 3 leases of its limit of 16, and a busy node never claimed the
+/// rest of its queue (found as a rare failure of the shutdown test: 94 attempts in
+/// flight of 100 workers, 6 deliveries queued, every claim of 6 empty).
+async fn a_small_claim_takes_what_fits_beside_a_webhooks_leases(backend: Backend) {
+    let open = backend.open_store().await;
+    let store = &*open.store;
+    let (site, hooks) = site_with_webhooks(store, T0, 1).await;
+    let to = Recorder::new(false);
+    for _ in 0..5 {
+        ingest(store, site, None, &to).await;
+    }
+    let claim_of = |limit| Claim {
+        now: T0 + Duration::from_secs(1),
+        lease: LEASE,
+        limit,
+        per_webhook: 16,
+        per_site: 100,
+    };
+    let first = store.claim_due(&claim_of(3)).await.expect("claim");
+    assert_eq!(first.len(), 3, "three of five");
+    let second = store.claim_due(&claim_of(2)).await.expect("claim");
+    assert_eq!(
+        second.len(),
+        2,
+        "the webhook holds 3 leases of its 16: a claim of 2 fits"
+    );
+    assert!(second.iter().all(|d| d.webhook.id == hooks[0]));
+}

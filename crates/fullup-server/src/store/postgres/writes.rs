@@ -93,8 +93,8 @@ pub(super) async fn claim_due(
                  WHERE q.webhook_id = w.id AND q.due_at <= $2 \
                    AND NOT EXISTS (SELECT 1 FROM leases x WHERE x.delivery_id = q.delivery_id AND x.until > $2) \
                  ORDER BY q.due_at \
-                 LIMIT GREATEST(LEAST(COALESCE(w.concurrency_limit, $4), $4, \
-                                      COALESCE(w.rate_limit_per_second, $4)) - COALESCE(l.n, 0), 0) \
+                 LIMIT LEAST(GREATEST(LEAST(COALESCE(w.concurrency_limit, $4), $4, \
+                                      COALESCE(w.rate_limit_per_second, $4)) - COALESCE(l.n, 0), 0), $3) \
                  FOR UPDATE OF q SKIP LOCKED) d \
              WHERE w.enabled AND NOT w.paused AND w.ordering <> 'fifo' AND $5 - COALESCE(s.n, 0) > 0 \
              UNION ALL \
@@ -135,7 +135,7 @@ pub(super) async fn claim_due(
     .bind(claim.now + claim.lease)
     .bind(claim.now)
     .bind(i64::from(claim.limit))
-    .bind(i64::from(claim.per_webhook.min(claim.limit)))
+    .bind(i64::from(claim.per_webhook))
     .bind(i64::from(claim.per_site))
     .fetch_all(pool)
     .await?;
