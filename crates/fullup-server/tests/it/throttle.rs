@@ -53,18 +53,9 @@ fn receiver_apart() -> (TestReceiver, tokio::sync::oneshot::Sender<()>) {
 
 /// Creates a webhook of `site` to `receiver` with `body`'s extra fields; its id.
 async fn webhook(server: &TestServer, site: &str, receiver: &TestReceiver, extra: Value) -> String {
-    let mut body = json!({"url": receiver.url(), "event_types": ["*"]});
-    body.as_object_mut()
-        .expect("object")
-        .extend(extra.as_object().expect("object").clone());
-    let (status, created) = server
-        .call(
-            Method::POST,
-            &format!("/v1/sites/{site}/webhooks"),
-            Some(body),
-        )
+    let created = server
+        .create_webhook_with(site, &receiver.url(), extra)
         .await;
-    assert_eq!(status, 201, "{created}");
     receiver.expect_secret(
         fullup_signature::Secret::parse(created["secret"].as_str().expect("secret"))
             .expect("secret"),

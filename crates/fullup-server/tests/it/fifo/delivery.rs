@@ -124,18 +124,7 @@ async fn receiver() -> (String, Shared) {
 
 /// Creates a webhook to `url` with `extra` fields; returns its id.
 async fn webhook(node: &TestServer, site: &str, url: &str, extra: Value) -> String {
-    let mut body = json!({"url": url, "event_types": ["*"]});
-    body.as_object_mut()
-        .expect("object")
-        .extend(extra.as_object().expect("object").clone());
-    let (status, created) = node
-        .call(
-            Method::POST,
-            &format!("/v1/sites/{site}/webhooks"),
-            Some(body),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
+    let created = node.create_webhook_with(site, url, extra).await;
     created["id"].as_str().expect("id").to_owned()
 }
 
@@ -371,17 +360,22 @@ async fn two_postgres_nodes_deliver_an_ordered_webhook_in_order_one_request_at_a
     else {
         return;
     };
-    let key = MainKey::generate();
-    let config = || {
-        let mut c = pg_config(&db, &key);
-        c.delivery.retry = fast_retries();
-        c
-    };
-    let (a, b) = (start_node(config()).await, start_node(config()).await);
+    let (a, b) = two_nodes(&db).await;
     let run = run(&[&a, &b], NODES_EVENTS, true, None).await;
     run.assert_in_order(NODES_EVENTS, None);
     a.stop().await;
     b.stop().await;
+}
+
+/// Two nodes on `db` sharing one main key, with the fast retries.
+async fn two_nodes(db: &TestDatabase) -> (TestServer, TestServer) {
+    let key = MainKey::generate();
+    let config = || {
+        let mut c = pg_config(db, &key);
+        c.delivery.retry = fast_retries();
+        c
+    };
+    (start_node(config()).await, start_node(config()).await)
 }
 
 /// The `q` quantile of sorted `ms` (nearest rank).
@@ -431,13 +425,7 @@ async fn two_nodes_figures() {
         else {
             return;
         };
-        let key = MainKey::generate();
-        let config = || {
-            let mut c = pg_config(&db, &key);
-            c.delivery.retry = fast_retries();
-            c
-        };
-        let (a, b) = (start_node(config()).await, start_node(config()).await);
+        let (a, b) = two_nodes(&db).await;
         let started = Instant::now();
         let run = run(&[&a, &b], EVENTS, ordered, None).await;
         if ordered {

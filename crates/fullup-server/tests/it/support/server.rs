@@ -328,6 +328,25 @@ impl TestServer {
         (body["id"].as_str().expect("webhook id").to_owned(), secret)
     }
 
+    /// Creates a `*` webhook of `site` to `url` with `extra`'s fields added to the body
+    /// (`{"ordering": "fifo"}`, a rate limit...); returns the created webhook, its
+    /// secret included.
+    pub async fn create_webhook_with(&self, site: &str, url: &str, extra: Value) -> Value {
+        let mut body = json!({"url": url, "event_types": ["*"]});
+        body.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("extra is an object").clone());
+        let (status, created) = self
+            .call(
+                Method::POST,
+                &format!("/v1/sites/{site}/webhooks"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created
+    }
+
     /// Sends an event, returning its id.
     pub async fn send_event(&self, site: &str, event_type: &str, data: Value) -> String {
         let (status, body) = self
