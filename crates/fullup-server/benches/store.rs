@@ -141,6 +141,8 @@ impl Fixture {
                 limit: BATCH,
                 per_webhook: BATCH,
                 per_site: BATCH * WEBHOOKS,
+                leases_per_request: 1,
+                settling: Vec::new(),
             })
             .await
             .expect("claim");

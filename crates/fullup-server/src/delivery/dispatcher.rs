@@ -30,6 +30,7 @@ use crate::domain::models::Attempt;
 use crate::domain::models::ErrorKind;
 use crate::domain::outcome::{AttemptClass, DeliveryOutcome, consequences};
 use crate::domain::time::Timestamp;
+use crate::domain::webhook::LEASES_PER_REQUEST;
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::{Claim, ClaimedDelivery, Completion, DeliveryQueue};
 
@@ -120,7 +121,7 @@ impl Dispatcher {
                 w.start(delivery, &mut tasks);
             }
             let in_flight = w.inbox.in_flight();
-            let free = w.config.workers.saturating_sub(in_flight);
+            let free = w.inbox.free();
             let want = u32::try_from(free)
                 .unwrap_or(u32::MAX)
                 .min(w.config.claim_batch);
@@ -269,7 +270,7 @@ impl Worker {
     ) -> crate::store::StoreResult<u32> {
         let _claiming = self.inbox.claiming().await;
         // Deliveries handed over since `want` was counted took some of its room.
-        let free = self.config.workers.saturating_sub(self.inbox.in_flight());
+        let free = self.inbox.free();
         let want = want.min(u32::try_from(free).unwrap_or(u32::MAX));
         if want == 0 {
             return Ok(0);
@@ -280,6 +281,8 @@ impl Worker {
             limit: want,
             per_webhook: u32::try_from(self.config.per_webhook_concurrency).unwrap_or(u32::MAX),
             per_site: u32::try_from(self.config.per_site_concurrency).unwrap_or(u32::MAX),
+            leases_per_request: LEASES_PER_REQUEST,
+            settling: self.inbox.settling(),
         };
         let claimed = self.store.claim_due(&claim).await?;
         let count = u32::try_from(claimed.len()).unwrap_or(u32::MAX);
@@ -338,17 +341,40 @@ impl Worker {
         if let Some(lost) = delivery.interrupted {
             self.record_interrupted(&delivery, number - 1, lost).await;
         }
-        if self.wait_for_slot(&delivery, leased_until).await {
+        // Past this, a wait (for a request slot, a throttle slot) would leave the
+        // request too little of its lease.
+        let latest = leased_until
+            .checked_sub(self.config.connect_timeout + self.config.request_timeout + RECORD_MARGIN)
+            .unwrap_or_else(tokio::time::Instant::now);
+        let limit = delivery
+            .webhook
+            .in_flight_limit(&self.config.health_policy());
+        let Some(request) = self.inbox.request_slot(&delivery, limit, latest).await else {
+            // The webhook's requests did not end in time: give the delivery back for a
+            // claim to take (this or another node), nothing recorded.
+            tracing::warn!(delivery = %delivery.delivery_id, webhook = %delivery.webhook.id,
+                "no request slot for this webhook before the lease nearly ended; the delivery is given back");
+            self.inbox.ended(&delivery);
+            self.give_back(vec![delivery.delivery_id]).await;
+            return;
+        };
+        if self.wait_for_slot(&delivery, latest).await {
             let started_at = self.clock.now();
             let result = self.sender.send(&delivery, number, started_at).await;
+            // The receiver is done with it: the webhook's next request may go.
+            drop(request);
+            self.inbox.request_over(&delivery);
+            if !self.inbox.caught_up() {
+                self.wake.notify_one();
+            }
             let completion = self.completion(&delivery, number, started_at, result);
             self.record(completion, leased_until).await;
         }
-        // The attempt holds its worker until its outcome is recorded, as a claim counts
-        // its lease until then: so `workers` also bounds the attempts a crash leaves
-        // unrecorded, each of which is sent again. Freed at the request's end, a busy
-        // node had more (the crash loop, `crates/fullup/tests/it/crash_loop.rs`, saw
-        // 25 duplicates from one kill of a node with 24 workers).
+        // The attempt holds its worker until its outcome is recorded, and its lease
+        // keeps it from being claimed until then: so `workers` also bounds the attempts
+        // a crash leaves unrecorded, each of which is sent again. Freed at the request's
+        // end, a busy node had more (the crash loop, `crates/fullup/tests/it/crash_loop.rs`,
+        // saw 25 duplicates from one kill of a node with 24 workers).
         self.inbox.ended(&delivery);
         // Claim again only if something may wait for the room this attempt leaves.
         if !self.inbox.caught_up() {
@@ -365,14 +391,10 @@ impl Worker {
     /// fails, tries again with backoff; false when it failed until the lease nearly
     /// ended (the delivery is then attempted again when its lease ends, its attempt
     /// recorded as interrupted).
-    async fn wait_for_slot(&self, d: &ClaimedDelivery, leased_until: tokio::time::Instant) -> bool {
+    async fn wait_for_slot(&self, d: &ClaimedDelivery, latest: tokio::time::Instant) -> bool {
         let Some(limit) = d.webhook.rate_limit else {
             return true;
         };
-        // Past this, a wait would leave the request too little of its lease.
-        let latest = leased_until
-            .checked_sub(self.config.connect_timeout + self.config.request_timeout + RECORD_MARGIN)
-            .unwrap_or_else(tokio::time::Instant::now);
         let mut backoff = RECORD_BACKOFF_FIRST;
         loop {
             // The slot is at most `wait` after this: the store's clock read it after the

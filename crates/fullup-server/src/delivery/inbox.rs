@@ -28,22 +28,31 @@
 //! while ingests handed it deliveries took its whole room again: twice a webhook's
 //! limit at once (the crash loop saw 16 requests to a webhook limited to 8).
 //!
+//! A webhook's limit here is [`crate::domain::webhook::lease_limit`]: a node leases
+//! several deliveries per request the webhook may have at once, and
+//! [`Inbox::request_slot`] lets only that many send.
+//!
 //! The limits counted here are this node's; the
 //! claims count every node's leases. So, as with concurrent claims, several nodes
 //! together may exceed a webhook's limit by what each has in flight. An attempt counts
-//! here until its outcome is recorded, as the claims count its lease: so the limits
-//! also bound what a crash can leave unrecorded (and send again).
+//! against its webhook and site until its request is over, and against the node's
+//! workers until its outcome is recorded: the webhook and site limits bound the
+//! requests a receiver gets at once, and the workers bound what a crash can leave
+//! unrecorded (and send again). The claims count the same way: this node's leases whose
+//! requests are over ([`Inbox::settling`]) are left out of their rooms. Held until the
+//! record, a fast receiver's room waited for each group commit, and one webhook got a
+//! fraction of what it could take (fan-out 1 delivered about half of what was ingested).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
 use crate::domain::health::HealthPolicy;
-use crate::domain::ids::{SiteId, WebhookId};
-use crate::domain::webhook::in_flight_limit;
+use crate::domain::ids::{DeliveryId, SiteId, WebhookId};
+use crate::domain::webhook::{LEASES_PER_REQUEST, lease_limit};
 use crate::store::{ClaimedDelivery, Fresh, HandOff};
 
 use super::DeliveryConfig;
@@ -56,9 +65,22 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// hand-off's state towards the claims.
 #[derive(Debug, Default)]
 struct InFlight {
+    /// Deliveries leased to this node, parked ones included.
     total: usize,
+    /// Leased deliveries waiting for their webhook's request slot (see
+    /// [`Inbox::request_slot`]): they hold no worker. The others (`total` less these)
+    /// do, from their claim or hand-off until their outcome is recorded.
+    parked: HashSet<DeliveryId>,
+    /// Parked deliveries whose webhook has a free slot, waiting for a worker.
+    node_waiting: u32,
     webhooks: HashMap<WebhookId, u32>,
     sites: HashMap<SiteId, u32>,
+    /// Requests running per webhook, and those waiting to send (see
+    /// [`Inbox::request_slot`]).
+    requests: HashMap<WebhookId, Gate>,
+    /// Attempts whose requests are over, their outcomes not yet recorded: counted in
+    /// `total`, no longer in `webhooks` and `sites`.
+    settling: HashSet<DeliveryId>,
     /// Admitted deliveries not yet handed over or given back: leased in a transaction
     /// that has not committed, so a claim would not see their leases.
     unsettled: usize,
@@ -83,6 +105,11 @@ impl InFlight {
         decrement(&mut self.sites, site);
     }
 
+    /// Leased deliveries holding a worker.
+    fn active(&self) -> usize {
+        self.total.saturating_sub(self.parked.len())
+    }
+
     fn of_webhook(&self, webhook: WebhookId) -> u32 {
         self.webhooks.get(&webhook).copied().unwrap_or(0)
     }
@@ -103,6 +130,15 @@ impl InFlight {
     }
 }
 
+/// One webhook's requests on this node: how many run, how many wait, and where the
+/// waiting ones are told that one ended.
+#[derive(Debug, Default)]
+struct Gate {
+    running: u32,
+    waiting: u32,
+    ended: Arc<Notify>,
+}
+
 fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K) {
     if let Some(n) = counts.get_mut(&key) {
         *n = n.saturating_sub(1);
@@ -120,6 +156,8 @@ pub struct Inbox {
     policy: HealthPolicy,
     lease: Duration,
     in_flight: Mutex<InFlight>,
+    /// Told when a worker comes free while a parked delivery waits for one.
+    worker_free: Notify,
     /// Told when the last admitted delivery is handed over or given back.
     settled: Notify,
     /// The last claim found less due than it asked for, and nothing was queued since.
@@ -142,6 +180,7 @@ impl Inbox {
             policy: config.health_policy(),
             lease: config.lease(),
             in_flight: Mutex::default(),
+            worker_free: Notify::new(),
             settled: Notify::new(),
             caught_up: AtomicBool::new(false),
             arrivals,
@@ -156,9 +195,23 @@ impl Inbox {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Attempts in flight on this node, handed over ones included.
+    /// Attempts in flight on this node (handed over ones included): the leased
+    /// deliveries that hold a worker, parked ones not.
     pub fn in_flight(&self) -> usize {
-        self.counts().total
+        self.counts().active()
+    }
+
+    /// How many more deliveries a claim may lease: free workers, and at most
+    /// [`LEASES_PER_REQUEST`] per worker leased in all (parked ones included), which
+    /// bounds what parked deliveries hold in memory. Webhooks whose receivers hang hold
+    /// a worker per request and park their other leases: filling either bound takes
+    /// as many of them as the workers did before leases were taken ahead.
+    pub fn free(&self) -> usize {
+        let counts = self.counts();
+        let leased_room = self.leased_cap().saturating_sub(counts.total);
+        self.workers
+            .saturating_sub(counts.active())
+            .min(leased_room)
     }
 
     /// Stops admitting deliveries until the returned guard is dropped, and waits (at
@@ -190,10 +243,112 @@ impl Inbox {
             .add(delivery.webhook.id, delivery.webhook.site_id);
     }
 
-    /// Counts `delivery`'s attempt as ended.
+    /// The most deliveries leased to this node at once, parked ones included.
+    fn leased_cap(&self) -> usize {
+        self.workers.saturating_mul(LEASES_PER_REQUEST as usize)
+    }
+
+    /// `delivery`'s request is over (its outcome not yet recorded): it leaves its
+    /// webhook's and site's room, and holds its worker until [`Self::ended`].
+    pub fn request_over(&self, delivery: &ClaimedDelivery) {
+        let w = &delivery.webhook;
+        let mut counts = self.counts();
+        if counts.settling.insert(delivery.delivery_id) {
+            decrement(&mut counts.webhooks, w.id);
+            decrement(&mut counts.sites, w.site_id);
+        }
+    }
+
+    /// Counts `delivery`'s attempt as ended, outcome recorded (or given up).
     pub fn ended(&self, delivery: &ClaimedDelivery) {
         let w = &delivery.webhook;
-        self.counts().remove(w.id, w.site_id);
+        let mut counts = self.counts();
+        let held_worker = if counts.settling.remove(&delivery.delivery_id) {
+            counts.total = counts.total.saturating_sub(1);
+            true
+        } else {
+            let parked = counts.parked.remove(&delivery.delivery_id);
+            counts.remove(w.id, w.site_id);
+            !parked
+        };
+        if held_worker && counts.node_waiting > 0 {
+            self.worker_free.notify_one();
+        }
+    }
+
+    /// Waits until `delivery`'s webhook has fewer than `limit` requests running on this
+    /// node, and counts this one as running until the returned slot is dropped; `None`
+    /// when none was free by `latest`. A node leases up to
+    /// [`crate::domain::webhook::LEASES_PER_REQUEST`] deliveries of a webhook per
+    /// request it may send: the ones beyond its limit wait here, so the next request
+    /// goes the moment one ends rather than after the claim that fetches it. A
+    /// delivery waiting here is parked: it gives its worker back (a webhook whose
+    /// receiver hangs holds a worker per request, not per lease), and takes one again
+    /// before its request, waiting for it if none is free: so `workers` still bounds
+    /// the requests sent and not yet recorded.
+    pub async fn request_slot(
+        &self,
+        delivery: &ClaimedDelivery,
+        limit: u32,
+        latest: tokio::time::Instant,
+    ) -> Option<RequestSlot<'_>> {
+        let (webhook, id) = (delivery.webhook.id, delivery.delivery_id);
+        let limit = limit.max(1);
+        let mut parked = false;
+        loop {
+            let wait = {
+                let mut counts = self.counts();
+                let worker_free = counts.active() < self.workers;
+                let gate = counts.requests.entry(webhook).or_default();
+                if gate.running < limit && (!parked || worker_free) {
+                    gate.running += 1;
+                    counts.parked.remove(&id);
+                    return Some(RequestSlot {
+                        inbox: self,
+                        webhook,
+                    });
+                }
+                if gate.running < limit {
+                    counts.node_waiting += 1;
+                    None
+                } else {
+                    gate.waiting += 1;
+                    let ended = Arc::clone(&gate.ended);
+                    if !parked {
+                        parked = true;
+                        counts.parked.insert(id);
+                        if counts.node_waiting > 0 {
+                            self.worker_free.notify_one();
+                        }
+                    }
+                    Some(ended)
+                }
+            };
+            let waited = match &wait {
+                Some(ended) => tokio::time::timeout_at(latest, ended.notified()).await,
+                None => tokio::time::timeout_at(latest, self.worker_free.notified()).await,
+            };
+            let mut counts = self.counts();
+            if wait.is_some() {
+                if let Some(gate) = counts.requests.get_mut(&webhook) {
+                    gate.waiting = gate.waiting.saturating_sub(1);
+                    if gate.running == 0 && gate.waiting == 0 && waited.is_err() {
+                        counts.requests.remove(&webhook);
+                    }
+                }
+            } else {
+                counts.node_waiting = counts.node_waiting.saturating_sub(1);
+            }
+            if waited.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// This node's attempts whose requests are over and outcomes not yet recorded (see
+    /// [`crate::store::Claim::settling`]).
+    pub fn settling(&self) -> Vec<DeliveryId> {
+        self.counts().settling.iter().copied().collect()
     }
 
     /// What the last claim found: `claimed` of the `wanted` deliveries. A webhook or
@@ -204,7 +359,11 @@ impl Inbox {
         let mut counts = self.counts();
         for d in claimed {
             let w = &d.webhook;
-            let limit = w.in_flight_limit(&self.policy);
+            let limit = lease_limit(
+                w.health.concurrency_limit(&self.policy),
+                w.rate_limit,
+                LEASES_PER_REQUEST,
+            );
             if counts.of_webhook(w.id) >= limit {
                 counts.webhooks_behind.insert(w.id, limit);
             }
@@ -231,6 +390,28 @@ impl Inbox {
     /// Takes no more deliveries (at shutdown).
     pub fn close(&self) {
         self.caught_up.store(false, Ordering::Release);
+    }
+}
+
+/// A request running to a webhook (see [`Inbox::request_slot`]); the next may go when
+/// this is dropped.
+#[derive(Debug)]
+pub struct RequestSlot<'a> {
+    inbox: &'a Inbox,
+    webhook: WebhookId,
+}
+
+impl Drop for RequestSlot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.inbox.counts();
+        if let Some(gate) = counts.requests.get_mut(&self.webhook) {
+            gate.running = gate.running.saturating_sub(1);
+            if gate.waiting > 0 {
+                gate.ended.notify_one();
+            } else if gate.running == 0 {
+                counts.requests.remove(&self.webhook);
+            }
+        }
     }
 }
 
@@ -265,7 +446,7 @@ impl HandOff for Inbox {
             .max_concurrency
             .max(1)
             .min(fresh.concurrency.unwrap_or(u32::MAX).max(1));
-        let limit = in_flight_limit(concurrency, fresh.rate_limit);
+        let limit = lease_limit(concurrency, fresh.rate_limit, LEASES_PER_REQUEST);
         let mut counts = self.counts();
         if counts.claiming
             || counts.webhooks_behind.contains_key(&fresh.webhook)
@@ -273,7 +454,7 @@ impl HandOff for Inbox {
         {
             return false;
         }
-        if counts.total >= self.workers {
+        if counts.active() >= self.workers || counts.total >= self.leased_cap() {
             // Every delivery is queued from here on until a claim has taken what waits.
             self.caught_up.store(false, Ordering::Release);
         } else if counts.of_webhook(fresh.webhook) >= limit {
@@ -322,6 +503,8 @@ mod tests {
     use crate::domain::webhook_url::WebhookUrl;
 
     const T: Timestamp = Timestamp::EPOCH;
+    /// Leases per request.
+    const L: usize = LEASES_PER_REQUEST as usize;
 
     fn config(workers: usize, per_webhook: usize, per_site: usize) -> DeliveryConfig {
         DeliveryConfig {
@@ -448,14 +631,19 @@ mod tests {
     #[test]
     fn a_claim_that_fills_a_webhooks_room_leaves_the_inbox_behind() {
         let (inbox, _rx) = Inbox::new(&config(8, 1, 8), Default::default());
-        let d = claimed(&fresh(WebhookId::new(T), SiteId::new(T)));
-        inbox.claimed(&d);
-        inbox.after_claim(8, std::slice::from_ref(&d));
+        let f = fresh(WebhookId::new(T), SiteId::new(T));
+        let all: Vec<_> = (0..L).map(|_| claimed(&fresh(f.webhook, f.site))).collect();
+        for d in &all {
+            inbox.claimed(d);
+        }
+        inbox.after_claim(8, &all);
         assert!(
             !inbox.caught_up(),
-            "its webhook (limit 1) may have more waiting"
+            "its webhook (limit 1 request: L leases) may have more waiting"
         );
-        inbox.ended(&d);
+        for d in &all {
+            inbox.ended(d);
+        }
         inbox.after_claim(8, &[]);
         assert!(inbox.caught_up());
         assert_eq!(inbox.in_flight(), 0);
@@ -463,27 +651,29 @@ mod tests {
 
     #[test]
     fn a_full_webhook_site_or_node_refuses_and_puts_the_inbox_behind() {
-        let (inbox, _rx) = Inbox::new(&config(3, 1, 2), Default::default());
+        let (inbox, _rx) = Inbox::new(&config(L + 2, 1, L + 1), Default::default());
         let (site, other_site) = (SiteId::new(T), SiteId::new(T));
         let (a, b, c) = (WebhookId::new(T), WebhookId::new(T), WebhookId::new(T));
         inbox.after_claim(1, &[]);
-        assert!(inbox.admit(&fresh(a, site)));
+        for _ in 0..L {
+            assert!(inbox.admit(&fresh(a, site)), "L leases per request");
+        }
         assert!(
             !inbox.admit(&fresh(a, site)),
-            "webhook a is at its limit of 1"
+            "webhook a is at its limit of 1 request, L leases"
         );
         assert!(!inbox.caught_up(), "a refusal queues what follows");
         inbox.after_claim(1, &[]);
         assert!(inbox.admit(&fresh(b, site)));
         assert!(
             !inbox.admit(&fresh(c, site)),
-            "the site is at its limit of 2"
+            "the site is at its limit of L + 1"
         );
         inbox.after_claim(1, &[]);
         assert!(inbox.admit(&fresh(c, other_site)));
         assert!(
             !inbox.admit(&fresh(WebhookId::new(T), other_site)),
-            "the node's 3 workers are busy"
+            "the node's L + 2 workers are busy"
         );
     }
 
@@ -491,15 +681,17 @@ mod tests {
     /// node behind, so every other webhook's fresh deliveries waited for a claim.
     #[test]
     fn a_webhook_at_its_limit_queues_only_its_own_deliveries_until_a_claim_drains_it() {
-        let (inbox, _rx) = Inbox::new(&config(8, 1, 8), Default::default());
+        let (inbox, _rx) = Inbox::new(&config(2 * L, 1, 2 * L), Default::default());
         let (site, other_site) = (SiteId::new(T), SiteId::new(T));
         let (slow, healthy, elsewhere) = (WebhookId::new(T), WebhookId::new(T), WebhookId::new(T));
         inbox.after_claim(1, &[]);
-        let first = fresh(slow, site);
-        assert!(inbox.admit(&first));
+        let leased: Vec<_> = (0..L).map(|_| fresh(slow, site)).collect();
+        for f in &leased {
+            assert!(inbox.admit(f), "leased ahead: L per request");
+        }
         assert!(
             !inbox.admit(&fresh(slow, site)),
-            "at its limit of 1: queued"
+            "at its limit of 1 request, L leases: queued"
         );
         assert!(!inbox.caught_up(), "the queued one waits for a claim");
         assert!(
@@ -507,7 +699,7 @@ mod tests {
             "its site's other webhook"
         );
         assert!(inbox.admit(&fresh(elsewhere, other_site)), "another site");
-        inbox.ended(&claimed(&first));
+        inbox.ended(&claimed(&leased[0]));
         assert!(
             !inbox.admit(&fresh(slow, site)),
             "room again, but its queued delivery goes first"
@@ -520,20 +712,25 @@ mod tests {
             "the claim filled it again"
         );
         inbox.ended(&queued);
+        for f in &leased[1..] {
+            inbox.ended(&claimed(f));
+        }
         inbox.after_claim(8, &[]);
         assert!(inbox.admit(&fresh(slow, site)), "drained: caught up");
     }
 
     #[test]
     fn a_stored_concurrency_limit_below_the_default_is_kept() {
-        let (inbox, _rx) = Inbox::new(&config(8, 4, 8), Default::default());
+        let (inbox, _rx) = Inbox::new(&config(16, 4, 16), Default::default());
         let (webhook, site) = (WebhookId::new(T), SiteId::new(T));
         inbox.after_claim(1, &[]);
         let slow = Fresh {
             concurrency: Some(1),
             ..fresh(webhook, site)
         };
-        assert!(inbox.admit(&slow));
+        for _ in 0..L {
+            assert!(inbox.admit(&slow), "its limit of 1 request, L leases");
+        }
         assert!(!inbox.admit(&slow));
     }
 
@@ -569,5 +766,97 @@ mod tests {
         drop(rx);
         inbox.after_claim(1, &[]);
         assert!(!inbox.admit(&f), "the dispatcher has stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_webhooks_requests_wait_for_a_slot_and_its_room_frees_when_a_request_ends() {
+        let (inbox, _rx) = Inbox::new(&config(4 * L, 2, 4 * L), Default::default());
+        let (webhook, site) = (WebhookId::new(T), SiteId::new(T));
+        inbox.after_claim(1, &[]);
+        let leased: Vec<_> = (0..2 * L).map(|_| fresh(webhook, site)).collect();
+        for f in &leased {
+            assert!(inbox.admit(f), "L leases per request: 2L fit");
+        }
+        assert!(!inbox.admit(&fresh(webhook, site)), "one more does not");
+        let deliveries: Vec<_> = leased.iter().map(claimed).collect();
+        inbox.start(deliveries.clone(), false);
+        let far = tokio::time::Instant::now() + Duration::from_secs(60);
+        let first = inbox
+            .request_slot(&deliveries[0], 2, far)
+            .await
+            .expect("slot");
+        let second = inbox
+            .request_slot(&deliveries[1], 2, far)
+            .await
+            .expect("slot");
+        let soon = tokio::time::Instant::now() + Duration::from_secs(1);
+        assert!(
+            inbox.request_slot(&deliveries[2], 2, soon).await.is_none(),
+            "two requests run: a third waits, and gives up at its deadline"
+        );
+        let third = {
+            let waiting = inbox.request_slot(&deliveries[2], 2, far);
+            tokio::pin!(waiting);
+            assert!(
+                futures::poll!(waiting.as_mut()).is_pending(),
+                "no slot while two run"
+            );
+            drop(first);
+            waiting.await.expect("a slot once one request ended")
+        };
+        inbox.request_over(&deliveries[0]);
+        assert_eq!(
+            inbox.in_flight(),
+            2 * L,
+            "a settling attempt holds its worker"
+        );
+        assert_eq!(inbox.settling(), vec![deliveries[0].delivery_id]);
+        inbox.after_claim(8, &[]);
+        assert!(
+            inbox.admit(&fresh(webhook, site)),
+            "its webhook's room is free again"
+        );
+        inbox.ended(&deliveries[0]);
+        assert_eq!(inbox.in_flight(), 2 * L, "the others and the one admitted");
+        assert!(inbox.settling().is_empty());
+        drop((second, third));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_parked_delivery_gives_its_worker_back_and_waits_for_one_before_its_request() {
+        let (inbox, _rx) = Inbox::new(&config(2, 1, 8), Default::default());
+        let site = SiteId::new(T);
+        let (a, b) = (WebhookId::new(T), WebhookId::new(T));
+        let far = tokio::time::Instant::now() + Duration::from_secs(60);
+        let a1 = claimed(&fresh(a, site));
+        let a2 = claimed(&fresh(a, site));
+        inbox.claimed(&a1);
+        inbox.claimed(&a2);
+        let a1_slot = inbox.request_slot(&a1, 1, far).await.expect("slot");
+        let a2_slot = inbox.request_slot(&a2, 1, far);
+        tokio::pin!(a2_slot);
+        assert!(
+            futures::poll!(a2_slot.as_mut()).is_pending(),
+            "a's one request runs"
+        );
+        assert_eq!(inbox.in_flight(), 1, "a2 is parked: it holds no worker");
+        assert_eq!(
+            inbox.free(),
+            1,
+            "so another webhook's delivery may be claimed"
+        );
+        let b1 = claimed(&fresh(b, site));
+        inbox.claimed(&b1);
+        let _b1_slot = inbox.request_slot(&b1, 1, far).await.expect("slot");
+        drop(a1_slot);
+        inbox.request_over(&a1);
+        assert!(
+            futures::poll!(a2_slot.as_mut()).is_pending(),
+            "a's slot is free, but both workers are held (a1 is still recording)"
+        );
+        inbox.ended(&a1);
+        let _a2 = a2_slot.await.expect("a worker came free");
+        assert_eq!(inbox.in_flight(), 2);
+        assert_eq!(inbox.free(), 0);
     }
 }

@@ -193,6 +193,23 @@ impl Secrets {
     }
 }
 
+/// Deliveries of a webhook a node may hold leased per request it may send at once
+/// ([`Webhook::in_flight_limit`]). Those beyond its requests wait on the node, parked,
+/// for a request slot (holding no worker), so that a request that ends is followed at
+/// once by the next, not by the claim that fetches it: held to its limit of leases, a
+/// fast receiver's 16 slots each waited for a claim (a few milliseconds on a busy node)
+/// between two requests, and one webhook got about 60 % of what was ingested for it;
+/// with 2 leases per request 85 %, with 4 all of it (`docs/benchmarks.md`).
+pub const LEASES_PER_REQUEST: u32 = 4;
+
+/// The deliveries a node may hold leased for a webhook with the concurrency limit
+/// `concurrency` and the rate limit `rate`: [`LEASES_PER_REQUEST`] per request of its
+/// concurrency, and at most a second's worth of its rate limit. The claim statements
+/// apply the same bound in SQL.
+pub fn lease_limit(concurrency: u32, rate: Option<RateLimit>, per_request: u32) -> u32 {
+    in_flight_limit(concurrency.saturating_mul(per_request.max(1)), rate)
+}
+
 /// The attempts a webhook with the concurrency limit `concurrency` and the rate limit
 /// `rate` may have in flight (see [`Webhook::in_flight_limit`]). The claim statements
 /// apply the same bound in SQL: `MIN(concurrency, rate_limit_per_second)`.

@@ -612,6 +612,15 @@ pub struct Claim {
     pub per_webhook: u32,
     /// The most attempts one site may have in flight, over all its webhooks.
     pub per_site: u32,
+    /// Deliveries a webhook may have leased per attempt its concurrency limit allows at
+    /// once ([`crate::domain::webhook::lease_limit`]); 1 leases no more than it may send.
+    pub leases_per_request: u32,
+    /// The caller's leased deliveries whose requests are over, their outcomes not yet
+    /// recorded: their leases still keep them from being claimed, but no longer count
+    /// against their webhook's and site's room (the limits bound requests at once to a
+    /// receiver; a group commit's wait is no request). The caller's worker count still
+    /// holds them, so the attempts a crash can leave unrecorded stay bounded.
+    pub settling: Vec<DeliveryId>,
 }
 
 /// The part of the store the dispatcher uses: leasing due deliveries and recording
@@ -619,8 +628,8 @@ pub struct Claim {
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     /// Leases up to `claim.limit` due deliveries of enabled, unpaused webhooks, so that
-    /// with the attempts already in flight (live leases, on any node) no webhook has more
-    /// than its concurrency limit and no site more than `claim.per_site`. Fair: the
+    /// with the attempts already in flight (live leases, on any node, but those of
+    /// `claim.settling`) no webhook has more than its concurrency limit and no site more than `claim.per_site`. Fair: the
     /// deliveries are taken round-robin across sites (each site's oldest due first, then
     /// each site's second, …) and, within a site, across its webhooks, so one site's
     /// backlog never stands in front of another site's due deliveries. Concurrent claims

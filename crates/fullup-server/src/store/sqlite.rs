@@ -52,9 +52,10 @@ use throttles::Throttles;
 
 /// The due deliveries a claim may take (see [`crate::store::DeliveryQueue::claim_due`]):
 /// ?1 now, ?2 leased ids (the attempts in flight), ?3 most of one webhook, ?4 most of one
-/// site, ?5 and ?6 the leases per webhook and per site (`[id, n]` pairs). Each eligible
-/// webhook with room left (its adaptive limit, and a second's worth of its rate limit
-/// ([`crate::domain::webhook::in_flight_limit`]), less its leases, and its site's cap
+/// site, ?5 and ?6 the leases per webhook and per site (`[id, n]` pairs), ?7 the leases
+/// per request. Each eligible webhook with room left (?7 times its adaptive limit, and a
+/// second's worth of its rate limit ([`crate::domain::webhook::lease_limit`]), less its
+/// leases, and its site's cap
 /// less the site's) gives its oldest due deliveries, from its own range of the
 /// `deliveries_due_webhook` index, so a paused or saturated webhook's backlog is never
 /// scanned; [`crate::domain::fairness::pick`] then chooses among them. `CROSS JOIN` fixes
@@ -69,7 +70,8 @@ const CANDIDATES_SQL: &str = "WITH live AS ( \
              rooms AS ( \
                 SELECT w.id, w.site_id, w.ordering = 'fifo' AS fifo, \
                        CASE WHEN w.ordering = 'fifo' THEN 1 \
-                            ELSE MIN(COALESCE(w.concurrency_limit, ?3), ?3, COALESCE(w.rate_limit_per_second, ?3)) END \
+                            ELSE MIN(MIN(COALESCE(w.concurrency_limit, ?3), ?3) * ?7, \
+                                     COALESCE(w.rate_limit_per_second, ?3 * ?7)) END \
                          - COALESCE(l.n, 0) AS webhook_room, \
                        ?4 - COALESCE(s.n, 0) AS site_room \
                 FROM webhooks w LEFT JOIN live l ON l.webhook_id = w.id \
@@ -79,7 +81,7 @@ const CANDIDATES_SQL: &str = "WITH live AS ( \
              FROM rooms r CROSS JOIN deliveries d ON d.rowid IN ( \
                 SELECT rowid FROM deliveries WHERE webhook_id = r.id AND state = 'pending' \
                   AND next_attempt_at <= ?1 AND id NOT IN (SELECT value FROM json_each(?2)) \
-                ORDER BY next_attempt_at LIMIT ?3) \
+                ORDER BY next_attempt_at LIMIT ?3 * ?7) \
              WHERE NOT r.fifo AND r.webhook_room > 0 AND r.site_room > 0 \
              UNION ALL \
              SELECT d.id, r.id AS webhook_id, r.site_id, d.next_attempt_at, r.webhook_room, r.site_room \
@@ -323,7 +325,7 @@ impl SqliteStore {
     /// [`crate::domain::fairness::pick`], with what their attempts need but the webhook
     /// (webhook id first); the caller holds the claiming lock.
     async fn choose(&self, claim: &Claim) -> StoreResult<Vec<(String, Chosen)>> {
-        let live = self.leases.live();
+        let live = self.leases.live(&claim.settling);
         let params = (
             claim.now.unix_ms(),
             json(&live.ids)?,
@@ -331,6 +333,7 @@ impl SqliteStore {
             i64::from(claim.per_site),
             json(&live.webhooks)?,
             json(&live.sites)?,
+            i64::from(claim.leases_per_request.max(1)),
         );
         let limit = usize::try_from(claim.limit).unwrap_or(usize::MAX);
         let conn = self.claimer.clone();
@@ -356,7 +359,7 @@ struct Chosen {
 }
 
 /// The parameters of [`CANDIDATES_SQL`].
-type CandidateParams = (i64, String, i64, i64, String, String);
+type CandidateParams = (i64, String, i64, i64, String, String, i64);
 
 /// Reads the candidates and picks among them.
 fn candidates(
@@ -366,7 +369,7 @@ fn candidates(
 ) -> StoreResult<Vec<DeliveryId>> {
     let mut query = conn.prepare_cached(CANDIDATES_SQL)?;
     let mut rows = query.query(rusqlite::params![
-        params.0, params.1, params.2, params.3, params.4, params.5
+        params.0, params.1, params.2, params.3, params.4, params.5, params.6
     ])?;
     let (mut webhook_rooms, mut site_rooms) = (HashMap::new(), HashMap::new());
     let mut all = Vec::new();

@@ -36,6 +36,8 @@ async fn claim(store: &dyn Store, limit: u32, per_site: u32) -> Vec<ClaimedDeliv
             limit,
             per_webhook: POLICY.max_concurrency,
             per_site,
+            leases_per_request: 1,
+            settling: Vec::new(),
         })
         .await
         .expect("claim")

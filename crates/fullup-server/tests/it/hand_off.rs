@@ -9,7 +9,7 @@ use std::time::Duration;
 use fullup_server::domain::canonical_json::canonicalize;
 use fullup_server::domain::event_type::EventType;
 use fullup_server::domain::health::{HealthEffect, HealthPolicy};
-use fullup_server::domain::ids::{AttemptId, SiteId, WebhookId};
+use fullup_server::domain::ids::{AttemptId, DeliveryId, SiteId, WebhookId};
 use fullup_server::domain::models::Attempt;
 use fullup_server::domain::outcome::NextStep;
 use fullup_server::domain::time::Timestamp;
@@ -101,6 +101,8 @@ async fn claim(store: &dyn Store) -> Vec<ClaimedDelivery> {
             limit: 100,
             per_webhook: 16,
             per_site: 100,
+            leases_per_request: 1,
+            settling: Vec::new(),
         })
         .await
         .expect("claim")
@@ -283,6 +285,8 @@ async fn a_small_claim_takes_what_fits_beside_a_webhooks_leases(backend: Backend
         limit,
         per_webhook: 16,
         per_site: 100,
+        leases_per_request: 1,
+        settling: Vec::new(),
     };
     let first = store.claim_due(&claim_of(3)).await.expect("claim");
     assert_eq!(first.len(), 3, "three of five");
@@ -293,4 +297,84 @@ async fn a_small_claim_takes_what_fits_beside_a_webhooks_leases(backend: Backend
         "the webhook holds 3 leases of its 16: a claim of 2 fits"
     );
     assert!(second.iter().all(|d| d.webhook.id == hooks[0]));
+}
+
+store_test!(settling_leases_hold_their_deliveries_but_leave_their_webhooks_room);
+/// A lease whose request is over (`Claim::settling`) still keeps its delivery from
+/// being claimed, but no longer counts against its webhook's and site's room: the
+/// limits bound requests at once, and the wait for the outcome's commit is none.
+async fn settling_leases_hold_their_deliveries_but_leave_their_webhooks_room(backend: Backend) {
+    let open = backend.open_store().await;
+    let store = &*open.store;
+    let (site, hooks) = site_with_webhooks(store, T0, 1).await;
+    let to = Recorder::new(false);
+    for _ in 0..5 {
+        ingest(store, site, None, &to).await;
+    }
+    let claim_of = |settling: Vec<DeliveryId>| Claim {
+        now: T0 + Duration::from_secs(1),
+        lease: LEASE,
+        limit: 10,
+        per_webhook: 2,
+        per_site: 2,
+        leases_per_request: 1,
+        settling,
+    };
+    let first = store.claim_due(&claim_of(Vec::new())).await.expect("claim");
+    assert_eq!(first.len(), 2, "the webhook's limit");
+    assert!(
+        store
+            .claim_due(&claim_of(Vec::new()))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "both leases count"
+    );
+    let over = vec![first[0].delivery_id];
+    let second = store
+        .claim_due(&claim_of(over.clone()))
+        .await
+        .expect("claim");
+    assert_eq!(second.len(), 1, "one request is over: one more fits");
+    assert!(second.iter().all(|d| d.webhook.id == hooks[0]));
+    let mut ids: Vec<_> = first.iter().chain(&second).map(|d| d.delivery_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "a settling delivery is not claimed again");
+    let all_over: Vec<_> = first.iter().map(|d| d.delivery_id).collect();
+    let third = store.claim_due(&claim_of(all_over)).await.expect("claim");
+    assert_eq!(third.len(), 1, "the second claim's lease still counts");
+}
+
+store_test!(a_claim_leases_ahead_by_leases_per_request);
+/// With `leases_per_request` 2, a webhook limited to 2 requests at once may hold 4
+/// leases: the node sends 2 and keeps 2 ready for when they end.
+async fn a_claim_leases_ahead_by_leases_per_request(backend: Backend) {
+    let open = backend.open_store().await;
+    let store = &*open.store;
+    let (site, _) = site_with_webhooks(store, T0, 1).await;
+    let to = Recorder::new(false);
+    for _ in 0..6 {
+        ingest(store, site, None, &to).await;
+    }
+    let claim_of = |leases_per_request| Claim {
+        now: T0 + Duration::from_secs(1),
+        lease: LEASE,
+        limit: 10,
+        per_webhook: 2,
+        per_site: 100,
+        leases_per_request,
+        settling: Vec::new(),
+    };
+    let first = store.claim_due(&claim_of(1)).await.expect("claim");
+    assert_eq!(first.len(), 2, "one lease per request");
+    let second = store.claim_due(&claim_of(2)).await.expect("claim");
+    assert_eq!(second.len(), 2, "two per request: 4 in all");
+    assert!(
+        store
+            .claim_due(&claim_of(2))
+            .await
+            .expect("claim")
+            .is_empty()
+    );
 }

@@ -29,6 +29,8 @@ async fn one_claimed_delivery(store: &dyn Store) -> ClaimedDelivery {
             limit: 1,
             per_webhook: 1,
             per_site: 1,
+            leases_per_request: 1,
+            settling: Vec::new(),
         })
         .await
         .expect("claim");

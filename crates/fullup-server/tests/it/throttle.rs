@@ -356,6 +356,8 @@ async fn a_claim_takes_a_seconds_worth_of_a_throttled_webhooks_backlog(backend: 
         limit: 100,
         per_webhook: 16,
         per_site: 100,
+        leases_per_request: 1,
+        settling: Vec::new(),
     };
     let claimed = store.claim_due(&claim).await.expect("claim");
     let of = |w: WebhookId| claimed.iter().filter(|d| d.webhook.id == w).count();

@@ -50,12 +50,13 @@ pub(super) async fn earlier_event(
 
 /// Leases due deliveries in one statement (see [`crate::store::DeliveryQueue::claim_due`]).
 ///
-/// `live` counts the attempts in flight on every node (live leases) per webhook and
-/// site. Each eligible webhook's due, unleased deliveries come from its own range of
+/// `live` counts the attempts in flight on every node (live leases, but the caller's
+/// settling ones, `$6`) per webhook and site. Each eligible webhook's due, unleased deliveries come from its own range of
 /// `queue_due` (the queue holds exactly the pending deliveries), as many as its limit
 /// (the adaptive one, and a second's worth of its rate limit:
 /// [`crate::domain::webhook::in_flight_limit`]) leaves room for (a paused or saturated
-/// webhook's backlog is never scanned), locked `FOR UPDATE SKIP LOCKED` so that
+/// webhook's backlog is never scanned; `$7` leases per request:
+/// [`crate::domain::webhook::lease_limit`]), locked `FOR UPDATE SKIP LOCKED` so that
 /// concurrent claims (of any nodes) pick different rows. They are then ranked within
 /// their site (its webhooks in turn) and taken round-robin across sites, within each
 /// site's room. A lease is a row of `leases`, inserted, or renewed only if it has ended:
@@ -80,7 +81,8 @@ pub(super) async fn claim_due(
 ) -> StoreResult<Vec<ClaimedDelivery>> {
     let rows = sqlx::query(
         "WITH live AS ( \
-             SELECT webhook_id, site_id, COUNT(*) AS n FROM leases WHERE until > $2 \
+             SELECT webhook_id, site_id, COUNT(*) AS n FROM leases \
+             WHERE until > $2 AND NOT delivery_id = ANY($6) \
              GROUP BY webhook_id, site_id), \
          site_live AS (SELECT site_id, SUM(n) AS n FROM live GROUP BY site_id), \
          candidates AS ( \
@@ -93,8 +95,8 @@ pub(super) async fn claim_due(
                  WHERE q.webhook_id = w.id AND q.due_at <= $2 \
                    AND NOT EXISTS (SELECT 1 FROM leases x WHERE x.delivery_id = q.delivery_id AND x.until > $2) \
                  ORDER BY q.due_at \
-                 LIMIT LEAST(GREATEST(LEAST(COALESCE(w.concurrency_limit, $4), $4, \
-                                      COALESCE(w.rate_limit_per_second, $4)) - COALESCE(l.n, 0), 0), $3) \
+                 LIMIT LEAST(GREATEST(LEAST(LEAST(COALESCE(w.concurrency_limit, $4), $4) * $7, \
+                                      COALESCE(w.rate_limit_per_second, $4 * $7)) - COALESCE(l.n, 0), 0), $3) \
                  FOR UPDATE OF q SKIP LOCKED) d \
              WHERE w.enabled AND NOT w.paused AND w.ordering <> 'fifo' AND $5 - COALESCE(s.n, 0) > 0 \
              UNION ALL \
@@ -137,6 +139,14 @@ pub(super) async fn claim_due(
     .bind(i64::from(claim.limit))
     .bind(i64::from(claim.per_webhook))
     .bind(i64::from(claim.per_site))
+    .bind(
+        claim
+            .settling
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+    )
+    .bind(i64::from(claim.leases_per_request.max(1)))
     .fetch_all(pool)
     .await?;
     rows.iter()

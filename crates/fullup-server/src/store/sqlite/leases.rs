@@ -43,15 +43,20 @@ pub(super) struct Leases {
 }
 
 impl Leases {
-    /// The deliveries leased now, and how many of each webhook and site; expired
-    /// leases are dropped first.
-    pub fn live(&self) -> Live {
+    /// The deliveries leased now, and how many of each webhook and site, not counting
+    /// those of `settling` (their requests are over: see [`crate::store::Claim`]);
+    /// expired leases are dropped first.
+    pub fn live(&self, settling: &[DeliveryId]) -> Live {
+        let settling: HashSet<&DeliveryId> = settling.iter().collect();
         let now = Instant::now();
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         held.retain(|_, lease| lease.until > now);
         let mut webhooks: HashMap<WebhookId, usize> = HashMap::new();
         let mut sites: HashMap<SiteId, usize> = HashMap::new();
-        for lease in held.values() {
+        for (id, lease) in held.iter() {
+            if settling.contains(id) {
+                continue;
+            }
             *webhooks.entry(lease.webhook).or_default() += 1;
             *sites.entry(lease.site).or_default() += 1;
         }
@@ -124,11 +129,18 @@ mod tests {
             HashSet::from([a]),
             "a's lease had ended"
         );
-        let live = leases.live();
+        let live = leases.live(&[]);
         assert_eq!(live.ids, vec![b], "a expired at once");
         assert_eq!(live.webhooks, vec![(webhook, 1)]);
         assert_eq!(live.sites, vec![(site, 1)]);
+        let settling = leases.live(&[b]);
+        assert_eq!(
+            settling.ids,
+            vec![b],
+            "a settling lease still holds its delivery"
+        );
+        assert!(settling.webhooks.is_empty() && settling.sites.is_empty());
         leases.release(&[b]);
-        assert!(leases.live().ids.is_empty());
+        assert!(leases.live(&[]).ids.is_empty());
     }
 }

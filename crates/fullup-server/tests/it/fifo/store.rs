@@ -101,6 +101,8 @@ async fn claim(store: &dyn Store, now: Timestamp) -> Vec<ClaimedDelivery> {
             limit: 100,
             per_webhook: 16,
             per_site: 100,
+            leases_per_request: 1,
+            settling: Vec::new(),
         })
         .await
         .expect("claim")

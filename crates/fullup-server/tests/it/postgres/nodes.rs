@@ -166,6 +166,8 @@ async fn a_lease_left_by_a_dead_node_is_taken_over_once_it_expires() {
             limit: 10,
             per_webhook: 10,
             per_site: 10,
+            leases_per_request: 1,
+            settling: Vec::new(),
         })
         .await
         .expect("claim");
