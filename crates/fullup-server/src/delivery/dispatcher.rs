@@ -346,28 +346,30 @@ impl Worker {
         let latest = leased_until
             .checked_sub(self.config.connect_timeout + self.config.request_timeout + RECORD_MARGIN)
             .unwrap_or_else(tokio::time::Instant::now);
-        let limit = delivery
-            .webhook
-            .in_flight_limit(&self.config.health_policy());
-        let Some(request) = self.inbox.request_slot(&delivery, limit, latest).await else {
-            // The webhook's requests did not end in time: give the delivery back for a
-            // claim to take (this or another node), nothing recorded.
-            tracing::warn!(delivery = %delivery.delivery_id, webhook = %delivery.webhook.id,
-                "no request slot for this webhook before the lease nearly ended; the delivery is given back");
+        let Some(request) = self.inbox.request_slot(&delivery, latest).await else {
+            // Its webhook's requests did not end in time, or it was disabled meanwhile:
+            // the delivery goes back to the queue as if never claimed, for a claim to
+            // take (this or another node) when it may.
+            tracing::info!(delivery = %delivery.delivery_id, webhook = %delivery.webhook.id,
+                "no request slot for this webhook in time; the delivery goes back to the queue unsent");
             self.inbox.ended(&delivery);
-            self.give_back(vec![delivery.delivery_id]).await;
+            if let Err(err) = self.store.release_unsent(&[delivery.delivery_id]).await {
+                self.metrics.store_error(StoreOp::Release);
+                let error = crate::error_chain(&err);
+                tracing::error!(error = %error, delivery = %delivery.delivery_id, "giving back an unsent delivery failed; it is attempted again when its lease ends");
+            }
             return;
         };
         if self.wait_for_slot(&delivery, latest).await {
             let started_at = self.clock.now();
             let result = self.sender.send(&delivery, number, started_at).await;
-            // The receiver is done with it: the webhook's next request may go.
-            drop(request);
-            self.inbox.request_over(&delivery);
-            if !self.inbox.caught_up() {
-                self.wake.notify_one();
-            }
             let completion = self.completion(&delivery, number, started_at, result);
+            // The receiver is done with it: the webhook's next request may go (a parked
+            // delivery, if the node leased one ahead; claims wait for the record, so
+            // that one claim serves the request's end and its record together).
+            self.inbox
+                .request_over(&delivery, completion.health, started_at, self.clock.now());
+            drop(request);
             self.record(completion, leased_until).await;
         }
         // The attempt holds its worker until its outcome is recorded, and its lease

@@ -50,9 +50,10 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc};
 
-use crate::domain::health::HealthPolicy;
+use crate::domain::health::{Health, HealthEffect, HealthPolicy};
 use crate::domain::ids::{DeliveryId, SiteId, WebhookId};
-use crate::domain::webhook::{LEASES_PER_REQUEST, lease_limit};
+use crate::domain::time::Timestamp;
+use crate::domain::webhook::{LEASES_PER_REQUEST, in_flight_limit, lease_limit};
 use crate::store::{ClaimedDelivery, Fresh, HandOff};
 
 use super::DeliveryConfig;
@@ -130,13 +131,17 @@ impl InFlight {
     }
 }
 
-/// One webhook's requests on this node: how many run, how many wait, and where the
-/// waiting ones are told that one ended.
+/// One webhook's requests on this node: how many run, how many wait, where the
+/// waiting ones are told that one ended, and the webhook's health as the requests
+/// ended since the gate opened say it is (the leases' copies date from their claims:
+/// deliveries leased ahead of a receiver that started hanging must not go out at the
+/// limit it had before).
 #[derive(Debug, Default)]
 struct Gate {
     running: u32,
     waiting: u32,
     ended: Arc<Notify>,
+    health: Option<Health>,
 }
 
 fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K) {
@@ -248,11 +253,25 @@ impl Inbox {
         self.workers.saturating_mul(LEASES_PER_REQUEST as usize)
     }
 
-    /// `delivery`'s request is over (its outcome not yet recorded): it leaves its
-    /// webhook's and site's room, and holds its worker until [`Self::ended`].
-    pub fn request_over(&self, delivery: &ClaimedDelivery) {
+    /// `delivery`'s request, started at `started_at`, is over (its outcome not yet
+    /// recorded) with `effect` on its webhook's health: it leaves its webhook's and
+    /// site's room, and holds its worker until [`Self::ended`]. The webhook's requests
+    /// still waiting here go by the health this leaves, by the domain's rule
+    /// ([`Health::after_attempt`]): a failure halves their limit, as it will the
+    /// stored one.
+    pub fn request_over(
+        &self,
+        delivery: &ClaimedDelivery,
+        effect: HealthEffect,
+        started_at: Timestamp,
+        now: Timestamp,
+    ) {
         let w = &delivery.webhook;
         let mut counts = self.counts();
+        if let Some(gate) = counts.requests.get_mut(&w.id) {
+            let health = gate.health.as_ref().unwrap_or(&w.health);
+            gate.health = Some(health.after_attempt(effect, &self.policy, started_at, now));
+        }
         if counts.settling.insert(delivery.delivery_id) {
             decrement(&mut counts.webhooks, w.id);
             decrement(&mut counts.sites, w.site_id);
@@ -289,17 +308,25 @@ impl Inbox {
     pub async fn request_slot(
         &self,
         delivery: &ClaimedDelivery,
-        limit: u32,
         latest: tokio::time::Instant,
     ) -> Option<RequestSlot<'_>> {
         let (webhook, id) = (delivery.webhook.id, delivery.delivery_id);
-        let limit = limit.max(1);
         let mut parked = false;
         loop {
             let wait = {
                 let mut counts = self.counts();
                 let worker_free = counts.active() < self.workers;
                 let gate = counts.requests.entry(webhook).or_default();
+                let health = gate.health.as_ref().unwrap_or(&delivery.webhook.health);
+                if !health.enabled {
+                    // Disabled by what its requests met here (410 Gone, or failing
+                    // for too long): nothing more goes out.
+                    return None;
+                }
+                let limit = in_flight_limit(
+                    health.concurrency_limit(&self.policy),
+                    delivery.webhook.rate_limit,
+                );
                 if gate.running < limit && (!parked || worker_free) {
                     gate.running += 1;
                     counts.parked.remove(&id);
@@ -781,21 +808,15 @@ mod tests {
         let deliveries: Vec<_> = leased.iter().map(claimed).collect();
         inbox.start(deliveries.clone(), false);
         let far = tokio::time::Instant::now() + Duration::from_secs(60);
-        let first = inbox
-            .request_slot(&deliveries[0], 2, far)
-            .await
-            .expect("slot");
-        let second = inbox
-            .request_slot(&deliveries[1], 2, far)
-            .await
-            .expect("slot");
+        let first = inbox.request_slot(&deliveries[0], far).await.expect("slot");
+        let second = inbox.request_slot(&deliveries[1], far).await.expect("slot");
         let soon = tokio::time::Instant::now() + Duration::from_secs(1);
         assert!(
-            inbox.request_slot(&deliveries[2], 2, soon).await.is_none(),
+            inbox.request_slot(&deliveries[2], soon).await.is_none(),
             "two requests run: a third waits, and gives up at its deadline"
         );
         let third = {
-            let waiting = inbox.request_slot(&deliveries[2], 2, far);
+            let waiting = inbox.request_slot(&deliveries[2], far);
             tokio::pin!(waiting);
             assert!(
                 futures::poll!(waiting.as_mut()).is_pending(),
@@ -804,7 +825,7 @@ mod tests {
             drop(first);
             waiting.await.expect("a slot once one request ended")
         };
-        inbox.request_over(&deliveries[0]);
+        inbox.request_over(&deliveries[0], HealthEffect::Healthy, T, T);
         assert_eq!(
             inbox.in_flight(),
             2 * L,
@@ -832,8 +853,8 @@ mod tests {
         let a2 = claimed(&fresh(a, site));
         inbox.claimed(&a1);
         inbox.claimed(&a2);
-        let a1_slot = inbox.request_slot(&a1, 1, far).await.expect("slot");
-        let a2_slot = inbox.request_slot(&a2, 1, far);
+        let a1_slot = inbox.request_slot(&a1, far).await.expect("slot");
+        let a2_slot = inbox.request_slot(&a2, far);
         tokio::pin!(a2_slot);
         assert!(
             futures::poll!(a2_slot.as_mut()).is_pending(),
@@ -847,9 +868,9 @@ mod tests {
         );
         let b1 = claimed(&fresh(b, site));
         inbox.claimed(&b1);
-        let _b1_slot = inbox.request_slot(&b1, 1, far).await.expect("slot");
+        let _b1_slot = inbox.request_slot(&b1, far).await.expect("slot");
         drop(a1_slot);
-        inbox.request_over(&a1);
+        inbox.request_over(&a1, HealthEffect::Healthy, T, T);
         assert!(
             futures::poll!(a2_slot.as_mut()).is_pending(),
             "a's slot is free, but both workers are held (a1 is still recording)"
@@ -858,5 +879,43 @@ mod tests {
         let _a2 = a2_slot.await.expect("a worker came free");
         assert_eq!(inbox.in_flight(), 2);
         assert_eq!(inbox.free(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_request_cuts_the_limit_its_webhooks_waiting_requests_go_by() {
+        let (inbox, _rx) = Inbox::new(&config(64, 4, 64), Default::default());
+        let (webhook, site) = (WebhookId::new(T), SiteId::new(T));
+        let far = tokio::time::Instant::now() + Duration::from_secs(60);
+        let leased: Vec<_> = (0..6).map(|_| claimed(&fresh(webhook, site))).collect();
+        for d in &leased {
+            inbox.claimed(d);
+        }
+        let mut running = Vec::new();
+        for d in &leased[..4] {
+            running.push(inbox.request_slot(d, far).await.expect("slot"));
+        }
+        // The first ends unanswered: the limit halves, 4 -> 2, with 3 still running.
+        inbox.request_over(&leased[0], HealthEffect::Unreachable, T, T);
+        drop(running.remove(0));
+        let next = inbox.request_slot(&leased[4], far);
+        tokio::pin!(next);
+        assert!(
+            futures::poll!(next.as_mut()).is_pending(),
+            "3 run of a limit now 2: the parked one waits"
+        );
+        for (d, slot) in leased[1..3].iter().zip(running.drain(..2)) {
+            inbox.request_over(d, HealthEffect::Healthy, T, T);
+            drop(slot);
+        }
+        let _next = next
+            .await
+            .expect("two successes brought the limit back to 4, and one runs");
+        // A 410 Gone disables the webhook here: what waits is given back.
+        inbox.request_over(&leased[3], HealthEffect::Gone, T, T);
+        drop(running);
+        assert!(
+            inbox.request_slot(&leased[5], far).await.is_none(),
+            "disabled: nothing more goes out"
+        );
     }
 }

@@ -655,6 +655,11 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     async fn record_interrupted(&self, attempt: &Attempt) -> StoreResult<()>;
     /// Drops the leases of claimed deliveries that will not be attempted now.
     async fn release_claims(&self, ids: &[DeliveryId]) -> StoreResult<()>;
+    /// Gives back claimed deliveries whose attempts never sent a request (they waited,
+    /// leased ahead, for a request slot that did not come): their leases are dropped and
+    /// their attempts uncounted (`attempt_count` lowered, `attempt_started_at` cleared),
+    /// so the attempt log shows no attempt that was never made.
+    async fn release_unsent(&self, ids: &[DeliveryId]) -> StoreResult<()>;
     /// Takes the next slot of `webhook`, limited to `limit`, for a request about to be
     /// sent, by [`crate::domain::throttle::grant`] on the store's one clock, atomically
     /// for every node: how long from now the request must wait (zero: send now).

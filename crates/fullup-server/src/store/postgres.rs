@@ -275,6 +275,20 @@ impl DeliveryQueue for PgStore {
         Ok(())
     }
 
+    async fn release_unsent(&self, ids: &[DeliveryId]) -> StoreResult<()> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        sqlx::query(
+            "WITH gone AS (DELETE FROM leases WHERE delivery_id = ANY($1::text[]) \
+                           RETURNING delivery_id) \
+             UPDATE deliveries d SET attempt_count = d.attempt_count - 1, attempt_started_at = NULL \
+             FROM gone WHERE d.id = gone.delivery_id AND d.attempt_started_at IS NOT NULL",
+        )
+        .bind(&ids)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     async fn take_slot(&self, webhook: WebhookId, limit: RateLimit) -> StoreResult<Duration> {
         writes::take_slot(&self.pool, webhook, limit).await
     }

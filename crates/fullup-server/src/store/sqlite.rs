@@ -509,6 +509,18 @@ impl DeliveryQueue for SqliteStore {
         Ok(())
     }
 
+    async fn release_unsent(&self, ids: &[DeliveryId]) -> StoreResult<()> {
+        // Uncounted first: released, a lease could be taken again before the commit.
+        self.execute(
+            "UPDATE deliveries SET attempt_count = attempt_count - 1, attempt_started_at = NULL \
+             WHERE id IN (SELECT value FROM json_each(?1)) AND attempt_started_at IS NOT NULL",
+            vec![Value::from(json(&ids)?)],
+        )
+        .await?;
+        self.leases.release(ids);
+        Ok(())
+    }
+
     async fn take_slot(&self, webhook: WebhookId, limit: RateLimit) -> StoreResult<Duration> {
         Ok(self.throttles.take(webhook, limit))
     }

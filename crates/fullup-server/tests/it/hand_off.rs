@@ -378,3 +378,27 @@ async fn a_claim_leases_ahead_by_leases_per_request(backend: Backend) {
             .is_empty()
     );
 }
+
+store_test!(an_unsent_delivery_given_back_is_claimed_again_as_if_never_claimed);
+/// A delivery leased ahead that never got a request slot goes back uncounted: the next
+/// claim takes it with its attempt count as before, and no interrupted attempt.
+async fn an_unsent_delivery_given_back_is_claimed_again_as_if_never_claimed(backend: Backend) {
+    let open = backend.open_store().await;
+    let store = &*open.store;
+    let (site, _) = site_with_webhooks(store, T0, 1).await;
+    let to = Recorder::new(false);
+    ingest(store, site, None, &to).await;
+    let first = claim(store).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempt_count, 0);
+    assert!(claim(store).await.is_empty(), "leased");
+    store
+        .release_unsent(&[first[0].delivery_id])
+        .await
+        .expect("release");
+    let again = claim(store).await;
+    assert_eq!(again.len(), 1, "back in the queue");
+    assert_eq!(again[0].delivery_id, first[0].delivery_id);
+    assert_eq!(again[0].attempt_count, 0, "the unsent attempt is not counted");
+    assert_eq!(again[0].interrupted, None, "nor logged as interrupted");
+}

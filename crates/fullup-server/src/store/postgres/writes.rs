@@ -82,7 +82,7 @@ pub(super) async fn claim_due(
     let rows = sqlx::query(
         "WITH live AS ( \
              SELECT webhook_id, site_id, COUNT(*) AS n FROM leases \
-             WHERE until > $2 AND NOT delivery_id = ANY($6) \
+             WHERE until > $2 AND delivery_id NOT IN (SELECT unnest($6::text[])) \
              GROUP BY webhook_id, site_id), \
          site_live AS (SELECT site_id, SUM(n) AS n FROM live GROUP BY site_id), \
          candidates AS ( \
