@@ -399,6 +399,9 @@ async fn an_unsent_delivery_given_back_is_claimed_again_as_if_never_claimed(back
     let again = claim(store).await;
     assert_eq!(again.len(), 1, "back in the queue");
     assert_eq!(again[0].delivery_id, first[0].delivery_id);
-    assert_eq!(again[0].attempt_count, 0, "the unsent attempt is not counted");
+    assert_eq!(
+        again[0].attempt_count, 0,
+        "the unsent attempt is not counted"
+    );
     assert_eq!(again[0].interrupted, None, "nor logged as interrupted");
 }
