@@ -69,6 +69,12 @@ fn postgres_unavailable(sqlstate: &str) -> bool {
 }
 
 impl StoreError {
+    /// Whether PostgreSQL chose this statement as a deadlock's victim (`40P01`): it was
+    /// rolled back whole, and running it again is safe.
+    pub fn is_deadlock(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01"))
+    }
+
     /// Whether the failure is the database being out of reach or out of room, which
     /// passes by itself (the operator frees space, the server comes back), as opposed
     /// to a bug or a bad row.

@@ -505,7 +505,8 @@ impl Store for PgStore {
         // A live lease stays: the attempt in flight (on whichever node) decides what
         // happens next, and no second attempt of the same delivery runs beside it. An
         // ended one no longer counts.
-        let row = sqlx::query(
+        let row = again_after_deadlock(|| {
+            sqlx::query(
             "WITH d AS ( \
                  UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
                  WHERE id = $2 AND site_id = $3 \
@@ -515,31 +516,34 @@ impl Store for PgStore {
                  SELECT id, webhook_id, $1, seq FROM d \
                  ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at) \
              SELECT * FROM d",
-        )
-        .bind(now)
-        .bind(id.to_string())
-        .bind(site.to_string())
-        .fetch_optional(&self.pool)
+            )
+            .bind(now)
+            .bind(id.to_string())
+            .bind(site.to_string())
+            .fetch_optional(&self.pool)
+        })
         .await?;
         row.as_ref().map(delivery).transpose()
     }
 
     async fn recover_deliveries(&self, r: &Recovery) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "WITH d AS ( \
+        let done = again_after_deadlock(|| {
+            sqlx::query(
+                "WITH d AS ( \
                  UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
                  WHERE site_id = $2 AND webhook_id = $3 AND state = 'failed' \
                    AND created_at >= $4 AND created_at < $5 RETURNING id, webhook_id, seq) \
              INSERT INTO queue (delivery_id, webhook_id, due_at, seq) \
              SELECT id, webhook_id, $1, seq FROM d \
              ON CONFLICT (delivery_id) DO UPDATE SET due_at = EXCLUDED.due_at",
-        )
-        .bind(r.now)
-        .bind(r.site.to_string())
-        .bind(r.webhook.to_string())
-        .bind(r.since)
-        .bind(r.until)
-        .execute(&self.pool)
+            )
+            .bind(r.now)
+            .bind(r.site.to_string())
+            .bind(r.webhook.to_string())
+            .bind(r.since)
+            .bind(r.until)
+            .execute(&self.pool)
+        })
         .await?;
         Ok(done.rows_affected())
     }
@@ -564,5 +568,30 @@ impl Store for PgStore {
     async fn close(&self) {
         self.key_lock.release().await;
         self.pool.close().await;
+    }
+}
+
+/// How many times a statement chosen as a deadlock's victim is run in all.
+const DEADLOCK_TRIES: u32 = 3;
+
+/// Runs `statement`, again (up to [`DEADLOCK_TRIES`] in all) while PostgreSQL picks it
+/// as a deadlock's victim. Putting a delivery back in the queue locks its delivery row,
+/// then its queue row; a claim locks queue rows, then their deliveries: a retry through
+/// the API of a delivery being claimed at that moment deadlocked, and answered 500 (the
+/// hostile-API suite, once in a CI run). The victim is rolled back whole, so running it
+/// again is safe.
+async fn again_after_deadlock<T, F>(mut statement: impl FnMut() -> F) -> StoreResult<T>
+where
+    F: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = 1;
+    loop {
+        match statement().await.map_err(super::StoreError::from) {
+            Err(err) if err.is_deadlock() && tries < DEADLOCK_TRIES => {
+                tracing::debug!("a statement was a deadlock's victim; running it again");
+                tries += 1;
+            }
+            other => return other,
+        }
     }
 }
