@@ -93,19 +93,21 @@ async fn ingest(
     store.ingest(new).await.expect("ingest")
 }
 
+/// A claim a second after `T0`, under roomy limits, one lease per request.
+fn a_claim() -> Claim {
+    Claim {
+        now: T0 + Duration::from_secs(1),
+        lease: LEASE,
+        limit: 100,
+        per_webhook: 16,
+        per_site: 100,
+        leases_per_request: 1,
+        settling: Vec::new(),
+    }
+}
+
 async fn claim(store: &dyn Store) -> Vec<ClaimedDelivery> {
-    store
-        .claim_due(&Claim {
-            now: T0 + Duration::from_secs(1),
-            lease: LEASE,
-            limit: 100,
-            per_webhook: 16,
-            per_site: 100,
-            leases_per_request: 1,
-            settling: Vec::new(),
-        })
-        .await
-        .expect("claim")
+    store.claim_due(&a_claim()).await.expect("claim")
 }
 
 async fn pause(store: &dyn Store, site: SiteId, webhook: WebhookId) {
@@ -279,15 +281,7 @@ async fn a_small_claim_takes_what_fits_beside_a_webhooks_leases(backend: Backend
     for _ in 0..5 {
         ingest(store, site, None, &to).await;
     }
-    let claim_of = |limit| Claim {
-        now: T0 + Duration::from_secs(1),
-        lease: LEASE,
-        limit,
-        per_webhook: 16,
-        per_site: 100,
-        leases_per_request: 1,
-        settling: Vec::new(),
-    };
+    let claim_of = |limit| Claim { limit, ..a_claim() };
     let first = store.claim_due(&claim_of(3)).await.expect("claim");
     assert_eq!(first.len(), 3, "three of five");
     let second = store.claim_due(&claim_of(2)).await.expect("claim");
@@ -312,13 +306,11 @@ async fn settling_leases_hold_their_deliveries_but_leave_their_webhooks_room(bac
         ingest(store, site, None, &to).await;
     }
     let claim_of = |settling: Vec<DeliveryId>| Claim {
-        now: T0 + Duration::from_secs(1),
-        lease: LEASE,
         limit: 10,
         per_webhook: 2,
         per_site: 2,
-        leases_per_request: 1,
         settling,
+        ..a_claim()
     };
     let first = store.claim_due(&claim_of(Vec::new())).await.expect("claim");
     assert_eq!(first.len(), 2, "the webhook's limit");
@@ -358,13 +350,10 @@ async fn a_claim_leases_ahead_by_leases_per_request(backend: Backend) {
         ingest(store, site, None, &to).await;
     }
     let claim_of = |leases_per_request| Claim {
-        now: T0 + Duration::from_secs(1),
-        lease: LEASE,
         limit: 10,
         per_webhook: 2,
-        per_site: 100,
         leases_per_request,
-        settling: Vec::new(),
+        ..a_claim()
     };
     let first = store.claim_due(&claim_of(1)).await.expect("claim");
     assert_eq!(first.len(), 2, "one lease per request");
